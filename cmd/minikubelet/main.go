@@ -1,0 +1,47 @@
+// Command minikubelet is a small Kubernetes node agent that reads the upstream kubelet's
+// flags and KubeletConfiguration file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/config"
+	"github.com/minikubelet/minikubelet/pkg/kubelet"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, warnings, err := config.Parse(args, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "minikubelet: %v\n", err)
+		return 2
+	}
+	for _, w := range warnings {
+		klog.InfoS("Config warning", "warning", w)
+	}
+	if err := config.Validate(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "minikubelet: invalid configuration: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	defer klog.Flush()
+	if err := kubelet.Run(ctx, cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "minikubelet: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,127 @@
+// Package config holds minikubelet's configuration: the upstream KubeletConfiguration type
+// (kubelet.config.k8s.io/v1beta1, so existing kubelet config files load unchanged) plus the
+// flag-only settings the upstream kubelet keeps outside that file, its defaults and validation.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+)
+
+// Config is everything minikubelet needs to start.
+type Config struct {
+	// Kubelet is the config file's content, defaulted, with flags applied on top.
+	Kubelet kubeletv1beta1.KubeletConfiguration
+
+	// Flag-only settings (upstream KubeletFlags).
+	ConfigFile       string
+	KubeconfigPath   string
+	RootDir          string
+	HostnameOverride string
+	NodeIP           string
+	NodeLabels       map[string]string
+}
+
+// Upstream kubelet v1.37 defaults (pkg/kubelet/apis/config/v1beta1/defaults.go).
+const (
+	DefaultRuntimeEndpoint = "unix:///run/containerd/containerd.sock"
+	DefaultRootDir         = "/var/lib/minikubelet"
+)
+
+// SetDefaults fills every field the file and flags left unset with upstream's default.
+func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
+	if c.ContainerRuntimeEndpoint == "" {
+		c.ContainerRuntimeEndpoint = DefaultRuntimeEndpoint
+	}
+	if c.ImageServiceEndpoint == "" {
+		c.ImageServiceEndpoint = c.ContainerRuntimeEndpoint
+	}
+	if c.MaxPods == 0 {
+		c.MaxPods = 110
+	}
+	defDuration(&c.NodeStatusUpdateFrequency, 10*time.Second)
+	defDuration(&c.NodeStatusReportFrequency, 5*time.Minute)
+	if c.NodeLeaseDurationSeconds == 0 {
+		c.NodeLeaseDurationSeconds = 40
+	}
+	if c.Address == "" {
+		c.Address = "0.0.0.0"
+	}
+	if c.Port == 0 {
+		c.Port = 10250
+	}
+	if c.HealthzPort == nil {
+		c.HealthzPort = ptr(int32(10248))
+	}
+	if c.HealthzBindAddress == "" {
+		c.HealthzBindAddress = "127.0.0.1"
+	}
+	if c.KubeAPIQPS == nil {
+		c.KubeAPIQPS = ptr(int32(50))
+	}
+	if c.KubeAPIBurst == 0 {
+		c.KubeAPIBurst = 100
+	}
+	if c.RegisterNode == nil {
+		c.RegisterNode = ptr(true)
+	}
+	if c.CgroupDriver == "" {
+		c.CgroupDriver = "cgroupfs"
+	}
+	if c.EvictionHard == nil {
+		c.EvictionHard = map[string]string{
+			"memory.available":  "100Mi",
+			"nodefs.available":  "10%",
+			"nodefs.inodesFree": "5%",
+			"imagefs.available": "15%",
+		}
+	}
+}
+
+func defDuration(d *metav1.Duration, def time.Duration) {
+	if d.Duration == 0 {
+		d.Duration = def
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// LoadFile reads a KubeletConfiguration file. Unknown fields are tolerated (the upstream
+// kubelet only warns about them) and returned as a warning.
+func LoadFile(path string) (kubeletv1beta1.KubeletConfiguration, error, error) {
+	var c kubeletv1beta1.KubeletConfiguration
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, nil, fmt.Errorf("--config: %w", err)
+	}
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(data, &tm); err != nil {
+		return c, nil, fmt.Errorf("--config %s: %w", path, err)
+	}
+	want := kubeletv1beta1.SchemeGroupVersion.String()
+	if tm.APIVersion != want || tm.Kind != "KubeletConfiguration" {
+		return c, nil, fmt.Errorf("--config %s: want apiVersion %s and kind KubeletConfiguration, got %q %q", path, want, tm.APIVersion, tm.Kind)
+	}
+	var warning error
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		warning = fmt.Errorf("--config %s: %w", path, err)
+		c = kubeletv1beta1.KubeletConfiguration{}
+		if err := yaml.Unmarshal(data, &c); err != nil {
+			return c, nil, fmt.Errorf("--config %s: %w", path, err)
+		}
+	}
+	return c, warning, nil
+}
+
+// ErrHelp is returned by Parse when the user asked for --help or --version.
+var ErrHelp = errors.New("help requested")
+
+// Taints returns the taints to register the node with.
+func (c *Config) Taints() []v1.Taint { return c.Kubelet.RegisterWithTaints }

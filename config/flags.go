@@ -1,0 +1,162 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/version"
+)
+
+// Parse builds a Config from the upstream kubelet's flag names. As upstream: the --config file
+// is loaded and defaulted first, then every flag given on the command line overrides it.
+// It returns warnings (things tolerated but worth telling) alongside the config.
+func Parse(args []string, out io.Writer) (*Config, []string, error) {
+	// First pass: only --config, so the file can be loaded before flags bind to its fields.
+	pre := pflag.NewFlagSet("pre", pflag.ContinueOnError)
+	pre.ParseErrorsAllowlist.UnknownFlags = true
+	pre.Usage = func() {}
+	pre.SetOutput(io.Discard)
+	file := pre.String("config", "", "")
+	pre.BoolP("help", "h", false, "")
+	_ = pre.Parse(args)
+
+	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir}
+	var warnings []string
+	if c.ConfigFile != "" {
+		k, warn, err := LoadFile(c.ConfigFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if warn != nil {
+			warnings = append(warnings, warn.Error())
+		}
+		c.Kubelet = k
+	}
+	SetDefaults(&c.Kubelet)
+
+	fs := pflag.NewFlagSet("minikubelet", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	c.bindFlags(fs)
+	showVersion := fs.Bool("version", false, "Print version and exit.")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: minikubelet [flags]\n\nA small Kubernetes node agent. Flags use the upstream kubelet's names.\n\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return nil, nil, ErrHelp
+		}
+		return nil, nil, err
+	}
+	if *showVersion {
+		fmt.Fprintf(out, "minikubelet %s\n", version.Version)
+		return nil, nil, ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, warnings, nil
+}
+
+func (c *Config) bindFlags(fs *pflag.FlagSet) {
+	k := &c.Kubelet
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "Path to a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1). Flags override its fields.")
+	fs.StringVar(&c.KubeconfigPath, "kubeconfig", c.KubeconfigPath, "Path to a kubeconfig file with the API server's address and the node's credentials.")
+	fs.StringVar(&c.RootDir, "root-dir", c.RootDir, "Directory for minikubelet's files (pod volumes, state).")
+	fs.StringVar(&c.HostnameOverride, "hostname-override", c.HostnameOverride, "Node name to use instead of the hostname.")
+	fs.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "IP address of the node (default: the first non-loopback address of the host).")
+	fs.Var(labelsFlag{&c.NodeLabels}, "node-labels", "Labels to add when registering the node, as key=value pairs separated by commas.")
+	fs.Var(taintsFlag{&k.RegisterWithTaints}, "register-with-taints", "Taints to register the node with, as key=value:Effect separated by commas.")
+	fs.StringVar(&k.ContainerRuntimeEndpoint, "container-runtime-endpoint", k.ContainerRuntimeEndpoint, "CRI endpoint (unix socket) of the container runtime.")
+	fs.StringVar(&k.ImageServiceEndpoint, "image-service-endpoint", k.ImageServiceEndpoint, "CRI image service endpoint (default: the runtime endpoint).")
+	fs.Int32Var(&k.MaxPods, "max-pods", k.MaxPods, "Number of pods the node can run.")
+	fs.DurationVar(&k.NodeStatusUpdateFrequency.Duration, "node-status-update-frequency", k.NodeStatusUpdateFrequency.Duration, "How often the node status is computed (and posted when changed).")
+	fs.BoolVar(k.RegisterNode, "register-node", *k.RegisterNode, "Register the Node object with the API server.")
+	fs.Int32Var(k.HealthzPort, "healthz-port", *k.HealthzPort, "Port of the plain-HTTP /healthz endpoint; 0 disables it.")
+	fs.StringVar(&k.HealthzBindAddress, "healthz-bind-address", k.HealthzBindAddress, "Address of the /healthz endpoint.")
+	fs.Int32Var(k.KubeAPIQPS, "kube-api-qps", *k.KubeAPIQPS, "Queries per second to the API server.")
+	fs.Int32Var(&k.KubeAPIBurst, "kube-api-burst", k.KubeAPIBurst, "Burst of queries to the API server.")
+	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver (cgroupfs; systemd is not supported).")
+
+	// klog's -v and friends, under their upstream names.
+	gfs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(gfs)
+	for _, name := range []string{"v", "vmodule"} {
+		fs.AddGoFlag(gfs.Lookup(name))
+	}
+}
+
+// labelsFlag parses k=v,k2=v2 into a map (upstream's mapStringString flag).
+type labelsFlag struct{ m *map[string]string }
+
+func (f labelsFlag) String() string {
+	if f.m == nil || *f.m == nil {
+		return ""
+	}
+	var parts []string
+	for k, v := range *f.m {
+		parts = append(parts, k+"="+v)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+func (f labelsFlag) Type() string { return "mapStringString" }
+func (f labelsFlag) Set(s string) error {
+	if *f.m == nil {
+		*f.m = map[string]string{}
+	}
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("malformed pair %q, expect key=value", kv)
+		}
+		(*f.m)[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return nil
+}
+
+// taintsFlag parses key=value:Effect,key:Effect (upstream's --register-with-taints).
+type taintsFlag struct{ t *[]v1.Taint }
+
+func (f taintsFlag) String() string {
+	var parts []string
+	for _, t := range *f.t {
+		parts = append(parts, t.ToString())
+	}
+	return strings.Join(parts, ",")
+}
+func (f taintsFlag) Type() string { return "[]api.Taint" }
+func (f taintsFlag) Set(s string) error {
+	*f.t = nil
+	for _, spec := range strings.Split(s, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		t, err := ParseTaint(spec)
+		if err != nil {
+			return err
+		}
+		*f.t = append(*f.t, t)
+	}
+	return nil
+}
+
+// ParseTaint parses one "key[=value]:Effect".
+func ParseTaint(spec string) (v1.Taint, error) {
+	kv, effect, ok := strings.Cut(spec, ":")
+	if !ok || effect == "" {
+		return v1.Taint{}, fmt.Errorf("invalid taint %q: expect key[=value]:Effect", spec)
+	}
+	k, v, _ := strings.Cut(kv, "=")
+	return v1.Taint{Key: k, Value: v, Effect: v1.TaintEffect(effect)}, nil
+}

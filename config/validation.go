@@ -1,0 +1,98 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Validate checks the whole config and returns every problem at once, each naming the
+// config field and its flag.
+func Validate(c *Config) error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	k := &c.Kubelet
+
+	if c.KubeconfigPath == "" {
+		add("kubeconfig (--kubeconfig): required")
+	}
+	if c.RootDir == "" {
+		add("root dir (--root-dir): must not be empty")
+	}
+	if !strings.HasPrefix(k.ContainerRuntimeEndpoint, "unix://") && !strings.HasPrefix(k.ContainerRuntimeEndpoint, "/") {
+		add("containerRuntimeEndpoint (--container-runtime-endpoint): %q is not a unix socket (want unix:///path)", k.ContainerRuntimeEndpoint)
+	}
+	if !strings.HasPrefix(k.ImageServiceEndpoint, "unix://") && !strings.HasPrefix(k.ImageServiceEndpoint, "/") {
+		add("imageServiceEndpoint (--image-service-endpoint): %q is not a unix socket (want unix:///path)", k.ImageServiceEndpoint)
+	}
+	if k.MaxPods < 1 {
+		add("maxPods (--max-pods): %d must be at least 1", k.MaxPods)
+	}
+	if k.NodeStatusUpdateFrequency.Duration <= 0 {
+		add("nodeStatusUpdateFrequency (--node-status-update-frequency): %v must be positive", k.NodeStatusUpdateFrequency.Duration)
+	}
+	if k.NodeStatusReportFrequency.Duration < k.NodeStatusUpdateFrequency.Duration {
+		add("nodeStatusReportFrequency: %v must be at least nodeStatusUpdateFrequency (%v)", k.NodeStatusReportFrequency.Duration, k.NodeStatusUpdateFrequency.Duration)
+	}
+	if k.NodeLeaseDurationSeconds <= 0 {
+		add("nodeLeaseDurationSeconds: %d must be positive", k.NodeLeaseDurationSeconds)
+	}
+	if k.Port < 1 || k.Port > 65535 {
+		add("port (--port): %d is not in 1..65535", k.Port)
+	}
+	if p := *k.HealthzPort; p < 0 || p > 65535 {
+		add("healthzPort (--healthz-port): %d is not in 0..65535", p)
+	}
+	if net.ParseIP(k.HealthzBindAddress) == nil {
+		add("healthzBindAddress (--healthz-bind-address): %q is not an IP address", k.HealthzBindAddress)
+	}
+	if *k.KubeAPIQPS < 0 {
+		add("kubeAPIQPS (--kube-api-qps): %d must not be negative", *k.KubeAPIQPS)
+	}
+	if k.KubeAPIBurst < 0 {
+		add("kubeAPIBurst (--kube-api-burst): %d must not be negative", k.KubeAPIBurst)
+	}
+	if k.CgroupDriver != "cgroupfs" {
+		add("cgroupDriver (--cgroup-driver): %q is not supported (only cgroupfs)", k.CgroupDriver)
+	}
+	if c.NodeIP != "" {
+		if ip := net.ParseIP(c.NodeIP); ip == nil {
+			add("node IP (--node-ip): %q is not an IP address", c.NodeIP)
+		} else if ip.IsUnspecified() {
+			add("node IP (--node-ip): %q must be a specific address", c.NodeIP)
+		}
+	}
+	if c.HostnameOverride != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(strings.ToLower(c.HostnameOverride)) {
+			add("hostname override (--hostname-override): %q: %s", c.HostnameOverride, msg)
+		}
+	}
+	for key, val := range c.NodeLabels {
+		for _, msg := range validation.IsQualifiedName(key) {
+			add("node labels (--node-labels): key %q: %s", key, msg)
+		}
+		for _, msg := range validation.IsValidLabelValue(val) {
+			add("node labels (--node-labels): value %q of %q: %s", val, key, msg)
+		}
+	}
+	for _, t := range k.RegisterWithTaints {
+		for _, msg := range validation.IsQualifiedName(t.Key) {
+			add("registerWithTaints (--register-with-taints): key %q: %s", t.Key, msg)
+		}
+		if t.Value != "" {
+			for _, msg := range validation.IsValidLabelValue(t.Value) {
+				add("registerWithTaints (--register-with-taints): value %q of %q: %s", t.Value, t.Key, msg)
+			}
+		}
+		switch t.Effect {
+		case v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute:
+		default:
+			add("registerWithTaints (--register-with-taints): effect %q of %q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect, t.Key)
+		}
+	}
+	return utilerrors.NewAggregate(errs)
+}

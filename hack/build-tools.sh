@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the pinned upstream components (test/tools/go.mod) into a cache folder keyed by the
+# pin, so they are rebuilt only when the pin changes. Prints the bin folder.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+tools="$top/test/tools"
+key=$(cat "$tools/go.mod" "$tools/go.sum" "$tools/etcd/main.go" "$0" | sha256sum | cut -c1-16)
+bin="${MINIKUBELET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/minikubelet}/tools-$key/bin"
+if [ -f "$bin/.complete" ]; then echo "$bin"; exit 0; fi
+mkdir -p "$bin"
+pkg=k8s.io/component-base/version
+ld="-s -w -X $pkg.gitVersion=v1.37.2 -X $pkg.gitMajor=1 -X $pkg.gitMinor=37 -X $pkg.gitTreeState=clean"
+cd "$tools"
+for t in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+  if [ ! -x "$bin/$t" ]; then
+    echo "building $t (first run only; kube-apiserver takes ~9 min on 2 cores)" >&2
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$bin/$t.tmp" "k8s.io/kubernetes/cmd/$t"
+    mv "$bin/$t.tmp" "$bin/$t"
+  fi
+done
+if [ ! -x "$bin/etcd" ]; then
+  echo "building etcd" >&2
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/etcd.tmp" ./etcd
+  mv "$bin/etcd.tmp" "$bin/etcd"
+fi
+touch "$bin/.complete"
+echo "$bin"

@@ -1,0 +1,117 @@
+// Package cri is minikubelet's runtime layer: a CRI client over gRPC, the pod -> CRI
+// translation, and the container event stream.
+//
+// Every error returned from this package is classed with github.com/containerd/errdefs
+// (errdefs.IsNotFound, errdefs.IsUnavailable ...), converted from the gRPC status at the boundary.
+package cri
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// maxMsgSize matches the upstream kubelet's CRI client (16 MiB) so large ListContainers
+// answers and ExecSync output fit.
+const maxMsgSize = 16 * 1024 * 1024
+
+// Client talks to one CRI runtime (runtime and image services may share a socket).
+type Client struct {
+	rtConn, imgConn *grpc.ClientConn
+	runtime         runtimeapi.RuntimeServiceClient
+	images          runtimeapi.ImageServiceClient
+	// Timeout bounds each call that the caller's context does not already bound.
+	Timeout time.Duration
+}
+
+// Dial connects lazily to the runtime and image endpoints ("unix:///path" or "/path").
+// Use Version to check that the runtime answers.
+func Dial(runtimeEndpoint, imageEndpoint string) (*Client, error) {
+	rt, err := dial(runtimeEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	img := rt
+	if imageEndpoint != "" && imageEndpoint != runtimeEndpoint {
+		if img, err = dial(imageEndpoint); err != nil {
+			rt.Close()
+			return nil, err
+		}
+	}
+	return &Client{
+		rtConn: rt, imgConn: img,
+		runtime: runtimeapi.NewRuntimeServiceClient(rt),
+		images:  runtimeapi.NewImageServiceClient(img),
+		Timeout: 2 * time.Minute,
+	}, nil
+}
+
+func dial(endpoint string) (*grpc.ClientConn, error) {
+	target := endpoint
+	if strings.HasPrefix(endpoint, "/") {
+		target = "unix://" + endpoint
+	}
+	if !strings.HasPrefix(target, "unix://") {
+		return nil, fmt.Errorf("CRI endpoint %q: only unix sockets are supported", endpoint)
+	}
+	return grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
+	)
+}
+
+// NewFromServices wraps already-made service clients (tests use cri-api's fakes through this).
+func NewFromServices(rt runtimeapi.RuntimeServiceClient, img runtimeapi.ImageServiceClient) *Client {
+	return &Client{runtime: rt, images: img, Timeout: 2 * time.Minute}
+}
+
+// Close releases the connections.
+func (c *Client) Close() error {
+	if c.rtConn == nil {
+		return nil
+	}
+	if c.imgConn != c.rtConn {
+		c.imgConn.Close()
+	}
+	return c.rtConn.Close()
+}
+
+func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.Timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.Timeout)
+}
+
+// call runs one CRI call with the default timeout and classes its error.
+func call[Req, Resp any](ctx context.Context, c *Client, op string, fn func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	start := time.Now()
+	resp, err := fn(ctx, req)
+	observe(op, start, err)
+	if err != nil {
+		return resp, fmt.Errorf("%s: %w", op, errgrpc.ToNative(err))
+	}
+	return resp, nil
+}
+
+// Version asks the runtime for its name and version.
+func (c *Client) Version(ctx context.Context) (*runtimeapi.VersionResponse, error) {
+	return call(ctx, c, "version", c.runtime.Version, &runtimeapi.VersionRequest{})
+}
+
+// Status returns the runtime's conditions (RuntimeReady, NetworkReady).
+func (c *Client) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) {
+	resp, err := call(ctx, c, "status", c.runtime.Status, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetStatus(), nil
+}

@@ -1,0 +1,204 @@
+// Package kubelet wires minikubelet's parts together: API client, CRI client, node
+// controller, and the local health endpoint.
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/config"
+	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
+	"github.com/minikubelet/minikubelet/pkg/version"
+)
+
+// Run starts the kubelet and blocks until ctx ends (then shuts down) or start-up fails.
+// Start-up errors are one line naming the flag or file at fault.
+func Run(ctx context.Context, cfg *config.Config) error {
+	logger := klog.FromContext(ctx)
+	k := &cfg.Kubelet
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+	}
+	restCfg.QPS = float32(*k.KubeAPIQPS)
+	restCfg.Burst = int(k.KubeAPIBurst)
+	restCfg.UserAgent = "minikubelet/" + version.Version
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+	}
+
+	rt, err := cri.Dial(k.ContainerRuntimeEndpoint, k.ImageServiceEndpoint)
+	if err != nil {
+		return fmt.Errorf("--container-runtime-endpoint: %w", err)
+	}
+	defer rt.Close()
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rv, err := rt.Version(vctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("--container-runtime-endpoint %s: runtime not reachable: %w", k.ContainerRuntimeEndpoint, oneLine(err))
+	}
+	logger.Info("Connected to container runtime", "runtime", rv.GetRuntimeName(), "version", rv.GetRuntimeVersion(), "criVersion", rv.GetRuntimeApiVersion())
+
+	if err := os.MkdirAll(cfg.RootDir, 0o750); err != nil {
+		return fmt.Errorf("--root-dir: %w", err)
+	}
+	nodeName, hostname, err := names(cfg)
+	if err != nil {
+		return err
+	}
+	addrs, err := node.Addresses(cfg.NodeIP, hostname)
+	if err != nil {
+		return err
+	}
+	machine, err := node.ReadMachine(cfg.RootDir)
+	if err != nil {
+		return fmt.Errorf("reading machine facts: %w", err)
+	}
+	reserved, err := reservedResources(k.KubeReserved, k.SystemReserved, k.EvictionHard, machine)
+	if err != nil {
+		return err
+	}
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: nodeName})
+
+	nodeCtl, err := node.New(node.Config{
+		Client: client, Runtime: runtimeAdapter{rt}, Recorder: recorder,
+		NodeName: nodeName, Hostname: hostname, Addresses: addrs,
+		Labels: cfg.NodeLabels, Taints: k.RegisterWithTaints,
+		MaxPods: k.MaxPods, Reserved: reserved, KubeletPort: k.Port,
+		KubeletVersion: version.KubeletVersion(), Machine: machine,
+		PressureFunc:         node.MeasurePressure(cfg.RootDir, k.EvictionHard),
+		UpdateFrequency:      k.NodeStatusUpdateFrequency.Duration,
+		ReportFrequency:      k.NodeStatusReportFrequency.Duration,
+		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
+	})
+	if err != nil {
+		return err
+	}
+
+	var healthz *http.Server
+	if *k.HealthzPort > 0 {
+		addr := net.JoinHostPort(k.HealthzBindAddress, strconv.Itoa(int(*k.HealthzPort)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("healthzPort (--healthz-port) %s: %w", addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+		healthz = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = healthz.Serve(ln) }()
+	}
+
+	logger.Info("Starting minikubelet", "version", version.Version, "node", nodeName)
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() {
+		if err := nodeCtl.Run(runCtx); err != nil {
+			logger.Error(err, "Node controller stopped")
+			stop()
+		}
+	})
+	<-runCtx.Done()
+	logger.Info("Shutting down")
+	if healthz != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = healthz.Shutdown(sctx)
+		cancel()
+	}
+	wg.Wait()
+	return nil
+}
+
+type runtimeAdapter struct{ c *cri.Client }
+
+func (r runtimeAdapter) Ready(ctx context.Context) []string          { return r.c.Ready(ctx) }
+func (r runtimeAdapter) Version(ctx context.Context) (string, error) { return r.c.RuntimeVersion(ctx) }
+
+// names returns the node name and hostname: --hostname-override or the host name, lower-cased.
+func names(cfg *config.Config) (string, string, error) {
+	name := cfg.HostnameOverride
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", "", fmt.Errorf("hostname (--hostname-override): %w", err)
+		}
+		name = h
+	}
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "" {
+		return "", "", errors.New("hostname (--hostname-override): empty node name")
+	}
+	return name, name, nil
+}
+
+// reservedResources sums what allocatable leaves out: kubeReserved, systemReserved and the
+// hard eviction thresholds (memory.available, nodefs.available), as upstream computes it.
+func reservedResources(kube, system, eviction map[string]string, m node.Machine) (v1.ResourceList, error) {
+	out := v1.ResourceList{}
+	add := func(field string, list map[string]string) error {
+		for name, val := range list {
+			q, err := resource.ParseQuantity(val)
+			if err != nil {
+				return fmt.Errorf("%s[%s]: %w", field, name, err)
+			}
+			cur := out[v1.ResourceName(name)]
+			cur.Add(q)
+			out[v1.ResourceName(name)] = cur
+		}
+		return nil
+	}
+	if err := add("kubeReserved (--kube-reserved)", kube); err != nil {
+		return nil, err
+	}
+	if err := add("systemReserved (--system-reserved)", system); err != nil {
+		return nil, err
+	}
+	for signal, res := range map[string]struct {
+		name  v1.ResourceName
+		total int64
+	}{"memory.available": {v1.ResourceMemory, m.MemoryBytes}, "nodefs.available": {v1.ResourceEphemeralStorage, m.EphemeralBytes}} {
+		val, ok := eviction[signal]
+		if !ok {
+			continue
+		}
+		bytes, err := node.ThresholdBytes(val, res.total)
+		if err != nil {
+			return nil, fmt.Errorf("evictionHard (--eviction-hard) %s: %w", signal, err)
+		}
+		cur := out[res.name]
+		cur.Add(*resource.NewQuantity(bytes, resource.BinarySI))
+		out[res.name] = cur
+	}
+	return out, nil
+}
+
+// oneLine keeps start-up errors on one line (some client errors span several).
+func oneLine(err error) error {
+	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
+}

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StatusInputs is everything the node status is derived from.
+type StatusInputs struct {
+	Machine        Machine
+	Addresses      []v1.NodeAddress
+	MaxPods        int32
+	Reserved       v1.ResourceList // kube + system reserved + hard eviction, subtracted for allocatable
+	RuntimeVersion string          // e.g. "containerd://1.6.20"
+	KubeletVersion string
+	KubeletPort    int32
+	// RuntimeErrors says why the node is not ready; empty means ready.
+	RuntimeErrors []string
+	Pressure      Pressure
+}
+
+// Pressure is the node's resource pressure as last measured.
+type Pressure struct{ Memory, Disk, PID bool }
+
+// condition reasons and messages exactly as the upstream kubelet writes them.
+type condSpec struct {
+	typ                   v1.NodeConditionType
+	trueReason, trueMsg   string
+	falseReason, falseMsg string
+}
+
+var pressureConds = []condSpec{
+	{v1.NodeMemoryPressure, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"},
+	{v1.NodeDiskPressure, "KubeletHasDiskPressure", "kubelet has disk pressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
+	{v1.NodePIDPressure, "KubeletHasInsufficientPID", "kubelet has insufficient PID available", "KubeletHasSufficientPID", "kubelet has sufficient PID available"},
+}
+
+// BuildStatus derives the node status from its inputs. Conditions keep their
+// lastTransitionTime from old unless their status changed; heartbeats are now.
+func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeStatus {
+	capacity := v1.ResourceList{
+		v1.ResourceCPU:              *resource.NewQuantity(int64(in.Machine.CPUs), resource.DecimalSI),
+		v1.ResourceMemory:           *resource.NewQuantity(in.Machine.MemoryBytes, resource.BinarySI),
+		v1.ResourceEphemeralStorage: *resource.NewQuantity(in.Machine.EphemeralBytes, resource.BinarySI),
+		v1.ResourcePods:             *resource.NewQuantity(int64(in.MaxPods), resource.DecimalSI),
+		"hugepages-1Gi":             *resource.NewQuantity(0, resource.BinarySI),
+		"hugepages-2Mi":             *resource.NewQuantity(0, resource.BinarySI),
+	}
+	allocatable := v1.ResourceList{}
+	for name, q := range capacity {
+		q = q.DeepCopy()
+		if r, ok := in.Reserved[name]; ok {
+			q.Sub(r)
+			if q.Sign() < 0 {
+				q.Set(0)
+			}
+		}
+		allocatable[name] = q
+	}
+
+	pressure := []bool{in.Pressure.Memory, in.Pressure.Disk, in.Pressure.PID}
+	var conds []v1.NodeCondition
+	for i, spec := range pressureConds {
+		c := v1.NodeCondition{Type: spec.typ, Status: v1.ConditionFalse, Reason: spec.falseReason, Message: spec.falseMsg}
+		if pressure[i] {
+			c.Status, c.Reason, c.Message = v1.ConditionTrue, spec.trueReason, spec.trueMsg
+		}
+		conds = append(conds, c)
+	}
+	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
+	if len(in.RuntimeErrors) > 0 {
+		ready.Status, ready.Reason, ready.Message = v1.ConditionFalse, "KubeletNotReady", joinErrors(in.RuntimeErrors)
+	}
+	conds = append(conds, ready)
+	for i := range conds {
+		conds[i].LastHeartbeatTime = now
+		conds[i].LastTransitionTime = now
+		if prev := findCondition(old.Conditions, conds[i].Type); prev != nil && prev.Status == conds[i].Status {
+			conds[i].LastTransitionTime = prev.LastTransitionTime
+		}
+	}
+
+	return v1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: allocatable,
+		Conditions:  conds,
+		Addresses:   in.Addresses,
+		DaemonEndpoints: v1.NodeDaemonEndpoints{
+			KubeletEndpoint: v1.DaemonEndpoint{Port: in.KubeletPort},
+		},
+		NodeInfo: v1.NodeSystemInfo{
+			MachineID:               in.Machine.MachineID,
+			SystemUUID:              in.Machine.SystemUUID,
+			BootID:                  in.Machine.BootID,
+			KernelVersion:           in.Machine.KernelVersion,
+			OSImage:                 in.Machine.OSImage,
+			ContainerRuntimeVersion: in.RuntimeVersion,
+			KubeletVersion:          in.KubeletVersion,
+			OperatingSystem:         in.Machine.OperatingSystem,
+			Architecture:            in.Machine.Architecture,
+		},
+		// Images, VolumesInUse, VolumesAttached and Config are left to the API's values.
+		Images:          old.Images,
+		VolumesInUse:    old.VolumesInUse,
+		VolumesAttached: old.VolumesAttached,
+	}
+}
+
+// joinErrors formats like k8s.io/apimachinery's aggregate error: one message alone, or "[a, b]".
+func joinErrors(msgs []string) string {
+	if len(msgs) == 1 {
+		return msgs[0]
+	}
+	return "[" + strings.Join(msgs, ", ") + "]"
+}
+
+func findCondition(conds []v1.NodeCondition, t v1.NodeConditionType) *v1.NodeCondition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// StatusChanged reports whether new differs from old in anything but heartbeat times.
+func StatusChanged(old, new v1.NodeStatus) bool {
+	strip := func(s v1.NodeStatus) v1.NodeStatus {
+		s = *s.DeepCopy()
+		for i := range s.Conditions {
+			s.Conditions[i].LastHeartbeatTime = metav1.Time{}
+		}
+		return s
+	}
+	return !apiequality.Semantic.DeepEqual(strip(old), strip(new))
+}
+
+// conditionEvents returns the node events upstream records when a condition changes
+// (including the first time it is reported).
+func conditionEvents(old, new []v1.NodeCondition) []string {
+	var out []string
+	for _, c := range new {
+		prev := findCondition(old, c.Type)
+		if prev != nil && prev.Status == c.Status {
+			continue
+		}
+		switch {
+		case c.Type == v1.NodeReady && c.Status == v1.ConditionTrue:
+			out = append(out, "NodeReady")
+		case c.Type == v1.NodeReady:
+			if prev != nil { // upstream records NotReady only on a transition
+				out = append(out, "NodeNotReady")
+			}
+		default:
+			for _, spec := range pressureConds {
+				if spec.typ == c.Type {
+					out = append(out, "Node"+strings.TrimPrefix(map[bool]string{true: spec.trueReason, false: spec.falseReason}[c.Status == v1.ConditionTrue], "Kubelet"))
+				}
+			}
+		}
+	}
+	return out
+}
