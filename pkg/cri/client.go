@@ -115,3 +115,10 @@ func (c *Client) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) 
 	}
 	return resp.GetStatus(), nil
 }
+
+// RuntimeService is the raw CRI runtime client (the test bed and the CRI-floor benchmark
+// use it directly; the kubelet goes through this package's methods).
+func (c *Client) RuntimeService() runtimeapi.RuntimeServiceClient { return c.runtime }
+
+// ImageService is the raw CRI image client.
+func (c *Client) ImageService() runtimeapi.ImageServiceClient { return c.images }

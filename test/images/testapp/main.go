@@ -1,0 +1,185 @@
+// Command testapp is the test bed's multi-purpose container program.
+//
+//	testapp serve [--http=:8080] [--tcp=:9000] [--grpc=:9090] [--unhealthy]
+//	    HTTP: /healthz (200, or 500 after POST /healthz/fail; POST /healthz/ok heals),
+//	    /env (environment), /file?path=P (a file's content), /exit?code=N.
+//	    TCP: echo. gRPC: grpc.health.v1 with service "" SERVING (NOT_SERVING with /healthz/fail).
+//	testapp exit [--code=N] [--message=M] [--after=D] [--path=/dev/termination-log] [--log=L]
+//	testapp env            print the environment, one VAR=value a line, sorted
+//	testapp cat FILE...    print files
+//	testapp sleep D        sleep for duration D
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: testapp serve|exit|env|cat|sleep ...")
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "serve":
+		serve(args)
+	case "exit":
+		exit(args)
+	case "env":
+		env := os.Environ()
+		sort.Strings(env)
+		for _, e := range env {
+			fmt.Println(e)
+		}
+	case "cat":
+		for _, f := range args {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Stdout.Write(b)
+		}
+	case "sleep":
+		d, err := time.ParseDuration(firstOr(args, "1h"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		time.Sleep(d)
+	default:
+		fmt.Fprintf(os.Stderr, "testapp: unknown command %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func firstOr(a []string, def string) string {
+	if len(a) > 0 {
+		return a[0]
+	}
+	return def
+}
+
+func exit(args []string) {
+	fs := flag.NewFlagSet("exit", flag.ExitOnError)
+	code := fs.Int("code", 0, "exit code")
+	msg := fs.String("message", "", "termination message to write")
+	path := fs.String("path", "/dev/termination-log", "termination message path")
+	after := fs.Duration("after", 0, "wait before exiting")
+	logLine := fs.String("log", "", "line to print to stdout before exiting")
+	_ = fs.Parse(args)
+	time.Sleep(*after)
+	if *logLine != "" {
+		fmt.Println(*logLine)
+	}
+	if *msg != "" {
+		if err := os.WriteFile(*path, []byte(*msg), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(*code)
+}
+
+func serve(args []string) {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	httpAddr := fs.String("http", ":8080", "HTTP listen address (empty: off)")
+	tcpAddr := fs.String("tcp", "", "TCP echo listen address (empty: off)")
+	grpcAddr := fs.String("grpc", "", "gRPC health listen address (empty: off)")
+	unhealthy := fs.Bool("unhealthy", false, "start with /healthz failing")
+	_ = fs.Parse(args)
+
+	var sick atomic.Bool
+	sick.Store(*unhealthy)
+	hs := health.NewServer()
+	setGRPC := func() {
+		st := healthpb.HealthCheckResponse_SERVING
+		if sick.Load() {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		hs.SetServingStatus("", st)
+	}
+	setGRPC()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if sick.Load() {
+			http.Error(w, "unhealthy", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) { sick.Store(true); setGRPC() })
+	mux.HandleFunc("POST /healthz/ok", func(w http.ResponseWriter, r *http.Request) { sick.Store(false); setGRPC() })
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		env := os.Environ()
+		sort.Strings(env)
+		for _, e := range env {
+			fmt.Fprintln(w, e)
+		}
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		fmt.Fprintln(w, "exiting", code)
+		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
+	})
+
+	if *httpAddr != "" {
+		go func() { fatal(http.ListenAndServe(*httpAddr, mux)) }()
+	}
+	if *tcpAddr != "" {
+		ln, err := net.Listen("tcp", *tcpAddr)
+		fatal(err)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+			}
+		}()
+	}
+	if *grpcAddr != "" {
+		ln, err := net.Listen("tcp", *grpcAddr)
+		fatal(err)
+		gs := grpc.NewServer()
+		healthpb.RegisterHealthServer(gs, hs)
+		go func() { fatal(gs.Serve(ln)) }()
+	}
+	fmt.Println("serving", *httpAddr, *tcpAddr, *grpcAddr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-ctx.Done()
+	fmt.Println("terminating")
+}
+
+func fatal(err error) {
+	if err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

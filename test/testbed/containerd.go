@@ -1,0 +1,220 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// CNIBinDir is where Debian's containernetworking-plugins installs the plugins.
+const CNIBinDir = "/usr/lib/cni"
+
+// PauseImage is the sandbox image containerd is told to use; the test bed builds it.
+const PauseImage = "registry.k8s.io/pause:3.10"
+
+// registry hosts containerd might be asked for; each is pointed at a closed local port so
+// that a pull of an unknown image fails here at once instead of trying to leave the machine.
+var publicRegistries = []string{"_default", "docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io", "mcr.microsoft.com", "public.ecr.aws"}
+
+func (b *Bed) containerdDir() string { return filepath.Join(b.Dir, "containerd") }
+
+// ContainerdSocket is the CRI endpoint of the test bed's containerd.
+func (b *Bed) ContainerdSocket() string { return filepath.Join(b.containerdDir(), "containerd.sock") }
+
+// CRIEndpoint is ContainerdSocket as a unix:// URL.
+func (b *Bed) CRIEndpoint() string { return "unix://" + b.ContainerdSocket() }
+
+func (b *Bed) writeContainerdConfig() error {
+	d := b.containerdDir()
+	for _, sub := range []string{"root", "state", "net.d", "certs.d", "cni-data", "opt"} {
+		if err := os.MkdirAll(filepath.Join(d, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	cfg := fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[5]q
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[6]q
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %[7]q
+    conf_dir = %[8]q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %[9]q
+`, filepath.Join(d, "root"), filepath.Join(d, "state"), b.ContainerdSocket(), b.ContainerdSocket()+".ttrpc",
+		filepath.Join(d, "opt"), PauseImage, CNIBinDir, filepath.Join(d, "net.d"), filepath.Join(d, "certs.d"))
+	if err := os.WriteFile(filepath.Join(d, "config.toml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	for _, host := range publicRegistries {
+		if err := b.writeRegistryHost(host, "http://127.0.0.1:1"); err != nil {
+			return err
+		}
+	}
+	return b.writeCNIConfig()
+}
+
+// writeRegistryHost points containerd's pulls of host at server (plain HTTP).
+func (b *Bed) writeRegistryHost(host, server string) error {
+	dir := filepath.Join(b.containerdDir(), "certs.d", host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(fmt.Sprintf(
+		"server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n", server, server)), 0o644)
+}
+
+// writeCNIConfig: a bridge the project owns, no default route for pods, no masquerade,
+// addresses from a private subnet that is routed only to that bridge.
+func (b *Bed) writeCNIConfig() error {
+	_, subnet, err := net.ParseCIDR(b.opts.PodSubnet)
+	if err != nil {
+		return fmt.Errorf("pod subnet %q: %w", b.opts.PodSubnet, err)
+	}
+	conf := fmt.Sprintf(`{
+  "cniVersion": "0.4.0",
+  "name": "minikubelet-%[1]s",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": %[2]q,
+      "isGateway": true,
+      "isDefaultGateway": false,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": %[3]q,
+        "ranges": [[{"subnet": %[4]q}]]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+`, b.opts.Name, b.opts.Bridge, filepath.Join(b.containerdDir(), "cni-data"), subnet.String())
+	return os.WriteFile(filepath.Join(b.containerdDir(), "net.d", "10-minikubelet.conflist"), []byte(conf), 0o644)
+}
+
+// guardRules keep every packet from the pod bridge on it: nothing is forwarded between the
+// bridge and any other interface.
+func (b *Bed) guardRules() [][]string {
+	br := b.opts.Bridge
+	return [][]string{
+		{"FORWARD", "-i", br, "!", "-o", br, "-j", "DROP"},
+		{"FORWARD", "-o", br, "!", "-i", br, "-j", "DROP"},
+	}
+}
+
+func (b *Bed) installGuard() error {
+	for _, r := range b.guardRules() {
+		if exec.Command("iptables", append([]string{"-C"}, r...)...).Run() == nil {
+			continue
+		}
+		if out, err := exec.Command("iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables guard: %v: %s", err, out)
+		}
+	}
+	return nil
+}
+
+func (b *Bed) removeGuard() {
+	for _, r := range b.guardRules() {
+		for exec.Command("iptables", append([]string{"-D"}, r...)...).Run() == nil {
+		}
+	}
+}
+
+// StartContainerd starts (or restarts) the test bed's containerd and waits for CRI.
+func (b *Bed) StartContainerd() error {
+	p, err := b.start("containerd", "containerd", []string{"--config", filepath.Join(b.containerdDir(), "config.toml")}, nil)
+	if err != nil {
+		return err
+	}
+	b.Containerd = p
+	rt, err := cri.Dial(b.CRIEndpoint(), "")
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	return waitFor(60*time.Second, p, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := rt.Version(ctx)
+		return err
+	})
+}
+
+// StopContainerd stops containerd only; running containers survive (their shims go on).
+func (b *Bed) StopContainerd() error { return b.Containerd.Stop(20 * time.Second) }
+
+// removeAllSandboxes tears down every pod in containerd through CRI, so network
+// namespaces, IPs and mounts are released before containerd stops.
+func (b *Bed) removeAllSandboxes() {
+	rt, err := cri.Dial(b.CRIEndpoint(), "")
+	if err != nil {
+		return
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return
+	}
+	for _, s := range resp.Items {
+		_, _ = rt.RuntimeService().StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id})
+		_, _ = rt.RuntimeService().RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id})
+	}
+}
+
+// unmountUnder lazily unmounts everything mounted below dir, deepest first.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var targets []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			targets = append(targets, f[1])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(targets)))
+	for _, t := range targets {
+		_ = syscall.Unmount(t, syscall.MNT_DETACH)
+	}
+}
+
+func deleteLink(name string) {
+	_ = exec.Command("ip", "link", "del", name).Run()
+}

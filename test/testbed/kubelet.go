@@ -1,0 +1,76 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NodeIP is the address the test bed's node reports: loopback, so nothing leaves the machine.
+const NodeIP = "127.0.0.1"
+
+// Kubelet is a node agent the bed started.
+type Kubelet struct {
+	*Proc
+	NodeName   string
+	Kubeconfig string
+	RootDir    string
+	Args       []string
+}
+
+// StartMinikubelet starts minikubelet as node name with the bed's containerd. extra flags
+// are appended to the defaults (later flags win).
+func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
+	kc, err := b.NodeKubeconfig(name)
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(b.Dir, "kubelet-"+name)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"--kubeconfig=" + kc,
+		"--root-dir=" + root,
+		"--hostname-override=" + name,
+		"--node-ip=" + NodeIP,
+		"--container-runtime-endpoint=" + b.CRIEndpoint(),
+		"--healthz-port=0",
+		"--v=2",
+	}, extra...)
+	return b.RestartKubelet(&Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args})
+}
+
+// RestartKubelet starts k again with the same arguments (after Kill or Stop).
+func (b *Bed) RestartKubelet(k *Kubelet) (*Kubelet, error) {
+	p, err := b.start("minikubelet-"+k.NodeName, b.MinikubeletBin, k.Args, nil)
+	if err != nil {
+		return nil, err
+	}
+	k.Proc = p
+	return k, nil
+}
+
+// WaitNodeReady waits until the node's Ready condition is True.
+func (b *Bed) WaitNodeReady(ctx context.Context, k *Kubelet, timeout time.Duration) (*v1.Node, error) {
+	var node *v1.Node
+	err := waitFor(timeout, k.Proc, func() error {
+		n, err := b.Client.CoreV1().Nodes().Get(ctx, k.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+				node = n
+				return nil
+			}
+		}
+		return fmt.Errorf("node %s not Ready yet", k.NodeName)
+	})
+	return node, err
+}

@@ -1,0 +1,78 @@
+package testbed
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is an OCI registry served in-process on 127.0.0.1 for pull tests. Repositories
+// under "private/" need basic auth with User/Password.
+type Registry struct {
+	Host           string // 127.0.0.1:port
+	User, Password string
+	srv            *http.Server
+
+	mu            sync.Mutex
+	manifestPulls map[string]int // repo -> GETs of its manifests
+}
+
+func startRegistry() (*Registry, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{Host: ln.Addr().String(), User: "puller", Password: "s3cret", manifestPulls: map[string]int{}}
+	inner := registry.New(registry.Logger(nil))
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasPrefix(req.URL.Path, "/v2/private/") {
+			u, p, ok := req.BasicAuth()
+			if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(r.User)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(r.Password)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="testbed"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		if repo, _, ok := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/manifests/"); ok && req.Method == http.MethodGet {
+			r.mu.Lock()
+			r.manifestPulls[repo]++
+			r.mu.Unlock()
+		}
+		inner.ServeHTTP(w, req)
+	})}
+	go func() { _ = r.srv.Serve(ln) }()
+	return r, nil
+}
+
+// Push uploads img as repo:tag and returns the full reference containerd pulls.
+func (r *Registry) Push(repo, tag string, img v1.Image) (string, error) {
+	ref := fmt.Sprintf("%s/%s:%s", r.Host, repo, tag)
+	t, err := name.NewTag(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	auth := authn.FromConfig(authn.AuthConfig{Username: r.User, Password: r.Password})
+	if err := remote.Write(t, img, remote.WithAuth(auth)); err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	return ref, nil
+}
+
+// ManifestPulls counts the manifest GETs of repo so far (one per real pull).
+func (r *Registry) ManifestPulls(repo string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.manifestPulls[repo]
+}
+
+// Close stops the registry.
+func (r *Registry) Close() error { return r.srv.Close() }
