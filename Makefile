@@ -1,0 +1,54 @@
+# minikubelet — run it: `make up`; test it: `make test`. See README.md.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
+LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
+APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2
+E2E_TIMEOUT ?= 25m
+
+.PHONY: all build deps tools up down test unit e2e lint fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/minikubelet ./cmd/minikubelet
+
+# Installs what the test bed needs (Debian packages, as root) and builds the pinned upstream
+# components once into ~/.cache/minikubelet (rebuilt only when test/tools/go.mod changes).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	@# Debian's containerd package may start a system instance; the test bed runs its own.
+	@hack/build-tools.sh >/dev/null
+
+tools: deps
+
+up: deps build
+	$(GO) run ./test/cmd/testbed up
+
+down:
+	$(GO) run ./test/cmd/testbed down
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd test/tools && $(GO) vet ./etcd
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+e2e: deps
+	@mkdir -p _output
+	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/ 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; \
+	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- e2e failed; last lines of _output/e2e.log:"; tail -n 300 _output/e2e.log; fi; exit $$rc
+
+test: deps lint unit
+	@mkdir -p _output
+	$(MAKE) e2e
+
+fuzz:
+	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s
+
+clean:
+	rm -rf bin _output

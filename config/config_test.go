@@ -1,0 +1,111 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+func TestParseDefaultsAndFlags(t *testing.T) {
+	c, _, err := Parse([]string{"--kubeconfig=/k", "--max-pods=50", "--node-labels=a=b,c.io/d=e", "--register-with-taints=k=v:NoSchedule,x:NoExecute"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Kubelet
+	if k.MaxPods != 50 || k.ContainerRuntimeEndpoint != DefaultRuntimeEndpoint || k.NodeStatusUpdateFrequency.Duration != 10*time.Second ||
+		k.NodeStatusReportFrequency.Duration != 5*time.Minute || k.NodeLeaseDurationSeconds != 40 || k.Port != 10250 || *k.HealthzPort != 10248 {
+		t.Errorf("defaults/flags wrong: %+v", k)
+	}
+	if c.NodeLabels["a"] != "b" || c.NodeLabels["c.io/d"] != "e" {
+		t.Errorf("labels %v", c.NodeLabels)
+	}
+	want := []v1.Taint{{Key: "k", Value: "v", Effect: v1.TaintEffectNoSchedule}, {Key: "x", Effect: v1.TaintEffectNoExecute}}
+	if len(k.RegisterWithTaints) != 2 || k.RegisterWithTaints[0] != want[0] || k.RegisterWithTaints[1] != want[1] {
+		t.Errorf("taints %v", k.RegisterWithTaints)
+	}
+	if err := Validate(c); err != nil {
+		t.Errorf("valid config rejected: %v", err)
+	}
+}
+
+func TestConfigFileThenFlagsOverride(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "config.yaml")
+	os.WriteFile(f, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 20\nnodeStatusUpdateFrequency: 4s\ncontainerRuntimeEndpoint: unix:///x.sock\n"), 0o644)
+	c, warnings, err := Parse([]string{"--config=" + f, "--max-pods=30"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings %v", warnings)
+	}
+	if c.Kubelet.MaxPods != 30 || c.Kubelet.NodeStatusUpdateFrequency.Duration != 4*time.Second || c.Kubelet.ContainerRuntimeEndpoint != "unix:///x.sock" {
+		t.Errorf("file+flags: %+v", c.Kubelet)
+	}
+	if c.Kubelet.ImageServiceEndpoint != "unix:///x.sock" {
+		t.Errorf("image endpoint defaults to runtime endpoint, got %q", c.Kubelet.ImageServiceEndpoint)
+	}
+
+	os.WriteFile(f, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nnoSuchField: 1\n"), 0o644)
+	if _, warnings, err = Parse([]string{"--config=" + f}, io.Discard); err != nil || len(warnings) != 1 {
+		t.Errorf("unknown field: err %v warnings %v; want one warning", err, warnings)
+	}
+	for _, bad := range []string{"apiVersion: v1\nkind: Pod\n", "{{{"} {
+		os.WriteFile(f, []byte(bad), 0o644)
+		if _, _, err := Parse([]string{"--config=" + f}, io.Discard); err == nil || !strings.Contains(err.Error(), "--config") {
+			t.Errorf("bad file %q: err %v, want one naming --config", bad, err)
+		}
+	}
+	if _, _, err := Parse([]string{"--config=/nonexistent"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestValidateCollectsEveryError(t *testing.T) {
+	c, _, err := Parse([]string{"--max-pods=0", "--node-ip=nope", "--container-runtime-endpoint=tcp://x", "--node-labels=bad key=v",
+		"--register-with-taints=k:Sometimes", "--cgroup-driver=systemd", "--healthz-port=70000", "--hostname-override=UPPER_case!"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Validate(c)
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"kubeconfig (--kubeconfig)", "maxPods (--max-pods)", "node IP (--node-ip)", "containerRuntimeEndpoint (--container-runtime-endpoint)",
+		"node labels (--node-labels)", "registerWithTaints (--register-with-taints)", "cgroupDriver (--cgroup-driver)", "healthzPort (--healthz-port)", "hostname override (--hostname-override)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q: %v", want, err)
+		}
+	}
+}
+
+func TestParseBadFlagValues(t *testing.T) {
+	for _, args := range [][]string{{"--max-pods=x"}, {"--node-labels=novalue"}, {"--register-with-taints=noeffect"}, {"--no-such-flag"}, {"extra-arg"}} {
+		if _, _, err := Parse(args, io.Discard); err == nil {
+			t.Errorf("Parse(%v) accepted", args)
+		}
+	}
+}
+
+// FuzzParseTaint: any input either parses into a taint whose string form parses back to
+// the same taint, or is rejected; never a panic.
+func FuzzParseTaint(f *testing.F) {
+	for _, s := range []string{"k=v:NoSchedule", "k:NoExecute", ":", "=:", "a=b=c:d", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tn, err := ParseTaint(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseTaint(tn.ToString())
+		if err != nil || back != tn {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, tn, tn.ToString(), back, err)
+		}
+	})
+}

@@ -1,0 +1,60 @@
+// Package e2e runs minikubelet against a real kube-apiserver and a real containerd (the
+// test bed). These tests are never skipped: a missing prerequisite is a failure.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
+)
+
+var bed *testbed.Bed
+
+func TestMain(m *testing.M) {
+	start := time.Now()
+	b, err := testbed.Start(testbed.Options{Name: "e2e", Log: func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, f+"\n", a...)
+	}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: cannot start the test bed: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: test bed up in %.1fs\n", time.Since(start).Seconds())
+	bed = b
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "e2e: failures; component logs follow\n%s\n", b.Logs(40))
+	}
+	b.Stop()
+	os.Exit(code)
+}
+
+// startKubelet starts a minikubelet node for one test and stops it (printing its log
+// tail if the test failed) when the test ends.
+func startKubelet(t *testing.T, name string, extra ...string) *testbed.Kubelet {
+	t.Helper()
+	k, err := bed.StartMinikubelet(name, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = k.Stop(15 * time.Second)
+		if t.Failed() {
+			t.Logf("minikubelet %s log tail:\n%s", name, k.Tail(60))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = bed.Client.CoreV1().Nodes().Delete(ctx, name, deleteNow)
+	})
+	return k
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
