@@ -29,6 +29,9 @@ type Config struct {
 	NodeLabels       map[string]string
 }
 
+// DefaultResolvConf is the upstream default for resolvConf.
+const DefaultResolvConf = "/etc/resolv.conf"
+
 // Upstream kubelet v1.37 defaults (pkg/kubelet/apis/config/v1beta1/defaults.go).
 const (
 	DefaultRuntimeEndpoint = "unix:///run/containerd/containerd.sock"
@@ -39,9 +42,6 @@ const (
 func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.ContainerRuntimeEndpoint == "" {
 		c.ContainerRuntimeEndpoint = DefaultRuntimeEndpoint
-	}
-	if c.ImageServiceEndpoint == "" {
-		c.ImageServiceEndpoint = c.ContainerRuntimeEndpoint
 	}
 	if c.MaxPods == 0 {
 		c.MaxPods = 110
@@ -75,6 +75,12 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.CgroupDriver == "" {
 		c.CgroupDriver = "cgroupfs"
 	}
+	if c.PodLogsDir == "" {
+		c.PodLogsDir = "/var/log/pods"
+	}
+	if c.ResolverConfig == nil {
+		c.ResolverConfig = ptr(DefaultResolvConf)
+	}
 	if c.EvictionHard == nil {
 		c.EvictionHard = map[string]string{
 			"memory.available":  "100Mi",
@@ -92,6 +98,13 @@ func defDuration(d *metav1.Duration, def time.Duration) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// defaultsAfterFlags fills defaults that derive from other fields, once flags are applied.
+func defaultsAfterFlags(c *kubeletv1beta1.KubeletConfiguration) {
+	if c.ImageServiceEndpoint == "" {
+		c.ImageServiceEndpoint = c.ContainerRuntimeEndpoint
+	}
+}
 
 // LoadFile reads a KubeletConfiguration file. Unknown fields are tolerated (the upstream
 // kubelet only warns about them) and returned as a warning.

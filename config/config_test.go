@@ -109,3 +109,13 @@ func FuzzParseTaint(f *testing.F) {
 		}
 	})
 }
+
+func TestImageEndpointFollowsRuntimeFlag(t *testing.T) {
+	c, _, err := Parse([]string{"--container-runtime-endpoint=unix:///a.sock"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kubelet.ImageServiceEndpoint != "unix:///a.sock" {
+		t.Errorf("image endpoint %q, want the runtime endpoint from the flag", c.Kubelet.ImageServiceEndpoint)
+	}
+}

@@ -61,6 +61,7 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	defaultsAfterFlags(&c.Kubelet)
 	return c, warnings, nil
 }
 
@@ -82,6 +83,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&k.HealthzBindAddress, "healthz-bind-address", k.HealthzBindAddress, "Address of the /healthz endpoint.")
 	fs.Int32Var(k.KubeAPIQPS, "kube-api-qps", *k.KubeAPIQPS, "Queries per second to the API server.")
 	fs.Int32Var(&k.KubeAPIBurst, "kube-api-burst", k.KubeAPIBurst, "Burst of queries to the API server.")
+	fs.StringVar(k.ResolverConfig, "resolv-conf", *k.ResolverConfig, "Resolver file whose nameservers and search domains pods with dnsPolicy Default (or ClusterFirst without cluster DNS) get; empty gives them none.")
 	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver (cgroupfs; systemd is not supported).")
 
 	// klog's -v and friends, under their upstream names.

@@ -26,6 +26,7 @@ type Client struct {
 	rtConn, imgConn *grpc.ClientConn
 	runtime         runtimeapi.RuntimeServiceClient
 	images          runtimeapi.ImageServiceClient
+	exited          statusCache
 	// Timeout bounds each call that the caller's context does not already bound.
 	Timeout time.Duration
 }

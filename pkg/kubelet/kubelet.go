@@ -16,6 +16,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -26,6 +28,9 @@ import (
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/version"
 )
 
@@ -114,6 +119,29 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		go func() { _ = healthz.Serve(ln) }()
 	}
 
+	hostDNS, err := readResolvConf(*k.ResolverConfig)
+	if err != nil {
+		return fmt.Errorf("resolvConf (--resolv-conf): %w", err)
+	}
+	statusMgr := status.NewManager(client)
+	var hostIPs []string
+	for _, a := range addrs {
+		if a.Type == v1.NodeInternalIP {
+			hostIPs = append(hostIPs, a.Address)
+		}
+	}
+	workers, err := podworker.New(podworker.Config{
+		NodeName: nodeName, HostIPs: hostIPs, Runtime: rt, Status: statusMgr, Recorder: recorder, Client: client,
+		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS,
+	})
+	if err != nil {
+		return err
+	}
+	pods, err := source.NewAPI(client, nodeName, workers)
+	if err != nil {
+		return err
+	}
+
 	logger.Info("Starting minikubelet", "version", version.Version, "node", nodeName)
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
@@ -123,6 +151,24 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			logger.Error(err, "Node controller stopped")
 			stop()
 		}
+	})
+	wg.Go(func() { statusMgr.Run(runCtx) })
+	wg.Go(func() { workers.Run(runCtx) })
+	wg.Go(func() { pods.Run(runCtx) })
+	wg.Go(func() {
+		// Runtime changes wake the pod's worker; pods the runtime has but no worker knows
+		// (once the API's pods are all delivered) are orphans and are removed.
+		rt.Relist(runCtx, nodeName, time.Second, workers.Wake, func(present map[types.UID][2]string) {
+			if !pods.HasSynced() {
+				return
+			}
+			for uid, ref := range present {
+				if !workers.Known(uid) {
+					logger.Info("Removing orphaned pod from the runtime", "podUID", uid, "pod", ref[0]+"/"+ref[1])
+					workers.Remove(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid, Namespace: ref[0], Name: ref[1]}})
+				}
+			}
+		})
 	})
 	<-runCtx.Done()
 	logger.Info("Shutting down")
@@ -201,4 +247,32 @@ func reservedResources(kube, system, eviction map[string]string, m node.Machine)
 // oneLine keeps start-up errors on one line (some client errors span several).
 func oneLine(err error) error {
 	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
+}
+
+// readResolvConf reads nameservers, search domains and options from a resolv.conf; an
+// empty path means none (pods then get an empty resolv.conf).
+func readResolvConf(path string) (cri.DNS, error) {
+	var d cri.DNS
+	if path == "" {
+		return d, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return d, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], ";") {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			d.Servers = append(d.Servers, f[1])
+		case "search":
+			d.Searches = f[1:]
+		case "options":
+			d.Options = append(d.Options, f[1:]...)
+		}
+	}
+	return d, nil
 }

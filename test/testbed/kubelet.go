@@ -34,7 +34,16 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
+	// Pods get no resolver of the host's (nothing may leave the machine), and logs stay in
+	// the bed's folder.
+	cfgFile := filepath.Join(root, "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(
+		"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: %s\nresolvConf: \"\"\n",
+		filepath.Join(root, "pod-logs"))), 0o644); err != nil {
+		return nil, err
+	}
 	args := append([]string{
+		"--config=" + cfgFile,
 		"--kubeconfig=" + kc,
 		"--root-dir=" + root,
 		"--hostname-override=" + name,

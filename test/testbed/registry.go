@@ -3,6 +3,8 @@ package testbed
 import (
 	"crypto/subtle"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -23,7 +25,7 @@ type Registry struct {
 	srv            *http.Server
 
 	mu            sync.Mutex
-	manifestPulls map[string]int // repo -> GETs of its manifests
+	manifestPulls map[string]int // repo -> manifest requests (a pull resolves with HEAD or GET)
 }
 
 func startRegistry() (*Registry, error) {
@@ -32,7 +34,7 @@ func startRegistry() (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{Host: ln.Addr().String(), User: "puller", Password: "s3cret", manifestPulls: map[string]int{}}
-	inner := registry.New(registry.Logger(nil))
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if strings.HasPrefix(req.URL.Path, "/v2/private/") {
 			u, p, ok := req.BasicAuth()
@@ -42,7 +44,7 @@ func startRegistry() (*Registry, error) {
 				return
 			}
 		}
-		if repo, _, ok := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/manifests/"); ok && req.Method == http.MethodGet {
+		if repo, _, ok := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/manifests/"); ok && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
 			r.mu.Lock()
 			r.manifestPulls[repo]++
 			r.mu.Unlock()
@@ -67,7 +69,8 @@ func (r *Registry) Push(repo, tag string, img v1.Image) (string, error) {
 	return ref, nil
 }
 
-// ManifestPulls counts the manifest GETs of repo so far (one per real pull).
+// ManifestPulls counts manifest requests for repo so far: every pull attempt resolves the
+// manifest (HEAD or GET) even when the layers are already present.
 func (r *Registry) ManifestPulls(repo string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,0 +1,73 @@
+package cri
+
+import (
+	"context"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RunSandbox creates and starts a sandbox; it returns its ID.
+func (c *Client) RunSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig) (string, error) {
+	resp, err := call(ctx, c, "run_podsandbox", c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	return resp.GetPodSandboxId(), err
+}
+
+// SandboxStatus returns a sandbox's status.
+func (c *Client) SandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatus, error) {
+	resp, err := call(ctx, c, "podsandbox_status", c.runtime.PodSandboxStatus, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	return resp.GetStatus(), err
+}
+
+// StopSandbox stops a sandbox (its containers too) and releases its network.
+func (c *Client) StopSandbox(ctx context.Context, id string) error {
+	_, err := call(ctx, c, "stop_podsandbox", c.runtime.StopPodSandbox, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+	return ignoreNotFound(err)
+}
+
+// RemoveSandbox removes a stopped sandbox and its containers.
+func (c *Client) RemoveSandbox(ctx context.Context, id string) error {
+	_, err := call(ctx, c, "remove_podsandbox", c.runtime.RemovePodSandbox, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+	return ignoreNotFound(err)
+}
+
+// CreateContainer creates a container in a sandbox; it returns its ID.
+func (c *Client) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	resp, err := call(ctx, c, "create_container", c.runtime.CreateContainer, &runtimeapi.CreateContainerRequest{
+		PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbCfg})
+	return resp.GetContainerId(), err
+}
+
+// StartContainer starts a created container.
+func (c *Client) StartContainer(ctx context.Context, id string) error {
+	_, err := call(ctx, c, "start_container", c.runtime.StartContainer, &runtimeapi.StartContainerRequest{ContainerId: id})
+	return err
+}
+
+// StopContainer stops a container, giving it timeout seconds after SIGTERM.
+func (c *Client) StopContainer(ctx context.Context, id string, timeout int64) error {
+	_, err := call(ctx, c, "stop_container", c.runtime.StopContainer, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout})
+	return ignoreNotFound(err)
+}
+
+// RemoveContainer removes a container.
+func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	_, err := call(ctx, c, "remove_container", c.runtime.RemoveContainer, &runtimeapi.RemoveContainerRequest{ContainerId: id})
+	c.exited.forget(id)
+	return ignoreNotFound(err)
+}
+
+// ImageRef returns the image's ID if the image is present, or "".
+func (c *Client) ImageRef(ctx context.Context, image string) (string, error) {
+	resp, err := call(ctx, c, "image_status", c.images.ImageStatus, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetImage().GetId(), nil
+}
+
+// PullImage pulls image with optional registry credentials; it returns the image ref.
+func (c *Client) PullImage(ctx context.Context, image string, auth *runtimeapi.AuthConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	resp, err := call(ctx, c, "pull_image", c.images.PullImage, &runtimeapi.PullImageRequest{
+		Image: &runtimeapi.ImageSpec{Image: image}, Auth: auth, SandboxConfig: sbCfg})
+	return resp.GetImageRef(), err
+}

@@ -1,0 +1,82 @@
+package cri
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// Relist lists this node's sandboxes and containers every interval and calls changed with
+// the UID of every pod whose runtime objects appeared, disappeared or changed state, and
+// seen with every pod present (UID -> namespace/name from the labels). It returns when
+// ctx ends.
+func (c *Client) Relist(ctx context.Context, node string, interval time.Duration, changed func(types.UID), seen func(map[types.UID][2]string)) {
+	prev := map[string]string{} // object id -> state
+	owner := map[string]types.UID{}
+	sel := map[string]string{LabelNode: node}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		cur := map[string]string{}
+		uids := map[types.UID][2]string{}
+		ok := true
+		sbs, err := call(ctx, c, "list_podsandbox", c.runtime.ListPodSandbox, &runtimeapi.ListPodSandboxRequest{
+			Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+		if err != nil {
+			ok = false
+		} else {
+			for _, s := range sbs.Items {
+				uid := types.UID(s.Labels[LabelPodUID])
+				cur["s/"+s.Id], owner["s/"+s.Id] = s.State.String(), uid
+				uids[uid] = [2]string{s.Labels[LabelPodNamespace], s.Labels[LabelPodName]}
+			}
+		}
+		cts, err := call(ctx, c, "list_containers", c.runtime.ListContainers, &runtimeapi.ListContainersRequest{
+			Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+		if err != nil {
+			ok = false
+		} else {
+			for _, ct := range cts.Containers {
+				uid := types.UID(ct.Labels[LabelPodUID])
+				cur["c/"+ct.Id], owner["c/"+ct.Id] = ct.State.String(), uid
+				if _, ok := uids[uid]; !ok {
+					uids[uid] = [2]string{ct.Labels[LabelPodNamespace], ct.Labels[LabelPodName]}
+				}
+			}
+		}
+		if ok {
+			notified := map[types.UID]bool{}
+			notify := func(id string) {
+				if uid := owner[id]; !notified[uid] {
+					notified[uid] = true
+					changed(uid)
+				}
+			}
+			for id, st := range cur {
+				if prev[id] != st {
+					notify(id)
+				}
+			}
+			for id := range prev {
+				if _, ok := cur[id]; !ok {
+					notify(id)
+					delete(owner, id)
+				}
+			}
+			prev = cur
+			if seen != nil {
+				seen(uids)
+			}
+		} else {
+			klog.FromContext(ctx).V(4).Info("Relist failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

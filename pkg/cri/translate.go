@@ -1,0 +1,303 @@
+package cri
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// PodLogDir is where a pod's container logs live: <podLogsDir>/<ns>_<name>_<uid>.
+func PodLogDir(podLogsDir string, pod *v1.Pod) string {
+	return filepath.Join(podLogsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+}
+
+// SandboxOptions are the node-level inputs to a sandbox config.
+type SandboxOptions struct {
+	NodeName   string
+	PodLogsDir string
+	// HostDNS is the node's resolver config (from --resolv-conf); empty means none, so pods
+	// get an empty resolv.conf rather than the host's.
+	HostDNS DNS
+}
+
+// DNS is a resolver configuration (what a resolv.conf holds).
+type DNS struct{ Servers, Searches, Options []string }
+
+// SandboxConfig translates a pod into the CRI sandbox config for the given attempt.
+func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.PodSandboxConfig, error) {
+	if pod.Name == "" || pod.Namespace == "" || pod.UID == "" {
+		return nil, fmt.Errorf("pod needs name, namespace and uid")
+	}
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
+		LogDirectory: PodLogDir(o.PodLogsDir, pod),
+		Labels:       map[string]string{},
+		Annotations:  map[string]string{},
+		DnsConfig:    dnsConfig(pod, o.HostDNS),
+	}
+	for k, v := range pod.Labels {
+		cfg.Labels[k] = v
+	}
+	for k, v := range pod.Annotations {
+		cfg.Annotations[k] = v
+	}
+	cfg.Labels[LabelPodName], cfg.Labels[LabelPodNamespace], cfg.Labels[LabelPodUID] = pod.Name, pod.Namespace, string(pod.UID)
+	cfg.Labels[LabelNode] = o.NodeName
+	if !pod.Spec.HostNetwork {
+		cfg.Hostname = podHostname(pod)
+	}
+	for _, c := range allContainers(pod) {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
+				Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
+		}
+	}
+	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod)}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+		}
+		if psc.RunAsGroup != nil {
+			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+		}
+		sc.SupplementalGroups = psc.SupplementalGroups
+	}
+	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: sc, Sysctls: map[string]string{}}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		for _, s := range psc.Sysctls {
+			cfg.Linux.Sysctls[s.Name] = s.Value
+		}
+	}
+	return cfg, nil
+}
+
+// podHostname is spec.hostname or the pod name, cut to a DNS label's 63 characters.
+func podHostname(pod *v1.Pod) string {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
+}
+
+// dnsConfig follows the upstream kubelet: None takes only the pod's dnsConfig; Default uses
+// the node's resolver; ClusterFirst without cluster DNS falls back to Default. The pod's
+// dnsConfig is merged on top in every case.
+func dnsConfig(pod *v1.Pod, host DNS) *runtimeapi.DNSConfig {
+	out := &runtimeapi.DNSConfig{}
+	if pod.Spec.DNSPolicy != v1.DNSNone {
+		out.Servers = append(out.Servers, host.Servers...)
+		out.Searches = append(out.Searches, host.Searches...)
+		out.Options = append(out.Options, host.Options...)
+	}
+	if d := pod.Spec.DNSConfig; d != nil {
+		out.Servers = append(out.Servers, d.Nameservers...)
+		out.Searches = append(out.Searches, d.Searches...)
+		for _, o := range d.Options {
+			if o.Value != nil {
+				out.Options = append(out.Options, o.Name+":"+*o.Value)
+			} else {
+				out.Options = append(out.Options, o.Name)
+			}
+		}
+	}
+	return out
+}
+
+func namespaces(pod *v1.Pod) *runtimeapi.NamespaceOption {
+	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
+	if pod.Spec.HostNetwork {
+		ns.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if pod.Spec.HostIPC {
+		ns.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	switch {
+	case pod.Spec.HostPID:
+		ns.Pid = runtimeapi.NamespaceMode_NODE
+	case pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace:
+		ns.Pid = runtimeapi.NamespaceMode_POD
+	}
+	return ns
+}
+
+func protocol(p v1.Protocol) runtimeapi.Protocol {
+	switch p {
+	case v1.ProtocolUDP:
+		return runtimeapi.Protocol_UDP
+	case v1.ProtocolSCTP:
+		return runtimeapi.Protocol_SCTP
+	}
+	return runtimeapi.Protocol_TCP
+}
+
+func allContainers(pod *v1.Pod) []v1.Container {
+	return append(append([]v1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
+}
+
+// ContainerHash identifies a container's spec; a changed hash means the container must be
+// recreated.
+func ContainerHash(c *v1.Container) string {
+	b, _ := json.Marshal(c)
+	h := fnv.New32a()
+	h.Write(b)
+	return strconv.FormatUint(uint64(h.Sum32()), 16)
+}
+
+// ContainerOptions are the per-start inputs to a container config.
+type ContainerOptions struct {
+	NodeName     string
+	RestartCount int
+	Init         bool
+	ImageRef     string                 // resolved image to run
+	Env          []*runtimeapi.KeyValue // resolved environment (see ResolveEnv)
+	Mounts       []*runtimeapi.Mount
+}
+
+// ContainerConfig translates one container of pod into the CRI container config.
+func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtimeapi.ContainerConfig, error) {
+	if c.Name == "" {
+		return nil, fmt.Errorf("container needs a name")
+	}
+	env := map[string]string{}
+	for _, kv := range o.Env {
+		env[kv.Key] = string(kv.Value)
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	expand := func(in []string) []string {
+		if in == nil {
+			return nil
+		}
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = Expand(s, lookup)
+		}
+		return out
+	}
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: uint32(o.RestartCount)},
+		Image:      &runtimeapi.ImageSpec{Image: o.ImageRef, UserSpecifiedImage: c.Image},
+		Command:    expand(c.Command),
+		Args:       expand(c.Args),
+		WorkingDir: c.WorkingDir,
+		Envs:       o.Env,
+		Mounts:     o.Mounts,
+		LogPath:    filepath.Join(c.Name, strconv.Itoa(o.RestartCount)+".log"),
+		Stdin:      c.Stdin,
+		StdinOnce:  c.StdinOnce,
+		Tty:        c.TTY,
+		Labels: map[string]string{
+			LabelContainer: c.Name, LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace,
+			LabelPodUID: string(pod.UID), LabelNode: o.NodeName,
+		},
+		Annotations: map[string]string{
+			AnnotationRestartCount:  strconv.Itoa(o.RestartCount),
+			AnnotationHash:          ContainerHash(c),
+			AnnotationTermMsgPath:   c.TerminationMessagePath,
+			AnnotationTermMsgPolicy: string(c.TerminationMessagePolicy),
+		},
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources:       resources(pod, c),
+			SecurityContext: securityContext(pod, c),
+		},
+	}
+	if o.Init {
+		cfg.Annotations[AnnotationInit] = "true"
+	}
+	return cfg, nil
+}
+
+// resources maps requests and limits as the upstream kubelet does: CPU shares from the
+// request (minimum 2), CFS quota from the limit over a 100ms period, the memory limit.
+func resources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources {
+	r := &runtimeapi.LinuxContainerResources{CpuShares: 2}
+	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
+		r.CpuShares = max(q.MilliValue()*1024/1000, 2)
+	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
+		r.CpuShares = max(q.MilliValue()*1024/1000, 2) // the request defaults to the limit
+	}
+	if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
+		r.CpuPeriod = 100000
+		r.CpuQuota = max(q.MilliValue()*100, 1000)
+	}
+	if q, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
+		r.MemoryLimitInBytes = q.Value()
+	}
+	r.OomScoreAdj = oomScoreAdj(pod, c)
+	return r
+}
+
+// oomScoreAdj by QoS. Guaranteed pods would get -997 upstream; this machine kind cannot set
+// negative values (no CAP_SYS_RESOURCE), and containerd's restrict_oom_score_adj clamps
+// them anyway, so Guaranteed gets the lowest non-negative score.
+func oomScoreAdj(pod *v1.Pod, c *v1.Container) int64 {
+	switch pod.Status.QOSClass {
+	case v1.PodQOSGuaranteed:
+		return 0
+	case v1.PodQOSBestEffort:
+		return 1000
+	}
+	return 999
+}
+
+func securityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
+	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(pod)}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+		}
+		if psc.RunAsGroup != nil {
+			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+		}
+		sc.SupplementalGroups = psc.SupplementalGroups
+	}
+	csc := c.SecurityContext
+	if csc == nil {
+		return sc
+	}
+	if csc.RunAsUser != nil {
+		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
+	}
+	if csc.RunAsGroup != nil {
+		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
+	}
+	if csc.Privileged != nil {
+		sc.Privileged = *csc.Privileged
+	}
+	if csc.ReadOnlyRootFilesystem != nil {
+		sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
+	}
+	if csc.AllowPrivilegeEscalation != nil {
+		sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
+	}
+	if caps := csc.Capabilities; caps != nil {
+		sc.Capabilities = &runtimeapi.Capability{}
+		for _, a := range caps.Add {
+			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, capName(a))
+		}
+		for _, d := range caps.Drop {
+			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, capName(d))
+		}
+	}
+	return sc
+}
+
+func capName(c v1.Capability) string {
+	s := strings.ToUpper(string(c))
+	if s == "ALL" || strings.HasPrefix(s, "CAP_") {
+		return s
+	}
+	return "CAP_" + s
+}

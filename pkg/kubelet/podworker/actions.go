@@ -1,0 +1,183 @@
+package podworker
+
+import (
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// start is one container to (re)start.
+type start struct {
+	Container    *v1.Container
+	Init         bool
+	RestartCount int
+}
+
+// actions is what one sync must do to move the runtime toward the spec.
+type actions struct {
+	// KillPod: stop every container and the sandbox (the pod is finished, being deleted,
+	// or its sandbox must be replaced).
+	KillPod bool
+	// CreateSandbox (after KillPod, if both) with this attempt number.
+	CreateSandbox  bool
+	SandboxAttempt uint32
+	// Start these containers, in order.
+	Start []start
+	// Kill these running containers (their spec changed) before starting them again.
+	Kill []cri.Container
+	// BackOff: containers that should restart but are in crash back-off.
+	BackOff []*v1.Container
+	// PodFailed: an init container failed under restartPolicy Never.
+	PodFailed bool
+}
+
+// inBackOffFunc reports whether restarting c (whose last instance is last) must wait.
+type inBackOffFunc func(c *v1.Container, last *cri.Container) bool
+
+// computeActions decides, from the spec and the runtime state alone, what a sync does.
+// It follows the upstream kubelet's computePodActions for regular and init containers.
+//
+//	no ready sandbox ──(something still to run)──> KillPod + CreateSandbox, start from the
+//	                                                first init container (or all containers)
+//	init container i: absent -> start; running -> wait; exit 0 -> next; failed -> restart
+//	                  (back-off) or, with restartPolicy Never, PodFailed
+//	container: absent -> start; running -> keep (kill+start if its spec changed);
+//	           exited -> restart per restartPolicy, subject to back-off
+//	nothing running and nothing to start -> KillPod (the pod is done)
+func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff inBackOffFunc) actions {
+	if terminating {
+		return actions{KillPod: true}
+	}
+	var a actions
+	sb := st.ReadySandbox()
+	if sb == nil {
+		if !anythingToRun(pod, st) {
+			return actions{KillPod: len(st.Sandboxes) > 0}
+		}
+		a.KillPod = len(st.Sandboxes) > 0
+		a.CreateSandbox = true
+		if len(st.Sandboxes) > 0 {
+			a.SandboxAttempt = st.Sandboxes[0].Attempt + 1
+		}
+		// A new sandbox runs the init containers again from the start.
+		if len(pod.Spec.InitContainers) > 0 {
+			c := &pod.Spec.InitContainers[0]
+			a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
+			return a
+		}
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			last, _ := st.Latest(c.Name)
+			if last == nil || shouldRestart(pod, last) {
+				a.Start = append(a.Start, start{Container: c, RestartCount: nextRestartCount(st, c.Name)})
+			}
+		}
+		return a
+	}
+
+	// Init containers, one at a time, in this sandbox.
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		last := latestIn(st, c.Name, sb.ID)
+		switch {
+		case last == nil:
+			a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
+			return a
+		case last.State == cri.StateRunning || last.State == cri.StateUnknown:
+			return a // wait for it to finish
+		case last.State == cri.StateExited && last.ExitCode == 0:
+			continue
+		default: // failed (or created but never started)
+			if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+				a.PodFailed, a.KillPod = true, true
+				return a
+			}
+			if inBackOff(c, last) {
+				a.BackOff = append(a.BackOff, c)
+				return a
+			}
+			a.Start = []start{{Container: c, Init: true, RestartCount: last.RestartCount + 1}}
+			return a
+		}
+	}
+
+	running := 0
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		last, _ := st.Latest(c.Name)
+		switch {
+		case last == nil:
+			a.Start = append(a.Start, start{Container: c})
+		case last.State == cri.StateRunning:
+			if last.Hash != "" && last.Hash != cri.ContainerHash(c) {
+				a.Kill = append(a.Kill, *last)
+				a.Start = append(a.Start, start{Container: c, RestartCount: last.RestartCount + 1})
+				continue
+			}
+			running++
+		case last.State == cri.StateUnknown:
+			running++ // leave it alone until the runtime knows
+		case shouldRestart(pod, last):
+			if inBackOff(c, last) {
+				a.BackOff = append(a.BackOff, c)
+				continue
+			}
+			a.Start = append(a.Start, start{Container: c, RestartCount: last.RestartCount + 1})
+		}
+	}
+	if running == 0 && len(a.Start) == 0 && len(a.BackOff) == 0 {
+		a.KillPod = true // every container is done for good
+	}
+	return a
+}
+
+// shouldRestart applies the pod's restartPolicy to a container instance that stopped.
+func shouldRestart(pod *v1.Pod, last *cri.Container) bool {
+	if last.State == cri.StateRunning {
+		return false
+	}
+	switch pod.Spec.RestartPolicy {
+	case v1.RestartPolicyNever:
+		return last.State == cri.StateCreated // never started: start it
+	case v1.RestartPolicyOnFailure:
+		return last.State != cri.StateExited || last.ExitCode != 0
+	}
+	return true
+}
+
+// anythingToRun reports whether the pod, as the runtime has it, still has a container that
+// its restartPolicy wants (re)started; if not, a dead sandbox is not replaced.
+func anythingToRun(pod *v1.Pod, st *cri.PodState) bool {
+	if len(st.Sandboxes) == 0 {
+		return true
+	}
+	for i := range pod.Spec.InitContainers {
+		last, _ := st.Latest(pod.Spec.InitContainers[i].Name)
+		if last != nil && last.State == cri.StateExited && last.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+			return false
+		}
+	}
+	for i := range pod.Spec.Containers {
+		last, _ := st.Latest(pod.Spec.Containers[i].Name)
+		if last == nil || last.State == cri.StateRunning || shouldRestart(pod, last) {
+			return true
+		}
+	}
+	return false
+}
+
+func latestIn(st *cri.PodState, name, sandboxID string) *cri.Container {
+	for i := range st.Containers {
+		if c := &st.Containers[i]; c.Name == name && c.SandboxID == sandboxID {
+			return c
+		}
+	}
+	return nil
+}
+
+func nextRestartCount(st *cri.PodState, name string) int {
+	if last, _ := st.Latest(name); last != nil {
+		return last.RestartCount + 1
+	}
+	return 0
+}

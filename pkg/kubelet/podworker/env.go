@@ -1,0 +1,262 @@
+package podworker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// envSource reads configMaps and secrets for env and envFrom.
+type envSource interface {
+	configMap(ns, name string) (map[string]string, error)
+	secret(ns, name string) (map[string][]byte, error)
+}
+
+// resolveEnv builds a container's environment in upstream order: envFrom first, then env
+// (later entries win), with $(VAR) expanded against what came before.
+func (w *Workers) resolveEnvFor(ctx context.Context, pod *v1.Pod, c *v1.Container, podIPs, hostIPs []string) ([]*runtimeapi.KeyValue, error) {
+	return resolveEnvWith(apiEnvSource{w, ctx}, pod, c, podIPs, hostIPs)
+}
+
+type apiEnvSource struct {
+	w   *Workers
+	ctx context.Context
+}
+
+func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
+	cm, err := s.w.cfg.Client.CoreV1().ConfigMaps(ns).Get(s.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return cm.Data, nil
+}
+
+func (s apiEnvSource) secret(ns, name string) (map[string][]byte, error) {
+	sec, err := s.w.cfg.Client.CoreV1().Secrets(ns).Get(s.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return sec.Data, nil
+}
+
+func resolveEnvWith(src envSource, pod *v1.Pod, c *v1.Container, podIPs, hostIPs []string) ([]*runtimeapi.KeyValue, error) {
+	var order []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, ef := range c.EnvFrom {
+		switch {
+		case ef.ConfigMapRef != nil:
+			data, err := src.configMap(pod.Namespace, ef.ConfigMapRef.Name)
+			if err != nil {
+				if isOptional(ef.ConfigMapRef.Optional) {
+					continue
+				}
+				return nil, err
+			}
+			for k, v := range data {
+				set(ef.Prefix+k, v)
+			}
+		case ef.SecretRef != nil:
+			data, err := src.secret(pod.Namespace, ef.SecretRef.Name)
+			if err != nil {
+				if isOptional(ef.SecretRef.Optional) {
+					continue
+				}
+				return nil, err
+			}
+			for k, v := range data {
+				set(ef.Prefix+k, string(v))
+			}
+		}
+	}
+	lookup := func(k string) (string, bool) { v, ok := vals[k]; return v, ok }
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			set(e.Name, cri.Expand(e.Value, lookup))
+			continue
+		}
+		v, ok, err := valueFrom(src, pod, c, e.ValueFrom, podIPs, hostIPs)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			set(e.Name, v)
+		}
+	}
+	out := make([]*runtimeapi.KeyValue, 0, len(order))
+	for _, k := range order {
+		out = append(out, &runtimeapi.KeyValue{Key: k, Value: []byte(vals[k])})
+	}
+	return out, nil
+}
+
+func isOptional(b *bool) bool { return b != nil && *b }
+
+func valueFrom(src envSource, pod *v1.Pod, c *v1.Container, vf *v1.EnvVarSource, podIPs, hostIPs []string) (string, bool, error) {
+	switch {
+	case vf.FieldRef != nil:
+		v, err := fieldValue(pod, vf.FieldRef.FieldPath, podIPs, hostIPs)
+		return v, err == nil, err
+	case vf.ResourceFieldRef != nil:
+		v, err := resourceValue(c, vf.ResourceFieldRef)
+		return v, err == nil, err
+	case vf.ConfigMapKeyRef != nil:
+		r := vf.ConfigMapKeyRef
+		data, err := src.configMap(pod.Namespace, r.Name)
+		if err != nil {
+			if isOptional(r.Optional) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		v, ok := data[r.Key]
+		if !ok {
+			if isOptional(r.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", r.Key, pod.Namespace, r.Name)
+		}
+		return v, true, nil
+	case vf.SecretKeyRef != nil:
+		r := vf.SecretKeyRef
+		data, err := src.secret(pod.Namespace, r.Name)
+		if err != nil {
+			if isOptional(r.Optional) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		v, ok := data[r.Key]
+		if !ok {
+			if isOptional(r.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in Secret %s/%s", r.Key, pod.Namespace, r.Name)
+		}
+		return string(v), true, nil
+	}
+	return "", false, nil
+}
+
+func fieldValue(pod *v1.Pod, path string, podIPs, hostIPs []string) (string, error) {
+	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
+		return pod.Labels[strings.TrimSuffix(k, "']")], nil
+	}
+	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
+		return pod.Annotations[strings.TrimSuffix(k, "']")], nil
+	}
+	first := func(s []string) string {
+		if len(s) > 0 {
+			return s[0]
+		}
+		return ""
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP":
+		if pod.Spec.HostNetwork {
+			return first(hostIPs), nil
+		}
+		return first(podIPs), nil
+	case "status.podIPs":
+		if pod.Spec.HostNetwork {
+			return strings.Join(hostIPs, ","), nil
+		}
+		return strings.Join(podIPs, ","), nil
+	case "status.hostIP":
+		return first(hostIPs), nil
+	case "status.hostIPs":
+		return strings.Join(hostIPs, ","), nil
+	}
+	return "", fmt.Errorf("unsupported fieldPath %q", path)
+}
+
+func resourceValue(c *v1.Container, r *v1.ResourceFieldSelector) (string, error) {
+	kind, res, ok := strings.Cut(r.Resource, ".")
+	if !ok {
+		return "", fmt.Errorf("unsupported resource %q", r.Resource)
+	}
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[v1.ResourceName(res)]
+	if !ok {
+		q = resource.Quantity{}
+	}
+	div := r.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	// Round up, as upstream's ExtractContainerResourceValue does.
+	if res == "cpu" {
+		return fmt.Sprint((q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()), nil
+	}
+	return fmt.Sprint((q.Value() + div.Value() - 1) / div.Value()), nil
+}
+
+// pullAuth returns the credentials from the pod's imagePullSecrets that match image's
+// registry (kubernetes.io/dockerconfigjson secrets).
+func (w *Workers) pullAuth(ctx context.Context, pod *v1.Pod, image string) []*runtimeapi.AuthConfig {
+	host := image
+	if i := strings.IndexByte(host, '/'); i > 0 && strings.ContainsAny(host[:i], ".:") {
+		host = host[:i]
+	} else {
+		host = "docker.io"
+	}
+	var out []*runtimeapi.AuthConfig
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		sec, err := w.cfg.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		var cfg struct {
+			Auths map[string]struct {
+				Username, Password, Auth string
+			} `json:"auths"`
+		}
+		if json.Unmarshal(sec.Data[v1.DockerConfigJsonKey], &cfg) != nil {
+			continue
+		}
+		for server, a := range cfg.Auths {
+			server = strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://")
+			server = strings.TrimSuffix(strings.SplitN(server, "/", 2)[0], "/")
+			if server != host && !(host == "docker.io" && server == "index.docker.io") {
+				continue
+			}
+			u, p := a.Username, a.Password
+			if a.Auth != "" {
+				if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
+					u, p, _ = strings.Cut(string(dec), ":")
+				}
+			}
+			// The host is matched here; containerd 1.6 drops credentials whose
+			// ServerAddress is not a URL it can parse, so it is left empty.
+			out = append(out, &runtimeapi.AuthConfig{Username: u, Password: p})
+		}
+	}
+	return out
+}

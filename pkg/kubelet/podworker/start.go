@@ -1,0 +1,298 @@
+package podworker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+)
+
+// backOffKey identifies a container's crash back-off: pod, container and spec hash, as
+// upstream (a changed spec starts afresh).
+func backOffKey(pod *v1.Pod, c *v1.Container) string {
+	return fmt.Sprintf("%s_%s_%s_%s_%s", pod.Name, pod.Namespace, pod.UID, c.Name, cri.ContainerHash(c))
+}
+
+func (w *Workers) inBackOff(pod *v1.Pod) inBackOffFunc {
+	return func(c *v1.Container, last *cri.Container) bool {
+		return w.crashBack.IsInBackOffSince(backOffKey(pod, c), last.FinishedAt)
+	}
+}
+
+func pullKey(pod *v1.Pod, c *v1.Container) string { return string(pod.UID) + "_" + c.Image }
+
+// withDefaultTag adds ":latest" to a reference with neither tag nor digest, as upstream.
+func withDefaultTag(image string) (string, error) {
+	if image == "" {
+		return "", fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
+	}
+	if _, err := name.ParseReference(image, name.StrictValidation); err == nil {
+		return image, nil
+	}
+	// Strict validation refuses references with neither tag nor digest.
+	if _, err := name.ParseReference(image+":latest", name.StrictValidation); err == nil {
+		return image + ":latest", nil
+	}
+	return "", fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
+}
+
+// pullRetryIn: how long until an image pull in back-off may be tried again (0: none).
+func (w *Workers) pullRetryIn(pod *v1.Pod, c *v1.Container) time.Duration {
+	d := w.pullBack.Get(pullKey(pod, c))
+	if d == 0 {
+		return 0
+	}
+	return d
+}
+
+// pullGroup makes concurrent pulls of the same image share one runtime pull.
+type pullGroup struct {
+	mu    sync.Mutex
+	calls map[string]*pullCall
+}
+
+type pullCall struct {
+	done chan struct{}
+	ref  string
+	err  error
+}
+
+func (g *pullGroup) do(image string, fn func() (string, error)) (string, error) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*pullCall{}
+	}
+	if c, ok := g.calls[image]; ok {
+		g.mu.Unlock()
+		<-c.done
+		return c.ref, c.err
+	}
+	c := &pullCall{done: make(chan struct{})}
+	g.calls[image] = c
+	g.mu.Unlock()
+	c.ref, c.err = fn()
+	close(c.done)
+	g.mu.Lock()
+	delete(g.calls, image)
+	g.mu.Unlock()
+	return c.ref, c.err
+}
+
+// ensureImage applies the container's imagePullPolicy exactly as written in the spec.
+func (w *Workers) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, status.Waiting, error) {
+	image, err := withDefaultTag(c.Image)
+	if err != nil {
+		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)
+		w.event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
+		return "", status.Waiting{Reason: "InvalidImageName", Message: msg}, fmt.Errorf("%s", msg)
+	}
+	ref, err := w.cfg.Runtime.ImageRef(ctx, image)
+	if err != nil {
+		return "", status.Waiting{Reason: "ErrImageInspect", Message: err.Error()}, err
+	}
+	policy := c.ImagePullPolicy
+	if policy == v1.PullNever || policy == v1.PullIfNotPresent {
+		if ref != "" {
+			w.event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+			return ref, status.Waiting{}, nil
+		}
+		if policy == v1.PullNever {
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+			w.event(pod, c, v1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
+			return "", status.Waiting{Reason: "ErrImageNeverPull", Message: msg}, fmt.Errorf("%s", msg)
+		}
+	}
+	key := pullKey(pod, c)
+	if w.pullBack.IsInBackOffSinceUpdate(key, w.pullBack.Clock.Now()) {
+		msg := fmt.Sprintf("Back-off pulling image %q", image)
+		w.event(pod, c, v1.EventTypeNormal, "BackOff", "%s", msg)
+		if prev, ok := w.pullErrs.Load(key); ok {
+			msg = fmt.Sprintf("%s: %s", msg, prev)
+		}
+		return "", status.Waiting{Reason: "ImagePullBackOff", Message: msg}, fmt.Errorf("%s", msg)
+	}
+	w.pullErrs.Delete(key)
+	w.event(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)
+	start := time.Now()
+	auth := w.pullAuth(ctx, pod, image)
+	var pulled time.Duration
+	ref, err = w.pulls.do(image, func() (string, error) {
+		s := time.Now()
+		r, err := w.pullWithAuth(ctx, image, auth)
+		pulled = time.Since(s)
+		return r, err
+	})
+	if err != nil {
+		w.pullBack.Next(key, w.pullBack.Clock.Now())
+		w.pullErrs.Store(key, err.Error())
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
+		return "", status.Waiting{Reason: "ErrImagePull", Message: err.Error()}, err
+	}
+	w.pullBack.Reset(key)
+	total := time.Since(start)
+	if pulled == 0 {
+		pulled = total
+	}
+	w.event(pod, c, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.",
+		image, pulled, total, w.imageSize(ctx, image))
+	return ref, status.Waiting{}, nil
+}
+
+func (w *Workers) imageSize(ctx context.Context, image string) uint64 {
+	resp, err := w.cfg.Runtime.ImageService().ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if err != nil {
+		return 0
+	}
+	return resp.GetImage().GetSize()
+}
+
+// pullWithAuth tries each credential in turn (as upstream), then anonymously.
+func (w *Workers) pullWithAuth(ctx context.Context, image string, auths []*runtimeapi.AuthConfig) (string, error) {
+	var lastErr error
+	for _, a := range append(auths, nil) {
+		ref, err := w.cfg.Runtime.PullImage(ctx, image, a, nil)
+		if err == nil {
+			return ref, nil
+		}
+		lastErr = err
+	}
+	return "", lastErr
+}
+
+// startContainer pulls, creates and starts one container. On failure it returns the
+// waiting reason and message upstream reports for that step.
+func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, s start, st *cri.PodState) (status.Waiting, error) {
+	c := s.Container
+	imageRef, wt, err := w.ensureImage(ctx, pod, c)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", wt.Reason)
+		return wt, err
+	}
+	sbStatus, err := w.cfg.Runtime.SandboxStatus(ctx, sandboxID)
+	if err != nil {
+		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
+	}
+	var podIPs []string
+	if n := sbStatus.GetNetwork(); n != nil && n.Ip != "" {
+		podIPs = append(podIPs, n.Ip)
+		for _, ip := range n.AdditionalIps {
+			podIPs = append(podIPs, ip.Ip)
+		}
+	}
+	env, err := w.resolveEnvFor(ctx, pod, c, podIPs, w.cfg.HostIPs)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
+	mounts, termPath, err := w.containerMounts(pod, c, s.RestartCount, podIPs)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
+	cfg, err := cri.ContainerConfig(pod, c, cri.ContainerOptions{
+		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts})
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
+	cfg.Annotations[cri.AnnotationTermMsgHostPath] = termPath
+	sbCfg, _ := cri.SandboxConfig(pod, 0, cri.SandboxOptions{NodeName: w.cfg.NodeName, PodLogsDir: w.cfg.PodLogsDir, HostDNS: w.cfg.HostDNS})
+	if err := os.MkdirAll(filepath.Join(sbCfg.LogDirectory, c.Name), 0o755); err != nil {
+		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
+	}
+	if s.RestartCount > 0 {
+		if last, _ := st.Latest(c.Name); last != nil && last.State == cri.StateExited {
+			w.crashBack.Next(backOffKey(pod, c), last.FinishedAt)
+		}
+	}
+	id, err := w.cfg.Runtime.CreateContainer(ctx, sandboxID, cfg, sbCfg)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
+	}
+	w.event(pod, c, v1.EventTypeNormal, "Created", "Container created")
+	if err := w.cfg.Runtime.StartContainer(ctx, id); err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "RunContainerError", Message: err.Error()}, err
+	}
+	w.event(pod, c, v1.EventTypeNormal, "Started", "Container started")
+	klog.FromContext(ctx).V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "restartCount", s.RestartCount)
+	// Keep the newest two instances (current and previous, for logs --previous).
+	w.removeOldInstances(ctx, st, c.Name)
+	return status.Waiting{}, nil
+}
+
+func (w *Workers) removeOldInstances(ctx context.Context, st *cri.PodState, name string) {
+	seen := 0
+	for _, ct := range st.Containers {
+		if ct.Name != name {
+			continue
+		}
+		seen++
+		if seen >= 2 && ct.State == cri.StateExited {
+			_ = w.cfg.Runtime.RemoveContainer(ctx, ct.ID)
+		}
+	}
+}
+
+// containerMounts: the termination-message file (a fresh one per instance) and the
+// kubelet-managed /etc/hosts (not for host-network pods). Volumes come with pkg/volume.
+func (w *Workers) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int, podIPs []string) ([]*runtimeapi.Mount, string, error) {
+	var mounts []*runtimeapi.Mount
+	dir := filepath.Join(w.podDir(pod), "containers", c.Name)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", err
+	}
+	termPath := ""
+	if c.TerminationMessagePath != "" {
+		termPath = filepath.Join(dir, strconv.Itoa(restartCount)+"-termination-log")
+		if err := os.WriteFile(termPath, nil, 0o666); err != nil {
+			return nil, "", err
+		}
+		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: termPath})
+	}
+	if !pod.Spec.HostNetwork {
+		hosts := filepath.Join(w.podDir(pod), "etc-hosts")
+		if err := os.WriteFile(hosts, []byte(hostsFile(pod, podIPs)), 0o644); err != nil {
+			return nil, "", err
+		}
+		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hosts})
+	}
+	return mounts, termPath, nil
+}
+
+// hostsFile is the kubelet-managed /etc/hosts, in upstream's format.
+func hostsFile(pod *v1.Pod, podIPs []string) string {
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	host := pod.Spec.Hostname
+	if host == "" {
+		host = pod.Name
+	}
+	for _, ip := range podIPs {
+		if pod.Spec.Subdomain != "" {
+			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.cluster.local\t%s\n", ip, host, pod.Spec.Subdomain, pod.Namespace, host)
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", ip, host)
+		}
+	}
+	if len(pod.Spec.HostAliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+		for _, a := range pod.Spec.HostAliases {
+			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,297 @@
+package podworker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+)
+
+// minGracePeriod is the shortest kill window the upstream kubelet gives a container.
+const minGracePeriod = 2
+
+// sync runs one reconcile of a pod. It returns when to sync again (0: the resync period)
+// and whether the worker is finished (the pod is gone).
+func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
+	logger := klog.FromContext(ctx)
+	wk.mu.Lock()
+	pod, removed := wk.pod.DeepCopy(), wk.removed
+	wk.mu.Unlock()
+
+	// The newest status we computed is fresher than the informer's copy.
+	if st, ok := w.cfg.Status.Status(pod.UID); ok {
+		pod.Status = st
+	}
+	state, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID)
+	if err != nil {
+		logger.Error(err, "Reading runtime state failed", "pod", klog.KObj(pod))
+		return time.Second, false
+	}
+
+	deleting := pod.DeletionTimestamp != nil
+	finished := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+	deadline := !finished && deadlineExceeded(pod, time.Now())
+	acts := computeActions(pod, state, removed || deleting || finished || deadline, w.inBackOff(pod))
+
+	waiting := map[string]status.Waiting{}
+	if acts.KillPod {
+		w.killPod(ctx, pod, state, gracePeriod(pod))
+	}
+	for _, c := range acts.Kill {
+		w.event(pod, containerByName(pod, c.Name), v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
+		if err := w.cfg.Runtime.StopContainer(ctx, c.ID, gracePeriod(pod)); err != nil {
+			logger.Error(err, "Stopping container failed", "pod", klog.KObj(pod), "container", c.Name)
+		}
+	}
+	var sandboxID string
+	if sb := state.ReadySandbox(); sb != nil && !acts.KillPod {
+		sandboxID = sb.ID
+	}
+	if acts.CreateSandbox && !removed && !deleting {
+		id, err := w.createSandbox(ctx, pod, acts.SandboxAttempt)
+		if err != nil {
+			logger.Error(err, "Creating pod sandbox failed", "pod", klog.KObj(pod))
+			w.event(pod, nil, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			for i := range pod.Spec.Containers {
+				waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
+			}
+			w.setWaiting(wk, waiting)
+			w.publish(pod, wk)
+			return 2 * time.Second, false
+		}
+		sandboxID = id
+	}
+	var requeue time.Duration
+	if sandboxID != "" {
+		for _, s := range acts.Start {
+			if wt, err := w.startContainer(ctx, pod, sandboxID, s, state); err != nil {
+				waiting[s.Container.Name] = wt
+				logger.V(2).Info("Container did not start", "pod", klog.KObj(pod), "container", s.Container.Name, "reason", wt.Reason, "err", err)
+				if d := w.pullRetryIn(pod, s.Container); d > 0 && (requeue == 0 || d < requeue) {
+					requeue = d
+				}
+			}
+		}
+	}
+	for _, c := range acts.BackOff {
+		last, _ := state.Latest(c.Name)
+		key := backOffKey(pod, c)
+		d := w.crashBack.Get(key)
+		waiting[c.Name] = status.Waiting{Reason: "CrashLoopBackOff",
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, c.Name, podDesc(pod))}
+		w.event(pod, c, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, podDesc(pod))
+		if left := time.Until(last.FinishedAt.Add(d)); left > 0 && (requeue == 0 || left < requeue) {
+			requeue = left + 10*time.Millisecond
+		}
+	}
+	w.setWaiting(wk, waiting)
+
+	// Observe again: the status reports what is, not what was asked for.
+	if len(acts.Start) > 0 || acts.KillPod || len(acts.Kill) > 0 || acts.CreateSandbox {
+		if s, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID); err == nil {
+			state = s
+		}
+	}
+	readTerminationMessages(state)
+	st := status.Generate(status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()})
+	if deadline {
+		st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+	}
+	if acts.PodFailed {
+		st.Phase = v1.PodFailed
+	}
+
+	if removed {
+		w.removeSandboxes(ctx, pod, state)
+		w.cfg.Status.Forget(pod.UID)
+		w.crashBack.Reset(string(pod.UID))
+		_ = os.RemoveAll(w.podDir(pod))
+		return 0, true
+	}
+	w.cfg.Status.SetStatus(pod, st)
+	if deleting && !anyRunning(state) {
+		// Terminated: write the final status, release the sandbox, then delete the object.
+		if err := w.cfg.Status.Flush(ctx, pod.UID); err != nil {
+			logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))
+		}
+		w.removeSandboxes(ctx, pod, state)
+		uid := pod.UID
+		err := w.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			logger.Error(err, "Deleting terminated pod failed", "pod", klog.KObj(pod))
+			return time.Second, false
+		}
+		return 0, false // the informer's delete ends the worker
+	}
+	if deadline || acts.PodFailed {
+		return 0, false
+	}
+	if d := activeDeadlineIn(pod, time.Now()); d > 0 && (requeue == 0 || d < requeue) {
+		requeue = d
+	}
+	return requeue, false
+}
+
+func (w *Workers) setWaiting(wk *worker, waiting map[string]status.Waiting) {
+	wk.mu.Lock()
+	wk.waiting = waiting
+	wk.mu.Unlock()
+}
+
+func (w *Workers) publish(pod *v1.Pod, wk *worker) {
+	state := &cri.PodState{UID: pod.UID}
+	wk.mu.Lock()
+	waiting := wk.waiting
+	wk.mu.Unlock()
+	w.cfg.Status.SetStatus(pod, status.Generate(status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()}))
+}
+
+func anyRunning(st *cri.PodState) bool {
+	for _, c := range st.Containers {
+		if c.State == cri.StateRunning || c.State == cri.StateUnknown {
+			return true
+		}
+	}
+	return false
+}
+
+// gracePeriod: the deletion's grace period if the pod is being deleted, else the spec's;
+// never under 2s.
+func gracePeriod(pod *v1.Pod) int64 {
+	g := int64(30)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		g = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if pod.DeletionGracePeriodSeconds != nil {
+		g = *pod.DeletionGracePeriodSeconds
+	}
+	return max(g, minGracePeriod)
+}
+
+func deadlineExceeded(pod *v1.Pod, now time.Time) bool {
+	d := pod.Spec.ActiveDeadlineSeconds
+	s := pod.Status.StartTime
+	return d != nil && s != nil && now.Sub(s.Time) >= time.Duration(*d)*time.Second
+}
+
+func activeDeadlineIn(pod *v1.Pod, now time.Time) time.Duration {
+	d := pod.Spec.ActiveDeadlineSeconds
+	s := pod.Status.StartTime
+	if d == nil || s == nil {
+		return 0
+	}
+	return s.Time.Add(time.Duration(*d) * time.Second).Sub(now)
+}
+
+// killPod stops every running container in parallel (each with the grace period), then
+// every sandbox.
+func (w *Workers) killPod(ctx context.Context, pod *v1.Pod, st *cri.PodState, grace int64) {
+	var wg sync.WaitGroup
+	for _, c := range st.Containers {
+		if c.State != cri.StateRunning && c.State != cri.StateUnknown {
+			continue
+		}
+		wg.Go(func() {
+			w.event(pod, containerByName(pod, c.Name), v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+			if err := w.cfg.Runtime.StopContainer(ctx, c.ID, grace); err != nil {
+				klog.FromContext(ctx).Error(err, "Stopping container failed", "pod", klog.KObj(pod), "container", c.Name)
+			}
+		})
+	}
+	wg.Wait()
+	for _, sb := range st.Sandboxes {
+		if sb.Ready {
+			if err := w.cfg.Runtime.StopSandbox(ctx, sb.ID); err != nil {
+				klog.FromContext(ctx).Error(err, "Stopping sandbox failed", "pod", klog.KObj(pod))
+			}
+		}
+	}
+}
+
+func (w *Workers) removeSandboxes(ctx context.Context, pod *v1.Pod, st *cri.PodState) {
+	for _, sb := range st.Sandboxes {
+		_ = w.cfg.Runtime.StopSandbox(ctx, sb.ID)
+		if err := w.cfg.Runtime.RemoveSandbox(ctx, sb.ID); err != nil {
+			klog.FromContext(ctx).Error(err, "Removing sandbox failed", "pod", klog.KObj(pod))
+		}
+	}
+}
+
+func (w *Workers) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
+	cfg, err := cri.SandboxConfig(pod, attempt, cri.SandboxOptions{NodeName: w.cfg.NodeName, PodLogsDir: w.cfg.PodLogsDir, HostDNS: w.cfg.HostDNS})
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+		return "", err
+	}
+	return w.cfg.Runtime.RunSandbox(ctx, cfg)
+}
+
+func (w *Workers) podDir(pod *v1.Pod) string {
+	return filepath.Join(w.cfg.RootDir, "pods", string(pod.UID))
+}
+
+// readTerminationMessages fills in the message of exited containers from the file the
+// container wrote (at most 4096 bytes, as upstream).
+func readTerminationMessages(st *cri.PodState) {
+	for i := range st.Containers {
+		c := &st.Containers[i]
+		if c.State != cri.StateExited || c.Message != "" || c.TermMsgHostPath == "" {
+			continue
+		}
+		f, err := os.Open(c.TermMsgHostPath)
+		if err != nil {
+			continue
+		}
+		buf := make([]byte, 4096)
+		n, _ := f.Read(buf)
+		f.Close()
+		c.Message = string(buf[:n])
+	}
+}
+
+func containerByName(pod *v1.Pod, name string) *v1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+// podDesc is upstream's format.Pod: name_namespace(uid).
+func podDesc(pod *v1.Pod) string {
+	return fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID)
+}
+
+// event records an event on the pod, on the container's field path when c is given.
+func (w *Workers) event(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
+	ref := &v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
+	if c != nil {
+		field := "spec.containers{%s}"
+		for i := range pod.Spec.InitContainers {
+			if pod.Spec.InitContainers[i].Name == c.Name {
+				field = "spec.initContainers{%s}"
+			}
+		}
+		ref.FieldPath = fmt.Sprintf(field, c.Name)
+	}
+	w.cfg.Recorder.Eventf(ref, typ, reason, format, args...)
+}

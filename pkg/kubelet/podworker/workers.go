@@ -1,0 +1,187 @@
+// Package podworker runs one goroutine per pod UID. Each sync observes the pod's runtime
+// state, decides with the pure computeActions, acts through pkg/cri, and hands the derived
+// status to the status manager.
+package podworker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+)
+
+// Config is what the workers need; New rejects missing fields.
+type Config struct {
+	NodeName   string
+	HostIPs    []string
+	Runtime    *cri.Client
+	Status     *status.Manager
+	Recorder   record.EventRecorder
+	Client     kubernetes.Interface
+	RootDir    string // pods/<uid>/... files live here
+	PodLogsDir string
+	HostDNS    cri.DNS
+	// ResyncPeriod bounds how long a pod goes without a sync (default 10s).
+	ResyncPeriod time.Duration
+}
+
+// Workers owns the per-pod goroutines.
+type Workers struct {
+	cfg         Config
+	crashBack   *flowcontrol.Backoff
+	pullBack    *flowcontrol.Backoff
+	pulls       pullGroup
+	pullErrs    sync.Map // pull back-off key -> last pull error message
+	mu          sync.Mutex
+	pods        map[types.UID]*worker
+	ctx         context.Context
+	wg          sync.WaitGroup
+	started     chan struct{}
+	startedOnce sync.Once
+}
+
+// Upstream kubelet back-off: containers 10s doubling to 300s; image pulls the same.
+const (
+	backOffInitial = 10 * time.Second
+	backOffMax     = 300 * time.Second
+)
+
+// New checks cfg.
+func New(cfg Config) (*Workers, error) {
+	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.Client == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" {
+		return nil, fmt.Errorf("podworker: NodeName, Runtime, Status, Recorder, Client, RootDir and PodLogsDir are required")
+	}
+	if cfg.ResyncPeriod <= 0 {
+		cfg.ResyncPeriod = 10 * time.Second
+	}
+	return &Workers{cfg: cfg, pods: map[types.UID]*worker{}, started: make(chan struct{}),
+		crashBack: flowcontrol.NewBackOff(backOffInitial, backOffMax),
+		pullBack:  flowcontrol.NewBackOff(backOffInitial, backOffMax),
+	}, nil
+}
+
+// Run lets workers run until ctx ends, then waits for them. Pods keep running: stopping
+// minikubelet never stops containers.
+func (w *Workers) Run(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+	w.startedOnce.Do(func() { close(w.started) })
+	gc := time.NewTicker(time.Minute)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.wg.Wait()
+			return
+		case <-gc.C:
+			w.crashBack.GC()
+			w.pullBack.GC()
+		}
+	}
+}
+
+// worker is one pod's goroutine and its inbox.
+type worker struct {
+	uid  types.UID
+	wake chan struct{} // cap 1: coalesces any number of updates into one sync
+
+	mu      sync.Mutex
+	pod     *v1.Pod // newest spec from the source
+	removed bool    // gone from the API: kill and forget
+	// waiting holds why containers are not running, as the last sync found.
+	waiting map[string]status.Waiting
+}
+
+func (wk *worker) kick() {
+	select {
+	case wk.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Update delivers the newest version of a pod bound to this node.
+func (w *Workers) Update(pod *v1.Pod) {
+	wk := w.get(pod.UID, true)
+	wk.mu.Lock()
+	wk.pod = pod
+	wk.mu.Unlock()
+	wk.kick()
+}
+
+// Remove tells the pod's worker that the pod is gone from the API.
+func (w *Workers) Remove(pod *v1.Pod) {
+	wk := w.get(pod.UID, true)
+	wk.mu.Lock()
+	if wk.pod == nil {
+		wk.pod = pod
+	}
+	wk.removed = true
+	wk.mu.Unlock()
+	wk.kick()
+}
+
+// Wake makes the pod's worker sync now (a runtime event for it arrived).
+func (w *Workers) Wake(uid types.UID) {
+	if wk := w.get(uid, false); wk != nil {
+		wk.kick()
+	}
+}
+
+// Known reports whether a worker exists for uid.
+func (w *Workers) Known(uid types.UID) bool { return w.get(uid, false) != nil }
+
+func (w *Workers) get(uid types.UID, create bool) *worker {
+	<-w.started
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wk := w.pods[uid]
+	if wk == nil && create && w.ctx.Err() == nil {
+		wk = &worker{uid: uid, wake: make(chan struct{}, 1), waiting: map[string]status.Waiting{}}
+		w.pods[uid] = wk
+		w.wg.Go(func() { w.loop(w.ctx, wk) })
+	}
+	return wk
+}
+
+func (w *Workers) loop(ctx context.Context, wk *worker) {
+	logger := klog.FromContext(ctx).WithValues("podUID", wk.uid)
+	ctx = klog.NewContext(ctx, logger)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wk.wake:
+		case <-timer.C:
+		}
+		next, done := w.sync(ctx, wk)
+		if done {
+			w.mu.Lock()
+			delete(w.pods, wk.uid)
+			w.mu.Unlock()
+			return
+		}
+		if next <= 0 || next > w.cfg.ResyncPeriod {
+			next = w.cfg.ResyncPeriod
+		}
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(next)
+	}
+}

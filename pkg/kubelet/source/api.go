@@ -1,0 +1,71 @@
+// Package source delivers the pods this node must run: from the API server (pods whose
+// spec.nodeName is this node).
+package source
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Handler receives pod changes, keyed by UID.
+type Handler interface {
+	Update(pod *v1.Pod)
+	Remove(pod *v1.Pod)
+}
+
+// API watches pods bound to node and feeds them to h. HasSynced reports when the first
+// list has been delivered (orphan cleanup waits for it).
+type API struct {
+	factory   informers.SharedInformerFactory
+	HasSynced cache.InformerSynced
+}
+
+// NewAPI sets up the informer; Start runs it.
+func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+		}))
+	inf := factory.Core().V1().Pods().Informer()
+	mine := func(obj any) (*v1.Pod, bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		p, ok := obj.(*v1.Pod)
+		return p, ok && p.Spec.NodeName == node // guard: never act on another node's pod
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if p, ok := mine(obj); ok {
+				h.Update(p)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if p, ok := mine(obj); ok {
+				h.Update(p)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if p, ok := mine(obj); ok {
+				h.Remove(p)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &API{factory: factory, HasSynced: inf.HasSynced}, nil
+}
+
+// Run runs the informer until ctx ends.
+func (a *API) Run(ctx context.Context) {
+	a.factory.Start(ctx.Done())
+	<-ctx.Done()
+	a.factory.Shutdown()
+}

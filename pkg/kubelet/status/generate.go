@@ -1,0 +1,334 @@
+// Package status derives PodStatus from the pod spec and the runtime state (a pure
+// function, GenerateStatus) and is the only writer of PodStatus to the API (Manager).
+package status
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// Waiting is why a container is not running although it should be, as decided by the
+// last sync (e.g. CrashLoopBackOff, ErrImagePull, CreateContainerConfigError).
+type Waiting struct{ Reason, Message string }
+
+// Input is everything a pod's status is derived from.
+type Input struct {
+	Pod     *v1.Pod
+	State   *cri.PodState
+	Waiting map[string]Waiting // by container name
+	HostIPs []string
+	// Terminal: the kubelet has finished the pod (all containers stopped for good).
+	Now time.Time
+}
+
+// Generate derives the pod's status. Conditions not owned by the kubelet (PodScheduled,
+// readiness gates' own conditions, ...) are kept from the previous status; a condition's
+// lastTransitionTime changes only when its status changes.
+func Generate(in Input) v1.PodStatus {
+	pod, old := in.Pod, in.Pod.Status
+	now := metav1.NewTime(in.Now)
+	st := v1.PodStatus{
+		QOSClass:              old.QOSClass,
+		NominatedNodeName:     old.NominatedNodeName,
+		StartTime:             old.StartTime,
+		Resize:                old.Resize,
+		ResourceClaimStatuses: old.ResourceClaimStatuses,
+	}
+	if st.StartTime == nil {
+		st.StartTime = &now
+	}
+	for _, ip := range in.HostIPs {
+		st.HostIPs = append(st.HostIPs, v1.HostIP{IP: ip})
+	}
+	if len(st.HostIPs) > 0 {
+		st.HostIP = st.HostIPs[0].IP
+	}
+	sb := in.State.ReadySandbox()
+	if pod.Spec.HostNetwork {
+		st.PodIP, st.PodIPs = st.HostIP, nil
+		for _, ip := range st.HostIPs {
+			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip.IP})
+		}
+	} else if sb != nil {
+		for _, ip := range sb.IPs {
+			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
+		}
+		if len(st.PodIPs) > 0 {
+			st.PodIP = st.PodIPs[0].IP
+		}
+	} else if isTerminal(old.Phase) {
+		st.PodIP, st.PodIPs = old.PodIP, old.PodIPs
+	}
+
+	initDone := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cs := containerStatus(c, in, "PodInitializing", old.InitContainerStatuses)
+		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			initDone = false
+		}
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+	}
+	defaultWaiting := "ContainerCreating"
+	if !initDone {
+		defaultWaiting = "PodInitializing"
+	}
+	for i := range pod.Spec.Containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, containerStatus(&pod.Spec.Containers[i], in, defaultWaiting, old.ContainerStatuses))
+	}
+	st.Phase = phase(pod, st, initDone)
+	if isTerminal(old.Phase) {
+		st.Phase = old.Phase // never leave a terminal phase
+	}
+	st.Reason, st.Message = old.Reason, old.Message
+	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, initDone, old.Conditions, now)
+	return st
+}
+
+func isTerminal(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
+
+func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.ContainerStatus) v1.ContainerStatus {
+	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image}
+	latest, previous := in.State.Latest(c.Name)
+	if latest != nil {
+		cs.RestartCount = int32(latest.RestartCount)
+		cs.ContainerID = "containerd://" + latest.ID
+		if latest.Image != "" {
+			cs.Image = displayImage(c.Image, latest.Image)
+		}
+		cs.ImageID = latest.ImageRef
+		if previous != nil && previous.State == cri.StateExited {
+			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(previous)}
+		}
+	} else {
+		// Keep restartCount and lastState of instances that are gone (e.g. garbage
+		// collected or removed with an old sandbox).
+		for _, o := range old {
+			if o.Name == c.Name {
+				cs.RestartCount, cs.LastTerminationState = o.RestartCount, o.LastTerminationState
+			}
+		}
+	}
+	w, hasWaiting := in.Waiting[c.Name]
+	switch {
+	case latest != nil && latest.State == cri.StateRunning && !hasWaiting:
+		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(latest.StartedAt)}
+		started := true
+		cs.Started = &started
+		cs.Ready = true // readiness probes refine this
+	case hasWaiting:
+		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
+		if latest != nil && latest.State == cri.StateExited {
+			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(latest)}
+		}
+		cs.Started = new(bool)
+	case latest != nil && latest.State == cri.StateExited:
+		cs.State.Terminated = terminated(latest)
+		cs.Started = new(bool)
+	default:
+		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: defaultWaiting}
+		cs.Started = new(bool)
+	}
+	return cs
+}
+
+// displayImage reports the image as the spec names it when the runtime's name is the same
+// image fully qualified (docker.io/library/busybox:1.35 for busybox:1.35), as upstream shows.
+func displayImage(spec, runtime string) string {
+	if strings.HasSuffix(runtime, "/"+spec) || runtime == spec {
+		return spec
+	}
+	return runtime
+}
+
+func terminated(c *cri.Container) *v1.ContainerStateTerminated {
+	t := &v1.ContainerStateTerminated{
+		ExitCode:    c.ExitCode,
+		Reason:      c.Reason,
+		Message:     c.Message,
+		StartedAt:   metav1.NewTime(c.StartedAt),
+		FinishedAt:  metav1.NewTime(c.FinishedAt),
+		ContainerID: "containerd://" + c.ID,
+	}
+	if t.Reason == "" {
+		t.Reason = "Error"
+		if c.ExitCode == 0 {
+			t.Reason = "Completed"
+		}
+	}
+	if c.StartedAt.IsZero() {
+		t.StartedAt = metav1.Time{}
+	}
+	return t
+}
+
+// phase follows the upstream kubelet's getPhase.
+func phase(pod *v1.Pod, st v1.PodStatus, initDone bool) v1.PodPhase {
+	if !initDone {
+		for _, cs := range st.InitContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+				return v1.PodFailed
+			}
+		}
+		return v1.PodPending
+	}
+	var running, waiting, stopped, succeeded int
+	for _, cs := range st.ContainerStatuses {
+		switch {
+		case cs.State.Running != nil:
+			running++
+		case cs.State.Terminated != nil:
+			stopped++
+			if cs.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case cs.State.Waiting != nil:
+			if cs.LastTerminationState.Terminated != nil {
+				stopped++
+			} else {
+				waiting++
+			}
+		}
+	}
+	switch {
+	case waiting > 0:
+		return v1.PodPending
+	case running > 0:
+		return v1.PodRunning
+	case stopped > 0:
+		switch pod.Spec.RestartPolicy {
+		case v1.RestartPolicyAlways:
+			return v1.PodRunning // restarting
+		case v1.RestartPolicyOnFailure:
+			if stopped == succeeded {
+				return v1.PodSucceeded
+			}
+			return v1.PodRunning
+		default:
+			if stopped == succeeded {
+				return v1.PodSucceeded
+			}
+			return v1.PodFailed
+		}
+	}
+	return v1.PodPending
+}
+
+func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady, initDone bool, old []v1.PodCondition, now metav1.Time) []v1.PodCondition {
+	owned := map[v1.PodConditionType]bool{
+		v1.PodReadyToStartContainers: true, v1.PodInitialized: true, v1.ContainersReady: true, v1.PodReady: true,
+		v1.PodScheduled: true, // upstream's kubelet always reports it True (pods bound by nodeName too)
+	}
+	var out []v1.PodCondition
+	// PodReadyToStartContainers
+	rtsc := v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionFalse}
+	if sandboxReady {
+		rtsc.Status = v1.ConditionTrue
+	}
+	out = append(out, rtsc)
+
+	// Initialized
+	init := v1.PodCondition{Type: v1.PodInitialized, Status: v1.ConditionTrue}
+	if !initDone && !(st.Phase == v1.PodSucceeded) {
+		var incomplete []string
+		for _, cs := range st.InitContainerStatuses {
+			if t := cs.State.Terminated; t == nil || t.ExitCode != 0 {
+				incomplete = append(incomplete, cs.Name)
+			}
+		}
+		init.Status, init.Reason = v1.ConditionFalse, "ContainersNotInitialized"
+		init.Message = fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(incomplete, " "))
+	}
+	out = append(out, init)
+
+	// ContainersReady and Ready
+	var unready []string
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	cr := v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue}
+	switch {
+	case st.Phase == v1.PodSucceeded:
+		cr.Status, cr.Reason = v1.ConditionFalse, "PodCompleted"
+	case st.Phase == v1.PodFailed:
+		cr.Status, cr.Reason = v1.ConditionFalse, "PodFailed"
+	case !initDone:
+		cr.Status, cr.Reason = v1.ConditionFalse, "ContainersNotInitialized"
+		cr.Message = init.Message
+	case len(unready) > 0:
+		cr.Status, cr.Reason = v1.ConditionFalse, "ContainersNotReady"
+		cr.Message = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	}
+	out = append(out, cr)
+	ready := cr
+	ready.Type = v1.PodReady
+	if ready.Status == v1.ConditionTrue {
+		var notReady []string
+		for _, g := range pod.Spec.ReadinessGates {
+			c := findCondition(old, g.ConditionType)
+			if c == nil || c.Status != v1.ConditionTrue {
+				notReady = append(notReady, string(g.ConditionType))
+			}
+		}
+		if len(notReady) > 0 {
+			ready.Status, ready.Reason = v1.ConditionFalse, "ReadinessGatesNotReady"
+			ready.Message = fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", notReady[0])
+			if c := findCondition(old, v1.PodConditionType(notReady[0])); c != nil {
+				ready.Message = fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %s", notReady[0], c.Status)
+			}
+		}
+	}
+	out = append(out, ready)
+	out = append(out, v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionTrue})
+
+	for i := range out {
+		out[i].LastTransitionTime = now
+		out[i].ObservedGeneration = pod.Generation
+		if prev := findCondition(old, out[i].Type); prev != nil && prev.Status == out[i].Status {
+			out[i].LastTransitionTime = prev.LastTransitionTime
+		}
+	}
+	// Keep conditions owned by others (PodScheduled, readiness gates, DisruptionTarget ...).
+	for _, c := range old {
+		if !owned[c.Type] {
+			out = append(out, c)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return order(out[i].Type) < order(out[j].Type) })
+	return out
+}
+
+// order puts conditions in the order the upstream kubelet reports them.
+func order(t v1.PodConditionType) int {
+	switch t {
+	case v1.PodReadyToStartContainers:
+		return 0
+	case v1.PodInitialized:
+		return 1
+	case v1.PodReady:
+		return 2
+	case v1.ContainersReady:
+		return 3
+	case v1.PodScheduled:
+		return 4
+	}
+	return 5
+}
+
+func findCondition(conds []v1.PodCondition, t v1.PodConditionType) *v1.PodCondition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}

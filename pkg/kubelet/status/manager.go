@@ -1,0 +1,194 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+)
+
+type versioned struct {
+	namespace, name string
+	uid             types.UID
+	status          v1.PodStatus
+	version         uint64
+}
+
+// Manager is the only writer of PodStatus. Workers hand it statuses (SetStatus); one sync
+// goroutine patches the status subresource for every pod whose newest status is not yet
+// written, so a burst of changes becomes one write and an older status never overwrites a
+// newer one.
+type Manager struct {
+	client kubernetes.Interface
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	pending map[types.UID]*versioned // newest status per pod
+	written map[types.UID]uint64     // version last written
+	apiPods map[types.UID]*v1.Pod    // the pod as last seen from the API
+	// OnWritten, if set, is called after each successful write (for metrics/tests).
+	OnWritten func(pod *v1.Pod)
+}
+
+// NewManager returns a Manager writing through client.
+func NewManager(client kubernetes.Interface) *Manager {
+	return &Manager{client: client, wake: make(chan struct{}, 1),
+		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}, apiPods: map[types.UID]*v1.Pod{}}
+}
+
+// SetStatus records the newest status of pod (as last seen from the API) and wakes the writer.
+func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
+	m.mu.Lock()
+	cur := m.pending[pod.UID]
+	if cur != nil && apiequality.Semantic.DeepEqual(cur.status, st) {
+		m.apiPods[pod.UID] = pod
+		m.mu.Unlock()
+		return
+	}
+	var version uint64 = 1
+	if cur != nil {
+		version = cur.version + 1
+	}
+	m.pending[pod.UID] = &versioned{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, status: st, version: version}
+	m.apiPods[pod.UID] = pod
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the newest status the manager holds for uid.
+func (m *Manager) Status(uid types.UID) (v1.PodStatus, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v := m.pending[uid]; v != nil {
+		return *v.status.DeepCopy(), true
+	}
+	return v1.PodStatus{}, false
+}
+
+// Forget drops a pod that is gone from the API.
+func (m *Manager) Forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.pending, uid)
+	delete(m.written, uid)
+	delete(m.apiPods, uid)
+}
+
+// Flush writes uid's newest status now (used before deleting a terminated pod).
+func (m *Manager) Flush(ctx context.Context, uid types.UID) error {
+	return m.syncOne(ctx, uid)
+}
+
+// Run writes statuses until ctx ends; failed writes are retried every few seconds.
+func (m *Manager) Run(ctx context.Context) {
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wake:
+		case <-retry.C:
+		}
+		m.mu.Lock()
+		var todo []types.UID
+		for uid, v := range m.pending {
+			if m.written[uid] < v.version {
+				todo = append(todo, uid)
+			}
+		}
+		m.mu.Unlock()
+		for _, uid := range todo {
+			if err := m.syncOne(ctx, uid); err != nil {
+				klog.FromContext(ctx).Error(err, "Writing pod status failed; will retry", "podUID", uid)
+			}
+		}
+	}
+}
+
+func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
+	m.mu.Lock()
+	v, apiPod := m.pending[uid], m.apiPods[uid]
+	if v == nil || m.written[uid] >= v.version {
+		m.mu.Unlock()
+		return nil
+	}
+	v = &versioned{namespace: v.namespace, name: v.name, uid: v.uid, status: *v.status.DeepCopy(), version: v.version}
+	m.mu.Unlock()
+
+	patch, err := statusPatch(uid, apiPod.Status, v.status)
+	if err != nil {
+		return err
+	}
+	out, err := m.client.CoreV1().Pods(v.namespace).Patch(ctx, v.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	switch {
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err) && isUIDMismatch(err):
+		m.Forget(uid) // the pod is gone (or replaced by a new one of the same name)
+		return nil
+	case apierrors.IsInvalid(err):
+		// Retrying the same status cannot help; later statuses are still written.
+		m.markWritten(uid, v.version)
+		return fmt.Errorf("API rejected status of %s/%s: %w", v.namespace, v.name, err)
+	case err != nil:
+		return fmt.Errorf("patch status of %s/%s: %w", v.namespace, v.name, err)
+	}
+	m.mu.Lock()
+	if m.pending[uid] != nil {
+		m.apiPods[uid] = out
+	}
+	m.mu.Unlock()
+	m.markWritten(uid, v.version)
+	if m.OnWritten != nil {
+		m.OnWritten(out)
+	}
+	return nil
+}
+
+func (m *Manager) markWritten(uid types.UID, version uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending[uid] != nil && m.written[uid] < version {
+		m.written[uid] = version
+	}
+}
+
+func isUIDMismatch(err error) bool {
+	return err != nil && apierrors.IsConflict(err)
+}
+
+// statusPatch is a strategic merge patch from old to new status, carrying the pod UID as a
+// precondition so that a recreated pod of the same name is never patched.
+func statusPatch(uid types.UID, old, new v1.PodStatus) ([]byte, error) {
+	o, err := json.Marshal(v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}, Status: old})
+	if err != nil {
+		return nil, err
+	}
+	n, err := json.Marshal(v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}, Status: new})
+	if err != nil {
+		return nil, err
+	}
+	p, err := strategicpatch.CreateTwoWayMergePatch(o, n, v1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	// Add the UID precondition.
+	var obj map[string]any
+	if err := json.Unmarshal(p, &obj); err != nil {
+		return nil, err
+	}
+	obj["metadata"] = map[string]any{"uid": string(uid)}
+	return json.Marshal(obj)
+}
