@@ -9,16 +9,23 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Relist lists this node's sandboxes and containers every interval and calls changed with
+// Relist lists this node's sandboxes and containers every interval, and at once whenever
+// now receives (runtime events arrive there), and calls changed with
 // the UID of every pod whose runtime objects appeared, disappeared or changed state, and
 // seen with every pod present (UID -> namespace/name from the labels). It returns when
 // ctx ends.
-func (c *Client) Relist(ctx context.Context, node string, interval time.Duration, changed func(types.UID), seen func(map[types.UID][2]string)) {
+func (c *Client) Relist(ctx context.Context, node string, interval time.Duration, now <-chan struct{}, changed func(types.UID), seen func(map[types.UID][2]string)) {
 	prev := map[string]string{} // object id -> state
 	owner := map[string]types.UID{}
 	sel := map[string]string{LabelNode: node}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// An event reaches us and containerd's CRI plugin at the same moment, and CRI updates
+	// its own state a little later; so an event starts a short burst of relists.
+	burst := []time.Duration{25 * time.Millisecond, 75 * time.Millisecond, 200 * time.Millisecond, 700 * time.Millisecond}
+	step := len(burst)
+	follow := time.NewTimer(time.Hour)
+	defer follow.Stop()
 	for {
 		cur := map[string]string{}
 		uids := map[types.UID][2]string{}
@@ -73,10 +80,17 @@ func (c *Client) Relist(ctx context.Context, node string, interval time.Duration
 		} else {
 			klog.FromContext(ctx).V(4).Info("Relist failed", "err", err)
 		}
+		if step < len(burst) {
+			follow.Reset(burst[step])
+			step++
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-follow.C:
+		case <-now:
+			step = 0
 		}
 	}
 }

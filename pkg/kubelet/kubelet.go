@@ -34,6 +34,9 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/version"
 )
 
+// relistPeriod is the safety-net relist; runtime events normally arrive first.
+const relistPeriod = 5 * time.Second
+
 // Run starts the kubelet and blocks until ctx ends (then shuts down) or start-up fails.
 // Start-up errors are one line naming the flag or file at fault.
 func Run(ctx context.Context, cfg *config.Config) error {
@@ -155,10 +158,21 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	wg.Go(func() { statusMgr.Run(runCtx) })
 	wg.Go(func() { workers.Run(runCtx) })
 	wg.Go(func() { pods.Run(runCtx) })
+	// Container events from the runtime trigger a relist at once; the periodic relist only
+	// repairs what an interrupted event stream missed.
+	relistNow := make(chan struct{}, 1)
+	wg.Go(func() {
+		rt.WatchEvents(runCtx, func(string) {
+			select {
+			case relistNow <- struct{}{}:
+			default:
+			}
+		})
+	})
 	wg.Go(func() {
 		// Runtime changes wake the pod's worker; pods the runtime has but no worker knows
 		// (once the API's pods are all delivered) are orphans and are removed.
-		rt.Relist(runCtx, nodeName, time.Second, workers.Wake, func(present map[types.UID][2]string) {
+		rt.Relist(runCtx, nodeName, relistPeriod, relistNow, workers.Wake, func(present map[types.UID][2]string) {
 			if !pods.HasSynced() {
 				return
 			}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/test/testbed"
+)
+
+func testAppPod(node string, args ...string) *v1.Pod {
+	p := newPod(node)
+	p.Spec.Containers[0].Image = testbed.TestAppImage
+	p.Spec.Containers[0].Command = nil
+	p.Spec.Containers[0].Args = args
+	return p
+}
+
+// TestPodLifecycleExitSeenFromRuntimeEvents: a container exit reaches the API promptly,
+// driven by containerd's event stream (the safety-net relist runs only every 5s).
+func TestPodLifecycleExitSeenFromRuntimeEvents(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "pod-events")
+	watchNode(ctx, t, k.NodeName, isReady)
+	pod := testAppPod(k.NodeName, "serve", "--http=:8080")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+
+	// The app listens shortly after it starts; ask until it answers.
+	var asked time.Time
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(fmt.Sprintf("http://%s:8080/exit?code=3", p.Status.PodIP))
+		if err == nil {
+			resp.Body.Close()
+			asked = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ask the test app to exit: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	watchPod(ctx, t, p, "Failed", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return cs != nil && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 3 && p.Status.Phase == v1.PodFailed
+	})
+	took := time.Since(asked)
+	// The app exits 50ms after answering; anything near the 5s relist means events are lost.
+	t.Logf("exit -> terminated status seen by a watch: %v", took)
+	if took > 1500*time.Millisecond {
+		t.Errorf("exit took %v to reach the API; want the runtime event path (well under the 5s relist)", took)
+	}
+}
+
+// TestPodLifecycleSandboxRecreated: killing the pause process kills the pod's sandbox; the
+// containers are restarted in a new sandbox with attempt+1, as upstream does.
+func TestPodLifecycleSandboxRecreated(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "pod-sandbox")
+	watchNode(ctx, t, k.NodeName, isReady)
+	p := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	firstID := containerStatus(p, "main").ContainerID
+
+	rt, err := cri.Dial(bed.CRIEndpoint(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	sbs, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		LabelSelector: map[string]string{cri.LabelPodUID: string(p.UID)}}})
+	if err != nil || len(sbs.Items) != 1 {
+		t.Fatalf("sandboxes of the pod: %v %v", sbs, err)
+	}
+	st, err := rt.RuntimeService().PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sbs.Items[0].Id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ Pid int }
+	if err := json.Unmarshal([]byte(st.Info["info"]), &info); err != nil || info.Pid <= 1 {
+		t.Fatalf("pause pid from sandbox info: %v (%s)", err, st.Info["info"])
+	}
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p = watchPod(ctx, t, p, "running again in a new sandbox", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return cs != nil && cs.State.Running != nil && cs.ContainerID != firstID && podReady(p)
+	})
+	if n := containerStatus(p, "main").RestartCount; n != 1 {
+		t.Errorf("restartCount %d after sandbox recreation, want 1", n)
+	}
+	sbs, err = rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		LabelSelector: map[string]string{cri.LabelPodUID: string(p.UID)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, s := range sbs.Items {
+		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			ready++
+			if s.Metadata.Attempt != 1 {
+				t.Errorf("new sandbox attempt %d, want 1", s.Metadata.Attempt)
+			}
+		}
+	}
+	if ready != 1 {
+		t.Errorf("%d ready sandboxes, want 1", ready)
+	}
+}
