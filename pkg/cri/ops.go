@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -70,4 +71,20 @@ func (c *Client) PullImage(ctx context.Context, image string, auth *runtimeapi.A
 	resp, err := call(ctx, c, "pull_image", c.images.PullImage, &runtimeapi.PullImageRequest{
 		Image: &runtimeapi.ImageSpec{Image: image}, Auth: auth, SandboxConfig: sbCfg})
 	return resp.GetImageRef(), err
+}
+
+// ExecSync runs cmd in a container and waits up to timeout; it returns the combined output
+// and the exit code.
+func (c *Client) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, int32, error) {
+	secs := int64(timeout / time.Second)
+	if timeout > 0 && secs == 0 {
+		secs = 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second)
+	defer cancel()
+	resp, err := call(ctx, c, "exec_sync", c.runtime.ExecSync, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: secs})
+	if err != nil {
+		return nil, -1, err
+	}
+	return append(resp.Stdout, resp.Stderr...), resp.ExitCode, nil
 }

@@ -75,10 +75,28 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 		return a
 	}
 
-	// Init containers, one at a time, in this sandbox.
+	// Init containers, one at a time, in this sandbox. A sidecar must be running before the
+	// next step; it is restarted whenever it stops.
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		last := latestIn(st, c.Name, sb.ID)
+		if isSidecar(c) {
+			switch {
+			case last == nil:
+				a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
+				return a
+			case last.State == cri.StateRunning:
+				continue
+			case last.State == cri.StateUnknown:
+				return a
+			case inBackOff(c, last):
+				a.BackOff = append(a.BackOff, c)
+				return a
+			default:
+				a.Start = []start{{Container: c, Init: true, RestartCount: last.RestartCount + 1}}
+				return a
+			}
+		}
 		switch {
 		case last == nil:
 			a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
@@ -126,9 +144,14 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 		}
 	}
 	if running == 0 && len(a.Start) == 0 && len(a.BackOff) == 0 {
-		a.KillPod = true // every container is done for good
+		a.KillPod = true // every regular container is done for good (sidecars go with them)
 	}
 	return a
+}
+
+// isSidecar reports a native sidecar: an init container with restartPolicy Always.
+func isSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
 
 // shouldRestart applies the pod's restartPolicy to a container instance that stopped.
@@ -152,6 +175,9 @@ func anythingToRun(pod *v1.Pod, st *cri.PodState) bool {
 		return true
 	}
 	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			continue
+		}
 		last, _ := st.Latest(pod.Spec.InitContainers[i].Name)
 		if last != nil && last.State == cri.StateExited && last.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 			return false

@@ -228,6 +228,13 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		return status.Waiting{Reason: "RunContainerError", Message: err.Error()}, err
 	}
 	w.event(pod, c, v1.EventTypeNormal, "Started", "Container started")
+	podIP := ""
+	if len(podIPs) > 0 {
+		podIP = podIPs[0]
+	}
+	if msg, err := w.postStart(ctx, pod, c, id, podIP); err != nil {
+		return status.Waiting{Reason: "PostStartHookError", Message: msg}, err
+	}
 	klog.FromContext(ctx).V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "restartCount", s.RestartCount)
 	// Keep the newest two instances (current and previous, for logs --previous).
 	w.removeOldInstances(ctx, st, c.Name)

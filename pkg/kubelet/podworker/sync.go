@@ -48,10 +48,9 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		w.killPod(ctx, pod, state, gracePeriod(pod))
 	}
 	for _, c := range acts.Kill {
-		w.event(pod, containerByName(pod, c.Name), v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
-		if err := w.cfg.Runtime.StopContainer(ctx, c.ID, gracePeriod(pod)); err != nil {
-			logger.Error(err, "Stopping container failed", "pod", klog.KObj(pod), "container", c.Name)
-		}
+		spec := containerByName(pod, c.Name)
+		w.event(pod, spec, v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
+		w.stopContainer(ctx, pod, spec, c.Name, c.ID, gracePeriod(pod), "")
 	}
 	var sandboxID string
 	if sb := state.ReadySandbox(); sb != nil && !acts.KillPod {
@@ -194,22 +193,41 @@ func activeDeadlineIn(pod *v1.Pod, now time.Time) time.Duration {
 	return s.Time.Add(time.Duration(*d) * time.Second).Sub(now)
 }
 
-// killPod stops every running container in parallel (each with the grace period), then
-// every sandbox.
+// killPod stops the pod's containers (each running its preStop hook within the grace
+// period): regular containers in parallel first, then sidecars one by one in reverse
+// order, as upstream; then every sandbox.
 func (w *Workers) killPod(ctx context.Context, pod *v1.Pod, st *cri.PodState, grace int64) {
+	podIP := ""
+	if sb := st.ReadySandbox(); sb != nil && len(sb.IPs) > 0 {
+		podIP = sb.IPs[0]
+	}
+	running := func(c cri.Container) bool { return c.State == cri.StateRunning || c.State == cri.StateUnknown }
+	stop := func(c cri.Container) {
+		spec := containerByName(pod, c.Name)
+		w.event(pod, spec, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+		w.stopContainer(ctx, pod, spec, c.Name, c.ID, grace, podIP)
+	}
 	var wg sync.WaitGroup
+	var sidecars []cri.Container
 	for _, c := range st.Containers {
-		if c.State != cri.StateRunning && c.State != cri.StateUnknown {
+		if !running(c) {
 			continue
 		}
-		wg.Go(func() {
-			w.event(pod, containerByName(pod, c.Name), v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
-			if err := w.cfg.Runtime.StopContainer(ctx, c.ID, grace); err != nil {
-				klog.FromContext(ctx).Error(err, "Stopping container failed", "pod", klog.KObj(pod), "container", c.Name)
-			}
-		})
+		if c.Init {
+			sidecars = append(sidecars, c)
+			continue
+		}
+		wg.Go(func() { stop(c) })
 	}
 	wg.Wait()
+	// Sidecars in reverse spec order.
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		for _, c := range sidecars {
+			if c.Name == pod.Spec.InitContainers[i].Name {
+				stop(c)
+			}
+		}
+	}
 	for _, sb := range st.Sandboxes {
 		if sb.Ready {
 			if err := w.cfg.Runtime.StopSandbox(ctx, sb.ID); err != nil {

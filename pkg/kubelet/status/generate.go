@@ -67,11 +67,19 @@ func Generate(in Input) v1.PodStatus {
 		st.PodIP, st.PodIPs = old.PodIP, old.PodIPs
 	}
 
+	// Regular containers that ever ran mean initialization finished, even if sidecars have
+	// since stopped (a completed pod).
+	regularStarted := false
+	for i := range pod.Spec.Containers {
+		if last, _ := in.State.Latest(pod.Spec.Containers[i].Name); last != nil {
+			regularStarted = true
+		}
+	}
 	initDone := true
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := containerStatus(c, in, "PodInitializing", old.InitContainerStatuses)
-		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+		if !initContainerDone(c, cs, regularStarted) {
 			initDone = false
 		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
@@ -90,6 +98,15 @@ func Generate(in Input) v1.PodStatus {
 	st.Reason, st.Message = old.Reason, old.Message
 	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, initDone, old.Conditions, now)
 	return st
+}
+
+// initContainerDone: a sidecar is done once started; any other init container once it
+// exited 0.
+func initContainerDone(c *v1.Container, cs v1.ContainerStatus, regularStarted bool) bool {
+	if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+		return cs.State.Running != nil || regularStarted
+	}
+	return cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 }
 
 func isTerminal(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
@@ -172,7 +189,11 @@ func terminated(c *cri.Container) *v1.ContainerStateTerminated {
 // phase follows the upstream kubelet's getPhase.
 func phase(pod *v1.Pod, st v1.PodStatus, initDone bool) v1.PodPhase {
 	if !initDone {
-		for _, cs := range st.InitContainerStatuses {
+		for i, cs := range st.InitContainerStatuses {
+			c := &pod.Spec.InitContainers[i]
+			if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+				continue // sidecars are restarted, never fail the pod
+			}
 			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 				return v1.PodFailed
 			}
@@ -238,8 +259,8 @@ func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady, initDone bool, old [
 	init := v1.PodCondition{Type: v1.PodInitialized, Status: v1.ConditionTrue}
 	if !initDone && !(st.Phase == v1.PodSucceeded) {
 		var incomplete []string
-		for _, cs := range st.InitContainerStatuses {
-			if t := cs.State.Terminated; t == nil || t.ExitCode != 0 {
+		for i, cs := range st.InitContainerStatuses {
+			if !initContainerDone(&pod.Spec.InitContainers[i], cs, false) {
 				incomplete = append(incomplete, cs.Name)
 			}
 		}
