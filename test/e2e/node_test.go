@@ -155,19 +155,25 @@ func TestNodeRegistration(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("missing conditions %v", want)
 	}
-	// Upstream's node events, from the kubelet component.
-	events, err := bed.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", "node-reg").String()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Upstream's node events, from the kubelet component (sent asynchronously).
+	want3 := []string{"Starting", "NodeHasSufficientMemory", "NodeReady"}
 	seen := map[string]bool{}
-	for _, e := range events.Items {
-		if e.Source.Component == "kubelet" {
-			seen[e.Reason] = true
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		events, err := bed.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", "node-reg").String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events.Items {
+			if e.Source.Component == "kubelet" {
+				seen[e.Reason] = true
+			}
+		}
+		if seen[want3[0]] && seen[want3[1]] && seen[want3[2]] || time.Now().After(deadline) {
+			break
 		}
 	}
-	for _, r := range []string{"Starting", "NodeHasSufficientMemory", "NodeReady"} {
+	for _, r := range want3 {
 		if !seen[r] {
 			t.Errorf("no %s event from kubelet; saw %v", r, seen)
 		}
@@ -349,7 +355,8 @@ func TestNodeBadInput(t *testing.T) {
 				t.Errorf("exit after SIGTERM: %v", err)
 			}
 		case <-time.After(3 * time.Second):
-			_ = cmd.Process.Kill()
+			// SIGQUIT makes the Go runtime print every goroutine: shows what blocks.
+			_ = cmd.Process.Signal(syscall.SIGQUIT)
 			<-done
 			t.Errorf("still running 3s after SIGTERM; output:\n%s", out.String())
 		}

@@ -26,6 +26,8 @@ import (
 	"k8s.io/component-helpers/apimachinery/lease"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 )
 
 // RuntimeStatus is what the node needs from the container runtime.
@@ -153,7 +155,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer informer.ShutdownWithin(factory, time.Second)
 
 	renew := time.Duration(c.cfg.LeaseDurationSeconds) * time.Second / 4
 	lc := lease.NewController(c.cfg.Clock, c.cfg.Client, c.cfg.NodeName, c.cfg.LeaseDurationSeconds,

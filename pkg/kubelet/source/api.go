@@ -4,6 +4,7 @@ package source
 
 import (
 	"context"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,6 +12,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 )
 
 // Handler receives pod changes, keyed by UID.
@@ -67,5 +70,5 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 func (a *API) Run(ctx context.Context) {
 	a.factory.Start(ctx.Done())
 	<-ctx.Done()
-	a.factory.Shutdown()
+	informer.ShutdownWithin(a.factory, time.Second)
 }
