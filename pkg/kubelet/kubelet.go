@@ -31,6 +31,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/probe"
 	"github.com/minikubelet/minikubelet/pkg/version"
 )
 
@@ -133,9 +134,13 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			hostIPs = append(hostIPs, a.Address)
 		}
 	}
-	workers, err := podworker.New(podworker.Config{
+	var workers *podworker.Workers
+	probes := probe.NewManager(rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
+		recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
+	}, func(uid types.UID) { workers.Wake(uid) })
+	workers, err = podworker.New(podworker.Config{
 		NodeName: nodeName, HostIPs: hostIPs, Runtime: rt, Status: statusMgr, Recorder: recorder, Client: client,
-		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS,
+		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
 	})
 	if err != nil {
 		return err
@@ -157,6 +162,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	})
 	wg.Go(func() { statusMgr.Run(runCtx) })
 	wg.Go(func() { workers.Run(runCtx) })
+	wg.Go(func() { probes.Run(runCtx) })
 	wg.Go(func() { pods.Run(runCtx) })
 	// Container events from the runtime trigger a relist at once; the periodic relist only
 	// repairs what an interrupted event stream missed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/probe"
 )
 
 // minGracePeriod is the shortest kill window the upstream kubelet gives a container.
@@ -36,6 +38,14 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	if err != nil {
 		logger.Error(err, "Reading runtime state failed", "pod", klog.KObj(pod))
 		return time.Second, false
+	}
+
+	// Containers that failed liveness or startup probes are killed; the decision below
+	// then restarts them per restartPolicy.
+	if w.killUnhealthy(ctx, pod, state) {
+		if s, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID); err == nil {
+			state = s
+		}
 	}
 
 	deleting := pod.DeletionTimestamp != nil
@@ -102,7 +112,12 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		}
 	}
 	readTerminationMessages(state)
-	st := status.Generate(status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()})
+	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()}
+	if p := w.cfg.Probes; p != nil {
+		in.Started = func(c *v1.Container, id string) bool { return p.Started(pod.UID, c, id) }
+		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
+	}
+	st := status.Generate(in)
 	if deadline {
 		st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
 	}
@@ -110,6 +125,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		st.Phase = v1.PodFailed
 	}
 
+	w.syncProbes(pod, state, removed || deleting || finished || deadline)
 	if removed {
 		w.removeSandboxes(ctx, pod, state)
 		w.cfg.Status.Forget(pod.UID)
@@ -301,6 +317,12 @@ func podDesc(pod *v1.Pod) string {
 
 // event records an event on the pod, on the container's field path when c is given.
 func (w *Workers) event(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
+	w.cfg.Recorder.Eventf(ContainerRef(pod, c), typ, reason, format, args...)
+}
+
+// ContainerRef is the event reference upstream uses: the pod, with the container's field
+// path (spec.containers{name} or spec.initContainers{name}) when c is given.
+func ContainerRef(pod *v1.Pod, c *v1.Container) *v1.ObjectReference {
 	ref := &v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
 	if c != nil {
 		field := "spec.containers{%s}"
@@ -311,5 +333,73 @@ func (w *Workers) event(pod *v1.Pod, c *v1.Container, typ, reason, format string
 		}
 		ref.FieldPath = fmt.Sprintf(field, c.Name)
 	}
-	w.cfg.Recorder.Eventf(ref, typ, reason, format, args...)
+	return ref
+}
+
+// killUnhealthy stops running containers that failed their liveness or startup probe, as
+// upstream: event Killing "Container X failed liveness probe, will be restarted", grace from
+// the probe's terminationGracePeriodSeconds when set. It reports whether it killed any.
+func (w *Workers) killUnhealthy(ctx context.Context, pod *v1.Pod, st *cri.PodState) bool {
+	p := w.cfg.Probes
+	sb := st.ReadySandbox()
+	if p == nil || sb == nil {
+		return false
+	}
+	killed := false
+	for _, inst := range st.Containers {
+		if inst.State != cri.StateRunning || inst.SandboxID != sb.ID {
+			continue
+		}
+		c := containerByName(pod, inst.Name)
+		if c == nil {
+			continue
+		}
+		kind, pr, failed := p.Failed(pod.UID, c, inst.ID)
+		if !failed {
+			continue
+		}
+		msg := fmt.Sprintf("Container %s failed %s probe", c.Name, strings.ToLower(string(kind)))
+		if pod.Spec.RestartPolicy != v1.RestartPolicyNever {
+			msg += ", will be restarted"
+		}
+		w.event(pod, c, v1.EventTypeNormal, "Killing", "%s", msg)
+		grace := gracePeriod(pod)
+		if pr.TerminationGracePeriodSeconds != nil {
+			grace = max(*pr.TerminationGracePeriodSeconds, minGracePeriod)
+		}
+		podIP := ""
+		if len(sb.IPs) > 0 {
+			podIP = sb.IPs[0]
+		}
+		w.stopContainer(ctx, pod, c, c.Name, inst.ID, grace, podIP)
+		killed = true
+	}
+	return killed
+}
+
+// syncProbes points the probe workers at the pod's running containers (none once the pod
+// is going away).
+func (w *Workers) syncProbes(pod *v1.Pod, st *cri.PodState, stopping bool) {
+	p := w.cfg.Probes
+	if p == nil {
+		return
+	}
+	sb := st.ReadySandbox()
+	if stopping || sb == nil {
+		p.RemovePod(pod.UID)
+		return
+	}
+	running := map[string]probe.Running{}
+	for _, inst := range st.Containers {
+		if inst.State == cri.StateRunning && inst.SandboxID == sb.ID {
+			if _, seen := running[inst.Name]; !seen {
+				running[inst.Name] = probe.Running{ID: inst.ID, StartedAt: inst.StartedAt}
+			}
+		}
+	}
+	podIP := ""
+	if len(sb.IPs) > 0 {
+		podIP = sb.IPs[0]
+	}
+	p.Sync(pod, running, podIP)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/probe"
 )
 
 // Config is what the workers need; New rejects missing fields.
@@ -31,6 +32,8 @@ type Config struct {
 	RootDir    string // pods/<uid>/... files live here
 	PodLogsDir string
 	HostDNS    cri.DNS
+	// Probes runs the containers' probes (nil: probes are not run).
+	Probes *probe.Manager
 	// ResyncPeriod bounds how long a pod goes without a sync (default 10s).
 	ResyncPeriod time.Duration
 }

@@ -24,8 +24,11 @@ type Input struct {
 	State   *cri.PodState
 	Waiting map[string]Waiting // by container name
 	HostIPs []string
-	// Terminal: the kubelet has finished the pod (all containers stopped for good).
-	Now time.Time
+	Now     time.Time
+	// Started and Ready give probe results for a running container instance; nil means
+	// started and ready as soon as it runs (no probes).
+	Started func(c *v1.Container, containerID string) bool
+	Ready   func(c *v1.Container, containerID string) bool
 }
 
 // Generate derives the pod's status. Conditions not owned by the kubelet (PodScheduled,
@@ -137,9 +140,9 @@ func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.
 	switch {
 	case latest != nil && latest.State == cri.StateRunning && !hasWaiting:
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(latest.StartedAt)}
-		started := true
+		started := in.Started == nil || in.Started(c, latest.ID)
 		cs.Started = &started
-		cs.Ready = true // readiness probes refine this
+		cs.Ready = started && (in.Ready == nil || in.Ready(c, latest.ID))
 	case hasWaiting:
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
 		if latest != nil && latest.State == cri.StateExited {
