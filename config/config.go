@@ -75,6 +75,12 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.CgroupDriver == "" {
 		c.CgroupDriver = "cgroupfs"
 	}
+	if c.CgroupsPerQOS == nil {
+		c.CgroupsPerQOS = ptr(true)
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = "/"
+	}
 	if c.PodLogsDir == "" {
 		c.PodLogsDir = "/var/log/pods"
 	}

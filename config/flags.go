@@ -84,6 +84,8 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(k.KubeAPIQPS, "kube-api-qps", *k.KubeAPIQPS, "Queries per second to the API server.")
 	fs.Int32Var(&k.KubeAPIBurst, "kube-api-burst", k.KubeAPIBurst, "Burst of queries to the API server.")
 	fs.StringVar(k.ResolverConfig, "resolv-conf", *k.ResolverConfig, "Resolver file whose nameservers and search domains pods with dnsPolicy Default (or ClusterFirst without cluster DNS) get; empty gives them none.")
+	fs.BoolVar(k.CgroupsPerQOS, "cgroups-per-qos", *k.CgroupsPerQOS, "Put each pod in its own cgroup under <cgroup-root>/kubepods[/burstable|/besteffort].")
+	fs.StringVar(&k.CgroupRoot, "cgroup-root", k.CgroupRoot, "Root cgroup for pods.")
 	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver (cgroupfs; systemd is not supported).")
 
 	// klog's -v and friends, under their upstream names.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +25,22 @@ type SandboxOptions struct {
 	// HostDNS is the node's resolver config (from --resolv-conf); empty means none, so pods
 	// get an empty resolv.conf rather than the host's.
 	HostDNS DNS
+	// CgroupsPerQOS puts each pod in its own cgroup under CgroupRoot, as upstream's
+	// cgroupfs layout: <root>/kubepods[/burstable|/besteffort]/pod<uid>.
+	CgroupsPerQOS bool
+	CgroupRoot    string
+}
+
+// PodCgroupParent is the pod's cgroup in upstream's cgroupfs layout.
+func PodCgroupParent(root string, pod *v1.Pod) string {
+	qos := ""
+	switch pod.Status.QOSClass {
+	case v1.PodQOSBurstable:
+		qos = "burstable/"
+	case v1.PodQOSBestEffort:
+		qos = "besteffort/"
+	}
+	return path.Join("/", root, "kubepods", qos+"pod"+string(pod.UID))
 }
 
 // DNS is a resolver configuration (what a resolv.conf holds).
@@ -72,6 +89,9 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 		sc.SupplementalGroups = psc.SupplementalGroups
 	}
 	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: sc, Sysctls: map[string]string{}}
+	if o.CgroupsPerQOS {
+		cfg.Linux.CgroupParent = PodCgroupParent(o.CgroupRoot, pod)
+	}
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		for _, s := range psc.Sysctls {
 			cfg.Linux.Sysctls[s.Name] = s.Value

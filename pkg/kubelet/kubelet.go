@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	workers, err = podworker.New(podworker.Config{
 		NodeName: nodeName, HostIPs: hostIPs, Runtime: rt, Status: statusMgr, Recorder: recorder, Client: client,
 		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
+		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot,
 	})
 	if err != nil {
 		return err

@@ -34,12 +34,17 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	// Pods get no resolver of the host's (nothing may leave the machine), and logs stay in
-	// the bed's folder.
+	// Pods must never get the host's resolver (nothing may leave the machine). An empty
+	// resolvConf is not enough: containerd 1.6 then copies the host's /etc/resolv.conf. So
+	// the node's resolver file names only the pod's own loopback. Logs stay in the bed.
+	resolv := filepath.Join(root, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		return nil, err
+	}
 	cfgFile := filepath.Join(root, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(
-		"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: %s\nresolvConf: \"\"\n",
-		filepath.Join(root, "pod-logs"))), 0o644); err != nil {
+		"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: %s\nresolvConf: %s\n",
+		filepath.Join(root, "pod-logs"), resolv)), 0o644); err != nil {
 		return nil, err
 	}
 	args := append([]string{

@@ -208,7 +208,7 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	cfg.Annotations[cri.AnnotationTermMsgHostPath] = termPath
-	sbCfg, _ := cri.SandboxConfig(pod, 0, cri.SandboxOptions{NodeName: w.cfg.NodeName, PodLogsDir: w.cfg.PodLogsDir, HostDNS: w.cfg.HostDNS})
+	sbCfg, _ := cri.SandboxConfig(pod, 0, w.sandboxOptions())
 	if err := os.MkdirAll(filepath.Join(sbCfg.LogDirectory, c.Name), 0o755); err != nil {
 		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
 	}

@@ -32,6 +32,9 @@ type Config struct {
 	RootDir    string // pods/<uid>/... files live here
 	PodLogsDir string
 	HostDNS    cri.DNS
+	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout).
+	CgroupsPerQOS bool
+	CgroupRoot    string
 	// Probes runs the containers' probes (nil: probes are not run).
 	Probes *probe.Manager
 	// ResyncPeriod bounds how long a pod goes without a sync (default 10s).
@@ -66,6 +69,9 @@ func New(cfg Config) (*Workers, error) {
 	}
 	if cfg.ResyncPeriod <= 0 {
 		cfg.ResyncPeriod = 10 * time.Second
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/"
 	}
 	return &Workers{cfg: cfg, pods: map[types.UID]*worker{}, started: make(chan struct{}),
 		crashBack: flowcontrol.NewBackOff(backOffInitial, backOffMax),
