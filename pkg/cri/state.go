@@ -52,6 +52,9 @@ type Container struct {
 	TermMsgPath  string
 	// TermMsgHostPath is the host file behind TermMsgPath.
 	TermMsgHostPath string
+	// GracePeriod is the pod's terminationGracePeriodSeconds when the container was
+	// created (-1: not recorded).
+	GracePeriod int64
 }
 
 // PodState is everything the runtime has for one pod, newest first.
@@ -178,11 +181,16 @@ func (c *Client) PodState(ctx context.Context, node string, uid types.UID) (*Pod
 
 func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Container {
 	rc, _ := strconv.Atoi(ct.Annotations[AnnotationRestartCount])
+	grace, err := strconv.ParseInt(ct.Annotations[AnnotationGracePeriod], 10, 64)
+	if err != nil {
+		grace = -1
+	}
 	out := Container{
 		ID: ct.Id, Name: ct.GetMetadata().GetName(), SandboxID: ct.PodSandboxId,
 		Init: ct.Annotations[AnnotationInit] == "true", RestartCount: rc, Hash: ct.Annotations[AnnotationHash],
 		CreatedAt: time.Unix(0, ct.CreatedAt), Image: ct.GetImage().GetImage(), ImageRef: ct.ImageRef,
 		TermMsgPath: ct.Annotations[AnnotationTermMsgPath], TermMsgHostPath: ct.Annotations[AnnotationTermMsgHostPath],
+		GracePeriod: grace,
 	}
 	switch cs.GetState() {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:

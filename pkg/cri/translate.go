@@ -227,6 +227,9 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 			AnnotationHash:          ContainerHash(c),
 			AnnotationTermMsgPath:   c.TerminationMessagePath,
 			AnnotationTermMsgPolicy: string(c.TerminationMessagePolicy),
+			// Recorded so a pod whose spec is gone (deleted while minikubelet was down) is
+			// still stopped with its own grace period, as upstream does.
+			AnnotationGracePeriod: strconv.FormatInt(specGrace(pod), 10),
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       resources(pod, c),
@@ -237,6 +240,13 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 		cfg.Annotations[AnnotationInit] = "true"
 	}
 	return cfg, nil
+}
+
+func specGrace(pod *v1.Pod) int64 {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return *g
+	}
+	return v1.DefaultTerminationGracePeriodSeconds
 }
 
 // resources maps requests and limits as the upstream kubelet does: CPU shares from the

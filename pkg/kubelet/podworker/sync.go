@@ -221,8 +221,12 @@ func (w *Workers) killPod(ctx context.Context, pod *v1.Pod, st *cri.PodState, gr
 	running := func(c cri.Container) bool { return c.State == cri.StateRunning || c.State == cri.StateUnknown }
 	stop := func(c cri.Container) {
 		spec := containerByName(pod, c.Name)
+		g := grace
+		if spec == nil && c.GracePeriod >= 0 {
+			g = max(c.GracePeriod, minGracePeriod) // the spec is gone: use what was recorded
+		}
 		w.event(pod, spec, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
-		w.stopContainer(ctx, pod, spec, c.Name, c.ID, grace, podIP)
+		w.stopContainer(ctx, pod, spec, c.Name, c.ID, g, podIP)
 	}
 	var wg sync.WaitGroup
 	var sidecars []cri.Container
