@@ -98,7 +98,9 @@ func call[Req, Resp any](ctx context.Context, c *Client, op string, fn func(cont
 	resp, err := fn(ctx, req)
 	observe(op, start, err)
 	if err != nil {
-		return resp, fmt.Errorf("%s: %w", op, errgrpc.ToNative(err))
+		// The runtime's message goes verbatim into PodStatus messages and events, as
+		// upstream shows it; callers add context in their logs.
+		return resp, errgrpc.ToNative(err)
 	}
 	return resp, nil
 }

@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// TestPodLifecycleBadCommand: a command missing from the image is a RunContainerError with
+// the runtime's message, then a StartError termination and crash back-off; other pods on
+// the node are unaffected.
+func TestPodLifecycleBadCommand(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "pod-badcmd")
+	watchNode(ctx, t, k.NodeName, isReady)
+	bad := createPod(ctx, t, newPod(k.NodeName, "/no/such/binary"))
+	good := createPod(ctx, t, newPod(k.NodeName, "sleep", "3600"))
+	sawRunErr, sawStartError := "", false
+	p := watchPod(ctx, t, bad, "CrashLoopBackOff after a StartError", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		if cs == nil {
+			return false
+		}
+		if w := cs.State.Waiting; w != nil && w.Reason == "RunContainerError" {
+			sawRunErr = w.Message
+		}
+		for _, term := range []*v1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
+			if term != nil && term.Reason == "StartError" && term.ExitCode == 128 {
+				sawStartError = true
+			}
+		}
+		return sawStartError && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	t.Logf("RunContainerError message: %q; final: %s", sawRunErr, describe(p))
+	if sawRunErr != "" && (!strings.Contains(sawRunErr, "no such file or directory") || !strings.HasPrefix(sawRunErr, "failed to create containerd task")) {
+		t.Errorf("RunContainerError message %q lacks the runtime's reason", sawRunErr)
+	}
+	if msg := eventReasons(ctx, t, p)["Failed"]; !strings.HasPrefix(msg, "Error: ") || !strings.Contains(msg, "/no/such/binary") {
+		t.Errorf("Failed event %q", msg)
+	}
+	watchPod(ctx, t, good, "the other pod Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning && podReady(p) })
+}
