@@ -52,6 +52,8 @@ type Container struct {
 	TermMsgPath  string
 	// TermMsgHostPath is the host file behind TermMsgPath.
 	TermMsgHostPath string
+	// TermMsgPolicy is the container's terminationMessagePolicy.
+	TermMsgPolicy string
 	// GracePeriod is the pod's terminationGracePeriodSeconds when the container was
 	// created (-1: not recorded).
 	GracePeriod int64
@@ -190,7 +192,7 @@ func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Conta
 		Init: ct.Annotations[AnnotationInit] == "true", RestartCount: rc, Hash: ct.Annotations[AnnotationHash],
 		CreatedAt: time.Unix(0, ct.CreatedAt), Image: ct.GetImage().GetImage(), ImageRef: ct.ImageRef,
 		TermMsgPath: ct.Annotations[AnnotationTermMsgPath], TermMsgHostPath: ct.Annotations[AnnotationTermMsgHostPath],
-		GracePeriod: grace,
+		GracePeriod: grace, TermMsgPolicy: ct.Annotations[AnnotationTermMsgPolicy],
 	}
 	switch cs.GetState() {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:

@@ -42,3 +42,25 @@ func TestPodLifecycleBadCommand(t *testing.T) {
 	}
 	watchPod(ctx, t, good, "the other pod Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning && podReady(p) })
 }
+
+func TestPodLifecycleTerminationMessages(t *testing.T) {
+	ctx := ctxFor(t, time.Minute)
+	k := startKubelet(t, "pod-termmsg")
+	watchNode(ctx, t, k.NodeName, isReady)
+	failed := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed }
+
+	fromFile := testAppPod(k.NodeName, "exit", "--code=1", "--message=bye from the file")
+	fromFile.Spec.RestartPolicy = v1.RestartPolicyNever
+	p := watchPod(ctx, t, createPod(ctx, t, fromFile), "Failed", failed)
+	if term := containerStatus(p, "main").State.Terminated; term.Message != "bye from the file" || term.ExitCode != 1 {
+		t.Errorf("terminated %+v, want the file's message", term)
+	}
+
+	fromLogs := newPod(k.NodeName, "sh", "-c", "echo first; echo last words; exit 2")
+	fromLogs.Spec.RestartPolicy = v1.RestartPolicyNever
+	fromLogs.Spec.Containers[0].TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
+	p = watchPod(ctx, t, createPod(ctx, t, fromLogs), "Failed", failed)
+	if term := containerStatus(p, "main").State.Terminated; term.Message != "first\nlast words\n" {
+		t.Errorf("terminated message %q, want the log tail", term.Message)
+	}
+}

@@ -3,6 +3,7 @@ package podworker
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,22 +283,40 @@ func (w *Workers) podDir(pod *v1.Pod) string {
 	return filepath.Join(w.cfg.RootDir, "pods", string(pod.UID))
 }
 
-// readTerminationMessages fills in the message of exited containers from the file the
-// container wrote (at most 4096 bytes, as upstream).
+// Termination message limits, as upstream.
+const (
+	maxTermMsgBytes    = 4096
+	maxTermMsgLogBytes = 2048
+	maxTermMsgLogLines = 80
+)
+
+// readTerminationMessages adds to exited containers' messages what the container wrote to
+// its termination-message file (at most 4096 bytes) or, with FallbackToLogsOnError and a
+// non-zero exit, the tail of its log; appended to the runtime's message after ": ", as
+// upstream does.
 func readTerminationMessages(st *cri.PodState) {
 	for i := range st.Containers {
 		c := &st.Containers[i]
-		if c.State != cri.StateExited || c.Message != "" || c.TermMsgHostPath == "" {
+		if c.State != cri.StateExited {
 			continue
 		}
-		f, err := os.Open(c.TermMsgHostPath)
-		if err != nil {
+		msg := ""
+		if f, err := os.Open(c.TermMsgHostPath); err == nil && c.TermMsgHostPath != "" {
+			buf := make([]byte, maxTermMsgBytes)
+			n, _ := io.ReadFull(f, buf)
+			f.Close()
+			msg = string(buf[:n])
+		}
+		if msg == "" && c.TermMsgPolicy == string(v1.TerminationMessageFallbackToLogsOnError) && c.ExitCode != 0 && c.LogPath != "" {
+			msg, _ = cri.TailLogContent(c.LogPath, maxTermMsgLogLines, maxTermMsgLogBytes)
+		}
+		if msg == "" {
 			continue
 		}
-		buf := make([]byte, 4096)
-		n, _ := f.Read(buf)
-		f.Close()
-		c.Message = string(buf[:n])
+		if c.Message != "" {
+			c.Message += ": "
+		}
+		c.Message += msg
 	}
 }
 
