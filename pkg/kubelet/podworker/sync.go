@@ -31,8 +31,10 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	pod, removed := wk.pod.DeepCopy(), wk.removed
 	wk.mu.Unlock()
 
-	// The newest status we computed is fresher than the informer's copy.
+	// The newest status we computed is fresher than the informer's copy, except for the
+	// conditions other writers own (readiness gates ...), which only the API has.
 	if st, ok := w.cfg.Status.Status(pod.UID); ok {
+		st.Conditions = status.WithForeignConditions(st.Conditions, pod.Status.Conditions)
 		pod.Status = st
 	}
 	state, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID)

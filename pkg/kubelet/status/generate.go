@@ -245,11 +245,31 @@ func phase(pod *v1.Pod, st v1.PodStatus, initDone bool) v1.PodPhase {
 	return v1.PodPending
 }
 
-func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady, initDone bool, old []v1.PodCondition, now metav1.Time) []v1.PodCondition {
-	owned := map[v1.PodConditionType]bool{
-		v1.PodReadyToStartContainers: true, v1.PodInitialized: true, v1.ContainersReady: true, v1.PodReady: true,
-		v1.PodScheduled: true, // upstream's kubelet always reports it True (pods bound by nodeName too)
+// kubeletOwned are the pod conditions the kubelet writes; others belong to other writers.
+var kubeletOwned = map[v1.PodConditionType]bool{
+	v1.PodReadyToStartContainers: true, v1.PodInitialized: true, v1.ContainersReady: true, v1.PodReady: true,
+	v1.PodScheduled: true, // upstream's kubelet always reports it True (pods bound by nodeName too)
+}
+
+// WithForeignConditions returns the kubelet's own conditions from ours plus every other
+// condition as the API has it (readiness gates, DisruptionTarget ... set by others).
+func WithForeignConditions(ours, api []v1.PodCondition) []v1.PodCondition {
+	var out []v1.PodCondition
+	for _, c := range ours {
+		if kubeletOwned[c.Type] {
+			out = append(out, c)
+		}
 	}
+	for _, c := range api {
+		if !kubeletOwned[c.Type] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady, initDone bool, old []v1.PodCondition, now metav1.Time) []v1.PodCondition {
+	owned := kubeletOwned
 	var out []v1.PodCondition
 	// PodReadyToStartContainers
 	rtsc := v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionFalse}
