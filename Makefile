@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
 APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2
 E2E_TIMEOUT ?= 25m
 
-.PHONY: all build deps tools up down test unit e2e lint fuzz clean
+.PHONY: all build deps tools up down test test-upstream unit e2e lint fuzz clean
 
 all: build
 
@@ -46,6 +46,12 @@ e2e: deps
 test: deps lint unit
 	@mkdir -p _output
 	$(MAKE) e2e
+
+# The status-transition suite against the pinned upstream kubelet v1.37.2 instead of
+# minikubelet (differences: docs/differences.md).
+test-upstream: deps
+	@mkdir -p _output
+	MINIKUBELET_E2E_AGENT=upstream $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run 'TestStatusTransitions' ./test/e2e/ 2>&1 | tee _output/e2e-upstream.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
 
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s

@@ -33,18 +33,27 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startKubelet starts a minikubelet node for one test and stops it (printing its log
-// tail if the test failed) when the test ends.
+// upstream is set by `make test-upstream` (MINIKUBELET_E2E_AGENT=upstream): the node agent
+// is then the pinned upstream kubelet, for the suites meant to compare the two.
+var upstream = os.Getenv("MINIKUBELET_E2E_AGENT") == "upstream"
+
+// startKubelet starts a node agent (minikubelet, or the upstream kubelet under
+// test-upstream) for one test and stops it (printing its log tail if the test failed)
+// when the test ends.
 func startKubelet(t *testing.T, name string, extra ...string) *testbed.Kubelet {
 	t.Helper()
-	k, err := bed.StartMinikubelet(name, extra...)
+	start := bed.StartMinikubelet
+	if upstream {
+		start = func(name string, _ ...string) (*testbed.Kubelet, error) { return bed.StartUpstreamKubelet(name) }
+	}
+	k, err := start(name, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = k.Stop(15 * time.Second)
 		if t.Failed() {
-			t.Logf("minikubelet %s log tail:\n%s", name, k.Tail(60))
+			t.Logf("node agent %s log tail:\n%s", name, k.Tail(60))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -74,9 +74,9 @@ func transitionCases() []transitionCase {
 	never, onFailure, always := v1.RestartPolicyNever, v1.RestartPolicyOnFailure, v1.RestartPolicyAlways
 	return []transitionCase{
 		{"exit0-never", func(n string) *v1.Pod { return bb(n, never, "true") },
-			[]string{"Succeeded | ContainersReady=False(PodCompleted) Initialized=True PodReadyToStartContainers=False PodScheduled=True Ready=False(PodCompleted) | main:terminated(Completed) r0"}, nil},
+			[]string{"Succeeded | ContainersReady=False(PodCompleted) Initialized=True(PodCompleted) PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodCompleted) | main:terminated(Completed) r0"}, nil},
 		{"exit1-never", func(n string) *v1.Pod { return bb(n, never, "false") },
-			[]string{"Failed | ContainersReady=False(PodFailed) Initialized=True PodReadyToStartContainers=False PodScheduled=True Ready=False(PodFailed) | main:terminated(Error) r0"}, nil},
+			[]string{"Failed | ContainersReady=False(PodFailed) Initialized=True PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | main:terminated(Error) r0"}, nil},
 		{"exit0-onfailure", func(n string) *v1.Pod { return bb(n, onFailure, "true") },
 			[]string{"Succeeded | && main:terminated(Completed) r0"}, nil},
 		{"exit1-onfailure-restarts", func(n string) *v1.Pod { return bb(n, onFailure, "false") },
@@ -86,7 +86,7 @@ func transitionCases() []transitionCase {
 		{"running-ready", func(n string) *v1.Pod { return bb(n, always, "sleep", "3600") },
 			[]string{"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True | main:running r0"}, nil},
 		{"init-fails-never", func(n string) *v1.Pod { return withInit(bb(n, never, "sleep", "3600"), "false") },
-			[]string{"Failed | ContainersReady=False(PodFailed) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=False PodScheduled=True Ready=False(PodFailed) | init:terminated(Error) r0 main:waiting(PodInitializing) r0"}, nil},
+			[]string{"Failed | ContainersReady=False(PodFailed) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | init:terminated(Error) r0 main:waiting(PodInitializing) r0"}, nil},
 		{"init-fails-onfailure", func(n string) *v1.Pod { return withInit(bb(n, onFailure, "sleep", "3600"), "false") },
 			[]string{"Pending | ", "Initialized=False(ContainersNotInitialized)", "init:waiting(CrashLoopBackOff) r1 main:waiting(PodInitializing) r0"}, nil},
 		{"init-fails-always", func(n string) *v1.Pod { return withInit(bb(n, always, "sleep", "3600"), "false") },

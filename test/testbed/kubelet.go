@@ -21,6 +21,7 @@ type Kubelet struct {
 	Kubeconfig string
 	RootDir    string
 	Args       []string
+	upstream   bool
 }
 
 // StartMinikubelet starts minikubelet as node name with the bed's containerd. extra flags
@@ -62,7 +63,11 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 
 // RestartKubelet starts k again with the same arguments (after Kill or Stop).
 func (b *Bed) RestartKubelet(k *Kubelet) (*Kubelet, error) {
-	p, err := b.start("minikubelet-"+k.NodeName, b.MinikubeletBin, k.Args, nil)
+	name, bin := "minikubelet-"+k.NodeName, b.MinikubeletBin
+	if k.upstream {
+		name, bin = "kubelet-"+k.NodeName, filepath.Join(b.ToolsBin, "kubelet")
+	}
+	p, err := b.start(name, bin, k.Args, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -99,7 +99,12 @@ func Generate(in Input) v1.PodStatus {
 		st.Phase = old.Phase // never leave a terminal phase
 	}
 	st.Reason, st.Message = old.Reason, old.Message
-	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, initDone, old.Conditions, now)
+	// Upstream's messages for a pod that needs a (new) sandbox.
+	sandboxMsg := "no pod sandbox exists"
+	if len(in.State.Sandboxes) > 0 {
+		sandboxMsg = "pod sandbox is not ready"
+	}
+	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, sandboxMsg, initDone, old.Conditions, now)
 	return st
 }
 
@@ -268,19 +273,21 @@ func WithForeignConditions(ours, api []v1.PodCondition) []v1.PodCondition {
 	return out
 }
 
-func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady, initDone bool, old []v1.PodCondition, now metav1.Time) []v1.PodCondition {
+func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady bool, sandboxMsg string, initDone bool, old []v1.PodCondition, now metav1.Time) []v1.PodCondition {
 	owned := kubeletOwned
 	var out []v1.PodCondition
 	// PodReadyToStartContainers
-	rtsc := v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionFalse}
-	if sandboxReady {
-		rtsc.Status = v1.ConditionTrue
+	rtsc := v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionTrue}
+	if !sandboxReady {
+		rtsc.Status, rtsc.Reason, rtsc.Message = v1.ConditionFalse, "PodSandboxNotReady", sandboxMsg
 	}
 	out = append(out, rtsc)
 
 	// Initialized
 	init := v1.PodCondition{Type: v1.PodInitialized, Status: v1.ConditionTrue}
-	if !initDone && !(st.Phase == v1.PodSucceeded) {
+	if st.Phase == v1.PodSucceeded {
+		init.Reason = "PodCompleted"
+	} else if !initDone {
 		var incomplete []string
 		for i, cs := range st.InitContainerStatuses {
 			if !initContainerDone(&pod.Spec.InitContainers[i], cs, false) {

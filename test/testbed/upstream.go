@@ -1,0 +1,73 @@
+package testbed
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// UpstreamNodeIP is the address the upstream kubelet reports: it refuses a loopback
+// --node-ip, so the bed adds this one to lo (it stays on this machine).
+const UpstreamNodeIP = "10.99.0.1"
+
+// StartUpstreamKubelet starts the pinned upstream kubelet (test/tools) as node name on the
+// bed's containerd, configured as on this machine kind it must be: cgroup v1 allowed,
+// no QoS cgroups, cgroupfs, the same loopback-only resolver and no other listeners.
+// It owns every pod in the runtime, so it must not run beside a minikubelet.
+func (b *Bed) StartUpstreamKubelet(name string) (*Kubelet, error) {
+	if out, err := exec.Command("ip", "addr", "replace", UpstreamNodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("add %s to lo: %v: %s", UpstreamNodeIP, err, out)
+	}
+	kc, err := b.NodeKubeconfig(name)
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(b.Dir, "upstream-kubelet-"+name)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	resolv := filepath.Join(root, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+containerRuntimeEndpoint: %s
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failCgroupV1: false
+failSwapOn: false
+resolvConf: %s
+podLogsDir: %s
+port: %d
+readOnlyPort: 0
+healthzPort: 0
+serializeImagePulls: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %s}
+authorization: {mode: Webhook}
+evictionHard: {}
+imageGCHighThresholdPercent: 100
+`, b.CRIEndpoint(), resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
+	cfgFile := filepath.Join(root, "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--config=" + cfgFile, "--kubeconfig=" + kc, "--root-dir=" + root, "--cert-dir=" + filepath.Join(root, "pki"),
+		"--hostname-override=" + name, "--node-ip=" + UpstreamNodeIP, "--v=1",
+	}
+	p, err := b.start("kubelet-"+name, filepath.Join(b.ToolsBin, "kubelet"), args, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Kubelet{Proc: p, NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, upstream: true}, nil
+}
