@@ -56,6 +56,21 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	deadline := !finished && deadlineExceeded(pod, time.Now())
 	acts := computeActions(pod, state, removed || deleting || finished || deadline, w.inBackOff(pod))
 
+	acting := len(acts.Start) > 0 || acts.KillPod || len(acts.Kill) > 0 || acts.CreateSandbox
+	if acting && !removed {
+		// As upstream: first report what was observed (an exit, a missing sandbox), then act.
+		wk.mu.Lock()
+		prev := wk.waiting
+		wk.mu.Unlock()
+		observed := map[string]status.Waiting{}
+		for name, wt := range prev {
+			if last, _ := state.Latest(name); last == nil || last.State != cri.StateRunning {
+				observed[name] = wt
+			}
+		}
+		w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, observed, deadline, acts.PodFailed))
+	}
+
 	waiting := map[string]status.Waiting{}
 	if acts.KillPod {
 		w.killPod(ctx, pod, state, gracePeriod(pod))
@@ -78,7 +93,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 				waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
 			}
 			w.setWaiting(wk, waiting)
-			w.publish(pod, wk)
+			w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false))
 			return 2 * time.Second, false
 		}
 		sandboxID = id
@@ -109,24 +124,12 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	w.setWaiting(wk, waiting)
 
 	// Observe again: the status reports what is, not what was asked for.
-	if len(acts.Start) > 0 || acts.KillPod || len(acts.Kill) > 0 || acts.CreateSandbox {
+	if acting {
 		if s, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID); err == nil {
 			state = s
 		}
 	}
-	readTerminationMessages(state)
-	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()}
-	if p := w.cfg.Probes; p != nil {
-		in.Started = func(c *v1.Container, id string) bool { return p.Started(pod.UID, c, id) }
-		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
-	}
-	st := status.Generate(in)
-	if deadline {
-		st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
-	}
-	if acts.PodFailed {
-		st.Phase = v1.PodFailed
-	}
+	st := w.podStatus(pod, state, waiting, deadline, acts.PodFailed)
 
 	w.syncProbes(pod, state, removed || deleting || finished || deadline)
 	if removed {
@@ -162,18 +165,28 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	return requeue, false
 }
 
+// podStatus derives the pod's status from the runtime state and the waiting reasons.
+func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string]status.Waiting, deadline, podFailed bool) v1.PodStatus {
+	readTerminationMessages(state)
+	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()}
+	if p := w.cfg.Probes; p != nil {
+		in.Started = func(c *v1.Container, id string) bool { return p.Started(pod.UID, c, id) }
+		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
+	}
+	st := status.Generate(in)
+	if deadline {
+		st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+	}
+	if podFailed {
+		st.Phase = v1.PodFailed
+	}
+	return st
+}
+
 func (w *Workers) setWaiting(wk *worker, waiting map[string]status.Waiting) {
 	wk.mu.Lock()
 	wk.waiting = waiting
 	wk.mu.Unlock()
-}
-
-func (w *Workers) publish(pod *v1.Pod, wk *worker) {
-	state := &cri.PodState{UID: pod.UID}
-	wk.mu.Lock()
-	waiting := wk.waiting
-	wk.mu.Unlock()
-	w.cfg.Status.SetStatus(pod, status.Generate(status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()}))
 }
 
 func anyRunning(st *cri.PodState) bool {

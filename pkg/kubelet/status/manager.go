@@ -35,7 +35,6 @@ type Manager struct {
 	mu      sync.Mutex
 	pending map[types.UID]*versioned // newest status per pod
 	written map[types.UID]uint64     // version last written
-	apiPods map[types.UID]*v1.Pod    // the pod as last seen from the API
 	// OnWritten, if set, is called after each successful write (for metrics/tests).
 	OnWritten func(pod *v1.Pod)
 }
@@ -43,15 +42,14 @@ type Manager struct {
 // NewManager returns a Manager writing through client.
 func NewManager(client kubernetes.Interface) *Manager {
 	return &Manager{client: client, wake: make(chan struct{}, 1),
-		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}, apiPods: map[types.UID]*v1.Pod{}}
+		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}}
 }
 
-// SetStatus records the newest status of pod (as last seen from the API) and wakes the writer.
+// SetStatus records the newest status of pod and wakes the writer.
 func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 	m.mu.Lock()
 	cur := m.pending[pod.UID]
 	if cur != nil && apiequality.Semantic.DeepEqual(cur.status, st) {
-		m.apiPods[pod.UID] = pod
 		m.mu.Unlock()
 		return
 	}
@@ -60,7 +58,6 @@ func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 		version = cur.version + 1
 	}
 	m.pending[pod.UID] = &versioned{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, status: st, version: version}
-	m.apiPods[pod.UID] = pod
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:
@@ -84,7 +81,6 @@ func (m *Manager) Forget(uid types.UID) {
 	defer m.mu.Unlock()
 	delete(m.pending, uid)
 	delete(m.written, uid)
-	delete(m.apiPods, uid)
 }
 
 // Flush writes uid's newest status now (used before deleting a terminated pod).
@@ -119,9 +115,13 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
+// syncOne writes uid's newest status. As upstream, it reads the pod first: the patch is
+// computed against what the API really holds (so removed fields are removed), conditions
+// other writers own are taken from there, and a pod that is gone or was replaced by a new
+// one of the same name is dropped.
 func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	m.mu.Lock()
-	v, apiPod := m.pending[uid], m.apiPods[uid]
+	v := m.pending[uid]
 	if v == nil || m.written[uid] >= v.version {
 		m.mu.Unlock()
 		return nil
@@ -129,14 +129,28 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	v = &versioned{namespace: v.namespace, name: v.name, uid: v.uid, status: *v.status.DeepCopy(), version: v.version}
 	m.mu.Unlock()
 
-	patch, err := statusPatch(uid, apiPod.Status, v.status)
+	pods := m.client.CoreV1().Pods(v.namespace)
+	cur, err := pods.Get(ctx, v.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || err == nil && cur.UID != uid:
+		m.Forget(uid)
+		return nil
+	case err != nil:
+		return fmt.Errorf("get pod %s/%s: %w", v.namespace, v.name, err)
+	}
+	v.status.Conditions = WithForeignConditions(v.status.Conditions, cur.Status.Conditions)
+	patch, err := statusPatch(uid, cur.Status, v.status)
 	if err != nil {
 		return err
 	}
-	out, err := m.client.CoreV1().Pods(v.namespace).Patch(ctx, v.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if patch == nil {
+		m.markWritten(uid, v.version)
+		return nil
+	}
+	out, err := pods.Patch(ctx, v.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	switch {
-	case apierrors.IsNotFound(err) || apierrors.IsConflict(err) && isUIDMismatch(err):
-		m.Forget(uid) // the pod is gone (or replaced by a new one of the same name)
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		m.Forget(uid) // gone, or the UID precondition failed: a new pod of the same name
 		return nil
 	case apierrors.IsInvalid(err):
 		// Retrying the same status cannot help; later statuses are still written.
@@ -145,11 +159,6 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	case err != nil:
 		return fmt.Errorf("patch status of %s/%s: %w", v.namespace, v.name, err)
 	}
-	m.mu.Lock()
-	if m.pending[uid] != nil {
-		m.apiPods[uid] = out
-	}
-	m.mu.Unlock()
 	m.markWritten(uid, v.version)
 	if m.OnWritten != nil {
 		m.OnWritten(out)
@@ -165,12 +174,9 @@ func (m *Manager) markWritten(uid types.UID, version uint64) {
 	}
 }
 
-func isUIDMismatch(err error) bool {
-	return err != nil && apierrors.IsConflict(err)
-}
-
-// statusPatch is a strategic merge patch from old to new status, carrying the pod UID as a
-// precondition so that a recreated pod of the same name is never patched.
+// statusPatch is a strategic merge patch from old to new status (nil if there is no
+// change), carrying the pod UID as a precondition so that a recreated pod of the same
+// name is never patched.
 func statusPatch(uid types.UID, old, new v1.PodStatus) ([]byte, error) {
 	o, err := json.Marshal(v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}, Status: old})
 	if err != nil {
@@ -183,6 +189,9 @@ func statusPatch(uid types.UID, old, new v1.PodStatus) ([]byte, error) {
 	p, err := strategicpatch.CreateTwoWayMergePatch(o, n, v1.Pod{})
 	if err != nil {
 		return nil, err
+	}
+	if string(p) == "{}" {
+		return nil, nil
 	}
 	// Add the UID precondition.
 	var obj map[string]any
