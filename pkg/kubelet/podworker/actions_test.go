@@ -1,0 +1,120 @@
+package podworker
+
+import (
+	"fmt"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+func spec(policy v1.RestartPolicy, inits []string, containers ...string) *v1.Pod {
+	p := &v1.Pod{Spec: v1.PodSpec{RestartPolicy: policy}}
+	for _, n := range inits {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, v1.Container{Name: n, Image: "img"})
+	}
+	for _, n := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: n, Image: "img"})
+	}
+	return p
+}
+
+func ctr(name, sandbox string, state cri.ContainerState, exit int32, restarts int) cri.Container {
+	return cri.Container{ID: fmt.Sprintf("%s-%d", name, restarts), Name: name, SandboxID: sandbox, State: state, ExitCode: exit, RestartCount: restarts}
+}
+
+var readySandbox = []cri.Sandbox{{ID: "sb", Attempt: 0, Ready: true}}
+var deadSandbox = []cri.Sandbox{{ID: "sb", Attempt: 2, Ready: false}}
+
+func names(starts []start) string {
+	s := ""
+	for _, st := range starts {
+		s += fmt.Sprintf("%s/%d ", st.Container.Name, st.RestartCount)
+	}
+	return s
+}
+
+func TestComputeActions(t *testing.T) {
+	never, onFailure, always := v1.RestartPolicyNever, v1.RestartPolicyOnFailure, v1.RestartPolicyAlways
+	noBackOff := func(*v1.Container, *cri.Container) bool { return false }
+	allBackOff := func(*v1.Container, *cri.Container) bool { return true }
+	cases := []struct {
+		name        string
+		pod         *v1.Pod
+		sandboxes   []cri.Sandbox
+		containers  []cri.Container
+		terminating bool
+		backOff     inBackOffFunc
+		want        string // KillPod CreateSandbox@attempt start list | backoff | failed
+	}{
+		{"new pod", spec(always, nil, "a", "b"), nil, nil, false, noBackOff, "kill=false create=true@0 start=a/0 b/0  backoff=0 failed=false"},
+		{"new pod with init", spec(always, []string{"i1", "i2"}, "a"), nil, nil, false, noBackOff, "kill=false create=true@0 start=i1/0  backoff=0 failed=false"},
+		{"init1 done", spec(always, []string{"i1", "i2"}, "a"), readySandbox, []cri.Container{ctr("i1", "sb", cri.StateExited, 0, 0)}, false, noBackOff, "kill=false create=false@0 start=i2/0  backoff=0 failed=false"},
+		{"init running", spec(always, []string{"i1"}, "a"), readySandbox, []cri.Container{ctr("i1", "sb", cri.StateRunning, 0, 0)}, false, noBackOff, "kill=false create=false@0 start= backoff=0 failed=false"},
+		{"init failed never", spec(never, []string{"i1"}, "a"), readySandbox, []cri.Container{ctr("i1", "sb", cri.StateExited, 1, 0)}, false, noBackOff, "kill=true create=false@0 start= backoff=0 failed=true"},
+		{"init failed always restarts", spec(always, []string{"i1"}, "a"), readySandbox, []cri.Container{ctr("i1", "sb", cri.StateExited, 1, 0)}, false, noBackOff, "kill=false create=false@0 start=i1/1  backoff=0 failed=false"},
+		{"init failed in back-off", spec(onFailure, []string{"i1"}, "a"), readySandbox, []cri.Container{ctr("i1", "sb", cri.StateExited, 1, 0)}, false, allBackOff, "kill=false create=false@0 start= backoff=1 failed=false"},
+		{"inits done start containers", spec(always, []string{"i1"}, "a", "b"), readySandbox, []cri.Container{ctr("i1", "sb", cri.StateExited, 0, 0)}, false, noBackOff, "kill=false create=false@0 start=a/0 b/0  backoff=0 failed=false"},
+		{"crash always restarts", spec(always, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 1, 0)}, false, noBackOff, "kill=false create=false@0 start=a/1  backoff=0 failed=false"},
+		{"exit 0 always restarts", spec(always, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 0, 3)}, false, noBackOff, "kill=false create=false@0 start=a/4  backoff=0 failed=false"},
+		{"crash in back-off", spec(always, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 1, 1)}, false, allBackOff, "kill=false create=false@0 start= backoff=1 failed=false"},
+		{"onfailure exit 0 done", spec(onFailure, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 0, 0)}, false, noBackOff, "kill=true create=false@0 start= backoff=0 failed=false"},
+		{"onfailure exit 1 restarts", spec(onFailure, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 1, 0)}, false, noBackOff, "kill=false create=false@0 start=a/1  backoff=0 failed=false"},
+		{"never exit 3 done", spec(never, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 3, 0)}, false, noBackOff, "kill=true create=false@0 start= backoff=0 failed=false"},
+		{"never one still running", spec(never, nil, "a", "b"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 3, 0), ctr("b", "sb", cri.StateRunning, 0, 0)}, false, noBackOff, "kill=false create=false@0 start= backoff=0 failed=false"},
+		{"dead sandbox recreated", spec(always, nil, "a"), deadSandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 137, 2)}, false, noBackOff, "kill=true create=true@3 start=a/3  backoff=0 failed=false"},
+		{"dead sandbox, never, all done", spec(never, nil, "a"), deadSandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 0, 0)}, false, noBackOff, "kill=true create=false@0 start= backoff=0 failed=false"},
+		{"dead sandbox reruns inits", spec(always, []string{"i1"}, "a"), deadSandbox, []cri.Container{ctr("i1", "sb", cri.StateExited, 0, 0), ctr("a", "sb", cri.StateExited, 137, 0)}, false, noBackOff, "kill=true create=true@3 start=i1/1  backoff=0 failed=false"},
+		{"terminating kills", spec(always, nil, "a"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateRunning, 0, 0)}, true, noBackOff, "kill=true create=false@0 start= backoff=0 failed=false"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.containers}, tc.terminating, tc.backOff)
+			got := fmt.Sprintf("kill=%v create=%v@%d start=%s backoff=%d failed=%v", a.KillPod, a.CreateSandbox, a.SandboxAttempt, names(a.Start), len(a.BackOff), a.PodFailed)
+			if got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestComputeActionsSpecChangeRestarts(t *testing.T) {
+	pod := spec(v1.RestartPolicyAlways, nil, "a")
+	c := ctr("a", "sb", cri.StateRunning, 0, 0)
+	c.Hash = "stale"
+	a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, func(*v1.Container, *cri.Container) bool { return false })
+	if len(a.Kill) != 1 || a.Kill[0].ID != c.ID || names(a.Start) != "a/1 " {
+		t.Errorf("changed spec: kill %v start %s", a.Kill, names(a.Start))
+	}
+	c.Hash = cri.ContainerHash(&pod.Spec.Containers[0])
+	a = computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, nil)
+	if len(a.Kill) != 0 || len(a.Start) != 0 || a.KillPod {
+		t.Errorf("unchanged running container touched: %+v", a)
+	}
+}
+
+func TestComputeActionsSidecars(t *testing.T) {
+	always := v1.ContainerRestartPolicyAlways
+	pod := spec(v1.RestartPolicyNever, []string{"side", "init"}, "a")
+	pod.Spec.InitContainers[0].RestartPolicy = &always
+	noBackOff := func(*v1.Container, *cri.Container) bool { return false }
+	run := func(cs ...cri.Container) string {
+		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: cs}, false, noBackOff)
+		return fmt.Sprintf("kill=%v start=%s", a.KillPod, names(a.Start))
+	}
+	for _, tc := range []struct {
+		name string
+		cs   []cri.Container
+		want string
+	}{
+		{"sidecar first", nil, "kill=false start=side/0 "},
+		{"then the next init", []cri.Container{ctr("side", "sb", cri.StateRunning, 0, 0)}, "kill=false start=init/0 "},
+		{"crashed sidecar restarts even under Never", []cri.Container{ctr("side", "sb", cri.StateExited, 1, 0)}, "kill=false start=side/1 "},
+		{"regular done: pod done, sidecar goes too", []cri.Container{ctr("side", "sb", cri.StateRunning, 0, 0), ctr("init", "sb", cri.StateExited, 0, 0), ctr("a", "sb", cri.StateExited, 0, 0)}, "kill=true start="},
+	} {
+		if got := run(tc.cs...); got != tc.want {
+			t.Errorf("%s: got %s want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package status
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+func pod(policy v1.RestartPolicy, inits []string, containers ...string) *v1.Pod {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}, Spec: v1.PodSpec{RestartPolicy: policy}}
+	for _, n := range inits {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, v1.Container{Name: n, Image: "img"})
+	}
+	for _, n := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: n, Image: "img"})
+	}
+	return p
+}
+
+func inst(name string, state cri.ContainerState, exit int32, restarts int) cri.Container {
+	return cri.Container{ID: fmt.Sprintf("%s%d", name, restarts), Name: name, SandboxID: "sb", State: state, ExitCode: exit, RestartCount: restarts,
+		StartedAt: time.Unix(100, 0), FinishedAt: time.Unix(200, 0)}
+}
+
+// summary is phase | sorted conditions | container states, like the e2e suite's signature.
+func summary(st v1.PodStatus) string {
+	var conds []string
+	for _, c := range st.Conditions {
+		s := fmt.Sprintf("%s=%s", c.Type, c.Status)
+		if c.Reason != "" {
+			s += "(" + c.Reason + ")"
+		}
+		conds = append(conds, s)
+	}
+	sort.Strings(conds)
+	var cs []string
+	for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for _, c := range list {
+			s := "none"
+			switch {
+			case c.State.Running != nil:
+				s = "running"
+			case c.State.Terminated != nil:
+				s = "terminated(" + c.State.Terminated.Reason + ")"
+			case c.State.Waiting != nil:
+				s = "waiting(" + c.State.Waiting.Reason + ")"
+			}
+			if c.LastTerminationState.Terminated != nil {
+				s += "/last=" + c.LastTerminationState.Terminated.Reason
+			}
+			cs = append(cs, fmt.Sprintf("%s:%s r%d", c.Name, s, c.RestartCount))
+		}
+	}
+	return fmt.Sprintf("%s | %s | %s", st.Phase, strings.Join(conds, " "), strings.Join(cs, " "))
+}
+
+func TestGenerate(t *testing.T) {
+	never, onFailure, always := v1.RestartPolicyNever, v1.RestartPolicyOnFailure, v1.RestartPolicyAlways
+	ready := []cri.Sandbox{{ID: "sb", Ready: true, IPs: []string{"10.0.0.5"}}}
+	stopped := []cri.Sandbox{{ID: "sb", Ready: false}}
+	cases := []struct {
+		name    string
+		pod     *v1.Pod
+		sbs     []cri.Sandbox
+		cs      []cri.Container
+		waiting map[string]Waiting
+		want    string
+	}{
+		{"nothing yet", pod(always, nil, "a"), nil, nil, nil,
+			"Pending | ContainersReady=False(ContainersNotReady) Initialized=True PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(ContainersNotReady) | a:waiting(ContainerCreating) r0"},
+		{"init running", pod(always, []string{"i"}, "a"), ready, []cri.Container{inst("i", cri.StateRunning, 0, 0)}, nil,
+			"Pending | ContainersReady=False(ContainersNotInitialized) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotInitialized) | i:running r0 a:waiting(PodInitializing) r0"},
+		{"running", pod(always, []string{"i"}, "a"), ready, []cri.Container{inst("i", cri.StateExited, 0, 0), inst("a", cri.StateRunning, 0, 0)}, nil,
+			"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True | i:terminated(Completed) r0 a:running r0"},
+		{"succeeded", pod(never, nil, "a"), stopped, []cri.Container{inst("a", cri.StateExited, 0, 0)}, nil,
+			"Succeeded | ContainersReady=False(PodCompleted) Initialized=True(PodCompleted) PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodCompleted) | a:terminated(Completed) r0"},
+		{"failed", pod(never, nil, "a"), stopped, []cri.Container{inst("a", cri.StateExited, 2, 0)}, nil,
+			"Failed | ContainersReady=False(PodFailed) Initialized=True PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | a:terminated(Error) r0"},
+		{"onfailure one failed one done", pod(onFailure, nil, "a", "b"), ready, []cri.Container{inst("a", cri.StateExited, 0, 0), inst("b", cri.StateExited, 1, 0)}, nil,
+			"Running | ContainersReady=False(ContainersNotReady) Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotReady) | a:terminated(Completed) r0 b:terminated(Error) r0"},
+		{"init failed never", pod(never, []string{"i"}, "a"), stopped, []cri.Container{inst("i", cri.StateExited, 1, 0)}, nil,
+			"Failed | ContainersReady=False(PodFailed) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | i:terminated(Error) r0 a:waiting(PodInitializing) r0"},
+		{"crash loop", pod(always, nil, "a"), ready, []cri.Container{inst("a", cri.StateExited, 1, 1), inst("a", cri.StateExited, 1, 0)},
+			map[string]Waiting{"a": {Reason: "CrashLoopBackOff", Message: "back-off 10s"}},
+			"Running | ContainersReady=False(ContainersNotReady) Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotReady) | a:waiting(CrashLoopBackOff)/last=Error r1"},
+		{"restarted keeps lastState", pod(always, nil, "a"), ready, []cri.Container{inst("a", cri.StateRunning, 0, 1), inst("a", cri.StateExited, 137, 0)}, nil,
+			"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True | a:running/last=Error r1"},
+		{"pull error waiting", pod(always, nil, "a"), ready, nil, map[string]Waiting{"a": {Reason: "ErrImagePull"}},
+			"Pending | ContainersReady=False(ContainersNotReady) Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotReady) | a:waiting(ErrImagePull) r0"},
+		{"oom", pod(never, nil, "a"), stopped, []cri.Container{func() cri.Container { c := inst("a", cri.StateExited, 137, 0); c.Reason = "OOMKilled"; return c }()}, nil,
+			"Failed | ContainersReady=False(PodFailed) Initialized=True PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | a:terminated(OOMKilled) r0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := Generate(Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: tc.sbs, Containers: tc.cs}, Waiting: tc.waiting, HostIPs: []string{"10.0.0.1"}, Now: time.Unix(300, 0)})
+			if got := summary(st); got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestGenerateKeepsTransitionTimesAndOthersConditions(t *testing.T) {
+	p := pod(v1.RestartPolicyAlways, nil, "a")
+	p.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "example.com/gate"}}
+	state := &cri.PodState{Sandboxes: []cri.Sandbox{{ID: "sb", Ready: true, IPs: []string{"10.0.0.5"}}}, Containers: []cri.Container{inst("a", cri.StateRunning, 0, 0)}}
+	first := Generate(Input{Pod: p, State: state, Now: time.Unix(1000, 0)})
+	if c := findCondition(first.Conditions, v1.PodReady); c.Status != v1.ConditionFalse || c.Reason != "ReadinessGatesNotReady" {
+		t.Fatalf("Ready before the gate: %+v", c)
+	}
+	if first.PodIP != "10.0.0.5" || first.HostIP != "10.0.0.1" && first.HostIP != "" {
+		t.Errorf("IPs: pod %q host %q", first.PodIP, first.HostIP)
+	}
+	p.Status = first
+	p.Status.Conditions = append(p.Status.Conditions, v1.PodCondition{Type: "example.com/gate", Status: v1.ConditionTrue})
+	second := Generate(Input{Pod: p, State: state, Now: time.Unix(2000, 0)})
+	ready := findCondition(second.Conditions, v1.PodReady)
+	if ready.Status != v1.ConditionTrue || ready.LastTransitionTime.Unix() != 2000 {
+		t.Errorf("Ready after the gate: %+v", ready)
+	}
+	if cr := findCondition(second.Conditions, v1.ContainersReady); cr.LastTransitionTime.Unix() != 1000 {
+		t.Errorf("unchanged ContainersReady got a new transition time: %v", cr.LastTransitionTime)
+	}
+	if g := findCondition(second.Conditions, "example.com/gate"); g == nil || g.Status != v1.ConditionTrue {
+		t.Errorf("the gate's own condition was not kept: %v", second.Conditions)
+	}
+	p.Status = second
+	p.Status.Phase = v1.PodSucceeded
+	if third := Generate(Input{Pod: p, State: state, Now: time.Unix(3000, 0)}); third.Phase != v1.PodSucceeded {
+		t.Errorf("left a terminal phase: %s", third.Phase)
+	}
+}

@@ -1,0 +1,137 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func running(ready bool) v1.PodStatus {
+	st := v1.ConditionFalse
+	if ready {
+		st = v1.ConditionTrue
+	}
+	return v1.PodStatus{Phase: v1.PodRunning, Conditions: []v1.PodCondition{{Type: v1.PodReady, Status: st}}}
+}
+
+func patches(c *fake.Clientset) []k8stesting.PatchAction {
+	var out []k8stesting.PatchAction
+	for _, a := range c.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestManagerWritesNewestStatusOnce(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}}
+	c := fake.NewSimpleClientset(p)
+	m := NewManager(c)
+	ctx := context.Background()
+
+	m.SetStatus(p, v1.PodStatus{Phase: v1.PodPending})
+	m.SetStatus(p, running(false))
+	m.SetStatus(p, running(true)) // a burst: only the newest is written
+	if err := m.Flush(ctx, p.UID); err != nil {
+		t.Fatal(err)
+	}
+	ps := patches(c)
+	if len(ps) != 1 || ps[0].GetSubresource() != "status" || ps[0].GetPatchType() != "application/strategic-merge-patch+json" {
+		t.Fatalf("patches %v, want one strategic patch of status", ps)
+	}
+	var body struct {
+		Metadata struct{ UID string } `json:"metadata"`
+		Status   v1.PodStatus         `json:"status"`
+	}
+	if err := json.Unmarshal(ps[0].GetPatch(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Metadata.UID != "uid-1" || body.Status.Phase != v1.PodRunning || len(body.Status.Conditions) != 1 || body.Status.Conditions[0].Status != v1.ConditionTrue {
+		t.Errorf("patch %s", ps[0].GetPatch())
+	}
+
+	// The same status again is not written again.
+	m.SetStatus(p, running(true))
+	if err := m.Flush(ctx, p.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(patches(c)); n != 1 {
+		t.Errorf("%d patches after an identical status, want still 1", n)
+	}
+}
+
+func TestManagerKeepsOthersConditions(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"},
+		Status: v1.PodStatus{Conditions: []v1.PodCondition{{Type: "example.com/gate", Status: v1.ConditionTrue}}}}
+	c := fake.NewSimpleClientset(p)
+	m := NewManager(c)
+	m.SetStatus(p, running(true)) // ours has no gate condition
+	if err := m.Flush(context.Background(), p.UID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.CoreV1().Pods("ns").Get(context.Background(), "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if findCondition(got.Status.Conditions, "example.com/gate") == nil || findCondition(got.Status.Conditions, v1.PodReady) == nil {
+		t.Errorf("conditions after write: %v", got.Status.Conditions)
+	}
+}
+
+func TestManagerDropsGoneOrReplacedPods(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "old"}}
+	c := fake.NewSimpleClientset(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "new"}})
+	m := NewManager(c)
+	m.SetStatus(p, running(true))
+	if err := m.Flush(context.Background(), p.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(patches(c)); n != 0 {
+		t.Errorf("patched a pod with another UID (%d patches)", n)
+	}
+	if _, ok := m.Status(p.UID); ok {
+		t.Error("status of a replaced pod still cached")
+	}
+
+	gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "gone", Namespace: "ns", UID: "g"}}
+	m.SetStatus(gone, running(true))
+	if err := m.Flush(context.Background(), gone.UID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Status(gone.UID); ok {
+		t.Error("status of a deleted pod still cached")
+	}
+}
+
+func TestManagerRetriesAfterErrorsWithoutLosingTheNewest(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	c := fake.NewSimpleClientset(p)
+	fail := true
+	c.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if fail {
+			return true, nil, context.DeadlineExceeded
+		}
+		return false, nil, nil
+	})
+	m := NewManager(c)
+	m.SetStatus(p, running(false))
+	if err := m.Flush(context.Background(), p.UID); err == nil {
+		t.Fatal("want the API error")
+	}
+	m.SetStatus(p, running(true))
+	fail = false
+	if err := m.Flush(context.Background(), p.UID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.CoreV1().Pods("ns").Get(context.Background(), "p", metav1.GetOptions{})
+	if r := findCondition(got.Status.Conditions, v1.PodReady); r == nil || r.Status != v1.ConditionTrue {
+		t.Errorf("after retry: %v", got.Status.Conditions)
+	}
+}
