@@ -55,6 +55,7 @@ test-upstream: deps
 
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s
+	$(GO) test ./pkg/cri -run '^$$' -fuzz FuzzExpand -fuzztime 20s
 
 clean:
 	rm -rf bin _output

@@ -116,40 +116,34 @@ func valueFrom(src envSource, pod *v1.Pod, c *v1.Container, vf *v1.EnvVarSource,
 		return v, err == nil, err
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
-		data, err := src.configMap(pod.Namespace, r.Name)
-		if err != nil {
-			if isOptional(r.Optional) {
-				return "", false, nil
-			}
-			return "", false, err
-		}
-		v, ok := data[r.Key]
-		if !ok {
-			if isOptional(r.Optional) {
-				return "", false, nil
-			}
-			return "", false, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", r.Key, pod.Namespace, r.Name)
-		}
-		return v, true, nil
+		return keyRef(pod, "ConfigMap", r.Name, r.Key, r.Optional, src.configMap)
 	case vf.SecretKeyRef != nil:
 		r := vf.SecretKeyRef
-		data, err := src.secret(pod.Namespace, r.Name)
-		if err != nil {
-			if isOptional(r.Optional) {
-				return "", false, nil
-			}
-			return "", false, err
-		}
-		v, ok := data[r.Key]
-		if !ok {
-			if isOptional(r.Optional) {
-				return "", false, nil
-			}
-			return "", false, fmt.Errorf("couldn't find key %s in Secret %s/%s", r.Key, pod.Namespace, r.Name)
-		}
-		return string(v), true, nil
+		v, ok, err := keyRef(pod, "Secret", r.Name, r.Key, r.Optional, src.secret)
+		return string(v), ok, err
 	}
 	return "", false, nil
+}
+
+// keyRef resolves one key of a configMap or secret in the pod's namespace; a missing
+// object or key is skipped when the reference is optional, else an error in upstream's words.
+func keyRef[V any](pod *v1.Pod, kind, name, key string, optional *bool, fetch func(ns, name string) (map[string]V, error)) (V, bool, error) {
+	var zero V
+	data, err := fetch(pod.Namespace, name)
+	if err != nil {
+		if isOptional(optional) {
+			return zero, false, nil
+		}
+		return zero, false, err
+	}
+	v, ok := data[key]
+	if !ok {
+		if isOptional(optional) {
+			return zero, false, nil
+		}
+		return zero, false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, pod.Namespace, name)
+	}
+	return v, true, nil
 }
 
 func fieldValue(pod *v1.Pod, path string, podIPs, hostIPs []string) (string, error) {
