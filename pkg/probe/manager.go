@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // Kind is the probe type, spelled as upstream's events spell it.
@@ -41,6 +42,7 @@ type Manager struct {
 	exec     ExecFunc
 	event    EventFunc
 	onChange func(types.UID)
+	clock    clock.WithTicker
 	start    time.Time
 
 	mu      sync.Mutex
@@ -49,10 +51,22 @@ type Manager struct {
 	workers map[key]*worker
 }
 
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithClock makes the workers wait on c (initial delays, periods, jitter) instead of the
+// real clock; tests pass a fake clock.
+func WithClock(c clock.WithTicker) Option { return func(m *Manager) { m.clock = c } }
+
 // NewManager returns a Manager; onChange is called (with the pod UID) whenever a result
 // changes, so the pod's worker syncs.
-func NewManager(exec ExecFunc, event EventFunc, onChange func(types.UID)) *Manager {
-	return &Manager{exec: exec, event: event, onChange: onChange, start: time.Now(), workers: map[key]*worker{}}
+func NewManager(exec ExecFunc, event EventFunc, onChange func(types.UID), opts ...Option) *Manager {
+	m := &Manager{exec: exec, event: event, onChange: onChange, clock: clock.RealClock{}, workers: map[key]*worker{}}
+	for _, o := range opts {
+		o(m)
+	}
+	m.start = m.clock.Now()
+	return m
 }
 
 // Run lets workers run until ctx ends, then waits for them.
@@ -156,9 +170,9 @@ func (m *Manager) lookup(uid types.UID, container, containerID string, k Kind) (
 }
 
 // Started reports whether the container instance passed its startup probe (true when it
-// has none).
+// has none, or when m is nil: no probes are run).
 func (m *Manager) Started(uid types.UID, c *v1.Container, containerID string) bool {
-	if c.StartupProbe == nil {
+	if c.StartupProbe == nil || m == nil {
 		return true
 	}
 	r, _ := m.lookup(uid, c.Name, containerID, Startup)
@@ -192,82 +206,110 @@ func (m *Manager) Failed(uid types.UID, c *v1.Container, containerID string) (Ki
 	return "", nil, false
 }
 
+// maxProbeRetries is how often upstream runs a probe that errored (rather than failed)
+// before giving up on it for this period.
+const maxProbeRetries = 3
+
 // runWorker: wait initialDelaySeconds after the container started (plus a random jitter
 // only for containers that were already running when minikubelet started, as upstream),
-// then probe every periodSeconds; a result is set once successThreshold successes or
-// failureThreshold failures in a row are counted.
+// probe, then probe every periodSeconds; a result is set once successThreshold successes
+// or failureThreshold failures in a row are counted. Liveness and readiness probes are
+// skipped until the startup probe passed. A probe that errored (the prober could not run
+// it: exec failed in the runtime, unresolvable port) gets an event and is not counted,
+// as upstream's worker throws such results away.
 func (m *Manager) runWorker(ctx context.Context, w *worker, pod *v1.Pod, c *v1.Container, p *v1.Probe, t Target, startedAt time.Time) {
 	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
 	successNeeded, failureNeeded := max(p.SuccessThreshold, 1), max(p.FailureThreshold, 1)
-	wait := time.Until(startedAt.Add(time.Duration(p.InitialDelaySeconds) * time.Second))
-	if startedAt.Before(m.start) && period > time.Since(m.start) {
+	wait := startedAt.Add(time.Duration(p.InitialDelaySeconds) * time.Second).Sub(m.clock.Now())
+	if startedAt.Before(m.start) && period > m.clock.Since(m.start) {
 		wait = max(wait, time.Duration(rand.Float64()*float64(period)))
 	}
-	if !sleep(ctx, wait) {
+	if !m.sleep(ctx, wait) {
 		return
 	}
+	// A ticker, as upstream: periodSeconds is from one probe's start to the next.
+	ticker := m.clock.NewTicker(period)
+	defer ticker.Stop()
 	kind := w.key.kind
 	var successes, failures int32
 	for {
 		// Liveness and readiness wait until the startup probe passed.
-		gated := kind != Startup && !m.Started(pod.UID, c, w.containerID)
-		if !gated {
-			begin := time.Now()
-			res, out := Run(ctx, p, t)
+		if kind == Startup || m.Started(pod.UID, c, w.containerID) {
+			begin := m.clock.Now()
+			var (
+				res Result
+				out string
+				err error
+			)
+			for range maxProbeRetries {
+				if res, out, err = Run(ctx, p, t); err == nil || ctx.Err() != nil {
+					break
+				}
+			}
 			if ctx.Err() != nil {
 				return
 			}
-			observe(kind, res, pod, c.Name, time.Since(begin))
-			switch res {
-			case Failure:
-				m.event(pod, c, v1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, out)
-				failures, successes = failures+1, 0
-			case Warning:
-				m.event(pod, c, v1.EventTypeWarning, "ProbeWarning", "%s probe warning: %s", kind, out)
-				successes, failures = successes+1, 0
-			default:
-				successes, failures = successes+1, 0
-			}
-			var crossed *Result
-			if failures >= failureNeeded {
-				f := Failure
-				crossed = &f
-			} else if successes >= successNeeded {
-				s := Success
-				crossed = &s
-			}
-			if crossed != nil {
-				w.mu.Lock()
-				changed := w.result == nil || *w.result != *crossed
-				w.result = crossed
-				w.mu.Unlock()
-				if changed {
-					klog.FromContext(ctx).V(2).Info("Probe result changed", "probe", kind, "pod", klog.KObj(pod), "container", c.Name, "result", crossed.String())
-					m.onChange(pod.UID)
+			if err != nil {
+				m.event(pod, c, v1.EventTypeWarning, "Unhealthy", "%s probe errored and resulted in unknown state: %s", kind, err)
+			} else {
+				observe(kind, res, pod, c.Name, m.clock.Since(begin))
+				switch res {
+				case Failure:
+					m.event(pod, c, v1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, out)
+					failures, successes = failures+1, 0
+				case Warning:
+					m.event(pod, c, v1.EventTypeWarning, "ProbeWarning", "%s probe warning: %s", kind, out)
+					successes, failures = successes+1, 0
+				default:
+					successes, failures = successes+1, 0
 				}
-				// A started container stays started; a failed liveness/startup container
-				// is killed: either way this worker has nothing more to learn.
-				if (kind == Startup && *crossed == Success) || (kind != Readiness && *crossed == Failure) {
+				if done := m.record(ctx, w, pod, c, successes >= successNeeded, failures >= failureNeeded); done {
 					return
 				}
 			}
 		}
-		if !sleep(ctx, period) {
+		select {
+		case <-ctx.Done():
 			return
+		case <-ticker.C():
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// record sets the worker's result once a threshold is crossed, calls onChange only when
+// the result changed, and reports whether the worker is done.
+func (m *Manager) record(ctx context.Context, w *worker, pod *v1.Pod, c *v1.Container, succeeded, failed bool) bool {
+	if !succeeded && !failed {
+		return false
+	}
+	crossed := Success
+	if failed {
+		crossed = Failure
+	}
+	kind := w.key.kind
+	w.mu.Lock()
+	changed := w.result == nil || *w.result != crossed
+	w.result = &crossed
+	w.mu.Unlock()
+	if changed {
+		klog.FromContext(ctx).V(2).Info("Probe result changed", "probe", kind, "pod", klog.KObj(pod), "container", c.Name, "result", crossed.String())
+		m.onChange(pod.UID)
+	}
+	// A started container stays started; a failed liveness/startup container is killed:
+	// either way this worker has nothing more to learn.
+	return (kind == Startup && crossed == Success) || (kind != Readiness && crossed == Failure)
+}
+
+func (m *Manager) sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
+	t := m.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-t.C():
 		return true
 	}
 }

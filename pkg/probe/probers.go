@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -59,55 +62,62 @@ const userAgent = "kube-probe/1.37"
 const maxBody = 10 * 1024
 
 // Run runs the probe's handler once, bounded by its timeout, and returns the result and
-// the output upstream puts in the Unhealthy event.
-func Run(ctx context.Context, p *v1.Probe, t Target) (Result, string) {
+// the output upstream puts in the Unhealthy event. An error means the probe could not be
+// run at all (upstream's "unknown" result: the runtime failed the exec, a named port is
+// missing); upstream records it as errored and does not count it.
+func Run(ctx context.Context, p *v1.Probe, t Target) (Result, string, error) {
 	timeout := time.Duration(p.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	switch h := p.ProbeHandler; {
 	case h.Exec != nil:
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		out, code, err := t.Exec(ctx, t.ContainerID, h.Exec.Command, timeout)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-				return Failure, fmt.Sprintf("command %q timed out", strings.Join(h.Exec.Command, " "))
+				return Failure, fmt.Sprintf("command %q timed out", strings.Join(h.Exec.Command, " ")), nil
 			}
-			return Failure, err.Error()
+			return Failure, "", err
 		}
 		if code != 0 {
-			return Failure, string(out)
+			return Failure, string(out), nil
 		}
-		return Success, string(out)
+		return Success, string(out), nil
 	case h.HTTPGet != nil:
 		return httpProbe(ctx, h.HTTPGet, t, timeout)
 	case h.TCPSocket != nil:
 		port, err := resolvePort(h.TCPSocket.Port, t.Container)
 		if err != nil {
-			return Failure, err.Error()
+			return Failure, "", err
 		}
 		host := h.TCPSocket.Host
 		if host == "" {
 			host = t.PodIP
 		}
+		// The dialer's own timeout (not a context deadline), as upstream: a timeout reads
+		// "dial tcp ...: i/o timeout". ctx only cancels.
 		d := net.Dialer{Timeout: timeout}
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			return Failure, err.Error()
+			return Failure, err.Error(), nil
 		}
 		conn.Close()
-		return Success, ""
+		return Success, "", nil
 	case h.GRPC != nil:
 		return grpcProbe(ctx, h.GRPC, t, timeout)
 	}
-	return Failure, "missing probe handler"
+	return Failure, "", fmt.Errorf("missing probe handler for %s", nameOf(t.Container))
 }
 
-func httpProbe(ctx context.Context, g *v1.HTTPGetAction, t Target, timeout time.Duration) (Result, string) {
+// httpProbe bounds the request with the client's timeout, not a context deadline, so a
+// hanging server reads as upstream's `Get "...": context deadline exceeded
+// (Client.Timeout exceeded while awaiting headers)`; ctx only cancels.
+func httpProbe(ctx context.Context, g *v1.HTTPGetAction, t Target, timeout time.Duration) (Result, string, error) {
 	port, err := resolvePort(g.Port, t.Container)
 	if err != nil {
-		return Failure, err.Error()
+		return Failure, "", err
 	}
 	host := g.Host
 	if host == "" {
@@ -123,7 +133,7 @@ func httpProbe(ctx context.Context, g *v1.HTTPGetAction, t Target, timeout time.
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return Failure, err.Error()
+		return Failure, "", err
 	}
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept", "*/*")
@@ -155,41 +165,75 @@ func httpProbe(ctx context.Context, g *v1.HTTPGetAction, t Target, timeout time.
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return Failure, err.Error()
+		return Failure, err.Error(), nil
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
 	if redirectedAway {
-		return Warning, fmt.Sprintf("Probe terminated redirects, Response body: %v", string(body))
+		return Warning, fmt.Sprintf("Probe terminated redirects, Response body: %v", string(body)), nil
 	}
 	if res.StatusCode >= 200 && res.StatusCode < 400 {
-		return Success, string(body)
+		return Success, string(body), nil
 	}
-	return Failure, fmt.Sprintf("HTTP probe failed with statuscode: %d", res.StatusCode)
+	return Failure, fmt.Sprintf("HTTP probe failed with statuscode: %d", res.StatusCode), nil
 }
 
-func grpcProbe(ctx context.Context, g *v1.GRPCAction, t Target, timeout time.Duration) (Result, string) {
+// grpcProbe: connect within the timeout (upstream dials with WithBlock), then call
+// grpc.health.v1.Health/Check; the failure messages are upstream's.
+func grpcProbe(ctx context.Context, g *v1.GRPCAction, t Target, timeout time.Duration) (Result, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	addr := net.JoinHostPort(t.PodIP, strconv.Itoa(int(g.Port)))
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUserAgent(userAgent))
 	if err != nil {
-		return Failure, fmt.Sprintf("timeout: failed to connect service %q within %v: %+v", addr, timeout, err)
+		return Failure, fmt.Sprintf("error: failed to connect service at %q: %+v", addr, err), nil
 	}
 	defer conn.Close()
+	if err := waitReady(ctx, conn); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Failure, fmt.Sprintf("timeout: failed to connect service %q within %v: %+v", addr, timeout, err), nil
+		}
+		return Failure, fmt.Sprintf("error: failed to connect service at %q: %+v", addr, err), nil
+	}
 	svc := ""
 	if g.Service != nil {
 		svc = *g.Service
 	}
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc}, grpc.WaitForReady(true))
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 	if err != nil {
-		if ctx.Err() != nil {
-			return Failure, fmt.Sprintf("timeout: health rpc did not complete within %v", timeout)
+		if st, ok := status.FromError(err); ok {
+			switch st.Code() {
+			case codes.Unimplemented:
+				return Failure, fmt.Sprintf("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): %s", st.Message()), nil
+			case codes.DeadlineExceeded:
+				return Failure, fmt.Sprintf("timeout: health rpc did not complete within %v", timeout), nil
+			}
 		}
-		return Failure, fmt.Sprintf("error: health rpc probe failed: %v", err)
+		return Failure, fmt.Sprintf("error: health rpc probe failed: %+v", err), nil
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		return Failure, fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus().String())
+		return Failure, fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus().String()), nil
 	}
-	return Success, ""
+	return Success, "service healthy", nil
+}
+
+// waitReady connects conn and waits until it is ready, retrying failed connections until
+// ctx ends (as a blocking dial does); it then returns ctx's error.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+	for {
+		s := conn.GetState()
+		switch s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Idle:
+			conn.Connect()
+		case connectivity.Shutdown:
+			return errors.New("grpc: the client connection is closing")
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return ctx.Err()
+		}
+	}
 }
 
 // resolvePort returns a port given by number or by the name of one of c's ports.

@@ -3,12 +3,14 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,9 +31,14 @@ func hostPort(t *testing.T, addr string) (string, int) {
 }
 
 func TestHTTPProbe(t *testing.T) {
-	var gotUA, gotHeader string
+	var (
+		mu               sync.Mutex
+		gotUA, gotHeader string
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		gotUA, gotHeader = r.UserAgent(), r.Header.Get("X-Test")
+		mu.Unlock()
 		switch r.URL.Path {
 		case "/ok":
 			w.Write([]byte("fine"))
@@ -49,7 +56,7 @@ func TestHTTPProbe(t *testing.T) {
 	u, _ := url.Parse(srv.URL)
 	host, port := hostPort(t, u.Host)
 	c := &v1.Container{Name: "c", Ports: []v1.ContainerPort{{Name: "web", ContainerPort: int32(port)}}}
-	probe := func(path string, p intstr.IntOrString) (Result, string) {
+	probe := func(path string, p intstr.IntOrString) (Result, string, error) {
 		return Run(context.Background(), &v1.Probe{TimeoutSeconds: 1, ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{
 			Path: path, Port: p, HTTPHeaders: []v1.HTTPHeader{{Name: "X-Test", Value: "yes"}}}}}, Target{PodIP: host, Container: c})
 	}
@@ -64,15 +71,21 @@ func TestHTTPProbe(t *testing.T) {
 		{"/redirect-same", intstr.FromInt(port), Success, "fine"},
 		{"/redirect-away", intstr.FromInt(port), Warning, "Probe terminated redirects"},
 		{"/fail", intstr.FromInt(port), Failure, "HTTP probe failed with statuscode: 500"},
-		{"/hang", intstr.FromInt(port), Failure, "context deadline exceeded"},
-		{"/ok", intstr.FromString("nope"), Failure, `couldn't find port: nope in container "c"`},
+		// Upstream's text: the client's timeout, not a context deadline, ends the request.
+		{"/hang", intstr.FromInt(port), Failure, `Get "` + srv.URL + `/hang": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`},
 	}
 	for _, tc := range cases {
-		got, msg := probe(tc.path, tc.port)
-		if got != tc.want || !strings.Contains(msg, tc.msg) {
-			t.Errorf("%s %v: %v %q, want %v containing %q", tc.path, tc.port, got, msg, tc.want, tc.msg)
+		got, msg, err := probe(tc.path, tc.port)
+		if err != nil || got != tc.want || !strings.Contains(msg, tc.msg) {
+			t.Errorf("%s %v: %v %q %v, want %v containing %q", tc.path, tc.port, got, msg, err, tc.want, tc.msg)
 		}
 	}
+	// A port name the container does not have: the probe errored (upstream's unknown).
+	if _, _, err := probe("/ok", intstr.FromString("nope")); err == nil || err.Error() != `couldn't find port: nope in container "c"` {
+		t.Errorf("unknown port name: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	if gotUA != "kube-probe/1.37" || gotHeader != "yes" {
 		t.Errorf("user agent %q header %q", gotUA, gotHeader)
 	}
@@ -85,12 +98,13 @@ func TestTCPProbe(t *testing.T) {
 	}
 	host, port := hostPort(t, ln.Addr().String())
 	p := &v1.Probe{TimeoutSeconds: 1, ProbeHandler: v1.ProbeHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt(port)}}}
-	if r, msg := Run(context.Background(), p, Target{PodIP: host}); r != Success {
-		t.Errorf("open port: %v %q", r, msg)
+	if r, msg, err := Run(context.Background(), p, Target{PodIP: host}); r != Success || err != nil {
+		t.Errorf("open port: %v %q %v", r, msg, err)
 	}
 	ln.Close()
-	if r, msg := Run(context.Background(), p, Target{PodIP: host}); r != Failure || !strings.Contains(msg, "connection refused") {
-		t.Errorf("closed port: %v %q", r, msg)
+	want := "dial tcp " + ln.Addr().String() + ": connect: connection refused"
+	if r, msg, err := Run(context.Background(), p, Target{PodIP: host}); r != Failure || msg != want || err != nil {
+		t.Errorf("closed port: %v %q %v, want %q", r, msg, err, want)
 	}
 }
 
@@ -107,19 +121,35 @@ func TestGRPCProbe(t *testing.T) {
 	go gs.Serve(ln)
 	defer gs.Stop()
 	host, port := hostPort(t, ln.Addr().String())
-	run := func(svc *string) (Result, string) {
+	run := func(svc *string) (Result, string, error) {
 		return Run(context.Background(), &v1.Probe{TimeoutSeconds: 1, ProbeHandler: v1.ProbeHandler{GRPC: &v1.GRPCAction{Port: int32(port), Service: svc}}}, Target{PodIP: host})
 	}
-	if r, msg := run(nil); r != Success {
-		t.Errorf("serving: %v %q", r, msg)
+	if r, msg, err := run(nil); r != Success || err != nil {
+		t.Errorf("serving: %v %q %v", r, msg, err)
 	}
 	sick := "sick"
-	if r, msg := run(&sick); r != Failure || msg != `service unhealthy (responded with "NOT_SERVING")` {
+	if r, msg, _ := run(&sick); r != Failure || msg != `service unhealthy (responded with "NOT_SERVING")` {
 		t.Errorf("not serving: %v %q", r, msg)
 	}
 	gs.Stop()
-	if r, msg := run(nil); r != Failure || !strings.HasPrefix(msg, "timeout: health rpc did not complete within 1s") {
-		t.Errorf("server gone: %v %q", r, msg)
+	// Nothing listens: upstream's blocking dial runs out of time.
+	want := fmt.Sprintf("timeout: failed to connect service %q within 1s: context deadline exceeded", ln.Addr().String())
+	if r, msg, err := run(nil); r != Failure || msg != want || err != nil {
+		t.Errorf("server gone: %v %q %v, want %q", r, msg, err, want)
+	}
+
+	// A gRPC server without the health service.
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := grpc.NewServer()
+	go bare.Serve(ln2)
+	defer bare.Stop()
+	_, port2 := hostPort(t, ln2.Addr().String())
+	r, msg, err := Run(context.Background(), &v1.Probe{TimeoutSeconds: 1, ProbeHandler: v1.ProbeHandler{GRPC: &v1.GRPCAction{Port: int32(port2)}}}, Target{PodIP: host})
+	if want := "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): unknown service grpc.health.v1.Health"; r != Failure || msg != want || err != nil {
+		t.Errorf("no health service: %v %q %v, want %q", r, msg, err, want)
 	}
 }
 
@@ -137,15 +167,17 @@ func TestExecProbe(t *testing.T) {
 		exec ExecFunc
 		want Result
 		msg  string
+		err  string // the probe errored (upstream's unknown result)
 	}{
-		{exec(0, nil), Success, "out"},
-		{exec(2, nil), Failure, "out"},
-		{exec(-1, errors.New("container not found")), Failure, "container not found"},
-		{exec(-1, context.DeadlineExceeded), Failure, `command "check it" timed out`},
+		{exec(0, nil), Success, "out", ""},
+		{exec(2, nil), Failure, "out", ""},
+		{exec(-1, errors.New("container not found")), Failure, "", "container not found"},
+		{exec(-1, context.DeadlineExceeded), Failure, `command "check it" timed out`, ""},
 	}
 	for i, tc := range cases {
-		if r, msg := Run(context.Background(), p, Target{ContainerID: "cid", Exec: tc.exec}); r != tc.want || msg != tc.msg {
-			t.Errorf("case %d: %v %q, want %v %q", i, r, msg, tc.want, tc.msg)
+		r, msg, err := Run(context.Background(), p, Target{ContainerID: "cid", Exec: tc.exec})
+		if gotErr := fmt.Sprint(err); r != tc.want || msg != tc.msg || (tc.err == "") != (err == nil) || (err != nil && gotErr != tc.err) {
+			t.Errorf("case %d: %v %q %v, want %v %q %q", i, r, msg, err, tc.want, tc.msg, tc.err)
 		}
 	}
 }
