@@ -34,6 +34,10 @@ type actions struct {
 // inBackOffFunc reports whether restarting c (whose last instance is last) must wait.
 type inBackOffFunc func(c *v1.Container, last *cri.Container) bool
 
+// startedFunc reports whether the running instance containerID of c passed its startup
+// probe (true when c has none); nil counts every container as started.
+type startedFunc func(c *v1.Container, containerID string) bool
+
 // computeActions decides, from the spec and the runtime state alone, what a sync does.
 // It follows the upstream kubelet's computePodActions for regular and init containers.
 //
@@ -41,10 +45,12 @@ type inBackOffFunc func(c *v1.Container, last *cri.Container) bool
 //	                                                first init container (or all containers)
 //	init container i: absent -> start; running -> wait; exit 0 -> next; failed -> restart
 //	                  (back-off) or, with restartPolicy Never, PodFailed
+//	sidecar i:        absent or stopped -> (re)start; running -> next once started (its
+//	                  startupProbe passed), while the pod is still initializing
 //	container: absent -> start; running -> keep (kill+start if its spec changed);
 //	           exited -> restart per restartPolicy, subject to back-off
 //	nothing running and nothing to start -> KillPod (the pod is done)
-func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff inBackOffFunc) actions {
+func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff inBackOffFunc, started startedFunc) actions {
 	if terminating {
 		return actions{KillPod: true}
 	}
@@ -75,8 +81,12 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 		return a
 	}
 
-	// Init containers, one at a time, in this sandbox. A sidecar must be running before the
-	// next step; it is restarted whenever it stops.
+	// Init containers, one at a time, in this sandbox. A sidecar must be running, and
+	// started if it has a startup probe, before the next step; it is restarted whenever it
+	// stops. Once a regular container ran in this sandbox the pod is initialized: a
+	// restarted sidecar's startup probe no longer holds anything up (upstream's
+	// isPreviouslyInitialized).
+	initialized := regularStartedIn(pod, st, sb.ID)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		last := latestIn(st, c.Name, sb.ID)
@@ -86,6 +96,9 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 				a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
 				return a
 			case last.State == cri.StateRunning:
+				if !initialized && c.StartupProbe != nil && started != nil && !started(c, last.ID) {
+					return a // wait for its startup probe
+				}
 				continue
 			case last.State == cri.StateUnknown:
 				return a
@@ -186,6 +199,16 @@ func anythingToRun(pod *v1.Pod, st *cri.PodState) bool {
 	for i := range pod.Spec.Containers {
 		last, _ := st.Latest(pod.Spec.Containers[i].Name)
 		if last == nil || last.State == cri.StateRunning || shouldRestart(pod, last) {
+			return true
+		}
+	}
+	return false
+}
+
+// regularStartedIn reports whether any regular container has an instance in the sandbox.
+func regularStartedIn(pod *v1.Pod, st *cri.PodState, sandboxID string) bool {
+	for i := range pod.Spec.Containers {
+		if latestIn(st, pod.Spec.Containers[i].Name, sandboxID) != nil {
 			return true
 		}
 	}

@@ -70,7 +70,7 @@ func TestComputeActions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.containers}, tc.terminating, tc.backOff)
+			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.containers}, tc.terminating, tc.backOff, nil)
 			got := fmt.Sprintf("kill=%v create=%v@%d start=%s backoff=%d failed=%v", a.KillPod, a.CreateSandbox, a.SandboxAttempt, names(a.Start), len(a.BackOff), a.PodFailed)
 			if got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
@@ -83,12 +83,12 @@ func TestComputeActionsSpecChangeRestarts(t *testing.T) {
 	pod := spec(v1.RestartPolicyAlways, nil, "a")
 	c := ctr("a", "sb", cri.StateRunning, 0, 0)
 	c.Hash = "stale"
-	a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, func(*v1.Container, *cri.Container) bool { return false })
+	a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, func(*v1.Container, *cri.Container) bool { return false }, nil)
 	if len(a.Kill) != 1 || a.Kill[0].ID != c.ID || names(a.Start) != "a/1 " {
 		t.Errorf("changed spec: kill %v start %s", a.Kill, names(a.Start))
 	}
 	c.Hash = cri.ContainerHash(&pod.Spec.Containers[0])
-	a = computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, nil)
+	a = computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, nil, nil)
 	if len(a.Kill) != 0 || len(a.Start) != 0 || a.KillPod {
 		t.Errorf("unchanged running container touched: %+v", a)
 	}
@@ -100,7 +100,7 @@ func TestComputeActionsSidecars(t *testing.T) {
 	pod.Spec.InitContainers[0].RestartPolicy = &always
 	noBackOff := func(*v1.Container, *cri.Container) bool { return false }
 	run := func(cs ...cri.Container) string {
-		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: cs}, false, noBackOff)
+		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: cs}, false, noBackOff, nil)
 		return fmt.Sprintf("kill=%v start=%s", a.KillPod, names(a.Start))
 	}
 	for _, tc := range []struct {
@@ -114,6 +114,59 @@ func TestComputeActionsSidecars(t *testing.T) {
 		{"regular done: pod done, sidecar goes too", []cri.Container{ctr("side", "sb", cri.StateRunning, 0, 0), ctr("init", "sb", cri.StateExited, 0, 0), ctr("a", "sb", cri.StateExited, 0, 0)}, "kill=true start="},
 	} {
 		if got := run(tc.cs...); got != tc.want {
+			t.Errorf("%s: got %s want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A sidecar with a startup probe holds up the next init container (and the regular
+// containers) until the probe passed, as upstream's computeInitContainerActions; without
+// one, running is enough. Once the pod is initialized, a restarted sidecar's startup
+// probe holds nothing up.
+func TestComputeActionsSidecarStartupProbe(t *testing.T) {
+	always := v1.ContainerRestartPolicyAlways
+	probe := &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}}}
+	pod := spec(v1.RestartPolicyAlways, []string{"probed", "plain", "init"}, "a", "b")
+	pod.Spec.InitContainers[0].RestartPolicy = &always
+	pod.Spec.InitContainers[0].StartupProbe = probe
+	pod.Spec.InitContainers[1].RestartPolicy = &always
+	noBackOff := func(*v1.Container, *cri.Container) bool { return false }
+	// started: the instances (IDs) whose startup probe passed.
+	startedOnly := func(ids ...string) startedFunc {
+		return func(c *v1.Container, id string) bool {
+			if c.StartupProbe == nil {
+				return true
+			}
+			for _, s := range ids {
+				if s == id {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	running := func(name string, restarts int) cri.Container { return ctr(name, "sb", cri.StateRunning, 0, restarts) }
+	for _, tc := range []struct {
+		name    string
+		cs      []cri.Container
+		started startedFunc
+		want    string
+	}{
+		{"the probed sidecar first", nil, startedOnly(), "kill=false start=probed/0 "},
+		{"running but not started: wait", []cri.Container{running("probed", 0)}, startedOnly(), "kill=false start="},
+		{"started: the next sidecar", []cri.Container{running("probed", 0)}, startedOnly("probed-0"), "kill=false start=plain/0 "},
+		{"a sidecar without a startup probe: running is enough", []cri.Container{running("probed", 0), running("plain", 0)}, startedOnly("probed-0"), "kill=false start=init/0 "},
+		{"regular containers wait for the probe too", []cri.Container{running("probed", 0), running("plain", 0), ctr("init", "sb", cri.StateExited, 0, 0)}, startedOnly(), "kill=false start="},
+		{"then start", []cri.Container{running("probed", 0), running("plain", 0), ctr("init", "sb", cri.StateExited, 0, 0)}, startedOnly("probed-0"), "kill=false start=a/0 b/0 "},
+		{"only the running instance counts", []cri.Container{running("probed", 1), ctr("probed", "sb", cri.StateExited, 137, 0)}, startedOnly("probed-0"), "kill=false start="},
+		{"a crashed probed sidecar restarts", []cri.Container{ctr("probed", "sb", cri.StateExited, 1, 0)}, startedOnly(), "kill=false start=probed/1 "},
+		{"initialized: a restarted sidecar's probe holds nothing up",
+			[]cri.Container{running("probed", 1), running("plain", 0), ctr("init", "sb", cri.StateExited, 0, 0), running("a", 0), ctr("b", "sb", cri.StateExited, 1, 0)},
+			startedOnly(), "kill=false start=b/1 "},
+		{"no probe results (probes off): running is enough", []cri.Container{running("probed", 0)}, nil, "kill=false start=plain/0 "},
+	} {
+		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: tc.cs}, false, noBackOff, tc.started)
+		if got := fmt.Sprintf("kill=%v start=%s", a.KillPod, names(a.Start)); got != tc.want {
 			t.Errorf("%s: got %s want %s", tc.name, got, tc.want)
 		}
 	}

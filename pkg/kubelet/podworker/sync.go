@@ -54,7 +54,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	deleting := pod.DeletionTimestamp != nil
 	finished := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
 	deadline := !finished && deadlineExceeded(pod, time.Now())
-	acts := computeActions(pod, state, removed || deleting || finished || deadline, w.inBackOff(pod))
+	acts := computeActions(pod, state, removed || deleting || finished || deadline, w.inBackOff(pod), func(c *v1.Container, id string) bool { return w.cfg.Probes.Started(pod.UID, c, id) })
 
 	acting := len(acts.Start) > 0 || acts.KillPod || len(acts.Kill) > 0 || acts.CreateSandbox
 	if acting && !removed {
