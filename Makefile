@@ -56,6 +56,7 @@ test-upstream: deps
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s
 	$(GO) test ./pkg/cri -run '^$$' -fuzz FuzzExpand -fuzztime 20s
+	$(GO) test ./pkg/volume -run '^$$' -fuzz FuzzSubPath -fuzztime 20s
 
 clean:
 	rm -rf bin _output

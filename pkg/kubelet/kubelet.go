@@ -33,6 +33,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
 	"github.com/minikubelet/minikubelet/pkg/version"
+	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
 // relistPeriod is the safety-net relist; runtime events normally arrive first.
@@ -134,12 +135,17 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			hostIPs = append(hostIPs, a.Address)
 		}
 	}
+	allocatable := node.BuildStatus(node.StatusInputs{Machine: machine, MaxPods: k.MaxPods, Reserved: reserved}, v1.NodeStatus{}, metav1.Now()).Allocatable
+	volumes, err := volume.New(volume.Config{Client: client, RootDir: cfg.RootDir, Allocatable: allocatable})
+	if err != nil {
+		return err
+	}
 	var workers *podworker.Workers
 	probes := probe.NewManager(rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
 	}, func(uid types.UID) { workers.Wake(uid) })
 	workers, err = podworker.New(podworker.Config{
-		NodeName: nodeName, HostIPs: hostIPs, Runtime: rt, Status: statusMgr, Recorder: recorder, Client: client,
+		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt, Status: statusMgr, Recorder: recorder, Client: client,
 		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot,
 	})
@@ -164,6 +170,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	wg.Go(func() { statusMgr.Run(runCtx) })
 	wg.Go(func() { workers.Run(runCtx) })
 	wg.Go(func() { probes.Run(runCtx) })
+	wg.Go(func() { volumes.Run(runCtx) })
 	wg.Go(func() { pods.Run(runCtx) })
 	// Container events from the runtime trigger a relist at once; the periodic relist only
 	// repairs what an interrupted event stream missed.

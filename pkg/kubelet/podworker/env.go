@@ -5,20 +5,23 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/fieldpath"
 )
 
 // envSource reads configMaps and secrets for env and envFrom.
 type envSource interface {
 	configMap(ns, name string) (map[string]string, error)
 	secret(ns, name string) (map[string][]byte, error)
+	allocatable() v1.ResourceList // the node's, for unset limits
 }
 
 // resolveEnv builds a container's environment in upstream order: envFrom first, then env
@@ -39,6 +42,8 @@ func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
 	}
 	return cm.Data, nil
 }
+
+func (s apiEnvSource) allocatable() v1.ResourceList { return s.w.cfg.Allocatable }
 
 func (s apiEnvSource) secret(ns, name string) (map[string][]byte, error) {
 	sec, err := s.w.cfg.Client.CoreV1().Secrets(ns).Get(s.ctx, name, metav1.GetOptions{})
@@ -67,8 +72,8 @@ func resolveEnvWith(src envSource, pod *v1.Pod, c *v1.Container, podIPs, hostIPs
 				}
 				return nil, err
 			}
-			for k, v := range data {
-				set(ef.Prefix+k, v)
+			for _, k := range slices.Sorted(maps.Keys(data)) { // stable order, stable spec hash
+				set(ef.Prefix+k, data[k])
 			}
 		case ef.SecretRef != nil:
 			data, err := src.secret(pod.Namespace, ef.SecretRef.Name)
@@ -78,8 +83,8 @@ func resolveEnvWith(src envSource, pod *v1.Pod, c *v1.Container, podIPs, hostIPs
 				}
 				return nil, err
 			}
-			for k, v := range data {
-				set(ef.Prefix+k, string(v))
+			for _, k := range slices.Sorted(maps.Keys(data)) {
+				set(ef.Prefix+k, string(data[k]))
 			}
 		}
 	}
@@ -109,10 +114,10 @@ func isOptional(b *bool) bool { return b != nil && *b }
 func valueFrom(src envSource, pod *v1.Pod, c *v1.Container, vf *v1.EnvVarSource, podIPs, hostIPs []string) (string, bool, error) {
 	switch {
 	case vf.FieldRef != nil:
-		v, err := fieldValue(pod, vf.FieldRef.FieldPath, podIPs, hostIPs)
+		v, err := fieldpath.Value(fieldpath.Pod{Pod: pod, PodIPs: podIPs, HostIPs: hostIPs}, vf.FieldRef.FieldPath)
 		return v, err == nil, err
 	case vf.ResourceFieldRef != nil:
-		v, err := resourceValue(c, vf.ResourceFieldRef)
+		v, err := fieldpath.Resource(c, vf.ResourceFieldRef, src.allocatable())
 		return v, err == nil, err
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
@@ -144,72 +149,6 @@ func keyRef[V any](pod *v1.Pod, kind, name, key string, optional *bool, fetch fu
 		return zero, false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, pod.Namespace, name)
 	}
 	return v, true, nil
-}
-
-func fieldValue(pod *v1.Pod, path string, podIPs, hostIPs []string) (string, error) {
-	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
-		return pod.Labels[strings.TrimSuffix(k, "']")], nil
-	}
-	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
-		return pod.Annotations[strings.TrimSuffix(k, "']")], nil
-	}
-	first := func(s []string) string {
-		if len(s) > 0 {
-			return s[0]
-		}
-		return ""
-	}
-	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "spec.nodeName":
-		return pod.Spec.NodeName, nil
-	case "spec.serviceAccountName":
-		return pod.Spec.ServiceAccountName, nil
-	case "status.podIP":
-		if pod.Spec.HostNetwork {
-			return first(hostIPs), nil
-		}
-		return first(podIPs), nil
-	case "status.podIPs":
-		if pod.Spec.HostNetwork {
-			return strings.Join(hostIPs, ","), nil
-		}
-		return strings.Join(podIPs, ","), nil
-	case "status.hostIP":
-		return first(hostIPs), nil
-	case "status.hostIPs":
-		return strings.Join(hostIPs, ","), nil
-	}
-	return "", fmt.Errorf("unsupported fieldPath %q", path)
-}
-
-func resourceValue(c *v1.Container, r *v1.ResourceFieldSelector) (string, error) {
-	kind, res, ok := strings.Cut(r.Resource, ".")
-	if !ok {
-		return "", fmt.Errorf("unsupported resource %q", r.Resource)
-	}
-	list := c.Resources.Limits
-	if kind == "requests" {
-		list = c.Resources.Requests
-	}
-	q, ok := list[v1.ResourceName(res)]
-	if !ok {
-		q = resource.Quantity{}
-	}
-	div := r.Divisor
-	if div.IsZero() {
-		div = resource.MustParse("1")
-	}
-	// Round up, as upstream's ExtractContainerResourceValue does.
-	if res == "cpu" {
-		return fmt.Sprint((q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()), nil
-	}
-	return fmt.Sprint((q.Value() + div.Value() - 1) / div.Value()), nil
 }
 
 // pullAuth returns the credentials from the pod's imagePullSecrets that match image's

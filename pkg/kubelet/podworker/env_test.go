@@ -22,6 +22,10 @@ func (f fakeSource) configMap(ns, name string) (map[string]string, error) {
 	return nil, errors.New(`configmaps "` + name + `" not found`)
 }
 
+func (f fakeSource) allocatable() v1.ResourceList {
+	return v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi")}
+}
+
 func (f fakeSource) secret(ns, name string) (map[string][]byte, error) {
 	if d, ok := f.secs[name]; ok {
 		return d, nil
@@ -70,7 +74,7 @@ func TestResolveEnv(t *testing.T) {
 		{v1.EnvVar{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Key: "nope"}}}, "couldn't find key nope in ConfigMap ns/cm"},
 		{v1.EnvVar{Name: "X", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "s"}, Key: "nope"}}}, "couldn't find key nope in Secret ns/s"},
 		{v1.EnvVar{Name: "X", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "absent"}, Key: "k"}}}, `secrets "absent" not found`},
-		{v1.EnvVar{Name: "X", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.bogus"}}}, `unsupported fieldPath "spec.bogus"`},
+		{v1.EnvVar{Name: "X", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.bogus"}}}, "unsupported fieldPath: spec.bogus"},
 	} {
 		_, err := resolveEnvWith(src, pod, &v1.Container{Name: "c", Env: []v1.EnvVar{tc.env}}, nil, nil)
 		if err == nil || err.Error() != tc.want {

@@ -197,6 +197,11 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	mounts, termPath, err := w.containerMounts(pod, c, s.RestartCount, podIPs)
+	if err == nil {
+		var vm []*runtimeapi.Mount
+		vm, err = w.volumeMounts(ctx, pod, c, env)
+		mounts = append(mounts, vm...)
+	}
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
@@ -255,7 +260,7 @@ func (w *Workers) removeOldInstances(ctx context.Context, st *cri.PodState, name
 }
 
 // containerMounts: the termination-message file (a fresh one per instance) and the
-// kubelet-managed /etc/hosts (not for host-network pods). Volumes come with pkg/volume.
+// kubelet-managed /etc/hosts (not for host-network pods). Volumes: volumeMounts.
 func (w *Workers) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int, podIPs []string) ([]*runtimeapi.Mount, string, error) {
 	var mounts []*runtimeapi.Mount
 	dir := filepath.Join(w.podDir(pod), "containers", c.Name)
@@ -270,7 +275,7 @@ func (w *Workers) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int
 		}
 		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: termPath})
 	}
-	if !pod.Spec.HostNetwork {
+	if !pod.Spec.HostNetwork && !hasMountAt(c, "/etc/hosts") {
 		hosts := filepath.Join(w.podDir(pod), "etc-hosts")
 		if err := os.WriteFile(hosts, []byte(hostsFile(pod, podIPs)), 0o644); err != nil {
 			return nil, "", err

@@ -84,6 +84,19 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	if sb := state.ReadySandbox(); sb != nil && !acts.KillPod {
 		sandboxID = sb.ID
 	}
+	if (acts.CreateSandbox || len(acts.Start) > 0) && !removed && !deleting {
+		// Volumes first, as upstream: no sandbox until every volume is ready.
+		if _, err := w.cfg.Volumes.SetUp(ctx, pod, nil); err != nil {
+			logger.V(2).Info("Volumes not ready", "pod", klog.KObj(pod), "err", err)
+			w.event(pod, nil, v1.EventTypeWarning, "FailedMount", "%v", err)
+			for i := range pod.Spec.Containers {
+				waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
+			}
+			w.setWaiting(wk, waiting)
+			w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false))
+			return 2 * time.Second, false
+		}
+	}
 	if acts.CreateSandbox && !removed && !deleting {
 		id, err := w.createSandbox(ctx, pod, acts.SandboxAttempt)
 		if err != nil {
@@ -137,7 +150,12 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		w.removePodCgroups(pod)
 		w.cfg.Status.Forget(pod.UID)
 		w.crashBack.Reset(string(pod.UID))
-		_ = os.RemoveAll(w.podDir(pod))
+		// Unmount before removing: RemoveAll must never walk into a live mount.
+		if err := w.cfg.Volumes.TearDown(pod.UID); err != nil {
+			logger.Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
+		} else {
+			_ = os.RemoveAll(w.podDir(pod))
+		}
 		return 0, true
 	}
 	w.cfg.Status.SetStatus(pod, st)

@@ -19,22 +19,27 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
+	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
 // Config is what the workers need; New rejects missing fields.
 type Config struct {
-	NodeName   string
-	HostIPs    []string
-	Runtime    *cri.Client
-	Status     *status.Manager
-	Recorder   record.EventRecorder
-	Client     kubernetes.Interface
-	RootDir    string // pods/<uid>/... files live here
-	PodLogsDir string
-	HostDNS    cri.DNS
+	NodeName string
+	HostIPs  []string
+	// Allocatable is the node's allocatable resources (the downward API's unset limits).
+	Allocatable v1.ResourceList
+	Runtime     *cri.Client
+	Status      *status.Manager
+	Recorder    record.EventRecorder
+	Client      kubernetes.Interface
+	RootDir     string // pods/<uid>/... files live here
+	PodLogsDir  string
+	HostDNS     cri.DNS
 	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout).
 	CgroupsPerQOS bool
 	CgroupRoot    string
+	// Volumes prepares and tears down the pods' volumes.
+	Volumes *volume.Manager
 	// Probes runs the containers' probes (nil: probes are not run).
 	Probes *probe.Manager
 	// ResyncPeriod bounds how long a pod goes without a sync (default 10s).
@@ -64,8 +69,8 @@ const (
 
 // New checks cfg.
 func New(cfg Config) (*Workers, error) {
-	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.Client == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" {
-		return nil, fmt.Errorf("podworker: NodeName, Runtime, Status, Recorder, Client, RootDir and PodLogsDir are required")
+	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.Client == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" || cfg.Volumes == nil {
+		return nil, fmt.Errorf("podworker: NodeName, Runtime, Status, Recorder, Client, RootDir, PodLogsDir and Volumes are required")
 	}
 	if cfg.ResyncPeriod <= 0 {
 		cfg.ResyncPeriod = 10 * time.Second

@@ -1,0 +1,197 @@
+// Package volume prepares a pod's volumes on the host before its containers start, keeps
+// content volumes (configMap, secret, downwardAPI, projected) fresh while the pod runs, and
+// tears them down when the pod is gone. Files live under
+// <root-dir>/pods/<uid>/volumes/<plugin>/<name>, as upstream lays them out.
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Config is what the manager needs; New rejects missing fields.
+type Config struct {
+	Client  kubernetes.Interface
+	RootDir string
+	// Allocatable is the node's, for resourceFieldRef of containers without limits.
+	Allocatable v1.ResourceList
+	// RefreshPeriod is how often content volumes are re-read from the API (default 15s;
+	// upstream's is about a minute).
+	RefreshPeriod time.Duration
+	Clock         clock.WithTicker
+}
+
+// Mount is a volume ready on the host.
+type Mount struct {
+	HostPath string
+	// ReadOnly: content volumes are always mounted read-only, as upstream.
+	ReadOnly bool
+}
+
+// Manager owns the pods' volume folders.
+type Manager struct {
+	cfg    Config
+	tokens *tokenCache
+
+	mu   sync.Mutex
+	pods map[types.UID]*podVolumes
+}
+
+type podVolumes struct {
+	// work serialises set-up, refresh and tear-down of one pod's volumes.
+	work   sync.Mutex
+	gone   bool
+	pod    *v1.Pod // newest spec seen, for downward API refreshes
+	ips    []string
+	mounts map[string]Mount
+	ready  bool
+}
+
+// New checks cfg and returns a manager; Run keeps volumes fresh.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Client == nil || cfg.RootDir == "" {
+		return nil, errors.New("volume: Client and RootDir are required")
+	}
+	if cfg.RefreshPeriod == 0 {
+		cfg.RefreshPeriod = 15 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	return &Manager{cfg: cfg, tokens: newTokenCache(cfg.Client, cfg.Clock), pods: map[types.UID]*podVolumes{}}, nil
+}
+
+// PodDir is the pod's folder under the root dir.
+func (m *Manager) PodDir(uid types.UID) string {
+	return filepath.Join(m.cfg.RootDir, "pods", string(uid))
+}
+
+// SetUp makes every volume of pod ready and returns them by name. The first call does
+// the work; later calls return the same mounts (and remember the newest pod spec for
+// refreshes) until TearDown. An error names the first volume that failed; volumes set up
+// before it are kept, and the next call retries the rest.
+func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, podIPs []string) (map[string]Mount, error) {
+	m.mu.Lock()
+	pv := m.pods[pod.UID]
+	if pv == nil {
+		pv = &podVolumes{mounts: map[string]Mount{}}
+		m.pods[pod.UID] = pv
+	}
+	pv.pod, pv.ips = pod, podIPs
+	if pv.ready {
+		out := copyMounts(pv.mounts)
+		m.mu.Unlock()
+		return out, nil
+	}
+	m.mu.Unlock()
+
+	pv.work.Lock()
+	defer pv.work.Unlock()
+	if pv.gone {
+		return nil, fmt.Errorf("pod %s is being torn down", pod.UID)
+	}
+	mounts := map[string]Mount{}
+	for i := range pod.Spec.Volumes {
+		vol := &pod.Spec.Volumes[i]
+		mnt, err := m.setUpOne(ctx, pod, podIPs, vol)
+		if err != nil {
+			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q : %w", vol.Name, err)
+		}
+		mounts[vol.Name] = mnt
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pv.mounts, pv.ready = mounts, true
+	return copyMounts(mounts), nil
+}
+
+func copyMounts(in map[string]Mount) map[string]Mount {
+	out := make(map[string]Mount, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+// TearDown unmounts and removes every volume of the pod (also of pods known only from
+// folders left by an earlier run). Host paths are never touched.
+func (m *Manager) TearDown(uid types.UID) error {
+	m.mu.Lock()
+	pv := m.pods[uid]
+	delete(m.pods, uid)
+	m.mu.Unlock()
+	if pv != nil {
+		pv.work.Lock()
+		defer pv.work.Unlock()
+		pv.gone = true
+	}
+	m.tokens.forget(uid)
+	dir := filepath.Join(m.PodDir(uid), "volumes")
+	if err := unmountAll(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// Run refreshes content volumes every RefreshPeriod until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := m.cfg.Clock.NewTicker(m.cfg.RefreshPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			m.RefreshAll(ctx)
+		}
+	}
+}
+
+// RefreshAll re-renders the content volumes of every ready pod; a volume whose content
+// did not change is not rewritten.
+func (m *Manager) RefreshAll(ctx context.Context) {
+	m.mu.Lock()
+	pods := make([]*podVolumes, 0, len(m.pods))
+	for _, pv := range m.pods {
+		pods = append(pods, pv)
+	}
+	m.mu.Unlock()
+	for _, pv := range pods {
+		m.refresh(ctx, pv)
+	}
+}
+
+func (m *Manager) refresh(ctx context.Context, pv *podVolumes) {
+	pv.work.Lock()
+	defer pv.work.Unlock()
+	m.mu.Lock()
+	pod, ips, ready := pv.pod, pv.ips, pv.ready
+	m.mu.Unlock()
+	if pv.gone || !ready {
+		return
+	}
+	for i := range pod.Spec.Volumes {
+		vol := &pod.Spec.Volumes[i]
+		if !isContent(vol) {
+			continue
+		}
+		if _, err := m.setUpOne(ctx, pod, ips, vol); err != nil {
+			klog.FromContext(ctx).Info("Refreshing volume failed", "pod", klog.KObj(pod), "volume", vol.Name, "err", err)
+		}
+	}
+}
+
+func isContent(vol *v1.Volume) bool {
+	return vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil
+}
