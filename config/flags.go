@@ -77,6 +77,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&k.ContainerRuntimeEndpoint, "container-runtime-endpoint", k.ContainerRuntimeEndpoint, "CRI endpoint (unix socket) of the container runtime.")
 	fs.StringVar(&k.ImageServiceEndpoint, "image-service-endpoint", k.ImageServiceEndpoint, "CRI image service endpoint (default: the runtime endpoint).")
 	fs.Int32Var(&k.MaxPods, "max-pods", k.MaxPods, "Number of pods the node can run.")
+	fs.StringSliceVar(&k.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", k.AllowedUnsafeSysctls, "Unsafe sysctls (names, or prefixes ending in *) pods may set besides the safe ones.")
 	fs.DurationVar(&k.NodeStatusUpdateFrequency.Duration, "node-status-update-frequency", k.NodeStatusUpdateFrequency.Duration, "How often the node status is computed (and posted when changed).")
 	fs.BoolVar(k.RegisterNode, "register-node", *k.RegisterNode, "Register the Node object with the API server.")
 	fs.Int32Var(k.HealthzPort, "healthz-port", *k.HealthzPort, "Port of the plain-HTTP /healthz endpoint; 0 disables it.")

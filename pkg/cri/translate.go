@@ -80,6 +80,10 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 	}
 	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
+	// The pause container has no Localhost profile folder; it gets the runtime's default.
+	if sc.Seccomp = seccompProfile(pod, nil, ""); sc.Seccomp.ProfileType == runtimeapi.SecurityProfile_Localhost {
+		sc.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	}
 	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: sc, Sysctls: map[string]string{}}
 	if o.CgroupsPerQOS {
 		cfg.Linux.CgroupParent = PodCgroupParent(o.CgroupRoot, pod)
@@ -176,6 +180,8 @@ type ContainerOptions struct {
 	ImageRef     string                 // resolved image to run
 	Env          []*runtimeapi.KeyValue // resolved environment (see ResolveEnv)
 	Mounts       []*runtimeapi.Mount
+	// SeccompDir holds Localhost seccomp profiles (<root-dir>/seccomp upstream).
+	SeccompDir string
 }
 
 // ContainerConfig translates one container of pod into the CRI container config.
@@ -228,6 +234,7 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 			SecurityContext: securityContext(pod, c),
 		},
 	}
+	cfg.Linux.SecurityContext.Seccomp = seccompProfile(pod, c, o.SeccompDir)
 	if o.Init {
 		cfg.Annotations[AnnotationInit] = "true"
 	}
@@ -286,7 +293,12 @@ func podIdentity(pod *v1.Pod) (user, group *runtimeapi.Int64Value, groups []int6
 	if psc.RunAsGroup != nil {
 		group = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
 	}
-	return user, group, psc.SupplementalGroups
+	groups = append(groups, psc.SupplementalGroups...)
+	// The fsGroup owns the pod's volumes; its processes join it, as upstream.
+	if psc.FSGroup != nil {
+		groups = append(groups, *psc.FSGroup)
+	}
+	return user, group, groups
 }
 
 func securityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {

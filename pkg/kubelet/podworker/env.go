@@ -8,9 +8,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
@@ -22,6 +26,8 @@ type envSource interface {
 	configMap(ns, name string) (map[string]string, error)
 	secret(ns, name string) (map[string][]byte, error)
 	allocatable() v1.ResourceList // the node's, for unset limits
+	// services lists the services of ns and of the default namespace (for service links).
+	services(ns string) ([]*v1.Service, error)
 }
 
 // resolveEnv builds a container's environment in upstream order: envFrom first, then env
@@ -37,6 +43,9 @@ type apiEnvSource struct {
 
 func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
 	cm, err := s.w.cfg.Client.CoreV1().ConfigMaps(ns).Get(s.ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("configmap %q not found", name) // upstream's wording
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -45,8 +54,33 @@ func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
 
 func (s apiEnvSource) allocatable() v1.ResourceList { return s.w.cfg.Allocatable }
 
+func (s apiEnvSource) services(ns string) ([]*v1.Service, error) {
+	if s.w.cfg.Services == nil {
+		return nil, nil
+	}
+	// Right after start the service cache may still be filling (upstream's message).
+	if synced := s.w.cfg.ServicesSynced; synced != nil && !synced() {
+		if err := wait.PollUntilContextTimeout(s.ctx, 20*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) { return synced(), nil }); err != nil {
+			return nil, fmt.Errorf("services have not yet been read at least once, cannot construct envvars")
+		}
+	}
+	svcs, err := s.w.cfg.Services.Services(ns).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	if ns != metav1.NamespaceDefault {
+		if k, err := s.w.cfg.Services.Services(metav1.NamespaceDefault).Get("kubernetes"); err == nil {
+			svcs = append(svcs, k)
+		}
+	}
+	return svcs, nil
+}
+
 func (s apiEnvSource) secret(ns, name string) (map[string][]byte, error) {
 	sec, err := s.w.cfg.Client.CoreV1().Secrets(ns).Get(s.ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("secret %q not found", name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +95,14 @@ func resolveEnvWith(src envSource, pod *v1.Pod, c *v1.Container, podIPs, hostIPs
 			order = append(order, k)
 		}
 		vals[k] = v
+	}
+	// Service links come first: anything the container declares wins over them.
+	svcs, err := src.services(pod.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range serviceEnv(pod, svcs) {
+		set(kv[0], kv[1])
 	}
 	for _, ef := range c.EnvFrom {
 		switch {

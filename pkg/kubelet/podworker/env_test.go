@@ -13,6 +13,7 @@ import (
 type fakeSource struct {
 	cms  map[string]map[string]string
 	secs map[string]map[string][]byte
+	svcs []*v1.Service
 }
 
 func (f fakeSource) configMap(ns, name string) (map[string]string, error) {
@@ -25,6 +26,8 @@ func (f fakeSource) configMap(ns, name string) (map[string]string, error) {
 func (f fakeSource) allocatable() v1.ResourceList {
 	return v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi")}
 }
+
+func (f fakeSource) services(string) ([]*v1.Service, error) { return f.svcs, nil }
 
 func (f fakeSource) secret(ns, name string) (map[string][]byte, error) {
 	if d, ok := f.secs[name]; ok {

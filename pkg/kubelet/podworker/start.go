@@ -150,6 +150,30 @@ func (w *Workers) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container)
 	return ref, status.Waiting{}, nil
 }
 
+// verifyNonRoot applies runAsNonRoot against the image's user (only asked of the runtime
+// when runAsNonRoot is set and runAsUser is not).
+func (w *Workers) verifyNonRoot(ctx context.Context, pod *v1.Pod, c *v1.Container, imageRef string) error {
+	if err := cri.VerifyRunAsNonRoot(pod, c, new(int64(1)), ""); err != nil {
+		return err // runAsUser 0 breaks the policy whatever the image says
+	}
+	zero := int64(0)
+	if cri.VerifyRunAsNonRoot(pod, c, &zero, "") == nil {
+		return nil // no policy, or a non-root runAsUser
+	}
+	resp, err := w.cfg.Runtime.ImageService().ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
+	if err != nil {
+		return err
+	}
+	img := resp.GetImage()
+	var uid *int64
+	if u := img.GetUid(); u != nil {
+		uid = &u.Value
+	} else if img.GetUsername() == "" {
+		uid = &zero // an image without a user runs as root
+	}
+	return cri.VerifyRunAsNonRoot(pod, c, uid, img.GetUsername())
+}
+
 func (w *Workers) imageSize(ctx context.Context, image string) uint64 {
 	resp, err := w.cfg.Runtime.ImageService().ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
 	if err != nil {
@@ -180,6 +204,10 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", wt.Reason)
 		return wt, err
 	}
+	if err := w.verifyNonRoot(ctx, pod, c, imageRef); err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
 	sbStatus, err := w.cfg.Runtime.SandboxStatus(ctx, sandboxID)
 	if err != nil {
 		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
@@ -207,7 +235,8 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	cfg, err := cri.ContainerConfig(pod, c, cri.ContainerOptions{
-		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts})
+		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts,
+		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp")})
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err

@@ -43,6 +43,10 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		return time.Second, false
 	}
 
+	if done, next := w.admission(ctx, wk, pod, state, removed); done || next >= 0 {
+		return max(next, 0), done
+	}
+
 	// Containers that failed liveness or startup probes are killed; the decision below
 	// then restarts them per restartPolicy.
 	if w.killUnhealthy(ctx, pod, state) {
@@ -181,6 +185,49 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		requeue = d
 	}
 	return requeue, false
+}
+
+// admission admits a pod the first time its worker sees it, unless it is already running
+// or finished. A rejected pod is failed with upstream's reason and "Pod was rejected: "
+// message and never runs; its later syncs only follow its deletion. next < 0 means the
+// sync goes on.
+func (w *Workers) admission(ctx context.Context, wk *worker, pod *v1.Pod, state *cri.PodState, removed bool) (done bool, next time.Duration) {
+	wk.mu.Lock()
+	admitted, rejected := wk.admitted, wk.rejected
+	wk.mu.Unlock()
+	if !admitted && !rejected {
+		finished := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+		reason, msg := "", ""
+		if !finished && !removed && pod.DeletionTimestamp == nil && len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
+			reason, msg = w.admit(pod)
+		}
+		wk.mu.Lock()
+		wk.admitted, wk.rejected = reason == "", reason != ""
+		rejected = wk.rejected
+		wk.mu.Unlock()
+		if rejected {
+			klog.FromContext(ctx).Info("Pod rejected", "pod", klog.KObj(pod), "reason", reason, "message", msg)
+			w.event(pod, nil, v1.EventTypeWarning, reason, "%s", msg)
+			w.cfg.Status.SetStatus(pod, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg,
+				QOSClass: pod.Status.QOSClass, Conditions: pod.Status.Conditions})
+		}
+	}
+	if !rejected {
+		return false, -1
+	}
+	if removed {
+		w.cfg.Status.Forget(pod.UID)
+		return true, 0
+	}
+	if pod.DeletionTimestamp != nil {
+		uid := pod.UID
+		err := w.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return false, time.Second
+		}
+	}
+	return false, 0
 }
 
 // podStatus derives the pod's status from the runtime state and the waiting reasons.

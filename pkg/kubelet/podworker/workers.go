@@ -12,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
@@ -38,6 +39,12 @@ type Config struct {
 	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout).
 	CgroupsPerQOS bool
 	CgroupRoot    string
+	// MaxPods and AllowedUnsafeSysctls drive admission of new pods (0: no limit).
+	MaxPods              int
+	AllowedUnsafeSysctls []string
+	// Services lists services for service-link env vars (nil: none).
+	Services       corelisters.ServiceLister
+	ServicesSynced func() bool
 	// Volumes prepares and tears down the pods' volumes.
 	Volumes *volume.Manager
 	// Probes runs the containers' probes (nil: probes are not run).
@@ -113,6 +120,9 @@ type worker struct {
 	mu      sync.Mutex
 	pod     *v1.Pod // newest spec from the source
 	removed bool    // gone from the API: kill and forget
+	// admitted: the node took the pod (or found it already running); rejected: it
+	// refused it at admission, so nothing of it ever runs.
+	admitted, rejected bool
 	// waiting holds why containers are not running, as the last sync found.
 	waiting map[string]status.Waiting
 }

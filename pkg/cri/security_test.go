@@ -1,0 +1,76 @@
+package cri
+
+import (
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestVerifyRunAsNonRoot(t *testing.T) {
+	yes, no := true, false
+	uid := func(v int64) *int64 { return &v }
+	pod := func(nonRoot *bool, user *int64) *v1.Pod {
+		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"},
+			Spec: v1.PodSpec{SecurityContext: &v1.PodSecurityContext{RunAsNonRoot: nonRoot, RunAsUser: user}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		pod       *v1.Pod
+		c         v1.Container
+		imageUID  *int64
+		imageUser string
+		want      string
+	}{
+		{name: "no policy, root image", pod: pod(nil, nil), imageUID: uid(0)},
+		{name: "policy off", pod: pod(&no, nil), imageUID: uid(0)},
+		{name: "root image", pod: pod(&yes, nil), imageUID: uid(0), want: `container has runAsNonRoot and image will run as root (pod: "p_ns(u)", container: c)`},
+		{name: "non-root image", pod: pod(&yes, nil), imageUID: uid(1000)},
+		{name: "named image user", pod: pod(&yes, nil), imageUser: "nobody", want: `container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root (pod: "p_ns(u)", container: c)`},
+		{name: "runAsUser 0", pod: pod(&yes, uid(0)), imageUID: uid(1000), want: `container's runAsUser breaks non-root policy (pod: "p_ns(u)", container: c)`},
+		{name: "runAsUser wins over image", pod: pod(&yes, uid(1000)), imageUID: uid(0)},
+		{name: "container overrides pod", pod: pod(&yes, nil), c: v1.Container{SecurityContext: &v1.SecurityContext{RunAsNonRoot: &no}}, imageUID: uid(0)},
+		{name: "container user overrides pod", pod: pod(&yes, uid(1000)), c: v1.Container{SecurityContext: &v1.SecurityContext{RunAsUser: uid(0)}},
+			want: `container's runAsUser breaks non-root policy (pod: "p_ns(u)", container: c)`},
+	} {
+		tc.c.Name = "c"
+		err := VerifyRunAsNonRoot(tc.pod, &tc.c, tc.imageUID, tc.imageUser)
+		if got := ""; err != nil {
+			got = err.Error()
+			if got != tc.want {
+				t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+			}
+		} else if tc.want != "" {
+			t.Errorf("%s: admitted, want %q", tc.name, tc.want)
+		}
+	}
+}
+
+func TestSeccompAndGroups(t *testing.T) {
+	local := "profiles/audit.json"
+	fsGroup := int64(2000)
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}, Spec: v1.PodSpec{
+		SecurityContext: &v1.PodSecurityContext{SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault},
+			SupplementalGroups: []int64{5}, FSGroup: &fsGroup},
+		Containers: []v1.Container{{Name: "a"}, {Name: "b", SecurityContext: &v1.SecurityContext{
+			SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeLocalhost, LocalhostProfile: &local}}}}}}
+	a, err := ContainerConfig(pod, &pod.Spec.Containers[0], ContainerOptions{SeccompDir: "/var/lib/x/seccomp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := a.Linux.SecurityContext.Seccomp; p.ProfileType != runtimeapi.SecurityProfile_RuntimeDefault {
+		t.Errorf("a: seccomp %v, want the pod's RuntimeDefault", p)
+	}
+	if g := a.Linux.SecurityContext.SupplementalGroups; len(g) != 2 || g[0] != 5 || g[1] != 2000 {
+		t.Errorf("supplemental groups %v, want [5 2000] (fsGroup joins them)", g)
+	}
+	b, _ := ContainerConfig(pod, &pod.Spec.Containers[1], ContainerOptions{SeccompDir: "/var/lib/x/seccomp"})
+	if p := b.Linux.SecurityContext.Seccomp; p.ProfileType != runtimeapi.SecurityProfile_Localhost || p.LocalhostRef != "/var/lib/x/seccomp/profiles/audit.json" {
+		t.Errorf("b: seccomp %v", p)
+	}
+	pod.Spec.SecurityContext.SeccompProfile = nil
+	if c, _ := ContainerConfig(pod, &pod.Spec.Containers[0], ContainerOptions{}); c.Linux.SecurityContext.Seccomp.ProfileType != runtimeapi.SecurityProfile_Unconfined {
+		t.Errorf("unset seccomp must be Unconfined (seccompDefault off)")
+	}
+}

@@ -1,0 +1,83 @@
+package podworker
+
+import (
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestAdmitSysctls(t *testing.T) {
+	no := false
+	for _, tc := range []struct {
+		name    string
+		sysctls []string
+		allowed []string
+		hostNet bool
+		userNS  bool
+		want    string
+	}{
+		{name: "none"},
+		{name: "safe", sysctls: []string{"net.ipv4.ip_local_port_range", "kernel.shm_rmid_forced"}},
+		{name: "slash form is normalised", sysctls: []string{"net/ipv4/tcp_syncookies"}},
+		{name: "unsafe", sysctls: []string{"kernel.msgmax"}, want: `forbidden sysctl: "kernel.msgmax" not allowlisted`},
+		{name: "unsafe allowed by name", sysctls: []string{"kernel.msgmax"}, allowed: []string{"kernel.msgmax"}},
+		{name: "unsafe allowed by prefix", sysctls: []string{"net.core.somaxconn"}, allowed: []string{"net.core.*"}},
+		{name: "prefix does not over-match", sysctls: []string{"net.corex"}, allowed: []string{"net.core.*"}, want: `forbidden sysctl: "net.corex" not allowlisted`},
+		{name: "safe net sysctl with host network", sysctls: []string{"net.ipv4.tcp_syncookies"}, hostNet: true,
+			want: `forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host Net enabled`},
+		{name: "IPC sysctl with own user namespace", sysctls: []string{"kernel.shm_rmid_forced"}, userNS: true},
+	} {
+		pod := &v1.Pod{Spec: v1.PodSpec{HostNetwork: tc.hostNet, SecurityContext: &v1.PodSecurityContext{}}}
+		if tc.userNS {
+			pod.Spec.HostUsers = &no
+		}
+		for _, s := range tc.sysctls {
+			pod.Spec.SecurityContext.Sysctls = append(pod.Spec.SecurityContext.Sysctls, v1.Sysctl{Name: s, Value: "1"})
+		}
+		if got := admitSysctls(pod, tc.allowed); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestServiceEnv(t *testing.T) {
+	svc := func(ns, name, ip string, ports ...v1.ServicePort) *v1.Service {
+		return &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1.ServiceSpec{ClusterIP: ip, Ports: ports}}
+	}
+	svcs := []*v1.Service{
+		svc("default", "kubernetes", "10.96.0.1", v1.ServicePort{Name: "https", Port: 443, Protocol: v1.ProtocolTCP}),
+		svc("app", "my-db", "10.96.0.7", v1.ServicePort{Port: 5432}, v1.ServicePort{Name: "metrics", Port: 9187, Protocol: v1.ProtocolUDP}),
+		svc("app", "headless", "None", v1.ServicePort{Port: 80}),
+		svc("other", "elsewhere", "10.96.0.9", v1.ServicePort{Port: 80}),
+	}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "app"}}
+	got := map[string]string{}
+	for _, kv := range serviceEnv(pod, svcs) {
+		got[kv[0]] = kv[1]
+	}
+	want := map[string]string{
+		"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+		"KUBERNETES_PORT": "tcp://10.96.0.1:443", "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
+		"KUBERNETES_PORT_443_TCP_PROTO": "tcp", "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+		"MY_DB_SERVICE_HOST": "10.96.0.7", "MY_DB_SERVICE_PORT": "5432", "MY_DB_SERVICE_PORT_METRICS": "9187",
+		"MY_DB_PORT": "tcp://10.96.0.7:5432", "MY_DB_PORT_5432_TCP": "tcp://10.96.0.7:5432", "MY_DB_PORT_5432_TCP_PROTO": "tcp",
+		"MY_DB_PORT_5432_TCP_PORT": "5432", "MY_DB_PORT_5432_TCP_ADDR": "10.96.0.7",
+		"MY_DB_PORT_9187_UDP": "udp://10.96.0.7:9187", "MY_DB_PORT_9187_UDP_PROTO": "udp", "MY_DB_PORT_9187_UDP_PORT": "9187", "MY_DB_PORT_9187_UDP_ADDR": "10.96.0.7",
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d vars, want %d: %v", len(got), len(want), got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	// enableServiceLinks: false keeps only the master service.
+	pod.Spec.EnableServiceLinks = new(bool)
+	for _, kv := range serviceEnv(pod, svcs) {
+		if kv[0][:4] == "MY_D" {
+			t.Errorf("service link %s despite enableServiceLinks=false", kv[0])
+		}
+	}
+}
