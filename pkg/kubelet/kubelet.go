@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -28,9 +28,9 @@ import (
 
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
-	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
@@ -142,12 +142,18 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// Services, for the service-link env vars pods get.
+	svcInformers := informers.NewSharedInformerFactoryWithOptions(client, 0)
+	services := svcInformers.Core().V1().Services()
+	servicesSynced := services.Informer().HasSynced
 	var workers *podworker.Workers
 	probes := probe.NewManager(rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
 	}, func(uid types.UID) { workers.Wake(uid) })
 	workers, err = podworker.New(podworker.Config{
-		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt, Status: statusMgr, Recorder: recorder, Client: client,
+		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt,
+		MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
+		Services: services.Lister(), ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
 		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot,
 	})
@@ -155,15 +161,6 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	pods, err := source.NewAPI(client, nodeName, workers)
-	if err != nil {
-		return err
-	}
-
-	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
-	apiServer, err := server.New(server.Config{
-		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: hostIPs,
-		CertDir: filepath.Join(cfg.RootDir, "pki"), Client: client, Runtime: rt, Pods: workers.Pods,
-	})
 	if err != nil {
 		return err
 	}
@@ -182,13 +179,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	wg.Go(func() { workers.Run(runCtx) })
 	wg.Go(func() { probes.Run(runCtx) })
 	wg.Go(func() { volumes.Run(runCtx) })
+	svcInformers.Start(runCtx.Done())
+	defer informer.ShutdownWithin(svcInformers, time.Second)
 	wg.Go(func() { pods.Run(runCtx) })
-	wg.Go(func() {
-		if err := apiServer.Run(runCtx); err != nil {
-			logger.Error(err, "Kubelet API server stopped")
-			stop()
-		}
-	})
 	// Container events from the runtime trigger a relist at once; the periodic relist only
 	// repairs what an interrupted event stream missed.
 	relistNow := make(chan struct{}, 1)

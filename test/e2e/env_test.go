@@ -142,3 +142,19 @@ func TestEnvSecurityAndAdmission(t *testing.T) {
 		t.Errorf("safe sysctl not applied: %q", v)
 	}
 }
+
+// TestEnvMemoryLimitOOMKilled: a container that outgrows its memory limit is killed by
+// the kernel and reported terminated with reason OOMKilled and exit code 137.
+func TestEnvMemoryLimitOOMKilled(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "env-oom")
+	watchNode(ctx, t, k.NodeName, isReady)
+	pod := newPod(k.NodeName, "sh", "-c", "tail /dev/zero") // tail buffers the endless line
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	pod.Spec.Containers[0].Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("32Mi")}
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	term := containerStatus(p, "main").State.Terminated
+	if term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Errorf("terminated = %+v, want OOMKilled with exit code 137", term)
+	}
+}

@@ -108,11 +108,11 @@ func Generate(in Input) v1.PodStatus {
 	return st
 }
 
-// initContainerDone: a sidecar is done once started; any other init container once it
-// exited 0.
+// initContainerDone: a sidecar is done once running and started (its startup probe, if
+// any, passed); any other init container once it exited 0.
 func initContainerDone(c *v1.Container, cs v1.ContainerStatus, regularStarted bool) bool {
 	if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-		return cs.State.Running != nil || regularStarted
+		return cs.State.Running != nil && (cs.Started == nil || *cs.Started) || regularStarted
 	}
 	return cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 }

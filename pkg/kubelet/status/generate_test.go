@@ -137,3 +137,22 @@ func TestGenerateKeepsTransitionTimesAndOthersConditions(t *testing.T) {
 		t.Errorf("left a terminal phase: %s", third.Phase)
 	}
 }
+
+// A native sidecar counts for Initialized only once started (its startup probe passed).
+func TestGenerateSidecarInitializedOnceStarted(t *testing.T) {
+	p := pod(v1.RestartPolicyAlways, []string{"side"}, "a")
+	always := v1.ContainerRestartPolicyAlways
+	p.Spec.InitContainers[0].RestartPolicy = &always
+	state := &cri.PodState{Sandboxes: []cri.Sandbox{{ID: "sb", Ready: true}}, Containers: []cri.Container{inst("side", cri.StateRunning, 0, 0)}}
+	for _, started := range []bool{false, true} {
+		st := Generate(Input{Pod: p, State: state, Now: time.Unix(300, 0),
+			Started: func(*v1.Container, string) bool { return started }})
+		want := v1.ConditionFalse
+		if started {
+			want = v1.ConditionTrue
+		}
+		if c := findCondition(st.Conditions, v1.PodInitialized); c.Status != want {
+			t.Errorf("sidecar started=%v: Initialized=%s, want %s", started, c.Status, want)
+		}
+	}
+}
