@@ -57,6 +57,19 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.Port == 0 {
 		c.Port = 10250
 	}
+	// The kubelet API's authentication and authorization (upstream's v1beta1 defaults).
+	if c.Authentication.Anonymous.Enabled == nil {
+		c.Authentication.Anonymous.Enabled = ptr(false)
+	}
+	if c.Authentication.Webhook.Enabled == nil {
+		c.Authentication.Webhook.Enabled = ptr(true)
+	}
+	defDuration(&c.Authentication.Webhook.CacheTTL, 2*time.Minute)
+	if c.Authorization.Mode == "" {
+		c.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationModeWebhook
+	}
+	defDuration(&c.Authorization.Webhook.CacheAuthorizedTTL, 5*time.Minute)
+	defDuration(&c.Authorization.Webhook.CacheUnauthorizedTTL, 30*time.Second)
 	if c.HealthzPort == nil {
 		c.HealthzPort = ptr(int32(10248))
 	}

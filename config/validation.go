@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
 
 // Validate checks the whole config and returns every problem at once, each naming the
@@ -43,6 +44,17 @@ func Validate(c *Config) error {
 	}
 	if k.Port < 1 || k.Port > 65535 {
 		add("port (--port): %d is not in 1..65535", k.Port)
+	}
+	if net.ParseIP(k.Address) == nil {
+		add("address (--address): %q is not an IP address", k.Address)
+	}
+	if (k.TLSCertFile == "") != (k.TLSPrivateKeyFile == "") {
+		add("tlsCertFile and tlsPrivateKeyFile (--tls-cert-file, --tls-private-key-file): give both or neither")
+	}
+	switch k.Authorization.Mode {
+	case kubeletv1beta1.KubeletAuthorizationModeAlwaysAllow, kubeletv1beta1.KubeletAuthorizationModeWebhook:
+	default:
+		add("authorization.mode (--authorization-mode): %q is not AlwaysAllow or Webhook", k.Authorization.Mode)
 	}
 	if p := *k.HealthzPort; p < 0 || p > 65535 {
 		add("healthzPort (--healthz-port): %d is not in 0..65535", p)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
@@ -165,6 +167,15 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 
+	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
+	apiServer, err := server.New(server.Config{
+		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: hostIPs,
+		CertDir: filepath.Join(cfg.RootDir, "pki"), Client: client, Runtime: rt, Pods: workers.Pods,
+	})
+	if err != nil {
+		return err
+	}
+
 	logger.Info("Starting minikubelet", "version", version.Version, "node", nodeName)
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
@@ -182,6 +193,12 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	svcInformers.Start(runCtx.Done())
 	defer informer.ShutdownWithin(svcInformers, time.Second)
 	wg.Go(func() { pods.Run(runCtx) })
+	wg.Go(func() {
+		if err := apiServer.Run(runCtx); err != nil {
+			logger.Error(err, "Kubelet API server stopped")
+			stop()
+		}
+	})
 	// Container events from the runtime trigger a relist at once; the periodic relist only
 	// repairs what an interrupted event stream missed.
 	relistNow := make(chan struct{}, 1)

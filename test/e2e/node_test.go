@@ -139,7 +139,7 @@ func TestNodeRegistration(t *testing.T) {
 	if ni.OperatingSystem != "linux" || ni.KernelVersion == "" || ni.OSImage == "" || ni.BootID == "" {
 		t.Errorf("nodeInfo incomplete: %+v", ni)
 	}
-	if st.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
+	if int(st.DaemonEndpoints.KubeletEndpoint.Port) != k.Port {
 		t.Errorf("daemonEndpoints port = %d", st.DaemonEndpoints.KubeletEndpoint.Port)
 	}
 	want := map[v1.NodeConditionType]string{

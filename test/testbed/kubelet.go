@@ -21,7 +21,10 @@ type Kubelet struct {
 	Kubeconfig string
 	RootDir    string
 	Args       []string
-	upstream   bool
+	// Port is the node agent's kubelet API port (HTTPS, on NodeIP): each agent gets a free
+	// one, so several can run at once.
+	Port     int
+	upstream bool
 }
 
 // StartMinikubelet starts minikubelet as node name with the bed's containerd. extra flags
@@ -42,10 +45,24 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
 		return nil, err
 	}
+	// The kubelet API as the API server reaches it: client certificates from the bed's CA,
+	// tokens and authorization through the API server.
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	cfgFile := filepath.Join(root, "config.yaml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(
-		"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: %s\nresolvConf: %s\n",
-		filepath.Join(root, "pod-logs"), resolv)), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+podLogsDir: %s
+resolvConf: %s
+port: %d
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %s}
+authorization: {mode: Webhook}
+`, filepath.Join(root, "pod-logs"), resolv, port, b.PKI.CAFile())), 0o644); err != nil {
 		return nil, err
 	}
 	args := append([]string{
@@ -58,7 +75,7 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 		"--healthz-port=0",
 		"--v=2",
 	}, extra...)
-	return b.RestartKubelet(&Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args})
+	return b.RestartKubelet(&Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, Port: port})
 }
 
 // RestartKubelet starts k again with the same arguments (after Kill or Stop).

@@ -69,5 +69,5 @@ imageGCHighThresholdPercent: 100
 	if err != nil {
 		return nil, err
 	}
-	return &Kubelet{Proc: p, NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, upstream: true}, nil
+	return &Kubelet{Proc: p, NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, Port: port, upstream: true}, nil
 }

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
+	"github.com/minikubelet/minikubelet/pkg/probe"
+)
+
+// metricsHandler serves /metrics: the runtime-operation metrics, pod start durations, the
+// running pods and containers (counted from the runtime at scrape time), and the process
+// and Go runtime metrics.
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	reg.MustRegister(cri.Collectors()...)
+	reg.MustRegister(kmetrics.Collectors()...)
+	reg.MustRegister(&runtimeCollector{rt: s.cfg.Runtime, node: s.cfg.NodeName})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// probeMetricsHandler serves /metrics/probes: the prober's results and durations.
+func probeMetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(probe.Collectors()...)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Upstream's names and help texts.
+var (
+	runningPodsDesc = prometheus.NewDesc("kubelet_running_pods",
+		"Number of pods that have a running pod sandbox", nil, nil)
+	runningContainersDesc = prometheus.NewDesc("kubelet_running_containers",
+		"Number of containers currently running", []string{"container_state"}, nil)
+)
+
+// runtimeCollector counts this node's pods with a ready sandbox and its containers by state.
+type runtimeCollector struct {
+	rt   Runtime
+	node string
+}
+
+func (c *runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- runningPodsDesc
+	ch <- runningContainersDesc
+}
+
+func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
+	// A scrape has no context of its own; bound the runtime calls.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sel := map[string]string{cri.LabelNode: c.node}
+	rs := c.rt.RuntimeService()
+
+	sbs, err := rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		LabelSelector: sel, State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}}})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(runningPodsDesc, err)
+	} else {
+		pods := map[string]bool{}
+		for _, sb := range sbs.Items {
+			pods[sb.Labels[cri.LabelPodUID]] = true
+		}
+		ch <- prometheus.MustNewConstMetric(runningPodsDesc, prometheus.GaugeValue, float64(len(pods)))
+	}
+
+	cts, err := rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(runningContainersDesc, err)
+		return
+	}
+	counts := map[cri.ContainerState]int{cri.StateCreated: 0, cri.StateRunning: 0, cri.StateExited: 0, cri.StateUnknown: 0}
+	for _, ct := range cts.Containers {
+		counts[containerState(ct.State)]++
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(runningContainersDesc, prometheus.GaugeValue, float64(n), string(state))
+	}
+}
+
+func containerState(s runtimeapi.ContainerState) cri.ContainerState {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return cri.StateCreated
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return cri.StateRunning
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return cri.StateExited
+	}
+	return cri.StateUnknown
+}

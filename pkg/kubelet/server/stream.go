@@ -1,0 +1,182 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/proxy"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// exec serves /exec/{namespace}/{pod}[/{uid}]/{container}?command=...&stdin=1&...: the
+// runtime prepares the session and the upgraded connection is proxied to its streaming
+// server (upstream's non-redirecting mode).
+func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
+	opts, err := streamOptions(r.URL.Query())
+	if err != nil {
+		httpError(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	id, ok := s.streamContainer(w, r)
+	if !ok {
+		return
+	}
+	resp, err := s.cfg.Runtime.RuntimeService().Exec(r.Context(), &runtimeapi.ExecRequest{
+		ContainerId: id, Cmd: r.URL.Query()["command"],
+		Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr,
+	})
+	if err != nil {
+		writeStreamError(w, err)
+		return
+	}
+	proxyStream(w, r, resp.Url)
+}
+
+// attach serves /attach/{namespace}/{pod}[/{uid}]/{container}.
+func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
+	opts, err := streamOptions(r.URL.Query())
+	if err != nil {
+		httpError(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	id, ok := s.streamContainer(w, r)
+	if !ok {
+		return
+	}
+	resp, err := s.cfg.Runtime.RuntimeService().Attach(r.Context(), &runtimeapi.AttachRequest{
+		ContainerId: id, Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr,
+	})
+	if err != nil {
+		writeStreamError(w, err)
+		return
+	}
+	proxyStream(w, r, resp.Url)
+}
+
+// portForward serves /portForward/{namespace}/{pod}[/{uid}]. Ports come in the stream's
+// headers (SPDY) or, for websockets, as port= query values.
+func (s *Server) portForward(w http.ResponseWriter, r *http.Request) {
+	var ports []int32
+	for _, p := range r.URL.Query()["port"] {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			httpError(w, fmt.Sprintf("invalid port %q", p), http.StatusBadRequest)
+			return
+		}
+		ports = append(ports, int32(n))
+	}
+	pod := s.streamPod(w, r)
+	if pod == nil {
+		return
+	}
+	st, err := s.cfg.Runtime.PodState(r.Context(), s.cfg.NodeName, pod.UID)
+	if err != nil {
+		writeStreamError(w, err)
+		return
+	}
+	sb := st.ReadySandbox()
+	if sb == nil {
+		writeStreamError(w, fmt.Errorf("pod not found (%q)", pod.Name+"_"+pod.Namespace))
+		return
+	}
+	resp, err := s.cfg.Runtime.RuntimeService().PortForward(r.Context(), &runtimeapi.PortForwardRequest{PodSandboxId: sb.ID, Port: ports})
+	if err != nil {
+		writeStreamError(w, err)
+		return
+	}
+	proxyStream(w, r, resp.Url)
+}
+
+// streamPod finds the request's pod (and checks its UID when the path has one); it
+// answers 404 itself when there is none.
+func (s *Server) streamPod(w http.ResponseWriter, r *http.Request) *v1.Pod {
+	pod := s.podByName(r.PathValue("namespace"), r.PathValue("pod"))
+	if pod == nil {
+		httpError(w, "pod does not exist", http.StatusNotFound)
+		return nil
+	}
+	if uid := types.UID(r.PathValue("uid")); uid != "" && uid != pod.UID {
+		httpError(w, "pod not found", http.StatusNotFound)
+		return nil
+	}
+	return pod
+}
+
+// streamContainer finds the running container of the request; it answers itself when
+// there is none.
+func (s *Server) streamContainer(w http.ResponseWriter, r *http.Request) (string, bool) {
+	pod := s.streamPod(w, r)
+	if pod == nil {
+		return "", false
+	}
+	name := r.PathValue("container")
+	st, err := s.cfg.Runtime.PodState(r.Context(), s.cfg.NodeName, pod.UID)
+	if err != nil {
+		writeStreamError(w, err)
+		return "", false
+	}
+	if c, _ := st.Latest(name); c != nil && c.State == cri.StateRunning {
+		return c.ID, true
+	}
+	writeStreamError(w, fmt.Errorf("container not found (%q)", name))
+	return "", false
+}
+
+type streamOpts struct{ stdin, stdout, stderr, tty bool }
+
+// streamOptions reads the streams asked for under the names the API server uses towards
+// kubelets (upstream's ExecStdinParam etc.): input, output, error and tty, each "1" (or
+// "true"). A TTY has no separate stderr.
+func streamOptions(q url.Values) (streamOpts, error) {
+	on := func(k string) bool { v := q.Get(k); return v == "1" || v == "true" }
+	o := streamOpts{stdin: on("input"), stdout: on("output"), stderr: on("error"), tty: on("tty")}
+	if o.tty {
+		o.stderr = false
+	}
+	if !o.stdin && !o.stdout && !o.stderr {
+		return o, errors.New("you must specify at least 1 of stdin, stdout, stderr")
+	}
+	return o, nil
+}
+
+// writeStreamError answers a failed stream set-up as upstream: 404 for what the runtime
+// does not know, 429 when it is out of resources, else 500.
+func writeStreamError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch status.Code(err) {
+	case codes.NotFound:
+		code = http.StatusNotFound
+	case codes.ResourceExhausted:
+		code = http.StatusTooManyRequests
+	}
+	httpError(w, err.Error(), code)
+}
+
+// proxyStream hands the upgrade request to the runtime's streaming URL and copies both
+// ways until either side closes.
+func proxyStream(w http.ResponseWriter, r *http.Request, rawURL string) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		httpError(w, fmt.Sprintf("runtime streaming URL %q: %v", rawURL, err), http.StatusInternalServerError)
+		return
+	}
+	h := proxy.NewUpgradeAwareHandler(u, nil /* default transport */, false, true /* upgrade required */, responder{})
+	h.ServeHTTP(w, r)
+}
+
+type responder struct{}
+
+func (responder) Error(w http.ResponseWriter, r *http.Request, err error) {
+	klog.FromContext(r.Context()).Error(err, "Proxying a stream to the runtime failed", "path", r.URL.Path)
+	httpError(w, err.Error(), http.StatusInternalServerError)
+}
