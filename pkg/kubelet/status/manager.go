@@ -37,11 +37,13 @@ type Manager struct {
 	written map[types.UID]uint64     // version last written
 	// OnWritten, if set, is called after each successful write (for metrics/tests).
 	OnWritten func(pod *v1.Pod)
+	// Trace records every transition (served by the kubelet API's debug endpoint).
+	Trace *Trace
 }
 
 // NewManager returns a Manager writing through client.
 func NewManager(client kubernetes.Interface) *Manager {
-	return &Manager{client: client, wake: make(chan struct{}, 1),
+	return &Manager{client: client, wake: make(chan struct{}, 1), Trace: NewTrace(),
 		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}}
 }
 
@@ -59,6 +61,7 @@ func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 	}
 	m.pending[pod.UID] = &versioned{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, status: st, version: version}
 	m.mu.Unlock()
+	m.Trace.Record(pod, st)
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -81,6 +84,7 @@ func (m *Manager) Forget(uid types.UID) {
 	defer m.mu.Unlock()
 	delete(m.pending, uid)
 	delete(m.written, uid)
+	m.Trace.Forget(uid)
 }
 
 // Flush writes uid's newest status now (used before deleting a terminated pod).

@@ -1,0 +1,193 @@
+package status
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Transition is one observed change of a pod's status, as the node derived it.
+type Transition struct {
+	// At is wall-clock time; Since is the monotonic time since the pod was first seen.
+	At    time.Time     `json:"at"`
+	Since time.Duration `json:"sinceFirstSeen"`
+	From  string        `json:"from"`
+	To    string        `json:"to"`
+}
+
+// maxTransitions bounds each pod's trace; older entries are dropped first.
+const maxTransitions = 200
+
+// Trace records every status transition of every pod (bounded) and observes each pod's
+// time from first seen to Running and to Ready.
+type Trace struct {
+	mu   sync.Mutex
+	pods map[types.UID]*podTrace
+	// byName finds the current pod of a namespace/name.
+	byName map[string]types.UID
+	// gone: pods forgotten, oldest first; their traces stay readable for a while.
+	gone []types.UID
+}
+
+// keepGone is how many traces of deleted pods stay readable.
+const keepGone = 256
+
+type podTrace struct {
+	first          time.Time // carries the monotonic clock reading
+	last           string
+	entries        []Transition
+	running, ready bool
+}
+
+var (
+	timeToRunning = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Subsystem: "minikubelet", Name: "pod_time_to_running_seconds",
+		Help:    "Time from the node first seeing a pod to its status showing phase Running.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	})
+	timeToReady = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Subsystem: "minikubelet", Name: "pod_time_to_ready_seconds",
+		Help:    "Time from the node first seeing a pod to its Ready condition turning True.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	})
+)
+
+// Collectors returns the trace's histograms for registration.
+func Collectors() []prometheus.Collector { return []prometheus.Collector{timeToRunning, timeToReady} }
+
+// NewTrace returns an empty trace.
+func NewTrace() *Trace {
+	return &Trace{pods: map[types.UID]*podTrace{}, byName: map[string]types.UID{}}
+}
+
+// Record notes st as pod's newest status; a change of its summary is a transition.
+func (t *Trace) Record(pod *v1.Pod, st v1.PodStatus) {
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	sum := Summary(st)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt := t.pods[pod.UID]
+	if pt == nil {
+		pt = &podTrace{first: now}
+		t.pods[pod.UID] = pt
+		t.byName[pod.Namespace+"/"+pod.Name] = pod.UID
+	}
+	if sum == pt.last {
+		return
+	}
+	if len(pt.entries) == maxTransitions {
+		pt.entries = append(pt.entries[:0], pt.entries[1:]...)
+	}
+	pt.entries = append(pt.entries, Transition{At: now, Since: now.Sub(pt.first), From: pt.last, To: sum})
+	pt.last = sum
+	if !pt.running && st.Phase == v1.PodRunning {
+		pt.running = true
+		timeToRunning.Observe(now.Sub(pt.first).Seconds())
+	}
+	if !pt.ready {
+		for _, c := range st.Conditions {
+			if c.Type == v1.PodReady && c.Status == v1.ConditionTrue {
+				pt.ready = true
+				timeToReady.Observe(now.Sub(pt.first).Seconds())
+			}
+		}
+	}
+}
+
+// Transitions returns the trace of the current pod namespace/name (nil if unknown).
+func (t *Trace) Transitions(namespace, name string) []Transition {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt := t.pods[t.byName[namespace+"/"+name]]
+	if pt == nil {
+		return nil
+	}
+	return append([]Transition(nil), pt.entries...)
+}
+
+// Forget drops a pod's trace.
+func (t *Trace) Forget(uid types.UID) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.pods[uid]; !ok {
+		return
+	}
+	t.gone = append(t.gone, uid)
+	if len(t.gone) <= keepGone {
+		return
+	}
+	old := t.gone[0]
+	t.gone = t.gone[1:]
+	delete(t.pods, old)
+	for k, v := range t.byName {
+		if v == old {
+			delete(t.byName, k)
+		}
+	}
+}
+
+// Handler serves /debug/pods/{namespace}/{name}/transitions as JSON.
+func (t *Trace) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ns, name := r.PathValue("namespace"), r.PathValue("name")
+		tr := t.Transitions(ns, name)
+		if tr == nil {
+			http.Error(w, fmt.Sprintf("pod %s/%s not known to this node", ns, name), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			Namespace   string       `json:"namespace"`
+			Name        string       `json:"name"`
+			Transitions []Transition `json:"transitions"`
+		}{ns, name, tr})
+	})
+}
+
+// Summary renders what a status transition is made of: phase, each condition's status and
+// reason (sorted), each container's state with reason and restart count.
+func Summary(st v1.PodStatus) string {
+	conds := make([]string, 0, len(st.Conditions))
+	for _, c := range st.Conditions {
+		s := fmt.Sprintf("%s=%s", c.Type, c.Status)
+		if c.Reason != "" {
+			s += "(" + c.Reason + ")"
+		}
+		conds = append(conds, s)
+	}
+	sort.Strings(conds)
+	var cs []string
+	for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for _, c := range list {
+			s := "none"
+			switch {
+			case c.State.Running != nil:
+				s = "running"
+			case c.State.Terminated != nil:
+				s = "terminated(" + c.State.Terminated.Reason + ")"
+			case c.State.Waiting != nil:
+				s = "waiting(" + c.State.Waiting.Reason + ")"
+			}
+			cs = append(cs, fmt.Sprintf("%s:%s r%d", c.Name, s, c.RestartCount))
+		}
+	}
+	phase := string(st.Phase)
+	if st.Reason != "" {
+		phase += "(" + st.Reason + ")"
+	}
+	return fmt.Sprintf("%s | %s | %s", phase, strings.Join(conds, " "), strings.Join(cs, " "))
+}
