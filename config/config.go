@@ -43,6 +43,16 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.ContainerRuntimeEndpoint == "" {
 		c.ContainerRuntimeEndpoint = DefaultRuntimeEndpoint
 	}
+	// Container logs: upstream's 10Mi x 5 files, checked every 10s.
+	if c.ContainerLogMaxSize == "" {
+		c.ContainerLogMaxSize = "10Mi"
+	}
+	if c.ContainerLogMaxFiles == nil {
+		c.ContainerLogMaxFiles = new(int32(5))
+	}
+	if c.ContainerLogMonitorInterval == nil {
+		c.ContainerLogMonitorInterval = &metav1.Duration{Duration: 10 * time.Second}
+	}
 	if c.MaxPods == 0 {
 		c.MaxPods = 110
 	}

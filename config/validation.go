@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -20,6 +21,12 @@ func Validate(c *Config) error {
 
 	if c.KubeconfigPath == "" {
 		add("kubeconfig (--kubeconfig): required")
+	}
+	if q, err := resource.ParseQuantity(k.ContainerLogMaxSize); err != nil || q.Value() <= 0 {
+		add("containerLogMaxSize (--container-log-max-size): %q is not a positive quantity", k.ContainerLogMaxSize)
+	}
+	if k.ContainerLogMaxFiles != nil && *k.ContainerLogMaxFiles < 2 {
+		add("containerLogMaxFiles (--container-log-max-files): must be at least 2, got %d", *k.ContainerLogMaxFiles)
 	}
 	if c.RootDir == "" {
 		add("root dir (--root-dir): must not be empty")

@@ -30,6 +30,7 @@ import (
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/logs"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
@@ -167,10 +168,21 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 
+	maxLog, err := resource.ParseQuantity(k.ContainerLogMaxSize)
+	if err != nil {
+		return fmt.Errorf("containerLogMaxSize (--container-log-max-size): %w", err)
+	}
+	logRotation, err := logs.New(nodeLogs{rt, nodeName}, logs.Config{MaxSize: maxLog.Value(),
+		MaxFiles: int(*k.ContainerLogMaxFiles), Interval: k.ContainerLogMonitorInterval.Duration})
+	if err != nil {
+		return err
+	}
+
 	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
 	apiServer, err := server.New(server.Config{
 		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: hostIPs,
 		CertDir: filepath.Join(cfg.RootDir, "pki"), Client: client, Runtime: rt, Pods: workers.Pods,
+		Transitions: statusMgr.Trace.Handler(),
 	})
 	if err != nil {
 		return err
@@ -190,6 +202,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	wg.Go(func() { workers.Run(runCtx) })
 	wg.Go(func() { probes.Run(runCtx) })
 	wg.Go(func() { volumes.Run(runCtx) })
+	wg.Go(func() { logRotation.Run(runCtx) })
 	svcInformers.Start(runCtx.Done())
 	defer informer.ShutdownWithin(svcInformers, time.Second)
 	wg.Go(func() { pods.Run(runCtx) })
@@ -234,6 +247,16 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// nodeLogs gives log rotation this node's running containers.
+type nodeLogs struct {
+	*cri.Client
+	node string
+}
+
+func (n nodeLogs) RunningLogs(ctx context.Context) (map[string]string, error) {
+	return n.Client.RunningLogs(ctx, n.node)
 }
 
 type runtimeAdapter struct{ c *cri.Client }

@@ -19,9 +19,35 @@ var podStartDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 	Buckets:   []float64{0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600},
 })
 
+// Beyond upstream: the same start as seen in the status, and time to Ready (the
+// transition trace observes both).
+var (
+	timeToRunning = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Subsystem: "minikubelet", Name: "pod_time_to_running_seconds",
+		Help:    "Time from the node first seeing a pod to its status showing phase Running.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	})
+	timeToReady = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Subsystem: "minikubelet", Name: "pod_time_to_ready_seconds",
+		Help:    "Time from the node first seeing a pod to its Ready condition turning True.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	})
+)
+
+// ObserveRunning records a pod's first Running status, d after the node first saw it.
+func ObserveRunning(d time.Duration) {
+	timeToRunning.Observe(d.Seconds())
+	podStartDuration.Observe(d.Seconds())
+}
+
+// ObserveReady records a pod's first Ready=True, d after the node first saw it.
+func ObserveReady(d time.Duration) { timeToReady.Observe(d.Seconds()) }
+
 // ObservePodStart records one pod's start duration (call it once per pod, when all its
 // containers are first seen running).
 func ObservePodStart(d time.Duration) { podStartDuration.Observe(d.Seconds()) }
 
 // Collectors returns this package's metrics for registration.
-func Collectors() []prometheus.Collector { return []prometheus.Collector{podStartDuration} }
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady}
+}

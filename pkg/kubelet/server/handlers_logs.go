@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -56,16 +58,23 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		httpError(w, fmt.Sprintf("failed to open log of container %q in pod %q: %v", cname, name, err), http.StatusBadRequest)
 		return
 	}
-	defer f.Close()
 	if c.State != cri.StateRunning {
 		o.follow = false // nothing more will come
+	}
+	var src io.Reader = f
+	if o.follow {
+		rf := &rotatingFile{path: path, f: f}
+		defer rf.Close()
+		src = rf
+	} else {
+		defer f.Close()
 	}
 	running := func(ctx context.Context) bool {
 		resp, err := s.cfg.Runtime.RuntimeService().ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.ID})
 		return err == nil && resp.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := readLog(ctx, f, o, &flushWriter{w: w, rc: http.NewResponseController(w)}, running); err != nil && ctx.Err() == nil {
+	if err := readLog(ctx, src, o, &flushWriter{w: w, rc: http.NewResponseController(w)}, running); err != nil && ctx.Err() == nil {
 		klog.FromContext(ctx).Error(err, "Reading container log failed", "pod", klog.KObj(pod), "container", cname)
 	}
 }
@@ -225,3 +234,38 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// rotatingFile reads a followed log across rotations: at the end of the file, if the path
+// now names another file (the log was rotated and the runtime reopened it), reading goes
+// on from the start of the new file. The old one was complete: the runtime writes only to
+// the new file once it reopened.
+type rotatingFile struct {
+	path string
+	f    *os.File
+}
+
+func (r *rotatingFile) Read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	if n > 0 || !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	cur, err1 := r.f.Stat()
+	now, err2 := os.Stat(r.path)
+	if err1 != nil || err2 != nil || os.SameFile(cur, now) {
+		return 0, io.EOF
+	}
+	next, err := os.Open(r.path)
+	if err != nil {
+		return 0, io.EOF
+	}
+	// Whatever the runtime wrote to the old file before reopening is read first.
+	if n, err := r.f.Read(p); n > 0 {
+		_ = next.Close()
+		return n, err
+	}
+	_ = r.f.Close()
+	r.f = next
+	return r.f.Read(p)
+}
+
+func (r *rotatingFile) Close() error { return r.f.Close() }

@@ -49,6 +49,8 @@ type Config struct {
 	Runtime Runtime
 	// Pods lists the pods the node runs.
 	Pods func() []*v1.Pod
+	// Transitions serves /debug/pods/{namespace}/{name}/transitions (nil: not served).
+	Transitions http.Handler
 }
 
 // Runtime is what the server needs from the container runtime (*cri.Client has it).
@@ -143,6 +145,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /configz", s.configz)
 	mux.HandleFunc("GET /stats/summary", s.statsSummary)
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.containerLogs)
+	if s.cfg.Transitions != nil {
+		mux.Handle("GET /debug/pods/{namespace}/{name}/transitions", s.cfg.Transitions)
+	}
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.exec)
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{uid}/{container}", s.exec)

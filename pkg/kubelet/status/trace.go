@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
 )
 
 // Transition is one observed change of a pod's status, as the node derived it.
@@ -27,7 +28,7 @@ type Transition struct {
 const maxTransitions = 200
 
 // Trace records every status transition of every pod (bounded) and observes each pod's
-// time from first seen to Running and to Ready.
+// time from first seen to Running and to Ready (pkg/kubelet/metrics).
 type Trace struct {
 	mu   sync.Mutex
 	pods map[types.UID]*podTrace
@@ -46,22 +47,6 @@ type podTrace struct {
 	entries        []Transition
 	running, ready bool
 }
-
-var (
-	timeToRunning = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Subsystem: "minikubelet", Name: "pod_time_to_running_seconds",
-		Help:    "Time from the node first seeing a pod to its status showing phase Running.",
-		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
-	})
-	timeToReady = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Subsystem: "minikubelet", Name: "pod_time_to_ready_seconds",
-		Help:    "Time from the node first seeing a pod to its Ready condition turning True.",
-		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
-	})
-)
-
-// Collectors returns the trace's histograms for registration.
-func Collectors() []prometheus.Collector { return []prometheus.Collector{timeToRunning, timeToReady} }
 
 // NewTrace returns an empty trace.
 func NewTrace() *Trace {
@@ -93,13 +78,13 @@ func (t *Trace) Record(pod *v1.Pod, st v1.PodStatus) {
 	pt.last = sum
 	if !pt.running && st.Phase == v1.PodRunning {
 		pt.running = true
-		timeToRunning.Observe(now.Sub(pt.first).Seconds())
+		kmetrics.ObserveRunning(now.Sub(pt.first))
 	}
 	if !pt.ready {
 		for _, c := range st.Conditions {
 			if c.Type == v1.PodReady && c.Status == v1.ConditionTrue {
 				pt.ready = true
-				timeToReady.Observe(now.Sub(pt.first).Seconds())
+				kmetrics.ObserveReady(now.Sub(pt.first))
 			}
 		}
 	}
