@@ -79,6 +79,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&k.MaxPods, "max-pods", k.MaxPods, "Number of pods the node can run.")
 	fs.StringVar(&k.ContainerLogMaxSize, "container-log-max-size", k.ContainerLogMaxSize, "Size at which a container's log file is rotated (quantity, e.g. 10Mi).")
 	fs.Int32Var(k.ContainerLogMaxFiles, "container-log-max-files", *k.ContainerLogMaxFiles, "Log files kept per container, the live one included (at least 2).")
+	fs.StringVar(&k.StaticPodPath, "pod-manifest-path", k.StaticPodPath, "Folder of static pod manifests (YAML/JSON), run without the API server and mirrored into it.")
 	fs.StringSliceVar(&k.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", k.AllowedUnsafeSysctls, "Unsafe sysctls (names, or prefixes ending in *) pods may set besides the safe ones.")
 	fs.DurationVar(&k.NodeStatusUpdateFrequency.Duration, "node-status-update-frequency", k.NodeStatusUpdateFrequency.Duration, "How often the node status is computed (and posted when changed).")
 	fs.BoolVar(k.RegisterNode, "register-node", *k.RegisterNode, "Register the Node object with the API server.")
