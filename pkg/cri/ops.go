@@ -7,9 +7,10 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// RunSandbox creates and starts a sandbox; it returns its ID.
-func (c *Client) RunSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig) (string, error) {
-	resp, err := call(ctx, c, "run_podsandbox", c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+// RunSandbox creates and starts a sandbox with the runtime handler ("" = the default); it
+// returns its ID.
+func (c *Client) RunSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	resp, err := call(ctx, c, "run_podsandbox", c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	return resp.GetPodSandboxId(), err
 }
 

@@ -167,6 +167,16 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// Static pods from manifest files, each mirrored into the API.
+	var static *source.Static
+	var mirrors *source.Mirrors
+	if k.StaticPodPath != "" {
+		mirrors = source.NewMirrors(source.Mirrors{Client: client, Node: nodeName, API: pods.Mirrors, Created: statusMgr.Rewrite})
+		static = source.NewStatic(k.StaticPodPath, nodeName, time.Second, staticHandler{workers, mirrors})
+		mirrors.Static = static.Pods
+		pods.MirrorChanged = mirrors.Wake
+	}
+	sourcesSynced := func() bool { return pods.HasSynced() && (static == nil || static.HasSynced()) }
 
 	maxLog, err := resource.ParseQuantity(k.ContainerLogMaxSize)
 	if err != nil {
@@ -206,6 +216,10 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	svcInformers.Start(runCtx.Done())
 	defer informer.ShutdownWithin(svcInformers, time.Second)
 	wg.Go(func() { pods.Run(runCtx) })
+	if static != nil {
+		wg.Go(func() { static.Run(runCtx) })
+		wg.Go(func() { mirrors.Run(runCtx) })
+	}
 	wg.Go(func() {
 		if err := apiServer.Run(runCtx); err != nil {
 			logger.Error(err, "Kubelet API server stopped")
@@ -227,7 +241,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		// Runtime changes wake the pod's worker; pods the runtime has but no worker knows
 		// (once the API's pods are all delivered) are orphans and are removed.
 		rt.Relist(runCtx, nodeName, relistPeriod, relistNow, workers.Wake, func(present map[types.UID][2]string) {
-			if !pods.HasSynced() {
+			if !sourcesSynced() {
 				return
 			}
 			for uid, ref := range present {
@@ -248,6 +262,15 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	wg.Wait()
 	return nil
 }
+
+// staticHandler runs static pods and has their mirror pods follow at once.
+type staticHandler struct {
+	w *podworker.Workers
+	m *source.Mirrors
+}
+
+func (h staticHandler) Update(p *v1.Pod) { h.w.Update(p); h.m.Wake() }
+func (h staticHandler) Remove(p *v1.Pod) { h.w.Remove(p); h.m.Wake() }
 
 // nodeLogs gives log rotation this node's running containers.
 type nodeLogs struct {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // TestReliabilityLogRotation: a container printing in a loop cannot fill the disk: its log
@@ -77,4 +81,181 @@ func TestReliabilityLogRotation(t *testing.T) {
 	if got := lastFollowed.Load(); latest-got > 100 {
 		t.Errorf("kubectl logs -f stopped at line %d while the container is at line %d (lost across rotation)", got, latest)
 	}
+}
+
+// TestReliabilityRestartDuringBackOff: minikubelet SIGKILLed while a container is in
+// crash-loop back-off and started again: the back-off resumes (the third restart still
+// waits about 20 s after the second instance's exit) instead of restarting at once, the
+// restart count is kept, and the node's Lease is renewed again.
+func TestReliabilityRestartDuringBackOff(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	k := startKubelet(t, "rel-backoff")
+	watchNode(ctx, t, k.NodeName, isReady)
+	pod := newPod(k.NodeName, "sh", "-c", "sleep 1; exit 1")
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "second instance exited, backing off", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return cs != nil && cs.RestartCount == 2 && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	exited := containerStatus(p, "main").LastTerminationState.Terminated.FinishedAt.Time
+	k.Kill()
+	if _, err := bed.RestartKubelet(k); err != nil {
+		t.Fatal(err)
+	}
+	restarted := watchPod(ctx, t, p, "third restart", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return cs != nil && cs.RestartCount >= 3
+	})
+	cs := containerStatus(restarted, "main")
+	started := exited
+	if cs.State.Running != nil {
+		started = cs.State.Running.StartedAt.Time
+	} else if cs.LastTerminationState.Terminated != nil {
+		started = cs.LastTerminationState.Terminated.StartedAt.Time
+	}
+	// Upstream's schedule: 20 s after the second crash (±2 s, timestamps have 1 s precision).
+	if wait := started.Sub(exited); wait < 17*time.Second {
+		t.Errorf("third restart %v after the second exit: the back-off was reset by the restart (want ~20s)", wait)
+	}
+	lease, err := bed.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, k.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renew := lease.Spec.RenewTime; renew == nil || time.Since(renew.Time) > 15*time.Second {
+		t.Errorf("lease not renewed after the restart: %v", renew)
+	}
+}
+
+// TestReliabilityAPIServerOutage: the API server is stopped for 60 s. Pods keep running,
+// a liveness failure during the outage still restarts the container, a pod that finishes
+// during the outage is reported once the API is back (the newest status wins), the
+// minikubelet process survives, and new pods are picked up afterwards.
+func TestReliabilityAPIServerOutage(t *testing.T) {
+	ctx := ctxFor(t, 4*time.Minute)
+	k := startKubelet(t, "rel-outage")
+	watchNode(ctx, t, k.NodeName, isReady)
+	live := testAppPod(k.NodeName, "serve", "--http=:8080")
+	live.Spec.Containers[0].LivenessProbe = httpProbe("/healthz", 8080)
+	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
+	pl := watchPod(ctx, t, createPod(ctx, t, live), "Running", running)
+	done := newPod(k.NodeName, "sh", "-c", "sleep 15; exit 0")
+	done.Spec.RestartPolicy = v1.RestartPolicyNever
+	pd := watchPod(ctx, t, createPod(ctx, t, done), "Running", running)
+	steady := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "Running", running)
+	_, steadyBefore := runtimeObjects(ctx, t, string(steady.UID))
+
+	if err := bed.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = bed.StartAPIServer()
+		}
+	}()
+	poke(t, pl, "/healthz/fail")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if _, cts := runtimeObjects(ctx, t, string(pl.UID)); len(cts) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("liveness failure during the outage did not restart the container")
+		}
+	}
+	time.Sleep(time.Until(down.Add(60 * time.Second)))
+	if k.Exited() {
+		t.Fatalf("minikubelet exited during the outage:\n%s", k.Tail(40))
+	}
+	if err := bed.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	t.Logf("API server back after %v", time.Since(down).Round(time.Second))
+
+	watchPod(ctx, t, pl, "restart written", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return cs != nil && cs.RestartCount >= 1 && cs.State.Running != nil
+	})
+	watchPod(ctx, t, pd, "Succeeded written", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+	_, steadyAfter := runtimeObjects(ctx, t, string(steady.UID))
+	if len(steadyAfter) != 1 || steadyAfter[0] != steadyBefore[0] {
+		t.Errorf("steady pod's containers %v -> %v: it must not be touched by the outage", steadyBefore, steadyAfter)
+	}
+	watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "new pod Running", running)
+	watchNode(ctx, t, k.NodeName, isReady)
+}
+
+// TestReliabilityBadPodSpecs: specs the API accepts but the node cannot run each get a
+// clear reason, while a healthy pod beside them keeps running and a pod with 50
+// containers runs: unknown runtimeClassName, a hostPort already taken by another pod, an
+// image with a digest that does not exist, and a pod recreated under the same name.
+func TestReliabilityBadPodSpecs(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	k := startKubelet(t, "rel-badspec")
+	watchNode(ctx, t, k.NodeName, isReady)
+	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
+	healthy := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "Running", running)
+
+	rc := newPod(k.NodeName, "sleep", "3600")
+	rc.Spec.RuntimeClassName = ptr("no-such-class")
+	prc := createPod(ctx, t, rc)
+
+	port := freeHostPort(t)
+	first := newPod(k.NodeName, "sleep", "3600")
+	first.Spec.Containers[0].Ports = []v1.ContainerPort{{ContainerPort: 80, HostPort: port}}
+	watchPod(ctx, t, createPod(ctx, t, first), "Running", running)
+	second := newPod(k.NodeName, "sleep", "3600")
+	second.Spec.Containers[0].Ports = []v1.ContainerPort{{ContainerPort: 81, HostPort: port}}
+	p2 := watchPod(ctx, t, createPod(ctx, t, second), "rejected", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if p2.Status.Reason != "NodePorts" || p2.Status.Message != "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports" {
+		t.Errorf("hostPort conflict: reason %q message %q", p2.Status.Reason, p2.Status.Message)
+	}
+
+	digest := newPod(k.NodeName, "sleep", "3600")
+	digest.Spec.Containers[0].Image = bed.Registry.Host + "/busybox@sha256:" + strings.Repeat("0", 64)
+	watchPod(ctx, t, createPod(ctx, t, digest), "ErrImagePull or ImagePullBackOff", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return cs != nil && cs.State.Waiting != nil && (cs.State.Waiting.Reason == "ErrImagePull" || cs.State.Waiting.Reason == "ImagePullBackOff")
+	})
+
+	many := newPod(k.NodeName)
+	many.Spec.Containers = nil
+	for i := 0; i < 50; i++ {
+		many.Spec.Containers = append(many.Spec.Containers, v1.Container{Name: "c" + strconv.Itoa(i), Image: testbed.BusyboxImage,
+			ImagePullPolicy: v1.PullIfNotPresent, Command: []string{"sleep", "3600"}})
+	}
+	watchPod(ctx, t, createPod(ctx, t, many), "50 containers Ready", podReady)
+
+	waitEvent(ctx, t, prc, "FailedCreatePodSandBox", `Failed to create pod sandbox: runtimeclass.node.k8s.io "no-such-class" not found`)
+	if p, _ := bed.Client.CoreV1().Pods(prc.Namespace).Get(ctx, prc.Name, metav1.GetOptions{}); p.Status.Phase != v1.PodPending {
+		t.Errorf("unknown runtime class: phase %s, want Pending", p.Status.Phase)
+	}
+
+	// Same name, new pod: the old one's status never lands on the new one.
+	again := newPod(k.NodeName, "sh", "-c", "exit 7")
+	again.Name = healthy.Name
+	again.Spec.RestartPolicy = v1.RestartPolicyNever
+	if err := bed.Client.CoreV1().Pods("default").Delete(ctx, healthy.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPodGone(ctx, healthy); err != nil {
+		t.Fatal(err)
+	}
+	p := watchPod(ctx, t, createPod(ctx, t, again), "recreated pod Failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if cs := containerStatus(p, "main"); p.UID == healthy.UID || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 7 {
+		t.Errorf("recreated pod: %s", describe(p))
+	}
+	if k.Exited() {
+		t.Fatal("minikubelet exited")
+	}
+	watchNode(ctx, t, k.NodeName, isReady)
+}
+
+func freeHostPort(t *testing.T) int32 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return int32(l.Addr().(*net.TCPAddr).Port)
 }

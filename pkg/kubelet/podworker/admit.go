@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-helpers/node/util/sysctl"
 )
@@ -63,36 +64,135 @@ func sysctlAllowed(name string, allowedUnsafe []string) bool {
 	return false
 }
 
-// admit decides whether the node takes a new pod: its sysctls, and room under maxPods
-// (counting the admitted pods still active). Reason and message as upstream.
+// admit decides whether the node takes a new pod, with upstream's reasons and messages
+// and in its order: sysctls; then room under maxPods, cpu and memory requests within
+// allocatable (counting the admitted pods still active); then free host ports.
 func (w *Workers) admit(pod *v1.Pod) (reason, message string) {
 	if msg := admitSysctls(pod, w.cfg.AllowedUnsafeSysctls); msg != "" {
 		return "SysctlForbidden", msg
 	}
-	if w.cfg.MaxPods > 0 {
-		if used := w.activeAdmitted(pod.UID); used >= w.cfg.MaxPods {
-			return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", used, w.cfg.MaxPods)
+	active := w.activeAdmitted(pod.UID)
+	if w.cfg.MaxPods > 0 && len(active) >= w.cfg.MaxPods {
+		return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", len(active), w.cfg.MaxPods)
+	}
+	for _, r := range []struct {
+		name   v1.ResourceName
+		reason string
+	}{{v1.ResourceCPU, "OutOfcpu"}, {v1.ResourceMemory, "OutOfmemory"}} {
+		req := podRequest(pod, r.name)
+		capacity, ok := w.cfg.Allocatable[r.name]
+		if req == 0 || !ok {
+			continue
 		}
+		var used int64
+		for _, p := range active {
+			used += podRequest(p, r.name)
+		}
+		if c := quantityValue(capacity, r.name); used+req > c {
+			return r.reason, fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d", r.name, req, used, c)
+		}
+	}
+	if hostPortsConflict(pod, active) {
+		return "NodePorts", "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
 	}
 	return "", ""
 }
 
-// activeAdmitted counts the admitted, not yet finished pods other than uid.
-func (w *Workers) activeAdmitted(uid types.UID) int {
+// podRequest is the pod's effective request (cpu in millicores, memory in bytes): the sum
+// over its containers and sidecars, or its largest init container if that is more.
+func podRequest(pod *v1.Pod, name v1.ResourceName) int64 {
+	var sum, maxInit int64
+	for i := range pod.Spec.Containers {
+		if q, ok := pod.Spec.Containers[i].Resources.Requests[name]; ok {
+			sum += quantityValue(q, name)
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		q, ok := c.Resources.Requests[name]
+		if !ok {
+			continue
+		}
+		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+			sum += quantityValue(q, name)
+		} else {
+			maxInit = max(maxInit, quantityValue(q, name))
+		}
+	}
+	return max(sum, maxInit)
+}
+
+func quantityValue(q resource.Quantity, name v1.ResourceName) int64 {
+	if name == v1.ResourceCPU {
+		return q.MilliValue()
+	}
+	return q.Value()
+}
+
+type hostPort struct {
+	proto v1.Protocol
+	ip    string
+	port  int32
+}
+
+func hostPorts(pod *v1.Pod) []hostPort {
+	var out []hostPort
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			for _, p := range c.Ports {
+				if p.HostPort == 0 {
+					continue
+				}
+				proto := p.Protocol
+				if proto == "" {
+					proto = v1.ProtocolTCP
+				}
+				ip := p.HostIP
+				if ip == "" {
+					ip = "0.0.0.0"
+				}
+				out = append(out, hostPort{proto, ip, p.HostPort})
+			}
+		}
+	}
+	return out
+}
+
+// hostPortsConflict: the same protocol and port on overlapping addresses (0.0.0.0 covers all).
+func hostPortsConflict(pod *v1.Pod, others []*v1.Pod) bool {
+	want := hostPorts(pod)
+	if len(want) == 0 {
+		return false
+	}
+	for _, o := range others {
+		for _, a := range hostPorts(o) {
+			for _, b := range want {
+				if a.proto == b.proto && a.port == b.port && (a.ip == b.ip || a.ip == "0.0.0.0" || b.ip == "0.0.0.0") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// activeAdmitted returns the admitted, not yet finished pods other than uid.
+func (w *Workers) activeAdmitted(uid types.UID) []*v1.Pod {
 	w.mu.Lock()
 	wks := make([]*worker, 0, len(w.pods))
 	for _, wk := range w.pods {
 		wks = append(wks, wk)
 	}
 	w.mu.Unlock()
-	n := 0
+	var out []*v1.Pod
 	for _, wk := range wks {
 		wk.mu.Lock()
-		if wk.admitted && !wk.rejected && !wk.removed && wk.pod != nil && wk.pod.UID != uid &&
-			wk.pod.Status.Phase != v1.PodSucceeded && wk.pod.Status.Phase != v1.PodFailed {
-			n++
+		if wk.admitted && !wk.rejected && !wk.removed && wk.pod != nil && wk.pod.UID != uid {
+			if st, ok := w.cfg.Status.Status(wk.pod.UID); !ok || st.Phase != v1.PodSucceeded && st.Phase != v1.PodFailed {
+				out = append(out, wk.pod)
+			}
 		}
 		wk.mu.Unlock()
 	}
-	return n
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -79,5 +80,41 @@ func TestServiceEnv(t *testing.T) {
 		if kv[0][:4] == "MY_D" {
 			t.Errorf("service link %s despite enableServiceLinks=false", kv[0])
 		}
+	}
+}
+
+func TestHostPortsConflictAndRequests(t *testing.T) {
+	withPort := func(ip string, port int32, proto v1.Protocol) *v1.Pod {
+		return &v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Ports: []v1.ContainerPort{{ContainerPort: 80, HostPort: port, HostIP: ip, Protocol: proto}}}}}}
+	}
+	for _, tc := range []struct {
+		a, b *v1.Pod
+		want bool
+	}{
+		{withPort("", 8080, ""), withPort("", 8080, v1.ProtocolTCP), true},
+		{withPort("", 8080, ""), withPort("", 8081, ""), false},
+		{withPort("", 8080, v1.ProtocolUDP), withPort("", 8080, v1.ProtocolTCP), false},
+		{withPort("127.0.0.1", 8080, ""), withPort("127.0.0.2", 8080, ""), false},
+		{withPort("127.0.0.1", 8080, ""), withPort("0.0.0.0", 8080, ""), true},
+		{&v1.Pod{}, withPort("", 8080, ""), false},
+	} {
+		if got := hostPortsConflict(tc.a, []*v1.Pod{tc.b}); got != tc.want {
+			t.Errorf("%v vs %v: conflict %v, want %v", hostPorts(tc.a), hostPorts(tc.b), got, tc.want)
+		}
+	}
+	always := v1.ContainerRestartPolicyAlways
+	req := func(cpu string) v1.ResourceRequirements {
+		return v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu)}}
+	}
+	pod := &v1.Pod{Spec: v1.PodSpec{
+		InitContainers: []v1.Container{{Resources: req("1")}, {RestartPolicy: &always, Resources: req("100m")}},
+		Containers:     []v1.Container{{Resources: req("200m")}, {Resources: req("300m")}},
+	}}
+	if got := podRequest(pod, v1.ResourceCPU); got != 1000 {
+		t.Errorf("cpu request %d, want 1000 (the init container is larger than 600m)", got)
+	}
+	pod.Spec.InitContainers[0].Resources = req("100m")
+	if got := podRequest(pod, v1.ResourceCPU); got != 600 {
+		t.Errorf("cpu request %d, want 600 (containers + sidecar)", got)
 	}
 }

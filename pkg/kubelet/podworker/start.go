@@ -27,7 +27,16 @@ func backOffKey(pod *v1.Pod, c *v1.Container) string {
 
 func (w *Workers) inBackOff(pod *v1.Pod) inBackOffFunc {
 	return func(c *v1.Container, last *cri.Container) bool {
-		return w.crashBack.IsInBackOffSince(backOffKey(pod, c), last.FinishedAt)
+		key := backOffKey(pod, c)
+		// After a restart of minikubelet the back-off is rebuilt from the restart count the
+		// runtime keeps, so it resumes instead of starting again at zero; not for an
+		// instance that ran long enough for upstream to reset the back-off.
+		if w.crashBack.Get(key) == 0 && last.RestartCount > 0 && last.FinishedAt.Sub(last.StartedAt) < 2*backOffMax {
+			for i := 0; i < last.RestartCount && w.crashBack.Get(key) < backOffMax; i++ {
+				w.crashBack.Next(key, last.FinishedAt)
+			}
+		}
+		return w.crashBack.IsInBackOffSince(key, last.FinishedAt)
 	}
 }
 

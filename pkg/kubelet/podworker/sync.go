@@ -356,7 +356,28 @@ func (w *Workers) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", err
 	}
-	return w.cfg.Runtime.RunSandbox(ctx, cfg)
+	handler, err := w.runtimeHandler(ctx, pod)
+	if err != nil {
+		return "", err
+	}
+	return w.cfg.Runtime.RunSandbox(ctx, cfg, handler)
+}
+
+// runtimeHandler is the CRI handler of the pod's runtimeClassName (the RuntimeClass
+// object's handler), as upstream looks it up; unknown classes fail sandbox creation.
+func (w *Workers) runtimeHandler(ctx context.Context, pod *v1.Pod) (string, error) {
+	name := pod.Spec.RuntimeClassName
+	if name == nil || *name == "" {
+		return "", nil
+	}
+	rc, err := w.cfg.Client.NodeV1().RuntimeClasses().Get(ctx, *name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("runtimeclass.node.k8s.io %q not found", *name) // upstream's words
+	}
+	if err != nil {
+		return "", err
+	}
+	return rc.Handler, nil
 }
 
 func (w *Workers) podDir(pod *v1.Pod) string {

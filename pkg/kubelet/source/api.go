@@ -1,5 +1,5 @@
 // Package source delivers the pods this node must run: from the API server (pods whose
-// spec.nodeName is this node).
+// spec.nodeName is this node) and from static pod manifests (with their mirror pods).
 package source
 
 import (
@@ -23,10 +23,25 @@ type Handler interface {
 }
 
 // API watches pods bound to node and feeds them to h. HasSynced reports when the first
-// list has been delivered (orphan cleanup waits for it).
+// list has been delivered (orphan cleanup waits for it). Mirror pods (the API's copies
+// of static pods) are not delivered: MirrorChanged is called instead, and Mirrors lists
+// them.
 type API struct {
-	factory   informers.SharedInformerFactory
-	HasSynced cache.InformerSynced
+	factory       informers.SharedInformerFactory
+	store         cache.Store
+	HasSynced     cache.InformerSynced
+	MirrorChanged func()
+}
+
+// Mirrors lists the mirror pods bound to the node.
+func (a *API) Mirrors() []*v1.Pod {
+	var out []*v1.Pod
+	for _, obj := range a.store.List() {
+		if p, ok := obj.(*v1.Pod); ok && IsMirror(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // NewAPI sets up the informer; Start runs it.
@@ -36,12 +51,22 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 		}))
 	inf := factory.Core().V1().Pods().Informer()
+	a := &API{factory: factory, store: inf.GetStore(), HasSynced: inf.HasSynced}
 	mine := func(obj any) (*v1.Pod, bool) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
 		p, ok := obj.(*v1.Pod)
-		return p, ok && p.Spec.NodeName == node // guard: never act on another node's pod
+		if !ok || p.Spec.NodeName != node { // guard: never act on another node's pod
+			return nil, false
+		}
+		if IsMirror(p) {
+			if a.MirrorChanged != nil {
+				a.MirrorChanged()
+			}
+			return nil, false
+		}
+		return p, true
 	}
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
@@ -63,7 +88,7 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &API{factory: factory, HasSynced: inf.HasSynced}, nil
+	return a, nil
 }
 
 // Run runs the informer until ctx ends.

@@ -17,11 +17,19 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// Static pods' annotations (set by pkg/kubelet/source), as upstream.
+const (
+	annotationConfigSource = "kubernetes.io/config.source"
+	annotationConfigMirror = "kubernetes.io/config.mirror"
+)
+
 type versioned struct {
 	namespace, name string
 	uid             types.UID
-	status          v1.PodStatus
-	version         uint64
+	// static pods (from manifest files) are written to their mirror pod in the API.
+	static  bool
+	status  v1.PodStatus
+	version uint64
 }
 
 // Manager is the only writer of PodStatus. Workers hand it statuses (SetStatus); one sync
@@ -59,7 +67,8 @@ func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 	if cur != nil {
 		version = cur.version + 1
 	}
-	m.pending[pod.UID] = &versioned{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, status: st, version: version}
+	m.pending[pod.UID] = &versioned{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, status: st, version: version,
+		static: pod.Annotations[annotationConfigSource] == "file"}
 	m.mu.Unlock()
 	m.Trace.Record(pod, st)
 	select {
@@ -85,6 +94,18 @@ func (m *Manager) Forget(uid types.UID) {
 	delete(m.pending, uid)
 	delete(m.written, uid)
 	m.Trace.Forget(uid)
+}
+
+// Rewrite makes the writer write uid's newest status again (a static pod got a new
+// mirror pod, which holds no status yet).
+func (m *Manager) Rewrite(uid types.UID) {
+	m.mu.Lock()
+	delete(m.written, uid)
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Flush writes uid's newest status now (used before deleting a terminated pod).
@@ -130,20 +151,25 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 		m.mu.Unlock()
 		return nil
 	}
-	v = &versioned{namespace: v.namespace, name: v.name, uid: v.uid, status: *v.status.DeepCopy(), version: v.version}
+	v = &versioned{namespace: v.namespace, name: v.name, uid: v.uid, status: *v.status.DeepCopy(), version: v.version, static: v.static}
 	m.mu.Unlock()
 
 	pods := m.client.CoreV1().Pods(v.namespace)
 	cur, err := pods.Get(ctx, v.name, metav1.GetOptions{})
+	// A static pod's status goes to its mirror pod (which names the static pod's UID);
+	// until that mirror exists, the status waits.
+	mirror := v.static && err == nil && cur.Annotations[annotationConfigMirror] == string(uid)
 	switch {
-	case apierrors.IsNotFound(err) || err == nil && cur.UID != uid:
+	case v.static && (apierrors.IsNotFound(err) || err == nil && !mirror):
+		return nil
+	case apierrors.IsNotFound(err) || err == nil && cur.UID != uid && !mirror:
 		m.Forget(uid)
 		return nil
 	case err != nil:
 		return fmt.Errorf("get pod %s/%s: %w", v.namespace, v.name, err)
 	}
 	v.status.Conditions = WithForeignConditions(v.status.Conditions, cur.Status.Conditions)
-	patch, err := statusPatch(uid, cur.Status, v.status)
+	patch, err := statusPatch(cur.UID, cur.Status, v.status)
 	if err != nil {
 		return err
 	}
@@ -153,6 +179,8 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	}
 	out, err := pods.Patch(ctx, v.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	switch {
+	case v.static && (apierrors.IsNotFound(err) || apierrors.IsConflict(err)):
+		return nil // the mirror is being replaced; the next one gets the status
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		m.Forget(uid) // gone, or the UID precondition failed: a new pod of the same name
 		return nil

@@ -135,3 +135,56 @@ func TestManagerRetriesAfterErrorsWithoutLosingTheNewest(t *testing.T) {
 		t.Errorf("after retry: %v", got.Status.Conditions)
 	}
 }
+
+// A static pod's status is written to its mirror pod (UID precondition of the mirror),
+// waits while there is none, and is written again to a recreated mirror.
+func TestManagerWritesStaticPodStatusToMirror(t *testing.T) {
+	static := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-n", Namespace: "default", UID: "static-hash",
+		Annotations: map[string]string{annotationConfigSource: "file"}}}
+	c := fake.NewSimpleClientset()
+	m := NewManager(c)
+	ctx := context.Background()
+	m.SetStatus(static, running(true))
+	if err := m.Flush(ctx, static.UID); err != nil {
+		t.Fatal(err)
+	}
+	if len(patches(c)) != 0 {
+		t.Fatal("patched without a mirror pod")
+	}
+	if _, ok := m.Status(static.UID); !ok {
+		t.Fatal("status dropped while the mirror pod does not exist yet")
+	}
+	mirror := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-n", Namespace: "default", UID: "mirror-1",
+		Annotations: map[string]string{annotationConfigMirror: "static-hash"}}}
+	if _, err := c.CoreV1().Pods("default").Create(ctx, mirror, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Rewrite(static.UID)
+	if err := m.Flush(ctx, static.UID); err != nil {
+		t.Fatal(err)
+	}
+	ps := patches(c)
+	if len(ps) != 1 || ps[0].GetName() != "web-n" {
+		t.Fatalf("patches %v", ps)
+	}
+	var body struct {
+		Metadata struct{ UID string } `json:"metadata"`
+	}
+	_ = json.Unmarshal(ps[0].GetPatch(), &body)
+	if body.Metadata.UID != "mirror-1" {
+		t.Errorf("precondition UID %q, want the mirror's", body.Metadata.UID)
+	}
+	// A recreated mirror gets the status again after Rewrite.
+	_ = c.CoreV1().Pods("default").Delete(ctx, "web-n", metav1.DeleteOptions{})
+	mirror.UID = "mirror-2"
+	if _, err := c.CoreV1().Pods("default").Create(ctx, mirror, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Rewrite(static.UID)
+	if err := m.Flush(ctx, static.UID); err != nil {
+		t.Fatal(err)
+	}
+	if ps := patches(c); len(ps) != 2 {
+		t.Errorf("recreated mirror not written: %d patches", len(ps))
+	}
+}

@@ -1,0 +1,52 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// proc finds a control-plane process the bed started, by name.
+func (b *Bed) proc(name string) (int, *Proc, error) {
+	for i, p := range b.procs {
+		if p.Name == name {
+			return i, p, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("testbed: no process %q", name)
+}
+
+// StopAPIServer stops kube-apiserver (an outage); StartAPIServer brings it back.
+func (b *Bed) StopAPIServer() error {
+	_, p, err := b.proc("kube-apiserver")
+	if err != nil {
+		return err
+	}
+	return p.Stop(10 * time.Second)
+}
+
+// StartAPIServer starts kube-apiserver again with the same arguments and waits until it
+// is ready.
+func (b *Bed) StartAPIServer() error {
+	i, old, err := b.proc("kube-apiserver")
+	if err != nil {
+		return err
+	}
+	if !old.Exited() {
+		return fmt.Errorf("testbed: kube-apiserver is running")
+	}
+	p, err := b.start(old.Name, old.cmd.Path, old.cmd.Args[1:], nil)
+	if err != nil {
+		return err
+	}
+	b.procs[i] = p
+	return waitFor(2*time.Minute, p, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		body, err := b.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err != nil {
+			return fmt.Errorf("readyz: %v %s", err, body)
+		}
+		return nil
+	})
+}
