@@ -27,6 +27,11 @@ type Config struct {
 	HostnameOverride string
 	NodeIP           string
 	NodeLabels       map[string]string
+	// BootstrapKubeconfigPath is used to request the node's client certificate when
+	// KubeconfigPath does not exist yet (or its certificate expired); CertDir holds that
+	// certificate (kubelet-client-current.pem) and the self-signed serving one.
+	BootstrapKubeconfigPath string
+	CertDir                 string
 }
 
 // DefaultResolvConf is the upstream default for resolvConf.

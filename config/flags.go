@@ -4,11 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
+	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/version"
@@ -45,6 +47,7 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 	fs.SetOutput(out)
 	c.bindFlags(fs)
 	showVersion := fs.Bool("version", false, "Print version and exit.")
+	ignored := addIgnoredUpstreamFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: minikubelet [flags]\n\nA small Kubernetes node agent. Flags use the upstream kubelet's names.\n\n%s", fs.FlagUsages())
 	}
@@ -62,13 +65,54 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 		return nil, nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	defaultsAfterFlags(&c.Kubelet)
+	if c.CertDir == "" {
+		c.CertDir = filepath.Join(c.RootDir, "pki")
+	}
+	var set []string
+	fs.Visit(func(f *pflag.Flag) {
+		if ignored[f.Name] {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) > 0 {
+		warnings = append(warnings, "ignoring upstream kubelet flags minikubelet does not implement: "+strings.Join(set, ", "))
+	}
 	return c, warnings, nil
 }
+
+// addIgnoredUpstreamFlags registers, hidden, every upstream kubelet flag (upstream.go) fs
+// does not define, taking any value and doing nothing with it; it returns their names.
+// Flags nobody knows stay an error.
+func addIgnoredUpstreamFlags(fs *pflag.FlagSet) map[string]bool {
+	ignored := map[string]bool{}
+	for _, u := range append(upstreamFlags[:len(upstreamFlags):len(upstreamFlags)], removedUpstreamFlags...) {
+		if fs.Lookup(u.Name) != nil || u.Name == "help" { // pflag answers --help itself
+			continue
+		}
+		f := fs.VarPF(new(ignoredValue), u.Name, "", "upstream kubelet flag, ignored")
+		if u.Bool {
+			f.NoOptDefVal = "true"
+		}
+		f.Hidden = true
+		ignored[u.Name] = true
+	}
+	return ignored
+}
+
+// ignoredValue takes any value of an ignored upstream flag.
+type ignoredValue string
+
+func (v *ignoredValue) String() string     { return string(*v) }
+func (v *ignoredValue) Set(s string) error { *v = ignoredValue(s); return nil }
+func (v *ignoredValue) Type() string       { return "string" }
 
 func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	k := &c.Kubelet
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "Path to a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1). Flags override its fields.")
 	fs.StringVar(&c.KubeconfigPath, "kubeconfig", c.KubeconfigPath, "Path to a kubeconfig file with the API server's address and the node's credentials.")
+	fs.StringVar(&c.BootstrapKubeconfigPath, "bootstrap-kubeconfig", c.BootstrapKubeconfigPath, "Path to a kubeconfig (e.g. with a bootstrap token) used to request the node's client certificate when --kubeconfig does not exist or its certificate expired; --kubeconfig is then written, pointing at <cert-dir>/kubelet-client-current.pem.")
+	fs.StringVar(&c.CertDir, "cert-dir", c.CertDir, "Directory of the node's client certificate (kubelet-client-current.pem) and the self-signed serving certificate (default <root-dir>/pki).")
+	fs.BoolVar(&k.RotateCertificates, "rotate-certificates", k.RotateCertificates, "Renew the node's client certificate with a CertificateSigningRequest before it expires.")
 	fs.StringVar(&c.RootDir, "root-dir", c.RootDir, "Directory for minikubelet's files (pod volumes, state).")
 	fs.StringVar(&c.HostnameOverride, "hostname-override", c.HostnameOverride, "Node name to use instead of the hostname.")
 	fs.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "IP address of the node (default: the first non-loopback address of the host).")
@@ -103,6 +147,9 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(k.ResolverConfig, "resolv-conf", *k.ResolverConfig, "Resolver file whose nameservers and search domains pods with dnsPolicy Default (or ClusterFirst without cluster DNS) get; empty gives them none.")
 	fs.BoolVar(k.CgroupsPerQOS, "cgroups-per-qos", *k.CgroupsPerQOS, "Put each pod in its own cgroup under <cgroup-root>/kubepods[/burstable|/besteffort].")
 	fs.StringVar(&k.CgroupRoot, "cgroup-root", k.CgroupRoot, "Root cgroup for pods.")
+	fs.Var(cliflag.NewMapStringString(&k.KubeReserved), "kube-reserved", "Resources reserved for Kubernetes components (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
+	fs.Var(cliflag.NewMapStringString(&k.SystemReserved), "system-reserved", "Resources reserved for the system (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
+	fs.Var(cliflag.NewLangleSeparatedMapStringString(&k.EvictionHard), "eviction-hard", "Hard eviction thresholds (memory.available<100Mi,nodefs.available<10%): left out of allocatable and used for the pressure conditions (pods are not evicted).")
 	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver (cgroupfs; systemd is not supported).")
 
 	// klog's -v and friends, under their upstream names.

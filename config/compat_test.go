@@ -1,0 +1,391 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+)
+
+// docs/compatibility.md is generated from upstream.go (the upstream flags), the
+// KubeletConfiguration type, and the notes below; this test fails when the file is stale.
+// Regenerate it with: go test ./config -run TestCompatibilityDoc -update
+var updateDoc = flag.Bool("update", false, "rewrite docs/compatibility.md")
+
+const compatDoc = "../docs/compatibility.md"
+
+// supportedFields are the KubeletConfiguration fields minikubelet acts on, with how.
+var supportedFields = map[string]string{
+	"staticPodPath":                              "manifests (YAML/JSON) read every second, mirror pods in the API",
+	"podLogsDir":                                 "",
+	"address":                                    "",
+	"port":                                       "",
+	"tlsCertFile":                                "default: a self-signed certificate in `--cert-dir`",
+	"tlsPrivateKeyFile":                          "",
+	"tlsCipherSuites":                            "Go's cipher suite names",
+	"tlsMinVersion":                              "",
+	"rotateCertificates":                         "client certificate renewed at 70-90% of its lifetime (client-go's certificate manager)",
+	"authentication.x509.clientCAFile":           "",
+	"authentication.webhook.enabled":             "TokenReview",
+	"authentication.webhook.cacheTTL":            "",
+	"authentication.anonymous.enabled":           "",
+	"authorization.mode":                         "AlwaysAllow or Webhook",
+	"authorization.webhook.cacheAuthorizedTTL":   "",
+	"authorization.webhook.cacheUnauthorizedTTL": "",
+	"healthzPort":                                "",
+	"healthzBindAddress":                         "",
+	"nodeStatusUpdateFrequency":                  "",
+	"nodeStatusReportFrequency":                  "",
+	"nodeLeaseDurationSeconds":                   "",
+	"cgroupRoot":                                 "",
+	"cgroupsPerQOS":                              "upstream's cgroupfs layout",
+	"cgroupDriver":                               "cgroupfs only; systemd is rejected",
+	"maxPods":                                    "",
+	"resolvConf":                                 "also for ClusterFirst pods, as there is no cluster DNS",
+	"kubeAPIQPS":                                 "",
+	"kubeAPIBurst":                               "",
+	"evictionHard":                               "memory.available and nodefs.available: subtracted from allocatable and used for the pressure conditions; pods are not evicted",
+	"containerLogMaxSize":                        "",
+	"containerLogMaxFiles":                       "",
+	"containerLogMonitorInterval":                "",
+	"systemReserved":                             "subtracted from allocatable (not enforced with cgroups)",
+	"kubeReserved":                               "subtracted from allocatable (not enforced with cgroups)",
+	"allowedUnsafeSysctls":                       "",
+	"registerWithTaints":                         "",
+	"containerRuntimeEndpoint":                   "unix sockets",
+	"imageServiceEndpoint":                       "unix sockets",
+}
+
+// ignoredFields are read and not acted on, with why.
+var ignoredFields = map[string]string{
+	"enableServer":                               "the kubelet API always serves",
+	"syncFrequency":                              "pods sync on events and a 5s relist",
+	"fileCheckFrequency":                         "the static pod folder is read every second",
+	"httpCheckFrequency":                         "no static pods from a URL",
+	"staticPodURL":                               "no static pods from a URL",
+	"staticPodURLHeader":                         "no static pods from a URL",
+	"readOnlyPort":                               "no read-only port (upstream's default is off too)",
+	"tlsCurvePreferences":                        "Go's curve preferences",
+	"serverTLSBootstrap":                         "the serving certificate is self-signed or `tlsCertFile`",
+	"registryPullQPS":                            "pulls are not rate-limited",
+	"registryBurst":                              "pulls are not rate-limited",
+	"imagePullCredentialsVerificationPolicy":     "credentials are not re-verified for images already present",
+	"preloadedImagesVerificationAllowlist":       "credentials are not re-verified for images already present",
+	"eventRecordQPS":                             "events are not rate-limited",
+	"eventBurst":                                 "events are not rate-limited",
+	"enableDebuggingHandlers":                    "logs, exec, attach and port-forward are always served",
+	"enableContentionProfiling":                  "no profiling",
+	"oomScoreAdj":                                "the process's OOM score is left as started",
+	"clusterDomain":                              "no cluster DNS yet",
+	"clusterDNS":                                 "no cluster DNS yet: ClusterFirst pods get `resolvConf`",
+	"streamingConnectionIdleTimeout":             "streams end when the client or the runtime ends them",
+	"imageMinimumGCAge":                          "no image garbage collection",
+	"imageMaximumGCAge":                          "no image garbage collection",
+	"imageGCHighThresholdPercent":                "no image garbage collection",
+	"imageGCLowThresholdPercent":                 "no image garbage collection",
+	"volumeStatsAggPeriod":                       "no volume stats",
+	"kubeletCgroups":                             "processes are not moved into cgroups",
+	"systemCgroups":                              "processes are not moved into cgroups",
+	"cpuManagerPolicy":                           "no CPU manager",
+	"singleProcessOOMKill":                       "memory.oom.group is left to the runtime",
+	"cpuManagerPolicyOptions":                    "no CPU manager",
+	"cpuManagerReconcilePeriod":                  "no CPU manager",
+	"memoryManagerPolicy":                        "no memory manager",
+	"topologyManagerPolicy":                      "no topology manager",
+	"topologyManagerScope":                       "no topology manager",
+	"topologyManagerPolicyOptions":               "no topology manager",
+	"qosReserved":                                "no QoS memory reservation",
+	"runtimeRequestTimeout":                      "CRI calls time out after 2m (upstream's default)",
+	"hairpinMode":                                "the CNI configuration decides",
+	"podCIDR":                                    "pod addresses come from the CNI configuration",
+	"podPidsLimit":                               "no pod PID limit",
+	"runOnce":                                    "no run-once mode",
+	"cpuCFSQuota":                                "CPU limits are always enforced",
+	"cpuCFSQuotaPeriod":                          "the CFS period is 100ms",
+	"nodeStatusMaxImages":                        "images are not reported in the node status",
+	"maxOpenFiles":                               "the process's limit is left as started",
+	"contentType":                                "client-go's default (JSON)",
+	"serializeImagePulls":                        "each pod worker pulls its own images",
+	"maxParallelImagePulls":                      "each pod worker pulls its own images",
+	"evictionSoft":                               "no eviction",
+	"evictionSoftGracePeriod":                    "no eviction",
+	"evictionPressureTransitionPeriod":           "no eviction",
+	"evictionMaxPodGracePeriod":                  "no eviction",
+	"evictionMinimumReclaim":                     "no eviction",
+	"mergeDefaultEvictionSettings":               "no eviction",
+	"podsPerCore":                                "capacity is `maxPods`",
+	"enableControllerAttachDetach":               "no attachable volumes",
+	"protectKernelDefaults":                      "kernel settings are not checked",
+	"makeIPTablesUtilChains":                     "no iptables rules are made",
+	"iptablesMasqueradeBit":                      "no iptables rules are made",
+	"iptablesDropBit":                            "no iptables rules are made",
+	"featureGates":                               "no feature gates: v1.37's defaults",
+	"failSwapOn":                                 "swap is not checked",
+	"memorySwap.swapBehavior":                    "containers get no swap settings",
+	"containerLogMaxWorkers":                     "one rotation loop",
+	"configMapAndSecretChangeDetectionStrategy":  "configMap and secret volumes are refreshed every 15s",
+	"reservedSystemCPUs":                         "allocatable is not enforced with cgroups",
+	"showHiddenMetricsForVersion":                "no hidden metrics",
+	"systemReservedCgroup":                       "allocatable is not enforced with cgroups",
+	"kubeReservedCgroup":                         "allocatable is not enforced with cgroups",
+	"enforceNodeAllocatable":                     "allocatable is not enforced with cgroups",
+	"defaultPodSysctls":                          "pods get only their own sysctls",
+	"volumePluginDir":                            "no FlexVolume plugins",
+	"providerID":                                 "no cloud provider",
+	"kernelMemcgNotification":                    "memory pressure is polled",
+	"logging":                                    "klog text output; use -v and --vmodule",
+	"enableSystemLogHandler":                     "no /logs/ handler",
+	"enableSystemLogQuery":                       "no /logs/ handler",
+	"shutdownGracePeriod":                        "no graceful node shutdown",
+	"shutdownGracePeriodCriticalPods":            "no graceful node shutdown",
+	"shutdownGracePeriodByPodPriority":           "no graceful node shutdown",
+	"crashLoopBackOff.maxContainerRestartPeriod": "the crash back-off cap is 300s",
+	"reservedMemory":                             "no memory manager",
+	"enableProfilingHandler":                     "no profiling",
+	"enableDebugFlagsHandler":                    "no /debug/flags handler",
+	"seccompDefault":                             "pods without a seccomp profile run Unconfined, as upstream's default",
+	"memoryThrottlingFactor":                     "no memory QoS",
+	"memoryReservationPolicy":                    "no memory QoS",
+	"registerNode":                               "the node always registers",
+	"tracing":                                    "no tracing",
+	"localStorageCapacityIsolation":              "ephemeral-storage limits are not enforced",
+	"failCgroupV1":                               "cgroup v1 and v2 are both used",
+	"userNamespaces.idsPerPod":                   "no user namespaces",
+}
+
+// flagNotes are notes for flags that set no config field minikubelet has a note for
+// (flag-only settings, the logging flags), and ignoredFlagNotes why such flags are ignored.
+var flagNotes = map[string]string{
+	"config":               "unknown fields are a warning",
+	"kubeconfig":           "written after a TLS bootstrap",
+	"bootstrap-kubeconfig": "TLS bootstrap: a CertificateSigningRequest for `system:node:<name>`",
+	"cert-dir":             "default `<root-dir>/pki`",
+	"root-dir":             "default `/var/lib/minikubelet`",
+	"hostname-override":    "",
+	"node-ip":              "one address",
+	"node-labels":          "",
+	"help":                 "",
+	"version":              "",
+	"v":                    "",
+	"vmodule":              "",
+}
+
+var ignoredFlagNotes = map[string]string{
+	"cloud-provider":          "no cloud provider",
+	"config-dir":              "no drop-in configuration folder",
+	"exit-on-lock-contention": "no lock file",
+	"lock-file":               "no lock file",
+	"experimental-allocatable-ignore-eviction": "deprecated upstream",
+	"experimental-mounter-path":                "deprecated upstream",
+	"maximum-dead-containers":                  "deprecated upstream; dead containers are removed with their pod",
+	"maximum-dead-containers-per-container":    "deprecated upstream; dead containers are removed with their pod",
+	"minimum-container-ttl-duration":           "deprecated upstream",
+	"housekeeping-interval":                    "no cAdvisor: stats come from CRI and /proc",
+	"image-credential-provider-bin-dir":        "no credential provider plugins (pull secrets only)",
+	"image-credential-provider-config":         "no credential provider plugins (pull secrets only)",
+	"runtime-cgroups":                          "processes are not moved into cgroups",
+	"seccomp-default":                          "pods without a seccomp profile run Unconfined",
+	"log-flush-frequency":                      "klog's default",
+	"logging-format":                           "klog text output",
+	"log-json-info-buffer-size":                "klog text output",
+	"log-json-split-stream":                    "klog text output",
+	"log-text-info-buffer-size":                "one output stream",
+	"log-text-split-stream":                    "one output stream",
+	"pod-infra-container-image":                "removed upstream; the sandbox image is the runtime's setting",
+	"container-runtime":                        "removed upstream",
+}
+
+// configFields lists the KubeletConfiguration's JSON field paths, nested into the kubelet
+// config package's own structs (authentication.x509.clientCAFile) and not further.
+func configFields() []string {
+	var out []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.Anonymous || name == "" || name == "-" {
+				continue
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && ft.PkgPath() == t.PkgPath() {
+				walk(ft, prefix+name+".")
+				continue
+			}
+			out = append(out, prefix+name)
+		}
+	}
+	walk(reflect.TypeOf(kubeletv1beta1.KubeletConfiguration{}), "")
+	return out
+}
+
+// boundFlags are the flags minikubelet implements (what Parse binds, hidden ones aside).
+func boundFlags() map[string]bool {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c := &Config{}
+	SetDefaults(&c.Kubelet)
+	c.bindFlags(fs)
+	fs.Bool("version", false, "")
+	fs.BoolP("help", "h", false, "")
+	bound := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { bound[f.Name] = true })
+	return bound
+}
+
+func TestCompatibilityNotesComplete(t *testing.T) {
+	for _, f := range configFields() {
+		_, s := supportedFields[f]
+		_, i := ignoredFields[f]
+		if s == i {
+			t.Errorf("field %s: want a note in exactly one of supportedFields and ignoredFields (supported %v, ignored %v)", f, s, i)
+		}
+	}
+	fields := configFields()
+	for f := range supportedFields {
+		if !slices.Contains(fields, f) {
+			t.Errorf("supportedFields: %s is no KubeletConfiguration field", f)
+		}
+	}
+	for f := range ignoredFields {
+		if !slices.Contains(fields, f) {
+			t.Errorf("ignoredFields: %s is no KubeletConfiguration field", f)
+		}
+	}
+	bound := boundFlags()
+	upstream := map[string]bool{}
+	for _, u := range append(slices.Clone(upstreamFlags), removedUpstreamFlags...) {
+		upstream[u.Name] = true
+		if _, ok := supportedFields[u.Field]; ok && !bound[u.Name] {
+			t.Errorf("--%s sets %s, which is supported: bind the flag", u.Name, u.Field)
+		}
+		if bound[u.Name] {
+			continue
+		}
+		if _, ok := ignoredFields[u.Field]; !ok && ignoredFlagNotes[u.Name] == "" {
+			t.Errorf("--%s is ignored: say why in ignoredFlagNotes (or ignoredFields)", u.Name)
+		}
+	}
+	for name := range bound {
+		if !upstream[name] {
+			t.Errorf("--%s is not an upstream kubelet flag", name)
+		}
+	}
+}
+
+// flagStatus says whether minikubelet acts on an upstream flag, and a word on how or why
+// not: a flag it binds is supported unless the field it sets is one it ignores.
+func flagStatus(u upstreamFlag, bound map[string]bool) (string, string) {
+	if !bound[u.Name] {
+		if n := ignoredFlagNotes[u.Name]; n != "" {
+			return "ignored", n
+		}
+		return "ignored", ignoredFields[u.Field]
+	}
+	if n, ok := flagNotes[u.Name]; ok {
+		return "supported", n
+	}
+	if n, ok := ignoredFields[u.Field]; ok {
+		return "ignored", n
+	}
+	return "supported", supportedFields[u.Field]
+}
+
+// compatibilityDoc renders docs/compatibility.md.
+func compatibilityDoc() string {
+	bound := boundFlags()
+	var b strings.Builder
+	flags := append(slices.Clone(upstreamFlags), removedUpstreamFlags...)
+	fields := configFields()
+	nFlags, nFields := 0, 0
+	for _, u := range flags {
+		if status, _ := flagStatus(u, bound); status == "supported" {
+			nFlags++
+		}
+	}
+	for _, f := range fields {
+		if _, ok := supportedFields[f]; ok {
+			nFields++
+		}
+	}
+	fmt.Fprintf(&b, `# Compatibility with the upstream kubelet v1.37
+
+<!-- Generated by `+"`go test ./config -run TestCompatibilityDoc -update`"+` from config/upstream.go,
+the KubeletConfiguration type and the notes in config/compat_test.go. Do not edit by hand. -->
+
+minikubelet takes the upstream kubelet's command line and `+"`KubeletConfiguration`"+` file
+(`+"`kubelet.config.k8s.io/v1beta1`"+`), so kubeadm's files and systemd drop-ins work unchanged:
+
+- a flag minikubelet does not implement is accepted and ignored, and all of them are named in
+  one warning line at start-up; a flag the upstream kubelet does not know either is an error;
+- a field it does not act on is read (its type is checked) and ignored; an unknown field is a
+  warning.
+
+%d of the %d flags below are supported (%d upstream flags and %d removed ones older kubeadm
+files still pass), and %d of the %d configuration fields.
+
+## Flags
+
+| flag | config field | minikubelet | note |
+|---|---|---|---|
+`, nFlags, len(flags), len(upstreamFlags), len(removedUpstreamFlags), nFields, len(fields))
+	for _, u := range flags {
+		field := ""
+		if u.Field != "" {
+			field = "`" + u.Field + "`"
+		}
+		status, note := flagStatus(u, bound)
+		fmt.Fprintf(&b, "| `--%s` | %s | %s | %s |\n", u.Name, field, status, note)
+	}
+	b.WriteString("\n## KubeletConfiguration fields\n\n| field | minikubelet | note |\n|---|---|---|\n")
+	for _, f := range fields {
+		if n, ok := supportedFields[f]; ok {
+			fmt.Fprintf(&b, "| `%s` | supported | %s |\n", f, n)
+		} else {
+			fmt.Fprintf(&b, "| `%s` | ignored | %s |\n", f, ignoredFields[f])
+		}
+	}
+	return b.String()
+}
+
+func TestCompatibilityDoc(t *testing.T) {
+	want := compatibilityDoc()
+	if *updateDoc {
+		if err := os.WriteFile(compatDoc, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(compatDoc)
+	if err != nil || string(got) != want {
+		t.Errorf("%s is stale (%v): regenerate it with go test ./config -run TestCompatibilityDoc -update", compatDoc, err)
+	}
+}
+
+// Parse must know every upstream flag: the ones minikubelet implements and the ignored ones.
+func TestEveryUpstreamFlagParses(t *testing.T) {
+	bound := boundFlags()
+	for _, u := range append(slices.Clone(upstreamFlags), removedUpstreamFlags...) {
+		if u.Name == "help" || u.Name == "version" {
+			continue
+		}
+		if !bound[u.Name] {
+			arg := "--" + u.Name + "=x"
+			if u.Bool {
+				arg = "--" + u.Name
+			}
+			if _, _, err := Parse([]string{arg, "--kubeconfig=/k"}, io.Discard); err != nil {
+				t.Errorf("Parse(%s): %v", arg, err)
+			}
+		}
+	}
+}
