@@ -65,6 +65,9 @@ func (c *Client) Relist(ctx context.Context, node string, interval time.Duration
 			for id, st := range cur {
 				if prev[id] != st {
 					notify(id)
+					if st == runtimeapi.ContainerState_CONTAINER_EXITED.String() && prev[id] == runtimeapi.ContainerState_CONTAINER_RUNNING.String() {
+						c.observeExitSeen(ctx, id[len("c/"):])
+					}
 				}
 			}
 			for id := range prev {
@@ -93,4 +96,14 @@ func (c *Client) Relist(ctx context.Context, node string, interval time.Duration
 			step = 0
 		}
 	}
+}
+
+// observeExitSeen records how long after a container's exit its pod's worker was woken.
+func (c *Client) observeExitSeen(ctx context.Context, id string) {
+	now := time.Now()
+	st, err := call(ctx, c, "container_status", c.runtime.ContainerStatus, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil || st.GetStatus().GetFinishedAt() == 0 {
+		return
+	}
+	exitSeen.Observe(now.Sub(time.Unix(0, st.GetStatus().GetFinishedAt())).Seconds())
 }

@@ -54,8 +54,15 @@ func TestServerTransitionTrace(t *testing.T) {
 	if code, body := kubeletGet(ctx, t, k, "/debug/pods/default/no-such-pod/transitions", crt, key, ""); code != 404 {
 		t.Errorf("unknown pod: %d %s", code, body)
 	}
-	if _, metrics := kubeletGet(ctx, t, k, "/metrics", crt, key, ""); !strings.Contains(metrics, "minikubelet_pod_time_to_running_seconds_count 1") ||
-		!strings.Contains(metrics, "kubelet_pod_start_duration_seconds_count 1") {
-		t.Errorf("start histograms did not count the pod")
+	_, metrics := kubeletGet(ctx, t, k, "/metrics", crt, key, "")
+	if !strings.Contains(metrics, "minikubelet_pod_time_to_running_seconds_count 1") ||
+		!strings.Contains(metrics, "kubelet_pod_start_duration_seconds_count 1") ||
+		!strings.Contains(metrics, "minikubelet_container_exit_seen_seconds_count 1") {
+		t.Errorf("histograms did not count the pod and its exit")
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "minikubelet_container_exit_seen_seconds_sum") {
+			t.Logf("measured: container exit -> worker woken: %s s", strings.Fields(line)[1])
+		}
 	}
 }
