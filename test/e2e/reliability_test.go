@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/test/testbed"
@@ -196,8 +199,16 @@ func TestReliabilityBadPodSpecs(t *testing.T) {
 	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
 	healthy := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "Running", running)
 
+	// The API admits only existing RuntimeClasses; this one names a handler containerd lacks.
+	class := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-missing-handler"}, Handler: "nosuchhandler"}
+	if _, err := bed.Client.NodeV1().RuntimeClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = bed.Client.NodeV1().RuntimeClasses().Delete(context.Background(), class.Name, metav1.DeleteOptions{})
+	})
 	rc := newPod(k.NodeName, "sleep", "3600")
-	rc.Spec.RuntimeClassName = ptr("no-such-class")
+	rc.Spec.RuntimeClassName = ptr(class.Name)
 	prc := createPod(ctx, t, rc)
 
 	port := freeHostPort(t)
@@ -226,7 +237,10 @@ func TestReliabilityBadPodSpecs(t *testing.T) {
 	}
 	watchPod(ctx, t, createPod(ctx, t, many), "50 containers Ready", podReady)
 
-	waitEvent(ctx, t, prc, "FailedCreatePodSandBox", `Failed to create pod sandbox: runtimeclass.node.k8s.io "no-such-class" not found`)
+	waitEvent(ctx, t, prc, "FailedCreatePodSandBox", "Failed to create pod sandbox: ")
+	if msg := eventReasons(ctx, t, prc)["FailedCreatePodSandBox"]; !strings.Contains(msg, `"nosuchhandler"`) {
+		t.Errorf("FailedCreatePodSandBox does not name the handler: %q", msg)
+	}
 	if p, _ := bed.Client.CoreV1().Pods(prc.Namespace).Get(ctx, prc.Name, metav1.GetOptions{}); p.Status.Phase != v1.PodPending {
 		t.Errorf("unknown runtime class: phase %s, want Pending", p.Status.Phase)
 	}
@@ -258,4 +272,59 @@ func freeHostPort(t *testing.T) int32 {
 	}
 	defer l.Close()
 	return int32(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestReliabilityContainerdRestart: containerd stopped and started again while a pod runs:
+// the node goes NotReady and comes back Ready, the running container is adopted (same ID,
+// no restart), and the event stream is subscribed again: the container's later exit wakes
+// its worker within 250 ms (the safety-net relist alone runs only every 5 s).
+func TestReliabilityContainerdRestart(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	k := startKubelet(t, "rel-containerd")
+	watchNode(ctx, t, k.NodeName, isReady)
+	pod := testAppPod(k.NodeName, "serve", "--http=:8080")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	before := containerStatus(p, "main").ContainerID
+
+	if err := bed.StopContainerd(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = bed.StartContainerd()
+		}
+	})
+	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return !isReady(n) })
+	if err := bed.StartContainerd(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	watchNode(ctx, t, k.NodeName, isReady)
+	if _, cts := runtimeObjects(ctx, t, string(p.UID)); len(cts) != 1 || "containerd://"+cts[0] != before {
+		t.Fatalf("containers after the containerd restart %v, want the one adopted %s", cts, before)
+	}
+	crt, key, err := bed.PKI.Issue("e2e-rel-admin", "e2e-rel-admin", []string{"system:masters"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := func() string {
+		_, m := kubeletGet(ctx, t, k, "/metrics", crt, key, "")
+		for _, line := range strings.Split(m, "\n") {
+			if strings.HasPrefix(line, `minikubelet_container_exit_seen_seconds_bucket{le="0.25"}`) {
+				return strings.Fields(line)[1]
+			}
+		}
+		return "0"
+	}
+	fastBefore := fast()
+	get(t, p.Status.PodIP+":8080", "/exit?code=4")
+	done := watchPod(ctx, t, p, "Failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if cs := containerStatus(done, "main"); cs.ContainerID != before || cs.RestartCount != 0 || cs.State.Terminated.ExitCode != 4 {
+		t.Errorf("after the exit: %s", describe(done))
+	}
+	if after := fast(); after == fastBefore {
+		t.Errorf("the exit after the containerd restart was not seen within 250 ms (exits seen that fast: %s before, %s after): event stream not re-subscribed", fastBefore, after)
+	}
 }
