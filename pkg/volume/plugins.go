@@ -223,40 +223,47 @@ func keyFiles(data map[string][]byte, items []v1.KeyToPath, optional bool, mode 
 }
 
 func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, optional *bool, mode *int32) (map[string]File, error) {
-	opt := optional != nil && *optional
-	cm, err := m.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		if opt {
-			return map[string]File{}, nil
+	return objectFiles("configmap", name, items, optional, mode, func() (map[string][]byte, error) {
+		cm, err := m.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("configmap %q not found", name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	data := map[string][]byte{}
-	for k, v := range cm.Data {
-		data[k] = []byte(v)
-	}
-	for k, v := range cm.BinaryData {
-		data[k] = v
-	}
-	return keyFiles(data, items, opt, modeOr(mode, defaultMode), "configmap")
+		data := map[string][]byte{}
+		for k, v := range cm.Data {
+			data[k] = []byte(v)
+		}
+		for k, v := range cm.BinaryData {
+			data[k] = v
+		}
+		return data, nil
+	})
 }
 
 func (m *Manager) secretFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, optional *bool, mode *int32) (map[string]File, error) {
+	return objectFiles("secret", name, items, optional, mode, func() (map[string][]byte, error) {
+		s, err := m.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	})
+}
+
+// objectFiles reads a configMap's or secret's data (get) into files; a missing object is
+// an empty volume when optional, else upstream's "<kind> "name" not found".
+func objectFiles(kind, name string, items []v1.KeyToPath, optional *bool, mode *int32, get func() (map[string][]byte, error)) (map[string]File, error) {
 	opt := optional != nil && *optional
-	s, err := m.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	data, err := get()
 	if apierrors.IsNotFound(err) {
 		if opt {
 			return map[string]File{}, nil
 		}
-		return nil, fmt.Errorf("secret %q not found", name)
+		return nil, fmt.Errorf("%s %q not found", kind, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return keyFiles(s.Data, items, opt, modeOr(mode, defaultMode), "secret")
+	return keyFiles(data, items, opt, modeOr(mode, defaultMode), kind)
 }
 
 func (m *Manager) downwardFiles(pod *v1.Pod, podIPs []string, items []v1.DownwardAPIVolumeFile, mode *int32) (map[string]File, error) {

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -11,38 +9,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // signature is the observable state of a pod the suite compares, one line:
-// "Phase | Cond=Status(Reason) ... | container:state(reason) rN ...".
-func signature(p *v1.Pod) string {
-	var conds []string
-	for _, c := range p.Status.Conditions {
-		s := fmt.Sprintf("%s=%s", c.Type, c.Status)
-		if c.Reason != "" {
-			s += "(" + c.Reason + ")"
-		}
-		conds = append(conds, s)
-	}
-	sort.Strings(conds)
-	var cs []string
-	for _, list := range [][]v1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
-		for _, c := range list {
-			st := "none"
-			switch {
-			case c.State.Running != nil:
-				st = "running"
-			case c.State.Terminated != nil:
-				st = "terminated(" + c.State.Terminated.Reason + ")"
-			case c.State.Waiting != nil:
-				st = "waiting(" + c.State.Waiting.Reason + ")"
-			}
-			cs = append(cs, fmt.Sprintf("%s:%s r%d", c.Name, st, c.RestartCount))
-		}
-	}
-	return fmt.Sprintf("%s | %s | %s", p.Status.Phase, strings.Join(conds, " "), strings.Join(cs, " "))
-}
+// "Phase | Cond=Status(Reason) ... | container:state(reason) rN ..." (the same rendering
+// as minikubelet's transition trace).
+func signature(p *v1.Pod) string { return status.Summary(p.Status) }
 
 // transitionCase: want lists what observed signatures must contain, in this order (each
 // matched by a later signature than the previous); the last one is the end. One entry may

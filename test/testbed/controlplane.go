@@ -108,7 +108,12 @@ func (b *Bed) startAPIServer() error {
 	if err != nil {
 		return err
 	}
-	return waitFor(3*time.Minute, p, func() error {
+	return b.waitAPIReady(p, 3*time.Minute)
+}
+
+// waitAPIReady waits until the API server process p answers /readyz.
+func (b *Bed) waitAPIReady(p *Proc, timeout time.Duration) error {
+	return waitFor(timeout, p, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		body, err := b.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)

@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"context"
 	"fmt"
 	"time"
 )
@@ -40,13 +39,5 @@ func (b *Bed) StartAPIServer() error {
 		return err
 	}
 	b.procs[i] = p
-	return waitFor(2*time.Minute, p, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		body, err := b.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		if err != nil {
-			return fmt.Errorf("readyz: %v %s", err, body)
-		}
-		return nil
-	})
+	return b.waitAPIReady(p, 2*time.Minute)
 }

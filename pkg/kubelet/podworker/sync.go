@@ -93,12 +93,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		if _, err := w.cfg.Volumes.SetUp(ctx, pod, nil); err != nil {
 			logger.V(2).Info("Volumes not ready", "pod", klog.KObj(pod), "err", err)
 			w.event(pod, nil, v1.EventTypeWarning, "FailedMount", "%v", err)
-			for i := range pod.Spec.Containers {
-				waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
-			}
-			w.setWaiting(wk, waiting)
-			w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false))
-			return 2 * time.Second, false
+			return w.stillCreating(wk, pod, state, deadline), false
 		}
 	}
 	if acts.CreateSandbox && !removed && !deleting {
@@ -106,12 +101,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		if err != nil {
 			logger.Error(err, "Creating pod sandbox failed", "pod", klog.KObj(pod))
 			w.event(pod, nil, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-			for i := range pod.Spec.Containers {
-				waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
-			}
-			w.setWaiting(wk, waiting)
-			w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false))
-			return 2 * time.Second, false
+			return w.stillCreating(wk, pod, state, deadline), false
 		}
 		sandboxID = id
 	}
@@ -228,6 +218,18 @@ func (w *Workers) admission(ctx context.Context, wk *worker, pod *v1.Pod, state 
 		}
 	}
 	return false, 0
+}
+
+// stillCreating reports the pod's containers as ContainerCreating (its volumes or sandbox
+// could not be made yet) and returns when to try again.
+func (w *Workers) stillCreating(wk *worker, pod *v1.Pod, state *cri.PodState, deadline bool) time.Duration {
+	waiting := map[string]status.Waiting{}
+	for i := range pod.Spec.Containers {
+		waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
+	}
+	w.setWaiting(wk, waiting)
+	w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false))
+	return 2 * time.Second
 }
 
 // podStatus derives the pod's status from the runtime state and the waiting reasons.

@@ -2,8 +2,6 @@ package status
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,37 +27,8 @@ func inst(name string, state cri.ContainerState, exit int32, restarts int) cri.C
 		StartedAt: time.Unix(100, 0), FinishedAt: time.Unix(200, 0)}
 }
 
-// summary is phase | sorted conditions | container states, like the e2e suite's signature.
-func summary(st v1.PodStatus) string {
-	var conds []string
-	for _, c := range st.Conditions {
-		s := fmt.Sprintf("%s=%s", c.Type, c.Status)
-		if c.Reason != "" {
-			s += "(" + c.Reason + ")"
-		}
-		conds = append(conds, s)
-	}
-	sort.Strings(conds)
-	var cs []string
-	for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
-		for _, c := range list {
-			s := "none"
-			switch {
-			case c.State.Running != nil:
-				s = "running"
-			case c.State.Terminated != nil:
-				s = "terminated(" + c.State.Terminated.Reason + ")"
-			case c.State.Waiting != nil:
-				s = "waiting(" + c.State.Waiting.Reason + ")"
-			}
-			if c.LastTerminationState.Terminated != nil {
-				s += "/last=" + c.LastTerminationState.Terminated.Reason
-			}
-			cs = append(cs, fmt.Sprintf("%s:%s r%d", c.Name, s, c.RestartCount))
-		}
-	}
-	return fmt.Sprintf("%s | %s | %s", st.Phase, strings.Join(conds, " "), strings.Join(cs, " "))
-}
+// summary: Summary with each container's last termination reason.
+func summaryWithLast(st v1.PodStatus) string { return summary(st, true) }
 
 func TestGenerate(t *testing.T) {
 	never, onFailure, always := v1.RestartPolicyNever, v1.RestartPolicyOnFailure, v1.RestartPolicyAlways
@@ -100,7 +69,7 @@ func TestGenerate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := Generate(Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: tc.sbs, Containers: tc.cs}, Waiting: tc.waiting, HostIPs: []string{"10.0.0.1"}, Now: time.Unix(300, 0)})
-			if got := summary(st); got != tc.want {
+			if got := summaryWithLast(st); got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
 			}
 		})

@@ -143,9 +143,13 @@ func (t *Trace) Handler() http.Handler {
 	})
 }
 
-// Summary renders what a status transition is made of: phase, each condition's status and
-// reason (sorted), each container's state with reason and restart count.
-func Summary(st v1.PodStatus) string {
+// Summary renders what a status transition is made of: phase (with the pod's reason),
+// each condition's status and reason (sorted), each container's state with reason and
+// restart count. The e2e transition suite compares the same rendering.
+func Summary(st v1.PodStatus) string { return summary(st, false) }
+
+// summary can also show each container's last termination reason ("/last=Error").
+func summary(st v1.PodStatus, withLast bool) string {
 	conds := make([]string, 0, len(st.Conditions))
 	for _, c := range st.Conditions {
 		s := fmt.Sprintf("%s=%s", c.Type, c.Status)
@@ -166,6 +170,9 @@ func Summary(st v1.PodStatus) string {
 				s = "terminated(" + c.State.Terminated.Reason + ")"
 			case c.State.Waiting != nil:
 				s = "waiting(" + c.State.Waiting.Reason + ")"
+			}
+			if withLast && c.LastTerminationState.Terminated != nil {
+				s += "/last=" + c.LastTerminationState.Terminated.Reason
 			}
 			cs = append(cs, fmt.Sprintf("%s:%s r%d", c.Name, s, c.RestartCount))
 		}
