@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
@@ -50,9 +48,21 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	logger := klog.FromContext(ctx)
 	k := &cfg.Kubelet
 
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.KubeconfigPath)
+	nodeName, hostname, err := names(cfg)
 	if err != nil {
-		return fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+		return err
+	}
+	// The node's credentials: TLS bootstrap when --kubeconfig is missing or expired (this
+	// waits for the CSR to be issued), client certificate rotation (node/bootstrap.go).
+	restCfg, err := node.ClientConfig(ctx, node.ClientCertConfig{
+		KubeconfigPath: cfg.KubeconfigPath, BootstrapKubeconfigPath: cfg.BootstrapKubeconfigPath,
+		CertDir: cfg.CertDir, NodeName: nodeName, Rotate: k.RotateCertificates,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the certificate
+		}
+		return oneLine(err)
 	}
 	restCfg.QPS = float32(*k.KubeAPIQPS)
 	restCfg.Burst = int(k.KubeAPIBurst)
@@ -77,10 +87,6 @@ func Run(ctx context.Context, cfg *config.Config) error {
 
 	if err := os.MkdirAll(cfg.RootDir, 0o750); err != nil {
 		return fmt.Errorf("--root-dir: %w", err)
-	}
-	nodeName, hostname, err := names(cfg)
-	if err != nil {
-		return err
 	}
 	addrs, err := node.Addresses(cfg.NodeIP, hostname)
 	if err != nil {
@@ -191,7 +197,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
 	apiServer, err := server.New(server.Config{
 		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: hostIPs,
-		CertDir: filepath.Join(cfg.RootDir, "pki"), Client: client, Runtime: rt, Pods: workers.Pods,
+		CertDir: cfg.CertDir, Client: client, Runtime: rt, Pods: workers.Pods,
 		Transitions: statusMgr.Trace.Handler(),
 	})
 	if err != nil {

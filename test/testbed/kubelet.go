@@ -34,6 +34,11 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.startMinikubelet(name, kc, extra)
+}
+
+// startMinikubelet starts minikubelet with the kubeconfig path kc.
+func (b *Bed) startMinikubelet(name, kc string, extra []string) (*Kubelet, error) {
 	root := filepath.Join(b.Dir, "kubelet-"+name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err

@@ -79,6 +79,7 @@ func Start(opts Options) (*Bed, error) {
 		{"containerd", b.startContainerdFirst},
 		{"etcd", b.startEtcd},
 		{"kube-apiserver", b.startAPIServer},
+		{"TLS bootstrap RBAC", b.bootstrapRBAC},
 		{"controller-manager and scheduler", b.startControllers},
 	}
 	for _, s := range steps {
