@@ -43,18 +43,23 @@ func (w *Workers) inBackOff(pod *v1.Pod) inBackOffFunc {
 func pullKey(pod *v1.Pod, c *v1.Container) string { return string(pod.UID) + "_" + c.Image }
 
 // withDefaultTag adds ":latest" to a reference with neither tag nor digest, as upstream.
+// Short names ("busybox", "busybox:1.35") are valid: the runtime completes them.
 func withDefaultTag(image string) (string, error) {
-	if image == "" {
-		return "", fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
+	invalid := fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
+	if image == "" || strings.TrimSpace(image) != image {
+		return "", invalid
 	}
-	if _, err := name.ParseReference(image, name.StrictValidation); err == nil {
+	ref, err := name.ParseReference(image, name.WeakValidation)
+	if err != nil {
+		return "", invalid
+	}
+	if _, digest := ref.(name.Digest); digest {
 		return image, nil
 	}
-	// Strict validation refuses references with neither tag nor digest.
-	if _, err := name.ParseReference(image+":latest", name.StrictValidation); err == nil {
-		return image + ":latest", nil
+	if last := image[strings.LastIndex(image, "/")+1:]; strings.Contains(last, ":") {
+		return image, nil
 	}
-	return "", fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
+	return image + ":latest", nil
 }
 
 // pullRetryIn: how long until an image pull in back-off may be tried again (0: none).

@@ -1,0 +1,148 @@
+package podworker
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
+
+	"github.com/minikubelet/minikubelet/pkg/cri/critesting"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/volume"
+)
+
+// The effects of sync on cri-api's fake runtime: init containers one at a time, then the
+// regular container; a failing init container under Never fails the pod and starts nothing
+// more.
+func TestSyncDrivesFakeRuntime(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		initExit  int32
+		policy    v1.RestartPolicy
+		wantCalls []string // CRI calls of the second sync that change the runtime
+		wantPhase v1.PodPhase
+		wantMain  string
+	}{
+		{name: "init ok", initExit: 0, policy: v1.RestartPolicyAlways,
+			wantCalls: []string{"CreateContainer", "StartContainer"}, wantPhase: v1.PodRunning, wantMain: "running"},
+		{name: "init fails under Never", initExit: 1, policy: v1.RestartPolicyNever,
+			wantCalls: []string{"StopPodSandbox"}, wantPhase: v1.PodFailed, wantMain: "waiting:PodInitializing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
+				NodeName: "n", RestartPolicy: tc.policy, TerminationGracePeriodSeconds: new(int64(2)),
+				InitContainers: []v1.Container{{Name: "init", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
+				Containers:     []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
+			}}
+			rt, img := critest.NewFakeRuntimeService(), critest.NewFakeImageService()
+			img.SetFakeImages([]string{"busybox:1.35"})
+			client := fake.NewClientset(pod)
+			vols, err := volume.New(volume.Config{Client: client, RootDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := status.NewManager(client)
+			w, err := New(Config{NodeName: "n", Runtime: critesting.NewFake(rt, img), Status: st, Recorder: record.NewFakeRecorder(100),
+				Client: client, RootDir: dir, PodLogsDir: filepath.Join(dir, "logs"), Volumes: vols})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+
+			w.sync(ctx, wk)
+			if got := mutations(rt.GetCalls()); strings.Join(got, ",") != "RunPodSandbox,CreateContainer,StartContainer" {
+				ps, _ := st.Status(pod.UID)
+				t.Fatalf("first sync: %v, want the sandbox and the init container only; status %+v; events %v", got, ps.InitContainerStatuses, drain(w.cfg.Recorder.(*record.FakeRecorder)))
+			}
+			if len(rt.Containers) != 1 {
+				t.Fatalf("%d containers after the first sync, want the init container", len(rt.Containers))
+			}
+			for _, c := range rt.Containers { // the init container ends
+				c.State, c.ExitCode, c.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, tc.initExit, time.Now().UnixNano()
+			}
+			rt.Called = nil
+			w.sync(ctx, wk)
+			if got := mutations(rt.GetCalls()); strings.Join(got, ",") != strings.Join(tc.wantCalls, ",") {
+				t.Errorf("second sync: %v, want %v", got, tc.wantCalls)
+			}
+			ps, ok := st.Status(pod.UID)
+			if !ok || ps.Phase != tc.wantPhase {
+				t.Fatalf("phase %q, want %q", ps.Phase, tc.wantPhase)
+			}
+			main := ps.ContainerStatuses[0].State
+			got := "running"
+			if main.Waiting != nil {
+				got = "waiting:" + main.Waiting.Reason
+			} else if main.Running == nil {
+				got = "other"
+			}
+			if got != tc.wantMain {
+				t.Errorf("main container %s, want %s", got, tc.wantMain)
+			}
+		})
+	}
+}
+
+// mutations keeps the calls that change the runtime.
+func mutations(calls []string) []string {
+	var out []string
+	for _, c := range calls {
+		switch c {
+		case "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer":
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func drain(r *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-r.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func TestWithDefaultTag(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("a", 64)
+	for in, want := range map[string]string{
+		"busybox":                     "busybox:latest",
+		"busybox:1.35":                "busybox:1.35",
+		"library/busybox":             "library/busybox:latest",
+		"localhost:5000/app":          "localhost:5000/app:latest",
+		"localhost:5000/app:v1":       "localhost:5000/app:v1",
+		"registry.k8s.io/pause:3.10":  "registry.k8s.io/pause:3.10",
+		"busybox@" + digest:           "busybox@" + digest,
+		"Bad/Name":                    "",
+		"busybox:":                    "",
+		"":                            "",
+		" busybox":                    "",
+		"busybox@sha256:short":        "",
+		"example.com/a/b/c:tag-1.2_x": "example.com/a/b/c:tag-1.2_x",
+	} {
+		got, err := withDefaultTag(in)
+		if want == "" {
+			if err == nil || !strings.Contains(err.Error(), "invalid reference format") {
+				t.Errorf("%q: got %q, %v; want an invalid reference error", in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("%q: got %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
