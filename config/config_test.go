@@ -119,3 +119,27 @@ func TestImageEndpointFollowsRuntimeFlag(t *testing.T) {
 		t.Errorf("image endpoint %q, want the runtime endpoint from the flag", c.Kubelet.ImageServiceEndpoint)
 	}
 }
+
+// Without --kubeconfig only a standalone node (static pods) may run, and its kubelet API
+// cannot ask an API server; without --config the upstream kubelet's flag-only defaults
+// (anonymous, AlwaysAllow) apply, so a bare standalone command line is valid.
+func TestStandaloneAndLegacyDefaults(t *testing.T) {
+	c, _, err := Parse([]string{"--pod-manifest-path=/etc/kubernetes/manifests"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*c.Kubelet.Authentication.Anonymous.Enabled || *c.Kubelet.Authentication.Webhook.Enabled || c.Kubelet.Authorization.Mode != "AlwaysAllow" {
+		t.Errorf("flag-only defaults: %+v %s", c.Kubelet.Authentication, c.Kubelet.Authorization.Mode)
+	}
+	if err := Validate(c); err != nil {
+		t.Errorf("standalone with flag-only defaults: %v", err)
+	}
+	c, _, _ = Parse([]string{"--pod-manifest-path=/m", "--authorization-mode=Webhook"}, io.Discard)
+	if err := Validate(c); err == nil || !strings.Contains(err.Error(), "authorization.mode (--authorization-mode): Webhook needs an API server") {
+		t.Errorf("standalone with Webhook authorization: %v", err)
+	}
+	c, _, _ = Parse(nil, io.Discard)
+	if err := Validate(c); err == nil || !strings.Contains(err.Error(), "kubeconfig (--kubeconfig): required") {
+		t.Errorf("neither kubeconfig nor static pods: %v", err)
+	}
+}

@@ -12,9 +12,19 @@ import (
 	v1 "k8s.io/api/core/v1"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/klog/v2"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/minikubelet/minikubelet/pkg/version"
 )
+
+// legacyDefaults are upstream's defaults for a kubelet run with flags only (no --config):
+// the kubelet API lets anonymous requests in and authorizes everything, as the kubelet
+// did before its config file existed.
+func legacyDefaults(k *kubeletv1beta1.KubeletConfiguration) {
+	k.Authentication.Anonymous.Enabled = ptr(true)
+	k.Authentication.Webhook.Enabled = ptr(false)
+	k.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationModeAlwaysAllow
+}
 
 // Parse builds a Config from the upstream kubelet's flag names. As upstream: the --config file
 // is loaded and defaulted first, then every flag given on the command line overrides it.
@@ -40,6 +50,8 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 			warnings = append(warnings, warn.Error())
 		}
 		c.Kubelet = k
+	} else {
+		legacyDefaults(&c.Kubelet)
 	}
 	SetDefaults(&c.Kubelet)
 

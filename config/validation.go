@@ -19,8 +19,16 @@ func Validate(c *Config) error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	k := &c.Kubelet
 
+	if c.KubeconfigPath == "" && k.StaticPodPath == "" {
+		add("kubeconfig (--kubeconfig): required (only a standalone node with staticPodPath (--pod-manifest-path) runs without)")
+	}
 	if c.KubeconfigPath == "" {
-		add("kubeconfig (--kubeconfig): required")
+		if *k.Authentication.Webhook.Enabled {
+			add("authentication.webhook.enabled (--authentication-token-webhook): needs an API server (--kubeconfig); a standalone node cannot check tokens")
+		}
+		if k.Authorization.Mode == kubeletv1beta1.KubeletAuthorizationModeWebhook {
+			add("authorization.mode (--authorization-mode): Webhook needs an API server (--kubeconfig); use AlwaysAllow on a standalone node")
+		}
 	}
 	if q, err := resource.ParseQuantity(k.ContainerLogMaxSize); err != nil || q.Value() <= 0 {
 		add("containerLogMaxSize (--container-log-max-size): %q is not a positive quantity", k.ContainerLogMaxSize)

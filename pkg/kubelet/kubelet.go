@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
@@ -52,24 +53,18 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	// The node's credentials: TLS bootstrap when --kubeconfig is missing or expired (this
-	// waits for the CSR to be issued), client certificate rotation (node/bootstrap.go).
-	restCfg, err := node.ClientConfig(ctx, node.ClientCertConfig{
-		KubeconfigPath: cfg.KubeconfigPath, BootstrapKubeconfigPath: cfg.BootstrapKubeconfigPath,
-		CertDir: cfg.CertDir, NodeName: nodeName, Rotate: k.RotateCertificates,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while waiting for the certificate
+	// Without --kubeconfig the node is standalone: it runs its static pods only, with no
+	// Node object, no pod statuses written and no events sent (kept in memory and logs).
+	var client kubernetes.Interface
+	if cfg.KubeconfigPath != "" {
+		if client, err = apiClient(ctx, cfg, nodeName); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for the certificate
+			}
+			return err
 		}
-		return oneLine(err)
-	}
-	restCfg.QPS = float32(*k.KubeAPIQPS)
-	restCfg.Burst = int(k.KubeAPIBurst)
-	restCfg.UserAgent = "minikubelet/" + version.Version
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+	} else {
+		logger.Info("Standalone mode: no API server; running static pods only", "staticPodPath", k.StaticPodPath)
 	}
 
 	rt, err := cri.Dial(k.ContainerRuntimeEndpoint, k.ImageServiceEndpoint)
@@ -103,23 +98,27 @@ func Run(ctx context.Context, cfg *config.Config) error {
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	if client != nil {
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	}
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: nodeName})
 
-	nodeCtl, err := node.New(node.Config{
-		Client: client, Runtime: runtimeAdapter{rt}, Recorder: recorder,
-		NodeName: nodeName, Hostname: hostname, Addresses: addrs,
-		Labels: cfg.NodeLabels, Taints: k.RegisterWithTaints,
-		MaxPods: k.MaxPods, Reserved: reserved, KubeletPort: k.Port,
-		KubeletVersion: version.KubeletVersion(), Machine: machine,
-		PressureFunc:         node.MeasurePressure(cfg.RootDir, k.EvictionHard),
-		UpdateFrequency:      k.NodeStatusUpdateFrequency.Duration,
-		ReportFrequency:      k.NodeStatusReportFrequency.Duration,
-		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
-	})
-	if err != nil {
-		return err
+	var nodeCtl *node.Controller
+	if client != nil {
+		if nodeCtl, err = node.New(node.Config{
+			Client: client, Runtime: runtimeAdapter{rt}, Recorder: recorder,
+			NodeName: nodeName, Hostname: hostname, Addresses: addrs,
+			Labels: cfg.NodeLabels, Taints: k.RegisterWithTaints,
+			MaxPods: k.MaxPods, Reserved: reserved, KubeletPort: k.Port,
+			KubeletVersion: version.KubeletVersion(), Machine: machine,
+			PressureFunc:         node.MeasurePressure(cfg.RootDir, k.EvictionHard),
+			UpdateFrequency:      k.NodeStatusUpdateFrequency.Duration,
+			ReportFrequency:      k.NodeStatusReportFrequency.Duration,
+			LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
+		}); err != nil {
+			return err
+		}
 	}
 
 	var healthz *http.Server
@@ -152,9 +151,14 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	// Services, for the service-link env vars pods get.
-	svcInformers := informers.NewSharedInformerFactoryWithOptions(client, 0)
-	services := svcInformers.Core().V1().Services()
-	servicesSynced := services.Informer().HasSynced
+	var svcInformers informers.SharedInformerFactory
+	var serviceLister corelisters.ServiceLister
+	var servicesSynced func() bool
+	if client != nil {
+		svcInformers = informers.NewSharedInformerFactoryWithOptions(client, 0)
+		services := svcInformers.Core().V1().Services()
+		serviceLister, servicesSynced = services.Lister(), services.Informer().HasSynced
+	}
 	var workers *podworker.Workers
 	probes := probe.NewManager(rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
@@ -162,27 +166,37 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	workers, err = podworker.New(podworker.Config{
 		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt,
 		MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
-		Services: services.Lister(), ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
+		Services: serviceLister, ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
 		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot,
 	})
 	if err != nil {
 		return err
 	}
-	pods, err := source.NewAPI(client, nodeName, workers)
-	if err != nil {
-		return err
+	var pods *source.API
+	if client != nil {
+		if pods, err = source.NewAPI(client, nodeName, workers); err != nil {
+			return err
+		}
 	}
-	// Static pods from manifest files, each mirrored into the API.
+	// Static pods from manifest files, each mirrored into the API (when there is one).
 	var static *source.Static
 	var mirrors *source.Mirrors
 	if k.StaticPodPath != "" {
-		mirrors = source.NewMirrors(source.Mirrors{Client: client, Node: nodeName, API: pods.Mirrors, Created: statusMgr.Rewrite})
-		static = source.NewStatic(k.StaticPodPath, nodeName, time.Second, staticHandler{workers, mirrors})
-		mirrors.Static = static.Pods
-		pods.MirrorChanged = mirrors.Wake
+		var h source.Handler = workers
+		if pods != nil {
+			mirrors = source.NewMirrors(source.Mirrors{Client: client, Node: nodeName, API: pods.Mirrors, Created: statusMgr.Rewrite})
+			pods.MirrorChanged = mirrors.Wake
+			h = staticHandler{workers, mirrors}
+		}
+		static = source.NewStatic(k.StaticPodPath, nodeName, time.Second, h)
+		if mirrors != nil {
+			mirrors.Static = static.Pods
+		}
 	}
-	sourcesSynced := func() bool { return pods.HasSynced() && (static == nil || static.HasSynced()) }
+	sourcesSynced := func() bool {
+		return (pods == nil || pods.HasSynced()) && (static == nil || static.HasSynced())
+	}
 
 	maxLog, err := resource.ParseQuantity(k.ContainerLogMaxSize)
 	if err != nil {
@@ -197,7 +211,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
 	apiServer, err := server.New(server.Config{
 		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: hostIPs,
-		CertDir: cfg.CertDir, Client: client, Runtime: rt, Pods: workers.Pods,
+		CertDir: cfg.CertDir, Client: client, Runtime: rt, Pods: podsWithStatus(workers, statusMgr),
 		Transitions: statusMgr.Trace.Handler(),
 	})
 	if err != nil {
@@ -208,22 +222,30 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Go(func() {
-		if err := nodeCtl.Run(runCtx); err != nil {
-			logger.Error(err, "Node controller stopped")
-			stop()
-		}
-	})
+	if nodeCtl != nil {
+		wg.Go(func() {
+			if err := nodeCtl.Run(runCtx); err != nil {
+				logger.Error(err, "Node controller stopped")
+				stop()
+			}
+		})
+	}
 	wg.Go(func() { statusMgr.Run(runCtx) })
 	wg.Go(func() { workers.Run(runCtx) })
 	wg.Go(func() { probes.Run(runCtx) })
 	wg.Go(func() { volumes.Run(runCtx) })
 	wg.Go(func() { logRotation.Run(runCtx) })
-	svcInformers.Start(runCtx.Done())
-	defer informer.ShutdownWithin(svcInformers, time.Second)
-	wg.Go(func() { pods.Run(runCtx) })
+	if svcInformers != nil {
+		svcInformers.Start(runCtx.Done())
+		defer informer.ShutdownWithin(svcInformers, time.Second)
+	}
+	if pods != nil {
+		wg.Go(func() { pods.Run(runCtx) })
+	}
 	if static != nil {
 		wg.Go(func() { static.Run(runCtx) })
+	}
+	if mirrors != nil {
 		wg.Go(func() { mirrors.Run(runCtx) })
 	}
 	wg.Go(func() {
@@ -269,6 +291,22 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
+// podsWithStatus lists the node's pods with the newest status the node derived (what
+// /pods serves; on a standalone node the only place a static pod's status is seen).
+func podsWithStatus(w *podworker.Workers, st *status.Manager) func() []*v1.Pod {
+	return func() []*v1.Pod {
+		pods := w.Pods()
+		for i, p := range pods {
+			if s, ok := st.Status(p.UID); ok {
+				p = p.DeepCopy()
+				p.Status = s
+				pods[i] = p
+			}
+		}
+		return pods
+	}
+}
+
 // staticHandler runs static pods and has their mirror pods follow at once.
 type staticHandler struct {
 	w *podworker.Workers
@@ -292,6 +330,31 @@ type runtimeAdapter struct{ c *cri.Client }
 
 func (r runtimeAdapter) Ready(ctx context.Context) []string          { return r.c.Ready(ctx) }
 func (r runtimeAdapter) Version(ctx context.Context) (string, error) { return r.c.RuntimeVersion(ctx) }
+
+// apiClient is the API client with the node's credentials: TLS bootstrap when
+// --kubeconfig is missing or expired (this waits for the CSR to be issued), client
+// certificate rotation (node/bootstrap.go).
+func apiClient(ctx context.Context, cfg *config.Config, nodeName string) (kubernetes.Interface, error) {
+	k := &cfg.Kubelet
+	restCfg, err := node.ClientConfig(ctx, node.ClientCertConfig{
+		KubeconfigPath: cfg.KubeconfigPath, BootstrapKubeconfigPath: cfg.BootstrapKubeconfigPath,
+		CertDir: cfg.CertDir, NodeName: nodeName, Rotate: k.RotateCertificates,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // stopped while waiting for the certificate
+		}
+		return nil, oneLine(err)
+	}
+	restCfg.QPS = float32(*k.KubeAPIQPS)
+	restCfg.Burst = int(k.KubeAPIBurst)
+	restCfg.UserAgent = "minikubelet/" + version.Version
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+	}
+	return client, nil
+}
 
 // names returns the node name and hostname: --hostname-override or the host name, lower-cased.
 func names(cfg *config.Config) (string, string, error) {

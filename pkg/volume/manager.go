@@ -22,6 +22,8 @@ import (
 
 // Config is what the manager needs; New rejects missing fields.
 type Config struct {
+	// Client reads configMaps and secrets and requests tokens; nil on a standalone node,
+	// whose pods can then use emptyDir, hostPath and downwardAPI volumes only.
 	Client  kubernetes.Interface
 	RootDir string
 	// Allocatable is the node's, for resourceFieldRef of containers without limits.
@@ -60,8 +62,8 @@ type podVolumes struct {
 
 // New checks cfg and returns a manager; Run keeps volumes fresh.
 func New(cfg Config) (*Manager, error) {
-	if cfg.Client == nil || cfg.RootDir == "" {
-		return nil, errors.New("volume: Client and RootDir are required")
+	if cfg.RootDir == "" {
+		return nil, errors.New("volume: RootDir is required")
 	}
 	if cfg.RefreshPeriod == 0 {
 		cfg.RefreshPeriod = 15 * time.Second

@@ -32,6 +32,9 @@ func (m *Manager) volumeDir(pod *v1.Pod, plugin, name string) string {
 
 // setUpOne prepares one volume; it is idempotent and rewrites content only on change.
 func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vol *v1.Volume) (Mount, error) {
+	if m.cfg.Client == nil && (vol.ConfigMap != nil || vol.Secret != nil || vol.Projected != nil) {
+		return Mount{}, fmt.Errorf("volume type %s needs an API server; this node runs standalone", sourceType(&vol.VolumeSource))
+	}
 	gid := -1
 	if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
 		gid = int(*sc.FSGroup)

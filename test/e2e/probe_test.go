@@ -150,16 +150,18 @@ func TestProbeHandlers(t *testing.T) {
 		})
 	}
 
-	// Bad probes fail cleanly with upstream-style messages.
+	// Bad probes fail cleanly with upstream's messages: a probe that cannot even run (the
+	// runtime cannot start the command, the named port does not exist) "errored", as
+	// upstream's prober reports it, and leaves the container not ready.
 	bad := []struct {
 		name  string
 		probe v1.ProbeHandler
 		msg   string
 	}{
 		{"closed-port", v1.ProbeHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt(9999)}}, "Readiness probe failed: dial tcp"},
-		{"missing-command", v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"/no/such/command"}}}, "Readiness probe failed: "},
+		{"missing-command", v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"/no/such/command"}}}, "Readiness probe errored and resulted in unknown state: "},
 		{"no-grpc-health", v1.ProbeHandler{GRPC: &v1.GRPCAction{Port: 8080}}, "Readiness probe failed: "},
-		{"unknown-named-port", v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/", Port: intstr.FromString("nope")}}, "Readiness probe failed: couldn't find port"},
+		{"unknown-named-port", v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/", Port: intstr.FromString("nope")}}, "Readiness probe errored and resulted in unknown state: couldn't find port: nope in container"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/test/testbed"
@@ -100,6 +102,65 @@ func TestStaticPodLifecycle(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("static pod's sandbox still in the runtime after its manifest was removed")
+		}
+	}
+}
+
+// TestStaticPodStandalone: with only a static pod folder and no kubeconfig, minikubelet
+// runs the pods without any API server and serves them, with their status, at /pods.
+func TestStaticPodStandalone(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "solo.yaml")
+	if err := os.WriteFile(file, []byte(staticManifest("solo", "sleep 3600")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, err := bed.StartMinikubeletStandalone("standalone", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = k.Stop(15 * time.Second)
+		if t.Failed() {
+			t.Logf("standalone log tail:\n%s", k.Tail(60))
+		}
+	})
+	name := "solo-" + k.NodeName
+	var running *v1.Pod
+	for deadline := time.Now().Add(60 * time.Second); running == nil; time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the static pod is not Running at /pods after 60s")
+		}
+		code, body := kubeletGet(ctx, t, k, "/pods", "", "", "") // anonymous: no API server to ask
+		if code != 200 {
+			continue
+		}
+		var list v1.PodList
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatalf("/pods: %v", err)
+		}
+		for i := range list.Items {
+			p := &list.Items[i]
+			if cs := containerStatus(p, "main"); p.Name == name && p.Status.Phase == v1.PodRunning && cs != nil && cs.State.Running != nil {
+				running = p
+			}
+		}
+	}
+	if _, err := bed.Client.CoreV1().Nodes().Get(ctx, k.NodeName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a standalone node must not register a Node: %v", err)
+	}
+	if sbs, _ := runtimeObjects(ctx, t, string(running.UID)); len(sbs) != 1 {
+		t.Errorf("sandboxes of the static pod: %v", sbs)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if sbs, cts := runtimeObjects(ctx, t, string(running.UID)); len(sbs)+len(cts) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the static pod is still in the runtime after its manifest was removed")
 		}
 	}
 }

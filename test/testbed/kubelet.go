@@ -37,7 +37,15 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 	return b.startMinikubelet(name, kc, extra)
 }
 
-// startMinikubelet starts minikubelet with the kubeconfig path kc.
+// StartMinikubeletStandalone starts minikubelet with no API server at all: it runs the
+// static pods of manifestDir; its kubelet API lets anonymous requests in (the upstream
+// kubelet's defaults without a config file, as there is no API server to ask).
+func (b *Bed) StartMinikubeletStandalone(name, manifestDir string) (*Kubelet, error) {
+	return b.startMinikubelet(name, "", []string{"--pod-manifest-path=" + manifestDir,
+		"--anonymous-auth=true", "--authentication-token-webhook=false", "--authorization-mode=AlwaysAllow"})
+}
+
+// startMinikubelet starts minikubelet with the kubeconfig path kc ("" for none).
 func (b *Bed) startMinikubelet(name, kc string, extra []string) (*Kubelet, error) {
 	root := filepath.Join(b.Dir, "kubelet-"+name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -70,16 +78,18 @@ authorization: {mode: Webhook}
 `, filepath.Join(root, "pod-logs"), resolv, port, b.PKI.CAFile())), 0o644); err != nil {
 		return nil, err
 	}
-	args := append([]string{
-		"--config=" + cfgFile,
-		"--kubeconfig=" + kc,
-		"--root-dir=" + root,
-		"--hostname-override=" + name,
-		"--node-ip=" + NodeIP,
-		"--container-runtime-endpoint=" + b.CRIEndpoint(),
+	args := []string{"--config=" + cfgFile}
+	if kc != "" {
+		args = append(args, "--kubeconfig="+kc)
+	}
+	args = append(append(args,
+		"--root-dir="+root,
+		"--hostname-override="+name,
+		"--node-ip="+NodeIP,
+		"--container-runtime-endpoint="+b.CRIEndpoint(),
 		"--healthz-port=0",
 		"--v=2",
-	}, extra...)
+	), extra...)
 	return b.RestartKubelet(&Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, Port: port})
 }
 

@@ -41,7 +41,13 @@ type apiEnvSource struct {
 	ctx context.Context
 }
 
+// errStandalone: a standalone node has no API server to read objects from.
+var errStandalone = fmt.Errorf("no API server: this node runs standalone")
+
 func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
+	if s.w.cfg.Client == nil {
+		return nil, errStandalone
+	}
 	cm, err := s.w.cfg.Client.CoreV1().ConfigMaps(ns).Get(s.ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("configmap %q not found", name) // upstream's wording
@@ -77,6 +83,9 @@ func (s apiEnvSource) services(ns string) ([]*v1.Service, error) {
 }
 
 func (s apiEnvSource) secret(ns, name string) (map[string][]byte, error) {
+	if s.w.cfg.Client == nil {
+		return nil, errStandalone
+	}
 	sec, err := s.w.cfg.Client.CoreV1().Secrets(ns).Get(s.ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("secret %q not found", name)
@@ -203,6 +212,9 @@ func (w *Workers) pullAuth(ctx context.Context, pod *v1.Pod, image string) []*ru
 		host = "docker.io"
 	}
 	var out []*runtimeapi.AuthConfig
+	if w.cfg.Client == nil {
+		return nil
+	}
 	for _, ref := range pod.Spec.ImagePullSecrets {
 		sec, err := w.cfg.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {

@@ -372,6 +372,9 @@ func (w *Workers) runtimeHandler(ctx context.Context, pod *v1.Pod) (string, erro
 	if name == nil || *name == "" {
 		return "", nil
 	}
+	if w.cfg.Client == nil {
+		return "", errStandalone
+	}
 	rc, err := w.cfg.Client.NodeV1().RuntimeClasses().Get(ctx, *name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return "", fmt.Errorf("runtimeclass.node.k8s.io %q not found", *name) // upstream's words

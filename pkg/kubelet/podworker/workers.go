@@ -76,8 +76,8 @@ const (
 
 // New checks cfg.
 func New(cfg Config) (*Workers, error) {
-	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.Client == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" || cfg.Volumes == nil {
-		return nil, fmt.Errorf("podworker: NodeName, Runtime, Status, Recorder, Client, RootDir, PodLogsDir and Volumes are required")
+	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" || cfg.Volumes == nil {
+		return nil, fmt.Errorf("podworker: NodeName, Runtime, Status, Recorder, RootDir, PodLogsDir and Volumes are required")
 	}
 	if cfg.ResyncPeriod <= 0 {
 		cfg.ResyncPeriod = 10 * time.Second

@@ -74,10 +74,15 @@ type Server struct {
 // that start-up problems (a port in use, a bad certificate) are reported at once. Run
 // serves on it.
 func New(cfg Config) (*Server, error) {
-	if cfg.Kubelet == nil || cfg.NodeName == "" || cfg.Client == nil || cfg.Runtime == nil || cfg.Pods == nil {
-		return nil, errors.New("server: Kubelet, NodeName, Client, Runtime and Pods are required")
+	if cfg.Kubelet == nil || cfg.NodeName == "" || cfg.Runtime == nil || cfg.Pods == nil {
+		return nil, errors.New("server: Kubelet, NodeName, Runtime and Pods are required")
 	}
 	k := cfg.Kubelet
+	webhook := k.Authentication.Webhook.Enabled != nil && *k.Authentication.Webhook.Enabled ||
+		k.Authorization.Mode == kubeletv1beta1.KubeletAuthorizationModeWebhook
+	if cfg.Client == nil && webhook {
+		return nil, errors.New("server: webhook authentication or authorization needs a Client")
+	}
 	if k.TLSCertFile == "" && cfg.CertDir == "" {
 		return nil, errors.New("server: CertDir is required without tlsCertFile (--tls-cert-file)")
 	}

@@ -113,8 +113,13 @@ func (m *Manager) Flush(ctx context.Context, uid types.UID) error {
 	return m.syncOne(ctx, uid)
 }
 
-// Run writes statuses until ctx ends; failed writes are retried every few seconds.
+// Run writes statuses until ctx ends; failed writes are retried every few seconds. Without
+// a client (a standalone node) statuses are only kept, for /pods.
 func (m *Manager) Run(ctx context.Context) {
+	if m.client == nil {
+		<-ctx.Done()
+		return
+	}
 	retry := time.NewTicker(5 * time.Second)
 	defer retry.Stop()
 	for {
@@ -145,6 +150,9 @@ func (m *Manager) Run(ctx context.Context) {
 // other writers own are taken from there, and a pod that is gone or was replaced by a new
 // one of the same name is dropped.
 func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
+	if m.client == nil {
+		return nil
+	}
 	m.mu.Lock()
 	v := m.pending[uid]
 	if v == nil || m.written[uid] >= v.version {
