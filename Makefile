@@ -57,6 +57,10 @@ fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s
 	$(GO) test ./pkg/cri -run '^$$' -fuzz FuzzExpand -fuzztime 20s
 	$(GO) test ./pkg/volume -run '^$$' -fuzz FuzzSubPath -fuzztime 20s
+	$(GO) test ./pkg/cri -run '^$$' -fuzz FuzzTranslate -fuzztime 20s
+	$(GO) test ./pkg/cri -run '^$$' -fuzz FuzzParseLogLine -fuzztime 20s
+	$(GO) test ./pkg/kubelet/server -run '^$$' -fuzz FuzzParseLogOptions -fuzztime 20s
+	$(GO) test ./pkg/kubelet/server -run '^$$' -fuzz FuzzRequestAttributes -fuzztime 20s
 
 clean:
 	rm -rf bin _output

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +128,17 @@ func TestStaticPodStandalone(t *testing.T) {
 		}
 	})
 	name := "solo-" + k.NodeName
+	// The kubelet API listens once start-up is done.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		c, err := net.Dial("tcp", net.JoinHostPort(testbed.NodeIP, strconv.Itoa(k.Port)))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) || k.Exited() {
+			t.Fatalf("the standalone kubelet API does not listen: %v", err)
+		}
+	}
 	var running *v1.Pod
 	for deadline := time.Now().Add(60 * time.Second); running == nil; time.Sleep(250 * time.Millisecond) {
 		if time.Now().After(deadline) {

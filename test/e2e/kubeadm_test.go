@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestBootstrapKubeadmStyleNode: minikubelet started the way kubeadm starts the kubelet —
+// /var/lib/kubelet/config.yaml as kubeadm v1.37 writes it, plus the arguments of
+// kubeadm-flags.env (split as systemd's EnvironmentFile does) — becomes a Ready node that
+// runs API pods and the static pods of staticPodPath. The only edits to kubeadm's file are
+// the machine's paths and ports, and cgroupDriver: the test bed's containerd uses cgroupfs.
+func TestBootstrapKubeadmStyleNode(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	dir := t.TempDir()
+	data, err := os.ReadFile("../../config/testdata/kubeadm-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := filepath.Join(dir, "manifests")
+	if err := os.MkdirAll(manifests, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(manifests, "etcd-like.yaml"), []byte(staticManifest("etcd-like", "sleep 3600")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freeHostPort(t)
+	cfg := string(data)
+	for old, new := range map[string]string{
+		"clientCAFile: /etc/kubernetes/pki/ca.crt":     "clientCAFile: " + bed.PKI.CAFile(),
+		"cgroupDriver: systemd":                        "cgroupDriver: cgroupfs",
+		"resolvConf: /run/systemd/resolve/resolv.conf": "resolvConf: " + resolv,
+		"staticPodPath: /etc/kubernetes/manifests":     "staticPodPath: " + manifests,
+		"healthzPort: 10248":                           "healthzPort: 0\nport: " + strconv.Itoa(int(port)) + "\npodLogsDir: " + filepath.Join(dir, "pod-logs"),
+	} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("kubeadm config lacks %q", old)
+		}
+		cfg = strings.Replace(cfg, old, new, 1)
+	}
+	cfgFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=` + bed.CRIEndpoint() + ` --pod-infra-container-image=registry.k8s.io/pause:3.10"` + "\n"
+	value := strings.Trim(strings.TrimPrefix(strings.TrimSpace(env), "KUBELET_KUBEADM_ARGS="), `"`)
+	args := append([]string{"--config=" + cfgFile}, strings.Fields(value)...)
+
+	k := startKubelet(t, "kubeadm-style", args...)
+	watchNode(ctx, t, k.NodeName, isReady)
+	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
+	watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "API pod Running", running)
+	watchPod(ctx, t, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "etcd-like-" + k.NodeName}}, "static pod's mirror Running", running)
+	if log := k.Tail(400); !strings.Contains(log, "--pod-infra-container-image") {
+		t.Errorf("no warning naming the ignored kubeadm flag in the log")
+	}
+}
