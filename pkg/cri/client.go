@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -61,7 +62,11 @@ func dial(endpoint string) (*grpc.ClientConn, error) {
 	if !strings.HasPrefix(target, "unix://") {
 		return nil, fmt.Errorf("CRI endpoint %q: only unix sockets are supported", endpoint)
 	}
+	// After the runtime restarts, reconnect within a second (gRPC's default back-off grows
+	// to two minutes), so the node and the event stream recover promptly.
 	return grpc.NewClient(target,
+		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second,
+			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
 	)

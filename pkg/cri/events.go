@@ -5,6 +5,7 @@ import (
 	"time"
 
 	eventsapi "github.com/containerd/containerd/api/services/events/v1"
+	"google.golang.org/grpc"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 )
@@ -18,11 +19,13 @@ import (
 func (c *Client) WatchEvents(ctx context.Context, notify func(topic string)) {
 	logger := klog.FromContext(ctx)
 	events := eventsapi.NewEventsClient(c.rtConn)
-	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: 1 << 30}
+	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: time.Second, Steps: 1 << 30}
 	for ctx.Err() == nil {
+		// WaitForReady: while the runtime is down the call waits for the connection to come
+		// back instead of failing, so the stream is subscribed again the moment it does.
 		stream, err := events.Subscribe(ctx, &eventsapi.SubscribeRequest{
 			Filters: []string{`namespace==k8s.io,topic~="^/tasks/"`},
-		})
+		}, grpc.WaitForReady(true))
 		if err == nil {
 			notify("subscribed")
 			for {
@@ -31,7 +34,7 @@ func (c *Client) WatchEvents(ctx context.Context, notify func(topic string)) {
 					err = rerr
 					break
 				}
-				backoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: 1 << 30}
+				backoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: time.Second, Steps: 1 << 30}
 				notify(env.GetTopic())
 			}
 		}

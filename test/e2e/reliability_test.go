@@ -328,3 +328,56 @@ func TestReliabilityContainerdRestart(t *testing.T) {
 		t.Errorf("the exit after the containerd restart was not seen within 250 ms (exits seen that fast: %s before, %s after): event stream not re-subscribed", fastBefore, after)
 	}
 }
+
+// TestReliabilityKillWhileStartingAndTerminating: minikubelet SIGKILLed while one pod is
+// still in its init container and another is terminating (inside its preStop hook), then
+// started again: the starting pod goes on from where it was (the finished init container is
+// not run again, the main container starts once), and the terminating pod still completes
+// its termination (the API object is deleted and nothing is left in containerd).
+func TestReliabilityKillWhileStartingAndTerminating(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	k := startKubelet(t, "rel-kill")
+	watchNode(ctx, t, k.NodeName, isReady)
+
+	stopping := newPod(k.NodeName, "sleep", "3600")
+	stopping.Spec.TerminationGracePeriodSeconds = ptr(int64(20))
+	stopping.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"sleep", "4"}}}}
+	ps := watchPod(ctx, t, createPod(ctx, t, stopping), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+
+	starting := newPod(k.NodeName, "sleep", "3600")
+	starting.Spec.InitContainers = []v1.Container{{Name: "init", Image: testbed.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+		Command: []string{"sleep", "3"}}}
+	pst := watchPod(ctx, t, createPod(ctx, t, starting), "init running", func(p *v1.Pod) bool {
+		return len(p.Status.InitContainerStatuses) == 1 && p.Status.InitContainerStatuses[0].State.Running != nil
+	})
+	if err := bed.Client.CoreV1().Pods(ps.Namespace).Delete(ctx, ps.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // inside the 4 s preStop hook and the 3 s init container
+	k.Kill()
+	if _, err := bed.RestartKubelet(k); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := waitPodGone(ctx, ps); err != nil {
+		t.Fatalf("terminating pod not finished after the restart: %v", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if sbs, cts := runtimeObjects(ctx, t, string(ps.UID)); len(sbs)+len(cts) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated pod's sandbox or containers are left in containerd")
+		}
+	}
+	p := watchPod(ctx, t, pst, "started pod Running", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return p.Status.Phase == v1.PodRunning && cs != nil && cs.State.Running != nil
+	})
+	if ic := p.Status.InitContainerStatuses[0]; ic.RestartCount != 0 || ic.State.Terminated == nil || ic.State.Terminated.ExitCode != 0 {
+		t.Errorf("init container after the restart: %+v", ic)
+	}
+	if _, cts := runtimeObjects(ctx, t, string(p.UID)); len(cts) != 2 {
+		t.Errorf("%d containers for the started pod, want the init container once and main once", len(cts))
+	}
+}
