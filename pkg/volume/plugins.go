@@ -47,46 +47,36 @@ func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vo
 	case src.HostPath != nil:
 		return Mount{HostPath: src.HostPath.Path}, checkHostPath(src.HostPath)
 	case src.ConfigMap != nil:
-		dir := m.volumeDir(pod, pluginConfigMap, vol.Name)
 		files, err := m.configMapFiles(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, src.ConfigMap.DefaultMode)
-		if err != nil {
-			return Mount{}, err
-		}
-		_, err = writeAtomic(dir, files, gid)
-		return Mount{HostPath: dir, ReadOnly: true}, err
+		return writeContent(m.volumeDir(pod, pluginConfigMap, vol.Name), files, err, false, gid)
 	case src.Secret != nil:
-		dir := m.volumeDir(pod, pluginSecret, vol.Name)
-		files, err := m.secretFiles(ctx, pod.Namespace, src.Secret.SecretName, src.Secret.Items, src.Secret.Optional, src.Secret.DefaultMode)
-		if err != nil {
-			return Mount{}, err
-		}
 		// Secrets never touch the disk: the folder is a tmpfs.
-		if err := ensureTmpfs(dir, ""); err != nil {
-			return Mount{}, err
-		}
-		_, err = writeAtomic(dir, files, gid)
-		return Mount{HostPath: dir, ReadOnly: true}, err
+		files, err := m.secretFiles(ctx, pod.Namespace, src.Secret.SecretName, src.Secret.Items, src.Secret.Optional, src.Secret.DefaultMode)
+		return writeContent(m.volumeDir(pod, pluginSecret, vol.Name), files, err, true, gid)
 	case src.DownwardAPI != nil:
-		dir := m.volumeDir(pod, pluginDownward, vol.Name)
 		files, err := m.downwardFiles(pod, podIPs, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode)
-		if err != nil {
-			return Mount{}, err
-		}
-		_, err = writeAtomic(dir, files, gid)
-		return Mount{HostPath: dir, ReadOnly: true}, err
+		return writeContent(m.volumeDir(pod, pluginDownward, vol.Name), files, err, false, gid)
 	case src.Projected != nil:
-		dir := m.volumeDir(pod, pluginProjected, vol.Name)
 		files, err := m.projectedFiles(ctx, pod, podIPs, src.Projected)
-		if err != nil {
-			return Mount{}, err
-		}
-		if err := ensureTmpfs(dir, ""); err != nil {
-			return Mount{}, err
-		}
-		_, err = writeAtomic(dir, files, gid)
-		return Mount{HostPath: dir, ReadOnly: true}, err
+		return writeContent(m.volumeDir(pod, pluginProjected, vol.Name), files, err, true, gid)
 	}
 	return Mount{}, fmt.Errorf("volume type %s is not supported by minikubelet", sourceType(src))
+}
+
+// writeContent writes a content volume's files (read into files, or failed with readErr) into
+// dir with the atomic swap, on a tmpfs when memory is set; content volumes are mounted
+// read-only.
+func writeContent(dir string, files map[string]File, readErr error, memory bool, gid int) (Mount, error) {
+	if readErr != nil {
+		return Mount{}, readErr
+	}
+	if memory {
+		if err := ensureTmpfs(dir, ""); err != nil {
+			return Mount{}, err
+		}
+	}
+	_, err := writeAtomic(dir, files, gid)
+	return Mount{HostPath: dir, ReadOnly: true}, err
 }
 
 // sourceType names the volume source's type as the API spells it (e.g. persistentVolumeClaim).

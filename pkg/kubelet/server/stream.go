@@ -22,28 +22,28 @@ import (
 // runtime prepares the session and the upgraded connection is proxied to its streaming
 // server (upstream's non-redirecting mode).
 func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
-	opts, err := streamOptions(r.URL.Query())
-	if err != nil {
-		httpError(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	id, ok := s.streamContainer(w, r)
-	if !ok {
-		return
-	}
-	resp, err := s.cfg.Runtime.RuntimeService().Exec(r.Context(), &runtimeapi.ExecRequest{
-		ContainerId: id, Cmd: r.URL.Query()["command"],
-		Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr,
+	s.stream(w, r, func(id string, o streamOpts) (string, error) {
+		resp, err := s.cfg.Runtime.RuntimeService().Exec(r.Context(), &runtimeapi.ExecRequest{
+			ContainerId: id, Cmd: r.URL.Query()["command"],
+			Tty: o.tty, Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr,
+		})
+		return resp.GetUrl(), err
 	})
-	if err != nil {
-		writeStreamError(w, err)
-		return
-	}
-	proxyStream(w, r, resp.Url)
 }
 
 // attach serves /attach/{namespace}/{pod}[/{uid}]/{container}.
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
+	s.stream(w, r, func(id string, o streamOpts) (string, error) {
+		resp, err := s.cfg.Runtime.RuntimeService().Attach(r.Context(), &runtimeapi.AttachRequest{
+			ContainerId: id, Tty: o.tty, Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr,
+		})
+		return resp.GetUrl(), err
+	})
+}
+
+// stream reads the stream options and the container of an exec or attach request, asks
+// the runtime for a session (prepare returns its URL) and proxies the connection to it.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, prepare func(containerID string, o streamOpts) (string, error)) {
 	opts, err := streamOptions(r.URL.Query())
 	if err != nil {
 		httpError(w, err.Error(), http.StatusBadRequest)
@@ -53,14 +53,12 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	resp, err := s.cfg.Runtime.RuntimeService().Attach(r.Context(), &runtimeapi.AttachRequest{
-		ContainerId: id, Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr,
-	})
+	session, err := prepare(id, opts)
 	if err != nil {
 		writeStreamError(w, err)
 		return
 	}
-	proxyStream(w, r, resp.Url)
+	proxyStream(w, r, session)
 }
 
 // portForward serves /portForward/{namespace}/{pod}[/{uid}]. Ports come in the stream's
