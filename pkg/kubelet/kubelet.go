@@ -55,9 +55,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 	// Without --kubeconfig the node is standalone: it runs its static pods only, with no
 	// Node object, no pod statuses written and no events sent (kept in memory and logs).
-	var client kubernetes.Interface
+	var client, heartbeat kubernetes.Interface
 	if cfg.KubeconfigPath != "" {
-		if client, err = apiClient(ctx, cfg, nodeName); err != nil {
+		if client, heartbeat, err = apiClients(ctx, cfg, nodeName); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while waiting for the certificate
 			}
@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	var nodeCtl *node.Controller
 	if client != nil {
 		if nodeCtl, err = node.New(node.Config{
-			Client: client, Runtime: runtimeAdapter{rt}, Recorder: recorder,
+			Client: client, HeartbeatClient: heartbeat, Runtime: runtimeAdapter{rt}, Recorder: recorder,
 			NodeName: nodeName, Hostname: hostname, Addresses: addrs,
 			Labels: cfg.NodeLabels, Taints: k.RegisterWithTaints,
 			MaxPods: k.MaxPods, Reserved: reserved, KubeletPort: k.Port,
@@ -331,10 +331,12 @@ type runtimeAdapter struct{ c *cri.Client }
 func (r runtimeAdapter) Ready(ctx context.Context) []string          { return r.c.Ready(ctx) }
 func (r runtimeAdapter) Version(ctx context.Context) (string, error) { return r.c.RuntimeVersion(ctx) }
 
-// apiClient is the API client with the node's credentials: TLS bootstrap when
+// apiClients are the API clients with the node's credentials: TLS bootstrap when
 // --kubeconfig is missing or expired (this waits for the CSR to be issued), client
-// certificate rotation (node/bootstrap.go).
-func apiClient(ctx context.Context, cfg *config.Config, nodeName string) (kubernetes.Interface, error) {
+// certificate rotation (node/bootstrap.go). The first is limited by kubeAPIQPS and
+// kubeAPIBurst; the second, for node status and the Lease, is not rate-limited and times
+// out after nodeStatusUpdateFrequency, as upstream's heartbeat client.
+func apiClients(ctx context.Context, cfg *config.Config, nodeName string) (kubernetes.Interface, kubernetes.Interface, error) {
 	k := &cfg.Kubelet
 	restCfg, err := node.ClientConfig(ctx, node.ClientCertConfig{
 		KubeconfigPath: cfg.KubeconfigPath, BootstrapKubeconfigPath: cfg.BootstrapKubeconfigPath,
@@ -342,18 +344,25 @@ func apiClient(ctx context.Context, cfg *config.Config, nodeName string) (kubern
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err() // stopped while waiting for the certificate
+			return nil, nil, ctx.Err() // stopped while waiting for the certificate
 		}
-		return nil, oneLine(err)
+		return nil, nil, oneLine(err)
 	}
+	restCfg.UserAgent = "minikubelet/" + version.Version
+	heartbeatCfg := *restCfg
+	heartbeatCfg.QPS = -1
+	heartbeatCfg.Timeout = k.NodeStatusUpdateFrequency.Duration
 	restCfg.QPS = float32(*k.KubeAPIQPS)
 	restCfg.Burst = int(k.KubeAPIBurst)
-	restCfg.UserAgent = "minikubelet/" + version.Version
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		return nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+		return nil, nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
 	}
-	return client, nil
+	heartbeat, err := kubernetes.NewForConfig(&heartbeatCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+	}
+	return client, heartbeat, nil
 }
 
 // names returns the node name and hostname: --hostname-override or the host name, lower-cased.

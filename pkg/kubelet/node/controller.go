@@ -41,19 +41,23 @@ type RuntimeStatus interface {
 
 // Config is what a Controller needs; New rejects missing fields.
 type Config struct {
-	Client         kubernetes.Interface
-	Runtime        RuntimeStatus
-	Recorder       record.EventRecorder
-	NodeName       string
-	Hostname       string
-	Addresses      []v1.NodeAddress
-	Labels         map[string]string // extra labels (--node-labels)
-	Taints         []v1.Taint
-	MaxPods        int32
-	Reserved       v1.ResourceList
-	KubeletPort    int32
-	KubeletVersion string
-	Machine        Machine
+	Client kubernetes.Interface
+	// HeartbeatClient posts node status and renews the Lease (default: Client). As
+	// upstream's, it should not be rate-limited, so that a node whose other API traffic is
+	// throttled (kubeAPIQPS) still heartbeats in time and is not marked NotReady.
+	HeartbeatClient kubernetes.Interface
+	Runtime         RuntimeStatus
+	Recorder        record.EventRecorder
+	NodeName        string
+	Hostname        string
+	Addresses       []v1.NodeAddress
+	Labels          map[string]string // extra labels (--node-labels)
+	Taints          []v1.Taint
+	MaxPods         int32
+	Reserved        v1.ResourceList
+	KubeletPort     int32
+	KubeletVersion  string
+	Machine         Machine
 	// PressureFunc measures resource pressure each status round (nil: none).
 	PressureFunc func() Pressure
 
@@ -102,6 +106,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = cfg.NodeName
+	}
+	if cfg.HeartbeatClient == nil {
+		cfg.HeartbeatClient = cfg.Client
 	}
 	if cfg.UpdateFrequency <= 0 {
 		cfg.UpdateFrequency = 10 * time.Second
@@ -158,7 +165,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer informer.ShutdownWithin(factory, time.Second)
 
 	renew := time.Duration(c.cfg.LeaseDurationSeconds) * time.Second / 4
-	lc := lease.NewController(c.cfg.Clock, c.cfg.Client, c.cfg.NodeName, c.cfg.LeaseDurationSeconds,
+	lc := lease.NewController(c.cfg.Clock, c.cfg.HeartbeatClient, c.cfg.NodeName, c.cfg.LeaseDurationSeconds,
 		nil, renew, c.cfg.NodeName, leaseNamespace, c.setLeaseOwner)
 	wg.Go(func() { lc.Run(ctx) })
 	wg.Go(func() { c.pollRuntime(ctx) })
@@ -229,7 +236,7 @@ func (c *Controller) sync(ctx context.Context) error {
 			c.runtimeVers = v
 		}
 	}
-	nodes := c.cfg.Client.CoreV1().Nodes()
+	nodes := c.cfg.HeartbeatClient.CoreV1().Nodes()
 	var node *v1.Node
 	if c.registered {
 		n, err := nodes.Get(ctx, c.cfg.NodeName, metav1.GetOptions{})
@@ -355,7 +362,7 @@ func (c *Controller) patchStatus(ctx context.Context, node *v1.Node, status v1.N
 	if patch == nil {
 		return node, nil
 	}
-	out, err := c.cfg.Client.CoreV1().Nodes().Patch(ctx, c.cfg.NodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	out, err := c.cfg.HeartbeatClient.CoreV1().Nodes().Patch(ctx, c.cfg.NodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			c.registered = false
