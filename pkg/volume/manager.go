@@ -169,6 +169,7 @@ func (m *Manager) RefreshAll(ctx context.Context) {
 		pods = append(pods, pv)
 	}
 	m.mu.Unlock()
+	ctx = withRoundCache(ctx)
 	for _, pv := range pods {
 		m.refresh(ctx, pv)
 	}

@@ -217,28 +217,32 @@ func keyFiles(data map[string][]byte, items []v1.KeyToPath, optional bool, mode 
 
 func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, optional *bool, mode *int32) (map[string]File, error) {
 	return objectFiles("configmap", name, items, optional, mode, func() (map[string][]byte, error) {
-		cm, err := m.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		data := map[string][]byte{}
-		for k, v := range cm.Data {
-			data[k] = []byte(v)
-		}
-		for k, v := range cm.BinaryData {
-			data[k] = v
-		}
-		return data, nil
+		return readOnce(ctx, "configmap", ns, name, func() (map[string][]byte, error) {
+			cm, err := m.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			data := map[string][]byte{}
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+			for k, v := range cm.BinaryData {
+				data[k] = v
+			}
+			return data, nil
+		})
 	})
 }
 
 func (m *Manager) secretFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, optional *bool, mode *int32) (map[string]File, error) {
 	return objectFiles("secret", name, items, optional, mode, func() (map[string][]byte, error) {
-		s, err := m.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		return s.Data, nil
+		return readOnce(ctx, "secret", ns, name, func() (map[string][]byte, error) {
+			s, err := m.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return s.Data, nil
+		})
 	})
 }
 

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -316,5 +318,55 @@ func TestServiceAccountTokenRotation(t *testing.T) {
 	m.RefreshAll(context.Background())
 	if len(requests) != 2 || read(t, tokenFile) != "token-2" {
 		t.Fatalf("token not renewed past 80%% of its lifetime: %d requests, file %q", len(requests), read(t, tokenFile))
+	}
+}
+
+// A refresh round reads a configMap or secret once for all the pods that mount it; set-up
+// and the next round read it afresh, so an update reaches every pod.
+func TestRefreshReadsEachObjectOncePerRound(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "ns"}, Data: map[string]string{"k": "v1"}}
+	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"}, Data: map[string][]byte{"k": []byte("s1")}}
+	m, client, _ := newTestManager(t, cm, sec)
+	gets := func(resource string) int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "get" && a.GetResource().Resource == resource {
+				n++
+			}
+		}
+		return n
+	}
+	var pods []*v1.Pod
+	for i := range 3 {
+		p := testPod(
+			v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "shared"}}}},
+			v1.Volume{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s"}}},
+		)
+		p.UID = types.UID(fmt.Sprintf("uid-%d", i))
+		if _, err := m.SetUp(context.Background(), p, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.TearDown(p.UID) })
+		pods = append(pods, p)
+	}
+	if c, s := gets("configmaps"), gets("secrets"); c != 3 || s != 3 {
+		t.Fatalf("set-up of 3 pods read the configMap %d and the secret %d times, want 3 each", c, s)
+	}
+	cm.Data["k"] = "v2"
+	if _, err := client.CoreV1().ConfigMaps("ns").Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.RefreshAll(context.Background())
+	if c, s := gets("configmaps"), gets("secrets"); c != 4 || s != 4 {
+		t.Errorf("one refresh round read the configMap %d and the secret %d times in all, want 4 each", c, s)
+	}
+	for _, p := range pods {
+		if got := read(t, filepath.Join(m.PodDir(p.UID), "volumes/kubernetes.io~configmap/cm/k")); got != "v2" {
+			t.Errorf("pod %s sees %q after the refresh, want v2", p.UID, got)
+		}
+	}
+	m.RefreshAll(context.Background())
+	if c := gets("configmaps"); c != 5 {
+		t.Errorf("the next round must read again: %d reads in all, want 5", c)
 	}
 }
