@@ -33,6 +33,25 @@ func TestParseDefaultsAndFlags(t *testing.T) {
 	}
 }
 
+// --rotate-server-certificates is serverTLSBootstrap, a flag that is no longer ignored
+// (no warning), and a false flag overrides the file.
+func TestRotateServerCertificates(t *testing.T) {
+	c, warnings, err := Parse([]string{"--kubeconfig=/k", "--rotate-server-certificates"}, io.Discard)
+	if err != nil || len(warnings) != 0 || !c.Kubelet.ServerTLSBootstrap {
+		t.Errorf("--rotate-server-certificates: serverTLSBootstrap %v, warnings %q, %v", c.Kubelet.ServerTLSBootstrap, warnings, err)
+	}
+	f := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(f, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nserverTLSBootstrap: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, err := Parse([]string{"--kubeconfig=/k", "--config=" + f}, io.Discard); err != nil || !c.Kubelet.ServerTLSBootstrap {
+		t.Errorf("serverTLSBootstrap in the file: %v %v", c.Kubelet.ServerTLSBootstrap, err)
+	}
+	if c, _, err := Parse([]string{"--kubeconfig=/k", "--config=" + f, "--rotate-server-certificates=false"}, io.Discard); err != nil || c.Kubelet.ServerTLSBootstrap {
+		t.Errorf("--rotate-server-certificates=false over the file: %v %v", c.Kubelet.ServerTLSBootstrap, err)
+	}
+}
+
 func TestConfigFileThenFlagsOverride(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "config.yaml")

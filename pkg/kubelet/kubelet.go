@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/certificate"
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/config"
@@ -139,12 +141,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("resolvConf (--resolv-conf): %w", err)
 	}
 	statusMgr := status.NewManager(client)
-	var hostIPs []string
-	for _, a := range addrs {
-		if a.Type == v1.NodeInternalIP {
-			hostIPs = append(hostIPs, a.Address)
-		}
-	}
+	hostIPs := addressIPs(addrs, v1.NodeInternalIP)
 	allocatable := node.BuildStatus(node.StatusInputs{Machine: machine, MaxPods: k.MaxPods, Reserved: reserved}, v1.NodeStatus{}, metav1.Now()).Allocatable
 	volumes, err := volume.New(volume.Config{Client: client, RootDir: cfg.RootDir, Allocatable: allocatable})
 	if err != nil {
@@ -209,11 +206,24 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 
 	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
-	apiServer, err := server.New(server.Config{
-		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: hostIPs,
+	// Its serving certificate: with serverTLSBootstrap from a kubelet-serving CSR (the
+	// manager runs until Run returns), else tlsCertFile or self-signed.
+	servingIPs := addressIPs(addrs, v1.NodeInternalIP, v1.NodeExternalIP)
+	certCtx, stopCerts := context.WithCancel(ctx)
+	defer stopCerts()
+	serving, err := servingCertificate(certCtx, cfg, client, nodeName, hostname, servingIPs)
+	if err != nil {
+		return err
+	}
+	srvCfg := server.Config{
+		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: servingIPs,
 		CertDir: cfg.CertDir, Client: client, Runtime: rt, Pods: podsWithStatus(workers, statusMgr),
 		Transitions: statusMgr.Trace.Handler(),
-	})
+	}
+	if serving != nil {
+		srvCfg.ServingCertificate = serving
+	}
+	apiServer, err := server.New(srvCfg)
 	if err != nil {
 		return err
 	}
@@ -363,6 +373,52 @@ func apiClients(ctx context.Context, cfg *config.Config, nodeName string) (kuber
 		return nil, nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
 	}
 	return client, heartbeat, nil
+}
+
+// servingCertificate starts the manager of the kubelet API's serving certificate when
+// serverTLSBootstrap is set (node/servingcert.go); nil when it is not, or cannot be.
+func servingCertificate(ctx context.Context, cfg *config.Config, client kubernetes.Interface, nodeName, hostname string, ips []string) (certificate.Manager, error) {
+	k := &cfg.Kubelet
+	if !k.ServerTLSBootstrap {
+		return nil, nil
+	}
+	logger := klog.FromContext(ctx)
+	if client == nil {
+		// Standalone: upstream accepts the setting and starts the manager without a client,
+		// so it never asks for a certificate and (with none left from an earlier run) every
+		// handshake fails, while the static pods run. We keep the node running as upstream
+		// does, but serve what upstream serves without serverTLSBootstrap (tlsCertFile or
+		// the self-signed certificate), so that /pods, the only view of a standalone node's
+		// pods, stays reachable; a validation error would refuse to run the pods at all.
+		logger.Info("serverTLSBootstrap (--rotate-server-certificates) needs an API server to request the serving certificate from; standalone, serving the self-signed certificate (or tlsCertFile) instead")
+		return nil, nil
+	}
+	if k.TLSCertFile != "" {
+		// As upstream: the file is the certificate store's starting pair, not a way out of
+		// the CSR. It is served until the manager has one issued: at once when it is not
+		// for system:node:<name> with the node's names and addresses, else near its end.
+		logger.Info("serverTLSBootstrap (--rotate-server-certificates) with tlsCertFile (--tls-cert-file): serving the file's certificate until a kubelet-serving CSR replaces it, as upstream does",
+			"tlsCertFile", k.TLSCertFile)
+	}
+	mgr, err := node.ServingCertificate(ctx, node.ServingCertConfig{
+		Client: client, NodeName: nodeName, Hostname: hostname, IPs: ips,
+		CertDir: cfg.CertDir, CertFile: k.TLSCertFile, KeyFile: k.TLSPrivateKeyFile,
+	})
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	return mgr, nil
+}
+
+// addressIPs are the addresses of the given types.
+func addressIPs(addrs []v1.NodeAddress, types ...v1.NodeAddressType) []string {
+	var out []string
+	for _, a := range addrs {
+		if slices.Contains(types, a.Type) {
+			out = append(out, a.Address)
+		}
+	}
+	return out
 }
 
 // names returns the node name and hostname: --hostname-override or the host name, lower-cased.

@@ -312,6 +312,12 @@ func kubeletGet(ctx context.Context, t *testing.T, k *testbed.Kubelet, path, cer
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
+	return kubeletGetTLS(ctx, t, k, tc, path, token)
+}
+
+// kubeletGetTLS GETs path on the kubelet's own port over TLS with tc.
+func kubeletGetTLS(ctx context.Context, t *testing.T, k *testbed.Kubelet, tc *tls.Config, path, token string) (int, string) {
+	t.Helper()
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("https://%s:%d%s", testbed.NodeIP, k.Port, path), nil)
 	if token != "" {

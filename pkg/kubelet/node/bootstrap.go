@@ -150,9 +150,9 @@ func bootstrap(ctx context.Context, c ClientCertConfig) error {
 	if err != nil {
 		return fmt.Errorf("--bootstrap-kubeconfig %s: %w", c.BootstrapKubeconfigPath, err)
 	}
-	store, err := certificate.NewFileStoreWithLogger(logger, clientCertPrefix, c.CertDir, c.CertDir, "", "")
+	store, err := certStore(logger, clientCertPrefix, c.CertDir, "", "")
 	if err != nil {
-		return fmt.Errorf("--cert-dir %s: %w", c.CertDir, err)
+		return err
 	}
 	keyPath := filepath.Join(c.CertDir, pendingKeyFile)
 	keyPEM, _, err := keyutil.LoadOrGenerateKeyFile(keyPath)
@@ -179,7 +179,8 @@ func bootstrap(ctx context.Context, c ClientCertConfig) error {
 	return nil
 }
 
-// nodeSubject is the client certificate's subject the Node authorizer expects.
+// nodeSubject is the subject of the node's certificates: the one the Node authorizer
+// expects of its client certificate, and the one the kubelet-serving signer requires.
 func nodeSubject(nodeName string) pkix.Name {
 	return pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}}
 }
@@ -284,9 +285,9 @@ func writeKubeconfig(path string, boot *rest.Config, pemPath string) error {
 // newest one in --cert-dir first) and returns a config that presents the current one.
 func rotate(ctx context.Context, c ClientCertConfig, cfg *rest.Config) (*rest.Config, error) {
 	logger := klog.FromContext(ctx)
-	store, err := certificate.NewFileStoreWithLogger(logger, clientCertPrefix, c.CertDir, c.CertDir, cfg.CertFile, cfg.KeyFile)
+	store, err := certStore(logger, clientCertPrefix, c.CertDir, cfg.CertFile, cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("--cert-dir %s: %w", c.CertDir, err)
+		return nil, err
 	}
 	var rotating *rest.Config
 	subject := nodeSubject(c.NodeName)

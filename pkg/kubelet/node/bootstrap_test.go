@@ -63,7 +63,7 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-// issue signs a certificate for pub; hosts make it a serving one.
+// issue signs a certificate for pub; hosts (IP addresses or DNS names) make it a serving one.
 func (ca *testCA) issue(t *testing.T, pub any, subject pkix.Name, notBefore, notAfter time.Time, hosts ...string) ([]byte, *big.Int) {
 	t.Helper()
 	serial := big.NewInt(int64(utilrand.Int()))
@@ -72,7 +72,11 @@ func (ca *testCA) issue(t *testing.T, pub any, subject pkix.Name, notBefore, not
 	if len(hosts) > 0 {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		for _, h := range hosts {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(h))
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
 		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"time"
 
@@ -24,6 +25,9 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(cri.Collectors()...)
 	reg.MustRegister(kmetrics.Collectors()...)
 	reg.MustRegister(&runtimeCollector{rt: s.cfg.Runtime, node: s.cfg.NodeName})
+	if src := s.cfg.ServingCertificate; src != nil {
+		reg.MustRegister(servingCertTTL(src))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
@@ -41,6 +45,23 @@ var (
 	runningContainersDesc = prometheus.NewDesc("kubelet_running_containers",
 		"Number of containers currently running", []string{"container_state"}, nil)
 )
+
+// servingCertTTL is upstream's kubelet_certificate_manager_server_ttl_seconds (name and
+// help as upstream's): seconds until the serving certificate expires, +Inf without one.
+func servingCertTTL(src CertificateSource) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Subsystem: "kubelet",
+		Name:      "certificate_manager_server_ttl_seconds",
+		Help: "Gauge of the shortest TTL (time-to-live) of the Kubelet's serving certificate. " +
+			"The value is in seconds until certificate expiry (negative if already expired). " +
+			"If serving certificate is invalid or unused, the value will be +INF.",
+	}, func() float64 {
+		if c := src.Current(); c != nil && c.Leaf != nil {
+			return math.Trunc(time.Until(c.Leaf.NotAfter).Seconds())
+		}
+		return math.Inf(1)
+	})
+}
 
 // runtimeCollector counts this node's pods with a ready sandbox and its containers by state.
 type runtimeCollector struct {

@@ -43,6 +43,13 @@ type Config struct {
 	// CertDir receives the self-signed serving certificate (kubelet.crt, kubelet.key) when
 	// Kubelet.TLSCertFile is not set; upstream uses <root-dir>/pki.
 	CertDir string
+	// ServingCertificate, if set (serverTLSBootstrap), is where the serving certificate
+	// comes from instead (tlsCertFile, CertDir and the self-signed one are then not read):
+	// every handshake presents its Current(), so a certificate issued or renewed later is
+	// served at once; while it has none, handshakes fail with upstream's "no serving
+	// certificate available for the kubelet". /metrics then has upstream's
+	// kubelet_certificate_manager_server_ttl_seconds.
+	ServingCertificate CertificateSource
 	// Client creates TokenReviews and SubjectAccessReviews.
 	Client kubernetes.Interface
 	// Runtime is the container runtime.
@@ -51,6 +58,12 @@ type Config struct {
 	Pods func() []*v1.Pod
 	// Transitions serves /debug/pods/{namespace}/{name}/transitions (nil: not served).
 	Transitions http.Handler
+}
+
+// CertificateSource is the current serving certificate (client-go's certificate.Manager
+// has it); nil while there is none.
+type CertificateSource interface {
+	Current() *tls.Certificate
 }
 
 // Runtime is what the server needs from the container runtime (*cri.Client has it).
@@ -83,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Client == nil && webhook {
 		return nil, errors.New("server: webhook authentication or authorization needs a Client")
 	}
-	if k.TLSCertFile == "" && cfg.CertDir == "" {
+	if cfg.ServingCertificate == nil && k.TLSCertFile == "" && cfg.CertDir == "" {
 		return nil, errors.New("server: CertDir is required without tlsCertFile (--tls-cert-file)")
 	}
 	if k.PodLogsDir == "" {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -17,16 +18,30 @@ import (
 	"time"
 )
 
+// errNoServingCert fails a handshake while serverTLSBootstrap has no certificate yet
+// (upstream's message).
+var errNoServingCert = errors.New("no serving certificate available for the kubelet")
+
 // tlsConfig builds the serving TLS config: the serving certificate, the minimum version and
 // cipher suites, and client certificates verified against the client CA when one is set
 // (a client may also come without one, to use a token or be anonymous).
 func tlsConfig(cfg Config) (*tls.Config, error) {
 	k := cfg.Kubelet
-	cert, err := servingCert(cfg)
-	if err != nil {
-		return nil, err
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if src := cfg.ServingCertificate; src != nil {
+		c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if cert := src.Current(); cert != nil {
+				return cert, nil
+			}
+			return nil, errNoServingCert
+		}
+	} else {
+		cert, err := servingCert(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
 	}
-	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if k.TLSMinVersion != "" {
 		v, ok := tlsVersions[k.TLSMinVersion]
 		if !ok {
