@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
 APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2
 E2E_TIMEOUT ?= 25m
 
-.PHONY: all build deps tools up down test test-upstream unit e2e lint fuzz clean
+.PHONY: all build deps tools up down test test-long test-upstream unit e2e lint fuzz clean
 
 all: build
 
@@ -46,6 +46,13 @@ e2e: deps
 test: deps lint unit
 	@mkdir -p _output
 	$(MAKE) e2e
+
+# The long reliability runs: 100 pods churning for 10 minutes on a throttled node
+# (RSS, goroutines, status coalescing; TestReliabilityChurnThrottled runs 60 s in `make
+# test`). About 13 minutes.
+test-long: deps
+	@mkdir -p _output
+	MINIKUBELET_CHURN_DURATION=$${MINIKUBELET_CHURN_DURATION:-10m} $(GO) test -count=1 -timeout 30m -v -run 'TestReliabilityChurnThrottled' ./test/e2e/ 2>&1 | tee _output/e2e-long.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
 
 # The status-transition suite against the pinned upstream kubelet v1.37.2 instead of
 # minikubelet (differences: docs/differences.md).

@@ -319,6 +319,7 @@ func kubeletGet(ctx context.Context, t *testing.T, k *testbed.Kubelet, path, cer
 func kubeletGetTLS(ctx context.Context, t *testing.T, k *testbed.Kubelet, tc *tls.Config, path, token string) (int, string) {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	defer c.CloseIdleConnections()
 	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("https://%s:%d%s", testbed.NodeIP, k.Port, path), nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -34,6 +34,24 @@ var (
 	})
 )
 
+// Status write-back: every new status the node derives, and every patch of the status
+// subresource it sends. Under a throttled API client the status manager keeps only each
+// pod's newest status, so writes stay below changes (a burst is written once).
+var (
+	statusChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Subsystem: "minikubelet", Name: "pod_status_changes_total",
+		Help: "New pod statuses derived by the node (each a version for the status manager).",
+	})
+	statusWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Subsystem: "minikubelet", Name: "pod_status_writes_total",
+		Help: "Pod status patches sent to the API server.",
+	})
+)
+
+// StatusChanged counts a new pod status; StatusWritten counts a status patch sent.
+func StatusChanged() { statusChanges.Inc() }
+func StatusWritten() { statusWrites.Inc() }
+
 // ObserveRunning records a pod's first Running status, d after the node first saw it.
 func ObserveRunning(d time.Duration) {
 	timeToRunning.Observe(d.Seconds())
@@ -49,5 +67,5 @@ func ObservePodStart(d time.Duration) { podStartDuration.Observe(d.Seconds()) }
 
 // Collectors returns this package's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady}
+	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites}
 }

@@ -134,8 +134,12 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:           s.handler,
 		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          klog.NewStandardLogger("INFO"),
+		// As upstream's: idle keep-alive connections are closed after 90 s (the default
+		// keep-alive of Go clients), so clients that never close theirs hold nothing.
+		IdleTimeout:    90 * time.Second,
+		MaxHeaderBytes: 1 << 20,
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+		ErrorLog:       klog.NewStandardLogger("INFO"),
 	}
 	logger.Info("Serving the kubelet API", "address", s.ln.Addr().String())
 	done := make(chan error, 1)

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+
+	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
 )
 
 // Static pods' annotations (set by pkg/kubelet/source), as upstream.
@@ -70,6 +72,7 @@ func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 	m.pending[pod.UID] = &versioned{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, status: st, version: version,
 		static: pod.Annotations[annotationConfigSource] == "file"}
 	m.mu.Unlock()
+	kmetrics.StatusChanged()
 	m.Trace.Record(pod, st)
 	select {
 	case m.wake <- struct{}{}:
@@ -186,6 +189,7 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 		return nil
 	}
 	out, err := pods.Patch(ctx, v.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	kmetrics.StatusWritten()
 	switch {
 	case v.static && (apierrors.IsNotFound(err) || apierrors.IsConflict(err)):
 		return nil // the mirror is being replaced; the next one gets the status
