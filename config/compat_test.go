@@ -47,7 +47,7 @@ var supportedFields = map[string]string{
 	"nodeLeaseDurationSeconds":                   "",
 	"cgroupRoot":                                 "",
 	"cgroupsPerQOS":                              "upstream's cgroupfs layout",
-	"cgroupDriver":                               "cgroupfs only; systemd is rejected",
+	"cgroupDriver":                               "cgroupfs, or systemd (pod cgroups as slices; containerd must use SystemdCgroup)",
 	"maxPods":                                    "",
 	"resolvConf":                                 "also for ClusterFirst pods, as there is no cluster DNS",
 	"kubeAPIQPS":                                 "",

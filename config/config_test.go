@@ -87,7 +87,7 @@ func TestConfigFileThenFlagsOverride(t *testing.T) {
 
 func TestValidateCollectsEveryError(t *testing.T) {
 	c, _, err := Parse([]string{"--max-pods=0", "--node-ip=nope", "--container-runtime-endpoint=tcp://x", "--node-labels=bad key=v",
-		"--register-with-taints=k:Sometimes", "--cgroup-driver=systemd", "--healthz-port=70000", "--hostname-override=UPPER_case!"}, io.Discard)
+		"--register-with-taints=k:Sometimes", "--cgroup-driver=cgroupv3", "--healthz-port=70000", "--hostname-override=UPPER_case!"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.Var(cliflag.NewMapStringString(&k.KubeReserved), "kube-reserved", "Resources reserved for Kubernetes components (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
 	fs.Var(cliflag.NewMapStringString(&k.SystemReserved), "system-reserved", "Resources reserved for the system (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
 	fs.Var(cliflag.NewLangleSeparatedMapStringString(&k.EvictionHard), "eviction-hard", "Hard eviction thresholds (memory.available<100Mi,nodefs.available<10%): left out of allocatable and used for the pressure conditions (pods are not evicted).")
-	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver (cgroupfs; systemd is not supported).")
+	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver: cgroupfs or systemd (pod cgroups as systemd slices; the runtime must use systemd cgroups too).")
 
 	// klog's -v and friends, under their upstream names.
 	gfs := flag.NewFlagSet("klog", flag.ContinueOnError)

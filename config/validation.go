@@ -83,8 +83,8 @@ func Validate(c *Config) error {
 	if k.KubeAPIBurst < 0 {
 		add("kubeAPIBurst (--kube-api-burst): %d must not be negative", k.KubeAPIBurst)
 	}
-	if k.CgroupDriver != "cgroupfs" {
-		add("cgroupDriver (--cgroup-driver): %q is not supported (only cgroupfs)", k.CgroupDriver)
+	if k.CgroupDriver != "cgroupfs" && k.CgroupDriver != "systemd" {
+		add("cgroupDriver (--cgroup-driver): %q must be cgroupfs or systemd", k.CgroupDriver)
 	}
 	if c.NodeIP != "" {
 		if ip := net.ParseIP(c.NodeIP); ip == nil {

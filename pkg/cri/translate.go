@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,21 +25,11 @@ type SandboxOptions struct {
 	// get an empty resolv.conf rather than the host's.
 	HostDNS DNS
 	// CgroupsPerQOS puts each pod in its own cgroup under CgroupRoot, as upstream's
-	// cgroupfs layout: <root>/kubepods[/burstable|/besteffort]/pod<uid>.
+	// layout: <root>/kubepods[/burstable|/besteffort]/pod<uid>, named for CgroupDriver
+	// ("cgroupfs", the default, or "systemd").
 	CgroupsPerQOS bool
 	CgroupRoot    string
-}
-
-// PodCgroupParent is the pod's cgroup in upstream's cgroupfs layout.
-func PodCgroupParent(root string, pod *v1.Pod) string {
-	qos := ""
-	switch pod.Status.QOSClass {
-	case v1.PodQOSBurstable:
-		qos = "burstable/"
-	case v1.PodQOSBestEffort:
-		qos = "besteffort/"
-	}
-	return path.Join("/", root, "kubepods", qos+"pod"+string(pod.UID))
+	CgroupDriver  string
 }
 
 // DNS is a resolver configuration (what a resolv.conf holds).
@@ -86,7 +75,7 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 	}
 	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: sc, Sysctls: map[string]string{}}
 	if o.CgroupsPerQOS {
-		cfg.Linux.CgroupParent = PodCgroupParent(o.CgroupRoot, pod)
+		cfg.Linux.CgroupParent = PodCgroupParent(o.CgroupDriver, o.CgroupRoot, pod)
 	}
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		for _, s := range psc.Sysctls {

@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		Services: serviceLister, ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
 		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
-		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot,
+		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 	})
 	if err != nil {
 		return err

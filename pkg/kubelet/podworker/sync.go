@@ -141,7 +141,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	w.syncProbes(pod, state, removed || deleting || finished || deadline)
 	if removed {
 		w.removeSandboxes(ctx, pod, state)
-		w.removePodCgroups(pod)
+		w.removePodCgroups(ctx, pod)
 		w.cfg.Status.Forget(pod.UID)
 		w.crashBack.Reset(string(pod.UID))
 		// Unmount before removing: RemoveAll must never walk into a live mount.
@@ -536,18 +536,5 @@ func (w *Workers) syncProbes(pod *v1.Pod, st *cri.PodState, stopping bool) {
 
 func (w *Workers) sandboxOptions() cri.SandboxOptions {
 	return cri.SandboxOptions{NodeName: w.cfg.NodeName, PodLogsDir: w.cfg.PodLogsDir, HostDNS: w.cfg.HostDNS,
-		CgroupsPerQOS: w.cfg.CgroupsPerQOS, CgroupRoot: w.cfg.CgroupRoot}
-}
-
-// removePodCgroups removes the pod's (now empty) cgroup directories that runc created
-// under each cgroup v1 hierarchy; failures are left for the next pod removal to retry.
-func (w *Workers) removePodCgroups(pod *v1.Pod) {
-	if !w.cfg.CgroupsPerQOS {
-		return
-	}
-	rel := cri.PodCgroupParent(w.cfg.CgroupRoot, pod)
-	hier, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, h := range hier {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", h.Name(), rel))
-	}
+		CgroupsPerQOS: w.cfg.CgroupsPerQOS, CgroupRoot: w.cfg.CgroupRoot, CgroupDriver: w.cfg.CgroupDriver}
 }

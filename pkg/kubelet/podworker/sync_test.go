@@ -14,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 
+	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/cri/critesting"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/volume"
@@ -144,5 +145,54 @@ func TestWithDefaultTag(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("%q: got %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+type recordedSlices struct{ stopped []string }
+
+func (r *recordedSlices) StopSlice(_ context.Context, unit string) error {
+	r.stopped = append(r.stopped, unit)
+	return nil
+}
+
+// With the systemd cgroup driver the sandbox's cgroup parent is the pod's slice path, and
+// removing the pod stops its slice (systemd keeps an empty slice active otherwise).
+func TestSyncSystemdCgroupDriver(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "ab-cd"}, Spec: v1.PodSpec{
+		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
+		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
+	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
+	rt, img := critest.NewFakeRuntimeService(), critest.NewFakeImageService()
+	img.SetFakeImages([]string{"busybox:1.35"})
+	client := fake.NewClientset(pod)
+	vols, err := volume.New(volume.Config{Client: client, RootDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices := &recordedSlices{}
+	w, err := New(Config{NodeName: "n", Runtime: critesting.NewFake(rt, img), Status: status.NewManager(client), Recorder: record.NewFakeRecorder(100),
+		Client: client, RootDir: dir, PodLogsDir: filepath.Join(dir, "logs"), Volumes: vols,
+		CgroupsPerQOS: true, CgroupDriver: "systemd", Slices: slices})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+	w.sync(ctx, wk)
+	if len(rt.Sandboxes) != 1 {
+		t.Fatalf("%d sandboxes", len(rt.Sandboxes))
+	}
+	if cfg, err := cri.SandboxConfig(pod, 0, w.sandboxOptions()); err != nil ||
+		cfg.Linux.CgroupParent != "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podab_cd.slice" {
+		t.Errorf("cgroup parent %q, %v", cfg.GetLinux().GetCgroupParent(), err)
+	}
+	if len(slices.stopped) != 0 {
+		t.Errorf("slices stopped while the pod runs: %v", slices.stopped)
+	}
+	wk.removed = true
+	w.sync(ctx, wk)
+	if strings.Join(slices.stopped, ",") != "kubepods-besteffort-podab_cd.slice" {
+		t.Errorf("stopped %v, want the pod's slice", slices.stopped)
 	}
 }

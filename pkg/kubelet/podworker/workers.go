@@ -36,9 +36,13 @@ type Config struct {
 	RootDir     string // pods/<uid>/... files live here
 	PodLogsDir  string
 	HostDNS     cri.DNS
-	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout).
+	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout),
+	// named for CgroupDriver ("cgroupfs" or "systemd").
 	CgroupsPerQOS bool
 	CgroupRoot    string
+	CgroupDriver  string
+	// Slices stops pod slices (systemd driver; nil: the system's systemd over D-Bus).
+	Slices SliceStopper
 	// MaxPods and AllowedUnsafeSysctls drive admission of new pods (0: no limit).
 	MaxPods              int
 	AllowedUnsafeSysctls []string
@@ -81,6 +85,12 @@ func New(cfg Config) (*Workers, error) {
 	}
 	if cfg.ResyncPeriod <= 0 {
 		cfg.ResyncPeriod = 10 * time.Second
+	}
+	if cfg.CgroupDriver == "" {
+		cfg.CgroupDriver = cri.CgroupfsDriver
+	}
+	if cfg.Slices == nil {
+		cfg.Slices = &SystemdSlices{}
 	}
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"
