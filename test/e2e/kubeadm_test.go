@@ -16,9 +16,15 @@ import (
 // /var/lib/kubelet/config.yaml as kubeadm v1.37 writes it, plus the arguments of
 // kubeadm-flags.env (split as systemd's EnvironmentFile does) — becomes a Ready node that
 // runs API pods and the static pods of staticPodPath. The only edits to kubeadm's file are
-// the machine's paths and ports, and cgroupDriver: the test bed's containerd uses cgroupfs.
+// the machine's paths and ports. Its cgroupDriver: systemd is kept: the node uses the
+// bed's containerd with systemd cgroups (under a systemd of the bed's own), its pods run
+// in upstream's slices, and a deleted pod's slice is stopped.
 func TestBootstrapKubeadmStyleNode(t *testing.T) {
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := ctxFor(t, 3*time.Minute)
+	sd, err := bed.StartSystemdRuntime()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	data, err := os.ReadFile("../../config/testdata/kubeadm-config.yaml")
 	if err != nil {
@@ -39,7 +45,6 @@ func TestBootstrapKubeadmStyleNode(t *testing.T) {
 	cfg := string(data)
 	for old, new := range map[string]string{
 		"clientCAFile: /etc/kubernetes/pki/ca.crt":     "clientCAFile: " + bed.PKI.CAFile(),
-		"cgroupDriver: systemd":                        "cgroupDriver: cgroupfs",
 		"resolvConf: /run/systemd/resolve/resolv.conf": "resolvConf: " + resolv,
 		"staticPodPath: /etc/kubernetes/manifests":     "staticPodPath: " + manifests,
 		"healthzPort: 10248":                           "healthzPort: 0\nport: " + strconv.Itoa(int(port)) + "\npodLogsDir: " + filepath.Join(dir, "pod-logs"),
@@ -53,14 +58,44 @@ func TestBootstrapKubeadmStyleNode(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=` + bed.CRIEndpoint() + ` --pod-infra-container-image=registry.k8s.io/pause:3.10"` + "\n"
+	env := `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=` + sd.Endpoint + ` --pod-infra-container-image=registry.k8s.io/pause:3.10"` + "\n"
 	value := strings.Trim(strings.TrimPrefix(strings.TrimSpace(env), "KUBELET_KUBEADM_ARGS="), `"`)
 	args := append([]string{"--config=" + cfgFile}, strings.Fields(value)...)
 
 	k := startKubelet(t, "kubeadm-style", args...)
 	watchNode(ctx, t, k.NodeName, isReady)
 	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
-	watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "API pod Running", running)
+	p := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sh", "-c", "cat /proc/self/cgroup; sleep 3600")), "API pod Running", running)
+	// The container's cgroup: a systemd scope in the pod's slice, named as upstream's.
+	slice := "kubepods-besteffort-pod" + strings.ReplaceAll(string(p.UID), "-", "_") + ".slice"
+	path := "/kubepods.slice/kubepods-besteffort.slice/" + slice + "/cri-containerd-"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		logs, err := podLogs(ctx, p, &v1.PodLogOptions{Container: "main"})
+		if err == nil && strings.Contains(logs, "memory:"+path) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's cgroups are not in the systemd scope %s...: %q %v", path, logs, err)
+		}
+	}
+	sliceDir := filepath.Join(sd.CgroupDir, "kubepods.slice", "kubepods-besteffort.slice", slice)
+	if _, err := os.Stat(sliceDir); err != nil {
+		t.Errorf("the pod's slice has no memory cgroup: %v", err)
+	}
+	if err := bed.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPodGone(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(sliceDir); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted pod's slice is still there (%s): minikubelet did not stop it", sliceDir)
+		}
+	}
 	watchPod(ctx, t, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "etcd-like-" + k.NodeName}}, "static pod's mirror Running", running)
 	if log := k.Tail(400); !strings.Contains(log, "--pod-infra-container-image") {
 		t.Errorf("no warning naming the ignored kubeadm flag in the log")

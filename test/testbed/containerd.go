@@ -42,6 +42,22 @@ func (b *Bed) writeContainerdConfig() error {
 			return err
 		}
 	}
+	if err := b.writeContainerdConfigFile(d, b.ContainerdSocket(), false); err != nil {
+		return err
+	}
+	for _, host := range publicRegistries {
+		if err := b.writeRegistryHost(host, "http://127.0.0.1:1"); err != nil {
+			return err
+		}
+	}
+	return b.writeCNIConfig()
+}
+
+// writeContainerdConfigFile writes dir/config.toml for a containerd with its root, state
+// and socket in dir, the bed's CNI network and registry hosts, and runc using systemd
+// cgroups or cgroupfs.
+func (b *Bed) writeContainerdConfigFile(dir, socket string, systemdCgroup bool) error {
+	main := b.containerdDir()
 	cfg := fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
@@ -64,23 +80,15 @@ state = %[2]q
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
+        SystemdCgroup = %[10]t
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %[7]q
     conf_dir = %[8]q
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %[9]q
-`, filepath.Join(d, "root"), filepath.Join(d, "state"), b.ContainerdSocket(), b.ContainerdSocket()+".ttrpc",
-		filepath.Join(d, "opt"), PauseImage, CNIBinDir, filepath.Join(d, "net.d"), filepath.Join(d, "certs.d"))
-	if err := os.WriteFile(filepath.Join(d, "config.toml"), []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	for _, host := range publicRegistries {
-		if err := b.writeRegistryHost(host, "http://127.0.0.1:1"); err != nil {
-			return err
-		}
-	}
-	return b.writeCNIConfig()
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), socket, socket+".ttrpc",
+		filepath.Join(dir, "opt"), PauseImage, CNIBinDir, filepath.Join(main, "net.d"), filepath.Join(main, "certs.d"), systemdCgroup)
+	return os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644)
 }
 
 // writeRegistryHost points containerd's pulls of host at server (plain HTTP).
@@ -178,8 +186,10 @@ func (b *Bed) StopContainerd() error { return b.Containerd.Stop(20 * time.Second
 
 // removeAllSandboxes tears down every pod in containerd through CRI, so network
 // namespaces, IPs and mounts are released before containerd stops.
-func (b *Bed) removeAllSandboxes() {
-	rt, err := cri.Dial(b.CRIEndpoint(), "")
+func (b *Bed) removeAllSandboxes() { removeAllSandboxes(b.CRIEndpoint()) }
+
+func removeAllSandboxes(endpoint string) {
+	rt, err := cri.Dial(endpoint, "")
 	if err != nil {
 		return
 	}

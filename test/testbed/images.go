@@ -178,6 +178,10 @@ func BuildImages(workDir string) (map[string]v1.Image, error) {
 // ImportImages writes the images as one archive and imports it into the test bed's
 // containerd (namespace k8s.io, where CRI looks) with the ctr tool that ships with it.
 func (b *Bed) ImportImages(imgs map[string]v1.Image) error {
+	return b.importImages(b.ContainerdSocket(), imgs)
+}
+
+func (b *Bed) importImages(socket string, imgs map[string]v1.Image) error {
 	refs := map[name.Reference]v1.Image{}
 	for n, img := range imgs {
 		tag, err := name.NewTag(n)
@@ -190,7 +194,7 @@ func (b *Bed) ImportImages(imgs map[string]v1.Image) error {
 	if err := tarball.MultiRefWriteToFile(archive, refs); err != nil {
 		return err
 	}
-	cmd := exec.Command("ctr", "--address", b.ContainerdSocket(), "-n", "k8s.io", "images", "import", archive)
+	cmd := exec.Command("ctr", "--address", socket, "-n", "k8s.io", "images", "import", archive)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("ctr images import: %v\n%s", err, out)
 	}

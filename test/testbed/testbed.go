@@ -39,8 +39,11 @@ type Bed struct {
 	AdminKubeconfig string
 	Client          kubernetes.Interface
 	Containerd      *Proc
-	Registry        *Registry
-	Images          map[string]v1.Image
+	// Systemd is the systemd and containerd for systemd-driver nodes, once started
+	// (StartSystemdRuntime).
+	Systemd  *SystemdRuntime
+	Registry *Registry
+	Images   map[string]v1.Image
 	// MinikubeletBin is the node agent binary the bed built.
 	MinikubeletBin string
 
@@ -198,6 +201,7 @@ func (b *Bed) Stop() {
 // remaining processes, mounts, files, firewall rules and the bridge.
 func (b *Bed) cleanup() {
 	killRecorded(b.Dir, "minikubelet-", "kubelet-")
+	b.stopSystemdRuntime()
 	if _, err := os.Stat(filepath.Join(b.containerdDir(), "config.toml")); err == nil {
 		if b.Containerd == nil || b.Containerd.Exited() {
 			killRecorded(b.Dir, "containerd")

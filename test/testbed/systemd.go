@@ -1,0 +1,289 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// A node with the systemd cgroup driver needs a containerd whose runc makes systemd
+// scopes, and so a systemd; this machine has none running (PID 1 is not systemd). The
+// bed starts one on demand, contained:
+//
+//	sh (moves itself into the cgroup mkbed-<bed>-systemd of every hierarchy)
+//	 └ unshare --pid --mount --cgroup --net --uts --kill-child
+//	    └ systemd (PID 1 there; cgroup namespace rooted at mkbed-<bed>-systemd, which is
+//	      also bind-mounted over /sys/fs/cgroup/<hierarchy>; its own /proc; /run is
+//	      <bed>/systemd/run; one empty target as its whole unit set; a network
+//	      namespace with only loopback, so nothing it might start reaches anything)
+//	nsenter -t <systemd> --mount --cgroup --pid: containerd with SystemdCgroup = true, in
+//	      systemd's PID, mount and cgroup namespaces (runc hands systemd PIDs and reads
+//	      its cgroups) but the host's network (pods are on the bed's bridge)
+//
+// A proxy to systemd's private D-Bus socket (socket-activated inside) is bind-mounted to
+// /run/systemd/private on the host, where a node agent (go-systemd, as root) finds it to
+// stop pod slices. Killing the unshare ends the whole namespace; the cgroups are removed
+// after.
+
+// SystemdRuntime is the bed's systemd and the containerd that uses it.
+type SystemdRuntime struct {
+	Systemd    *Proc
+	Containerd *Proc
+	// Endpoint is the CRI endpoint (unix://...).
+	Endpoint string
+	// CgroupDir is the systemd's cgroup root in the memory hierarchy on the host.
+	CgroupDir string
+}
+
+const hostSystemdSocket = "/run/systemd/private"
+
+func (b *Bed) systemdDir() string    { return filepath.Join(b.Dir, "systemd") }
+func (b *Bed) systemdCgroup() string { return "mkbed-" + b.opts.Name + "-systemd" }
+
+// StartSystemdRuntime starts the bed's systemd and its containerd (once; later calls
+// return the running one) with the bed's images imported.
+func (b *Bed) StartSystemdRuntime() (*SystemdRuntime, error) {
+	if b.Systemd != nil {
+		return b.Systemd, nil
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
+		return nil, fmt.Errorf("systemd is not installed (apt-get install systemd): %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.stopSystemdRuntime()
+		}
+	}()
+	dir := b.systemdDir()
+	run := filepath.Join(dir, "run")
+	for _, d := range []string{run, filepath.Join(dir, "containerd", "root"), filepath.Join(dir, "containerd", "state"), filepath.Join(dir, "containerd", "opt")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	var procs []string
+	for _, h := range cgroupHierarchies() {
+		cg := filepath.Join(h, b.systemdCgroup())
+		if err := os.MkdirAll(cg, 0o755); err != nil {
+			return nil, err
+		}
+		if filepath.Base(h) == "cpuset" { // a new cpuset takes no task before it has CPUs and memory nodes
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				v, err := os.ReadFile(filepath.Join(h, f))
+				if err != nil {
+					return nil, err
+				}
+				if err := os.WriteFile(filepath.Join(cg, f), v, 0o644); err != nil {
+					return nil, err
+				}
+			}
+		}
+		procs = append(procs, filepath.Join(cg, "cgroup.procs"))
+	}
+	// The unit set: one target wanting one socket-activated proxy to systemd's private
+	// bus. A client outside systemd's PID namespace cannot talk to the bus itself (its
+	// peer credentials carry no PID there, and systemd refuses the EXTERNAL login); the
+	// proxy, inside, can.
+	units := filepath.Join(dir, "units")
+	if err := os.MkdirAll(units, 0o755); err != nil {
+		return nil, err
+	}
+	for name, text := range map[string]string{
+		"mkbed.target":            "[Unit]\nDescription=minikubelet test bed: nothing but this\nWants=mkbed-bus-proxy.socket\n",
+		"mkbed-bus-proxy.socket":  "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=/run/mkbed/systemd-private\nSocketMode=0600\n",
+		"mkbed-bus-proxy.service": "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/lib/systemd/systemd-socket-proxyd /run/systemd/private\n",
+	} {
+		if err := os.WriteFile(filepath.Join(units, name), []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	console := filepath.Join(b.Dir, "logs", "systemd-console.log")
+	if err := os.MkdirAll(filepath.Dir(console), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(console, nil, 0o644); err != nil {
+		return nil, err
+	}
+	boot := filepath.Join(dir, "boot.sh")
+	if err := os.WriteFile(boot, []byte(fmt.Sprintf(`set -e
+mount --make-rprivate /
+for h in /sys/fs/cgroup/*/; do h=${h%%/}; [ -d "$h/%[1]s" ] && mount --bind "$h/%[1]s" "$h"; done
+mount -t proc proc /proc
+mount --bind %[2]q /run
+mount --bind %[3]q /dev/console
+mkdir -p /run/systemd/system
+cp %[4]s/* /run/systemd/system/
+exec env container=minikubelet-testbed /lib/systemd/systemd --system --unit=mkbed.target --log-target=console --log-level=notice
+`, b.systemdCgroup(), run, console, units)), 0o755); err != nil {
+		return nil, err
+	}
+	// The bed's folder in the command line marks the processes as the bed's (killRecorded).
+	wrapper := `for f in $MKBED_CGROUP_PROCS; do echo $$ > "$f"; done; exec unshare --pid --fork --kill-child --mount --cgroup --net --uts /bin/sh "$0"`
+	sd, err := b.start("systemd", "/bin/sh", []string{"-c", wrapper, boot}, []string{"MKBED_CGROUP_PROCS=" + strings.Join(procs, " ")})
+	if err != nil {
+		return nil, err
+	}
+	rtm := &SystemdRuntime{Systemd: sd, CgroupDir: filepath.Join("/sys/fs/cgroup/memory", b.systemdCgroup())}
+	b.Systemd = rtm
+	var pid1 int
+	if err := waitFor(30*time.Second, sd, func() error {
+		if pid1 = childOf(sd.Pid()); pid1 == 0 {
+			return errors.New("systemd not started")
+		}
+		_, err := os.Stat(filepath.Join(run, "mkbed", "systemd-private"))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("systemd: %w\n%s", err, tailFile(console, 20))
+	}
+	if err := bindSystemdSocket(filepath.Join(run, "mkbed", "systemd-private")); err != nil {
+		return nil, err
+	}
+
+	cd := filepath.Join(dir, "containerd")
+	socket := filepath.Join(cd, "containerd.sock")
+	if err := b.writeContainerdConfigFile(cd, socket, true); err != nil {
+		return nil, err
+	}
+	c, err := b.start("containerd-systemd", "nsenter", []string{"-t", strconv.Itoa(pid1), "--mount", "--cgroup", "--pid", "--",
+		"containerd", "--config", filepath.Join(cd, "config.toml")}, nil)
+	if err != nil {
+		return nil, err
+	}
+	rtm.Containerd, rtm.Endpoint = c, "unix://"+socket
+	rt, err := cri.Dial(rtm.Endpoint, "")
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	if err := waitFor(60*time.Second, c, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := rt.Version(ctx)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("containerd with systemd cgroups: %w", err)
+	}
+	if err := b.importImages(socket, b.Images); err != nil {
+		return nil, err
+	}
+	ok = true
+	return rtm, nil
+}
+
+// stopSystemdRuntime tears down the systemd runtime of this bed (or of a dead earlier
+// run): pods through CRI, then the namespace, the host's socket mount and the cgroups.
+func (b *Bed) stopSystemdRuntime() {
+	socket := filepath.Join(b.systemdDir(), "containerd", "containerd.sock")
+	if b.Systemd != nil && b.Systemd.Containerd != nil && !b.Systemd.Containerd.Exited() {
+		removeAllSandboxes("unix://" + socket)
+	}
+	killRecorded(b.Dir, "containerd-systemd", "systemd")
+	if isMountPoint(hostSystemdSocket) {
+		_ = syscall.Unmount(hostSystemdSocket, syscall.MNT_DETACH)
+	}
+	if fi, err := os.Stat(hostSystemdSocket); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		_ = os.Remove(hostSystemdSocket) // the mount point made above
+	}
+	for _, h := range cgroupHierarchies() {
+		removeCgroupTree(filepath.Join(h, b.systemdCgroup()))
+	}
+	b.Systemd = nil
+}
+
+// cgroupHierarchies are the mounted cgroup hierarchies (v1 controllers, name=systemd,
+// the unified one).
+func cgroupHierarchies() []string {
+	entries, _ := os.ReadDir("/sys/fs/cgroup")
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join("/sys/fs/cgroup", e.Name())
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && isMountPoint(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// removeCgroupTree removes a cgroup and its descendants, deepest first; a cgroup whose
+// last process is still exiting is retried for a few seconds.
+func removeCgroupTree(root string) {
+	var dirs []string
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		for deadline := time.Now().Add(5 * time.Second); os.Remove(d) != nil && time.Now().Before(deadline); {
+			if _, err := os.Stat(d); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// bindSystemdSocket makes the namespace's systemd answer at /run/systemd/private on the
+// host (no systemd runs there, so the path is free).
+func bindSystemdSocket(src string) error {
+	if err := os.MkdirAll(filepath.Dir(hostSystemdSocket), 0o755); err != nil {
+		return err
+	}
+	if isMountPoint(hostSystemdSocket) {
+		_ = syscall.Unmount(hostSystemdSocket, syscall.MNT_DETACH)
+	}
+	if fi, err := os.Stat(hostSystemdSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		return fmt.Errorf("%s is a socket: a systemd runs on this machine", hostSystemdSocket)
+	}
+	if err := os.WriteFile(hostSystemdSocket, nil, 0o600); err != nil { // the mount point
+		return err
+	}
+	if err := syscall.Mount(src, hostSystemdSocket, "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s to %s: %w", src, hostSystemdSocket, err)
+	}
+	return nil
+}
+
+// isMountPoint says whether path is a mount point (in /proc/self/mountinfo).
+func isMountPoint(path string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
+// childOf is the first child of pid (0 if none yet).
+func childOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
