@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
+)
+
+// kubeletRequest sends method path to the kubelet API with a client certificate and/or a
+// bearer token (neither: anonymous) and returns the status, the headers and the body.
+func kubeletRequest(ctx context.Context, t *testing.T, k *testbed.Kubelet, method, path, certFile, keyFile, token string) (int, http.Header, string) {
+	t.Helper()
+	tc := &tls.Config{InsecureSkipVerify: true}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, method, fmt.Sprintf("https://%s:%d%s", testbed.NodeIP, k.Port, path), nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// mountType is the filesystem type mounted at path on the host ("" if none).
+func mountType(t *testing.T, path string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		for i := range f {
+			if f[i] == "-" && i+1 < len(f) && len(f) > 4 && f[4] == path {
+				return f[i+1]
+			}
+		}
+	}
+	return ""
+}
+
+// TestReliabilityKubeletAPISecurity: the kubelet API refuses anonymous exec, attach,
+// port-forward and logs (401) and a service account without nodes/proxy (403), and never
+// hands out the runtime's streaming URL; secret volumes are tmpfs with 0644 files (or
+// their mode) and are gone with the pod; a subPath symlink in a hostPath volume cannot
+// reach outside the volume.
+func TestReliabilityKubeletAPISecurity(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "rel-security")
+	watchNode(ctx, t, k.NodeName, isReady)
+
+	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec-" + fmt.Sprint(time.Now().UnixNano()%100000), Namespace: "default"},
+		Data: map[string][]byte{"token": []byte("s3cret"), "key": []byte("k")}}
+	if _, err := bed.Client.CoreV1().Secrets("default").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = bed.Client.CoreV1().Secrets("default").Delete(context.Background(), sec.Name, metav1.DeleteOptions{})
+	})
+	host := t.TempDir()
+	if err := os.Symlink("/etc", filepath.Join(host, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	pod := newPod(k.NodeName, "sh", "-c", "echo escape:; ls /mnt/escape; echo end; sleep 3600")
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "all", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: sec.Name}}},
+		{Name: "item", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: sec.Name,
+			Items: []v1.KeyToPath{{Key: "key", Path: "key", Mode: ptr(int32(0o400))}}}}},
+		{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: host}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{
+		{Name: "all", MountPath: "/sec"}, {Name: "item", MountPath: "/item"},
+		{Name: "host", MountPath: "/mnt/escape", SubPath: "escape"},
+	}
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", containerRunning("main"))
+
+	// The API: anonymous 401, a token without nodes/proxy 403, and no streaming URL either way.
+	tr, err := bed.Client.CoreV1().ServiceAccounts("default").CreateToken(ctx, "default",
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/" + p.Namespace + "/" + p.Name
+	for _, path := range []string{
+		"/exec" + base + "/main?command=id&stdout=1", "/attach" + base + "/main?stdout=1",
+		"/portForward" + base, "/containerLogs" + base + "/main", "/run" + base + "/main",
+	} {
+		for _, method := range []string{"GET", "POST"} {
+			for _, who := range []struct {
+				token string
+				code  int
+			}{{"", 401}, {tr.Status.Token, 403}} {
+				code, hdr, body := kubeletRequest(ctx, t, k, method, path, "", "", who.token)
+				if code != who.code || hdr.Get("Location") != "" || strings.Contains(body, "127.0.0.1") {
+					t.Errorf("%s %s (token %t): %d %q location %q, want %d and no runtime URL", method, path, who.token != "", code, body, hdr.Get("Location"), who.code)
+				}
+				if who.code == 403 && !strings.Contains(body, "subresource(s)=[proxy]") {
+					t.Errorf("%s %s: 403 body %q does not name nodes/proxy", method, path, body)
+				}
+			}
+		}
+	}
+	crt, key, err := bed.PKI.Issue("e2e-kubelet-admin", "e2e-kubelet-admin", []string{"system:masters"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs string
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs, "end"); time.Sleep(200 * time.Millisecond) {
+		var code int
+		if code, _, logs = kubeletRequest(ctx, t, k, "GET", "/containerLogs"+base+"/main", crt, key, ""); code != 200 || time.Now().After(deadline) {
+			t.Fatalf("admin: logs %d %q", code, logs)
+		}
+	}
+
+	// The symlink pointed at the host's /etc; the container sees a folder inside the volume.
+	if strings.Contains(logs, "passwd") || strings.Contains(logs, "hostname") {
+		t.Errorf("subPath symlink escaped the hostPath volume: the container lists %q", logs)
+	}
+	if _, err := os.Stat("/etc/passwd"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Secret volumes: tmpfs on the node, files 0644 unless their item says otherwise.
+	dir := func(vol string) string {
+		return filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~secret", vol)
+	}
+	for _, vol := range []string{"all", "item"} {
+		if typ := mountType(t, dir(vol)); typ != "tmpfs" {
+			t.Errorf("secret volume %s is %q, want tmpfs", vol, typ)
+		}
+	}
+	for file, mode := range map[string]os.FileMode{"all/token": 0o644, "all/key": 0o644, "item/key": 0o400} {
+		vol, name, _ := strings.Cut(file, "/")
+		fi, err := os.Stat(filepath.Join(dir(vol), name))
+		if err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, %v; want %v", file, fi.Mode().Perm(), err, mode)
+		}
+	}
+	if err := bed.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPodGone(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, err := os.Stat(dir("all"))
+		if os.IsNotExist(err) && mountType(t, dir("all")) == "" && mountType(t, dir("item")) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("secret volumes left after the pod was deleted: %v, mounts %q %q", err, mountType(t, dir("all")), mountType(t, dir("item")))
+		}
+	}
+}
