@@ -39,25 +39,12 @@ func TestSyncDrivesFakeRuntime(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
 			pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
 				NodeName: "n", RestartPolicy: tc.policy, TerminationGracePeriodSeconds: new(int64(2)),
 				InitContainers: []v1.Container{{Name: "init", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
 				Containers:     []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
 			}}
-			rt, img := critest.NewFakeRuntimeService(), critest.NewFakeImageService()
-			img.SetFakeImages([]string{"busybox:1.35"})
-			client := fake.NewClientset(pod)
-			vols, err := volume.New(volume.Config{Client: client, RootDir: dir})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := status.NewManager(client)
-			w, err := New(Config{NodeName: "n", Runtime: critesting.NewFake(rt, img), Status: st, Recorder: record.NewFakeRecorder(100),
-				Client: client, RootDir: dir, PodLogsDir: filepath.Join(dir, "logs"), Volumes: vols})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, rt, st := newSyncFixture(t, pod, nil)
 			wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
 
 			w.sync(ctx, wk)
@@ -92,6 +79,33 @@ func TestSyncDrivesFakeRuntime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newSyncFixture makes Workers for node "n" on cri-api's fake runtime (busybox:1.35
+// pulled already), with a fake clientset holding pod, a volume manager and a status
+// manager, all in a temporary root directory; extra, if not nil, changes the Config
+// before New. It returns the Workers, the fake runtime service and the status manager.
+func newSyncFixture(t *testing.T, pod *v1.Pod, extra func(*Config)) (*Workers, *critest.FakeRuntimeService, *status.Manager) {
+	t.Helper()
+	dir := t.TempDir()
+	rt, img := critest.NewFakeRuntimeService(), critest.NewFakeImageService()
+	img.SetFakeImages([]string{"busybox:1.35"})
+	client := fake.NewClientset(pod)
+	vols, err := volume.New(volume.Config{Client: client, RootDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := status.NewManager(client)
+	cfg := Config{NodeName: "n", Runtime: critesting.NewFake(rt, img), Status: st, Recorder: record.NewFakeRecorder(100),
+		Client: client, RootDir: dir, PodLogsDir: filepath.Join(dir, "logs"), Volumes: vols}
+	if extra != nil {
+		extra(&cfg)
+	}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, rt, st
 }
 
 // mutations keeps the calls that change the runtime.
@@ -159,25 +173,14 @@ func (r *recordedSlices) StopSlice(_ context.Context, unit string) error {
 // removing the pod stops its slice (systemd keeps an empty slice active otherwise).
 func TestSyncSystemdCgroupDriver(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "ab-cd"}, Spec: v1.PodSpec{
 		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
 		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
 	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
-	rt, img := critest.NewFakeRuntimeService(), critest.NewFakeImageService()
-	img.SetFakeImages([]string{"busybox:1.35"})
-	client := fake.NewClientset(pod)
-	vols, err := volume.New(volume.Config{Client: client, RootDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	slices := &recordedSlices{}
-	w, err := New(Config{NodeName: "n", Runtime: critesting.NewFake(rt, img), Status: status.NewManager(client), Recorder: record.NewFakeRecorder(100),
-		Client: client, RootDir: dir, PodLogsDir: filepath.Join(dir, "logs"), Volumes: vols,
-		CgroupsPerQOS: true, CgroupDriver: "systemd", Slices: slices})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, rt, _ := newSyncFixture(t, pod, func(c *Config) {
+		c.CgroupsPerQOS, c.CgroupDriver, c.Slices = true, "systemd", slices
+	})
 	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
 	w.sync(ctx, wk)
 	if len(rt.Sandboxes) != 1 {
