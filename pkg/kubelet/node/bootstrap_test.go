@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,89 +26,27 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/certificate"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/node/csrtesting"
 )
 
-// testCA signs what the controller-manager's csrsigning would.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T) *testCA {
+// clientPair makes a key and a certificate from ca for the node, valid between the given times.
+func clientPair(t *testing.T, ca *csrtesting.CA, node string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, serial *big.Int) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a certificate for pub; hosts (IP addresses or DNS names) make it a serving one.
-func (ca *testCA) issue(t *testing.T, pub any, subject pkix.Name, notBefore, notAfter time.Time, hosts ...string) ([]byte, *big.Int) {
-	t.Helper()
-	serial := big.NewInt(int64(utilrand.Int()))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: subject, NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if len(hosts) > 0 {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		for _, h := range hosts {
-			if ip := net.ParseIP(h); ip != nil {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-			} else {
-				tmpl.DNSNames = append(tmpl.DNSNames, h)
-			}
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial
-}
-
-// clientPair makes a key and a certificate for the node, valid between the given times.
-func (ca *testCA) clientPair(t *testing.T, node string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, serial *big.Int) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, serial = ca.issue(t, &key.PublicKey, nodeSubject(node), notBefore, notAfter)
+	certPEM, serial = ca.Issue(t, &key.PublicKey, nodeSubject(node), notBefore, notAfter)
 	der, _ := x509.MarshalECPrivateKey(key)
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), serial
-}
-
-// fakeCSRClient is a fake clientset that, like the API server, names CSRs created with a
-// generateName (the certificate manager's).
-func fakeCSRClient() *fake.Clientset {
-	c := fake.NewClientset()
-	c.PrependReactor("create", "certificatesigningrequests", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.CreateAction).GetObject().(*certificatesv1.CertificateSigningRequest)
-		if obj.Name == "" {
-			obj.Name = obj.GenerateName + utilrand.String(5)
-		}
-		return false, nil, nil
-	})
-	return c
 }
 
 type signerOpts struct {
@@ -117,12 +54,12 @@ type signerOpts struct {
 	validity time.Duration
 }
 
-// signer approves (or denies) and issues every CSR, as kube-controller-manager's
+// signer approves (or denies) every CSR and has ca issue it, as kube-controller-manager's
 // csrapproving and csrsigning would, checking each is what a kubelet must ask for. It
 // sends the serial of each certificate it issues, and keeps writing the issued CSRs again
 // so that a waiter that listed just before the update still sees it (the fake's watch has
 // no resource versions to resume from).
-func (ca *testCA) signer(ctx context.Context, t *testing.T, client kubernetes.Interface, node string, o signerOpts) <-chan *big.Int {
+func signer(ctx context.Context, t *testing.T, ca *csrtesting.CA, client kubernetes.Interface, node string, o signerOpts) <-chan *big.Int {
 	t.Helper()
 	w, err := client.CertificatesV1().CertificateSigningRequests().Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -165,7 +102,7 @@ func (ca *testCA) signer(ctx context.Context, t *testing.T, client kubernetes.In
 					block, _ := pem.Decode(r.Spec.Request)
 					req, _ := x509.ParseCertificateRequest(block.Bytes)
 					var serial *big.Int
-					r.Status.Certificate, serial = ca.issue(t, req.PublicKey, req.Subject, time.Now().Add(-time.Minute), time.Now().Add(o.validity))
+					r.Status.Certificate, serial = ca.Issue(t, req.PublicKey, req.Subject, time.Now().Add(-time.Minute), time.Now().Add(o.validity))
 					r.Status.Conditions = append(r.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 						Type: certificatesv1.CertificateApproved, Status: v1.ConditionTrue, Reason: "AutoApproved"})
 					serials <- serial
@@ -224,15 +161,15 @@ func writeTestKubeconfig(t *testing.T, path, server string, caPEM []byte, token,
 
 type bootstrapFixture struct {
 	dir, boot, kubeconfig, certDir string
-	ca                             *testCA
+	ca                             *csrtesting.CA
 	client                         *fake.Clientset
 }
 
 func newBootstrapFixture(t *testing.T) *bootstrapFixture {
 	dir := t.TempDir()
 	f := &bootstrapFixture{dir: dir, boot: filepath.Join(dir, "bootstrap-kubelet.conf"), kubeconfig: filepath.Join(dir, "etc", "kubelet.conf"),
-		certDir: filepath.Join(dir, "pki"), ca: newTestCA(t), client: fakeCSRClient()}
-	writeTestKubeconfig(t, f.boot, "https://127.0.0.1:6443", f.ca.pem, "abcdef.0123456789abcdef", "")
+		certDir: filepath.Join(dir, "pki"), ca: csrtesting.NewCA(t), client: csrtesting.NewClientset(t)}
+	writeTestKubeconfig(t, f.boot, "https://127.0.0.1:6443", f.ca.PEM, "abcdef.0123456789abcdef", "")
 	return f
 }
 
@@ -255,15 +192,15 @@ func TestBootstrapWritesCertificateAndKubeconfig(t *testing.T) {
 	f := newBootstrapFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f.ca.signer(ctx, t, f.client, "node-a", signerOpts{})
+	signer(ctx, t, f.ca, f.client, "node-a", signerOpts{})
 
 	cfg, err := ClientConfig(ctx, f.config())
 	if err != nil {
 		t.Fatal(err)
 	}
 	current := filepath.Join(f.certDir, "kubelet-client-current.pem")
-	if cfg.Host != "https://127.0.0.1:6443" || cfg.CertFile != current || cfg.KeyFile != current || string(cfg.CAData) != string(f.ca.pem) || cfg.BearerToken != "" {
-		t.Errorf("client config: host %q cert %q key %q token %q CA from bootstrap %v", cfg.Host, cfg.CertFile, cfg.KeyFile, cfg.BearerToken, string(cfg.CAData) == string(f.ca.pem))
+	if cfg.Host != "https://127.0.0.1:6443" || cfg.CertFile != current || cfg.KeyFile != current || string(cfg.CAData) != string(f.ca.PEM) || cfg.BearerToken != "" {
+		t.Errorf("client config: host %q cert %q key %q token %q CA from bootstrap %v", cfg.Host, cfg.CertFile, cfg.KeyFile, cfg.BearerToken, string(cfg.CAData) == string(f.ca.PEM))
 	}
 	target, err := os.Readlink(current)
 	if err != nil || !regexp.MustCompile(`^kubelet-client-\d{4}(-\d\d){5}\.pem$`).MatchString(filepath.Base(target)) {
@@ -298,17 +235,17 @@ func TestBootstrapReplacesExpiredKubeconfig(t *testing.T) {
 	f := newBootstrapFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	certPEM, keyPEM, _ := f.ca.clientPair(t, "node-a", time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	certPEM, keyPEM, _ := clientPair(t, f.ca, "node-a", time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
 	old := filepath.Join(f.dir, "old.pem")
 	if err := os.WriteFile(old, append(certPEM, keyPEM...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.MkdirAll(filepath.Dir(f.kubeconfig), 0o755)
-	writeTestKubeconfig(t, f.kubeconfig, "https://127.0.0.1:6443", f.ca.pem, "", old)
+	writeTestKubeconfig(t, f.kubeconfig, "https://127.0.0.1:6443", f.ca.PEM, "", old)
 	if ok, why, _ := kubeconfigValid(f.kubeconfig, time.Now()); ok || !strings.Contains(why, "expired") {
 		t.Fatalf("expired kubeconfig: valid %v (%s)", ok, why)
 	}
-	f.ca.signer(ctx, t, f.client, "node-a", signerOpts{})
+	signer(ctx, t, f.ca, f.client, "node-a", signerOpts{})
 	cfg, err := ClientConfig(ctx, f.config())
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +274,7 @@ func TestBootstrapResumesPendingRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The CSR already exists: the signer sees it as its watch starts.
-	f.ca.signer(ctx, t, f.client, "node-a", signerOpts{})
+	signer(ctx, t, f.ca, f.client, "node-a", signerOpts{})
 	if _, err := ClientConfig(ctx, f.config()); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +288,7 @@ func TestBootstrapDenied(t *testing.T) {
 	f := newBootstrapFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f.ca.signer(ctx, t, f.client, "node-a", signerOpts{deny: true})
+	signer(ctx, t, f.ca, f.client, "node-a", signerOpts{deny: true})
 	_, err := ClientConfig(ctx, f.config())
 	if err == nil || !strings.Contains(err.Error(), "denied") || !strings.Contains(err.Error(), "--bootstrap-kubeconfig") {
 		t.Fatalf("err %v, want a denial naming --bootstrap-kubeconfig", err)
@@ -387,14 +324,14 @@ func TestRotationPresentsRenewedCertificate(t *testing.T) {
 
 	// An API server stand-in that requires client certificates and says whose it got.
 	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvCert, _ := f.ca.issue(t, &srvKey.PublicKey, pkix.Name{CommonName: "apiserver"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "127.0.0.1")
+	srvCert, _ := f.ca.Issue(t, &srvKey.PublicKey, pkix.Name{CommonName: "apiserver"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "127.0.0.1")
 	srvKeyDER, _ := x509.MarshalECPrivateKey(srvKey)
 	pair, err := tls.X509KeyPair(srvCert, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(f.ca.cert)
+	pool.AddCert(f.ca.Cert)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, r.TLS.PeerCertificates[0].SerialNumber.String())
 	}))
@@ -403,7 +340,7 @@ func TestRotationPresentsRenewedCertificate(t *testing.T) {
 	defer srv.Close()
 
 	// The current certificate is at 98% of its lifetime: due for renewal at once.
-	certPEM, keyPEM, oldSerial := f.ca.clientPair(t, "node-a", time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	certPEM, keyPEM, oldSerial := clientPair(t, f.ca, "node-a", time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
 	store, err := certificate.NewFileStore(clientCertPrefix, f.certDir, f.certDir, "", "")
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +349,7 @@ func TestRotationPresentsRenewedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.MkdirAll(filepath.Dir(f.kubeconfig), 0o755)
-	writeTestKubeconfig(t, f.kubeconfig, srv.URL, f.ca.pem, "", store.CurrentPath())
+	writeTestKubeconfig(t, f.kubeconfig, srv.URL, f.ca.PEM, "", store.CurrentPath())
 
 	c := f.config()
 	c.BootstrapKubeconfigPath = "" // renewals use the current certificate
@@ -427,7 +364,7 @@ func TestRotationPresentsRenewedCertificate(t *testing.T) {
 		return string(b)
 	}
 
-	issued := f.ca.signer(ctx, t, f.client, "node-a", signerOpts{})
+	issued := signer(ctx, t, f.ca, f.client, "node-a", signerOpts{})
 	cfg, err := ClientConfig(ctx, c)
 	if err != nil {
 		t.Fatal(err)

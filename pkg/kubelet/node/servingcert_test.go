@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/certificate"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/node/csrtesting"
 )
 
 // waitCSRs waits until client has n CSRs and returns them.
@@ -40,21 +42,12 @@ func waitCSRs(ctx context.Context, t *testing.T, client kubernetes.Interface, n 
 	}
 }
 
-// issueServing approves r and issues the serving certificate it asks for, writing it
+// issueServing approves r, has ca issue the serving certificate it asks for, writing it
 // again until mgr has it (the fake's watch cannot resume, so a waiter that listed just
 // before the update would miss a single write).
-func (ca *testCA) issueServing(ctx context.Context, t *testing.T, client kubernetes.Interface, r certificatesv1.CertificateSigningRequest, mgr certificate.Manager) []byte {
+func issueServing(ctx context.Context, t *testing.T, ca *csrtesting.CA, client kubernetes.Interface, r certificatesv1.CertificateSigningRequest, mgr certificate.Manager) []byte {
 	t.Helper()
-	block, _ := pem.Decode(r.Spec.Request)
-	req, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts := slices.Clone(req.DNSNames)
-	for _, ip := range req.IPAddresses {
-		hosts = append(hosts, ip.String())
-	}
-	r.Status.Certificate, _ = ca.issue(t, req.PublicKey, req.Subject, time.Now().Add(-time.Minute), time.Now().Add(time.Hour), hosts...)
+	r.Status.Certificate, _ = ca.SignServing(t, r.Spec.Request)
 	r.Status.Conditions = append(r.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 		Type: certificatesv1.CertificateApproved, Status: v1.ConditionTrue, Reason: "TestApproved"})
 	for mgr.Current() == nil {
@@ -76,7 +69,7 @@ func (ca *testCA) issueServing(ctx context.Context, t *testing.T, client kuberne
 func TestServingCertificateRequestsAndStores(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, ca, dir := fakeCSRClient(), newTestCA(t), t.TempDir()
+	client, ca, dir := csrtesting.NewClientset(t), csrtesting.NewCA(t), t.TempDir()
 	mgr, err := ServingCertificate(ctx, ServingCertConfig{Client: client, NodeName: "node-a", Hostname: "host-a",
 		IPs: []string{"10.1.2.3", "127.0.0.1"}, CertDir: dir})
 	if err != nil {
@@ -118,7 +111,7 @@ func TestServingCertificateRequestsAndStores(t *testing.T) {
 		t.Errorf("key %T, want ECDSA P-256", req.PublicKey)
 	}
 
-	certPEM := ca.issueServing(ctx, t, client, r, mgr)
+	certPEM := issueServing(ctx, t, ca, client, r, mgr)
 	block, _ = pem.Decode(certPEM)
 	if cur := mgr.Current(); cur == nil || !slices.Equal(cur.Certificate[0], block.Bytes) {
 		t.Error("the current certificate is not the issued one")
@@ -144,13 +137,13 @@ func splitPEM(data []byte) []string {
 // kept while it is for the node's names (renewed only near its end); one for another
 // subject is replaced through a CSR at once.
 func TestServingCertificateStartsFromTLSCertFile(t *testing.T) {
-	ca := newTestCA(t)
+	ca := csrtesting.NewCA(t)
 	writePair := func(t *testing.T, subject pkix.Name, hosts ...string) (string, string, []byte) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		certPEM, _ := ca.issue(t, &key.PublicKey, subject, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour), hosts...)
+		certPEM, _ := ca.Issue(t, &key.PublicKey, subject, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour), hosts...)
 		der, _ := x509.MarshalECPrivateKey(key)
 		dir := t.TempDir()
 		crt, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
@@ -174,7 +167,7 @@ func TestServingCertificateStartsFromTLSCertFile(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			crt, key, certPEM := writePair(t, tc.subject, "node-a", "127.0.0.1")
-			client := fakeCSRClient()
+			client := csrtesting.NewClientset(t)
 			mgr, err := ServingCertificate(ctx, ServingCertConfig{Client: client, NodeName: "node-a", Hostname: "node-a",
 				IPs: []string{"127.0.0.1"}, CertDir: t.TempDir(), CertFile: crt, KeyFile: key})
 			if err != nil {
