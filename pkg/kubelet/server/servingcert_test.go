@@ -22,13 +22,11 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/node/csrtesting"
 )
 
 // newBootstrapServer runs, until the test ends, a server for node "n1" on an ephemeral
@@ -79,46 +77,13 @@ func ttlMetric(t *testing.T, s *Server) string {
 	return ""
 }
 
-// signServing issues the serving certificate a CSR's request asks for.
-func signServing(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, request []byte) ([]byte, *big.Int) {
-	t.Helper()
-	block, _ := pem.Decode(request)
-	req, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, req.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial
-}
-
-// csrClient is a fake clientset that names CSRs created with a generateName, as the API
-// server does (the certificate manager's).
-func csrClient() *fake.Clientset {
-	cs := fake.NewClientset()
-	cs.PrependReactor("create", "certificatesigningrequests", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.CreateAction).GetObject().(*certificatesv1.CertificateSigningRequest)
-		if obj.Name == "" {
-			obj.Name = obj.GenerateName + utilrand.String(5)
-		}
-		return false, nil, nil
-	})
-	return cs
-}
-
 // serverTLSBootstrap end to end with a fake API: before the kubelet-serving CSR is issued
 // every handshake fails with upstream's message; once it is approved and issued, a client
 // that verifies the server against the CA gets that certificate (no restart) and is served.
 func TestServingCertificateFromCSR(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cs := csrClient()
+	cs := csrtesting.NewClientset(t)
 	mgr, err := node.ServingCertificate(ctx, node.ServingCertConfig{Client: cs, NodeName: "n1", Hostname: "n1",
 		IPs: []string{"127.0.0.1"}, CertDir: t.TempDir()})
 	if err != nil {
@@ -150,13 +115,13 @@ func TestServingCertificateFromCSR(t *testing.T) {
 	if r.Spec.SignerName != certificatesv1.KubeletServingSignerName {
 		t.Errorf("signer %s", r.Spec.SignerName)
 	}
-	ca, caKey := testCA(t)
+	ca := csrtesting.NewCA(t)
 	var serial *big.Int
-	r.Status.Certificate, serial = signServing(t, ca, caKey, r.Spec.Request)
+	r.Status.Certificate, serial = ca.SignServing(t, r.Spec.Request)
 	r.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{
 		Type: certificatesv1.CertificateApproved, Status: v1.ConditionTrue, Reason: "TestApproved"}}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca)
+	roots.AddCert(ca.Cert)
 	// Written again until served: the fake's watch cannot resume, so a waiter that listed
 	// just before a single write would miss it.
 	var got *x509.Certificate
@@ -199,14 +164,14 @@ func (s *swapSource) Current() *tls.Certificate { return s.p.Load() }
 
 // A certificate that appears or changes is served on the next handshake.
 func TestServingCertificateChangesWithoutRestart(t *testing.T) {
-	ca, caKey := testCA(t)
+	ca := csrtesting.NewCA(t)
 	leaf := func(cn string) *tls.Certificate {
-		key, _ := ecdsa.GenerateKey(ca.PublicKey.(*ecdsa.PublicKey).Curve, rand.Reader)
+		key, _ := ecdsa.GenerateKey(ca.Key.Curve, rand.Reader)
 		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		certPEM, _ := signServing(t, ca, caKey, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
+		certPEM, _ := ca.SignServing(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
 		block, _ := pem.Decode(certPEM)
 		c, _ := x509.ParseCertificate(block.Bytes)
 		return &tls.Certificate{Certificate: [][]byte{block.Bytes}, PrivateKey: key, Leaf: c}
@@ -229,10 +194,10 @@ func TestServingCertificateChangesWithoutRestart(t *testing.T) {
 func TestServingCertificateTLSCertFileFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ca, caKey := testCA(t)
-	key, _ := ecdsa.GenerateKey(ca.PublicKey.(*ecdsa.PublicKey).Curve, rand.Reader)
+	ca := csrtesting.NewCA(t)
+	key, _ := ecdsa.GenerateKey(ca.Key.Curve, rand.Reader)
 	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "admin-made"}}, key)
-	certPEM, serial := signServing(t, ca, caKey, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
+	certPEM, serial := ca.SignServing(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
 	dir := t.TempDir()
 	crt, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	keyDER, _ := x509.MarshalECPrivateKey(key)
@@ -241,7 +206,7 @@ func TestServingCertificateTLSCertFileFirst(t *testing.T) {
 	}
 	writePEMFile(t, keyFile, "EC PRIVATE KEY", keyDER)
 
-	cs := csrClient()
+	cs := csrtesting.NewClientset(t)
 	mgr, err := node.ServingCertificate(ctx, node.ServingCertConfig{Client: cs, NodeName: "n1", Hostname: "n1",
 		IPs: []string{"127.0.0.1"}, CertDir: t.TempDir(), CertFile: crt, KeyFile: keyFile})
 	if err != nil {
