@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,37 +12,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/minikubelet/minikubelet/test/testbed"
 )
-
-// kubeletRequest sends method path to the kubelet API with a client certificate and/or a
-// bearer token (neither: anonymous) and returns the status, the headers and the body.
-func kubeletRequest(ctx context.Context, t *testing.T, k *testbed.Kubelet, method, path, certFile, keyFile, token string) (int, http.Header, string) {
-	t.Helper()
-	tc := &tls.Config{InsecureSkipVerify: true}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	defer c.CloseIdleConnections()
-	req, _ := http.NewRequestWithContext(ctx, method, fmt.Sprintf("https://%s:%d%s", testbed.NodeIP, k.Port, path), nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
-}
 
 // mountType is the filesystem type mounted at path on the host ("" if none).
 func mountType(t *testing.T, path string) string {
@@ -115,7 +82,7 @@ func TestReliabilityKubeletAPISecurity(t *testing.T) {
 				token string
 				code  int
 			}{{"", 401}, {tr.Status.Token, 403}} {
-				code, hdr, body := kubeletRequest(ctx, t, k, method, path, "", "", who.token)
+				code, hdr, body := kubeletRequest(ctx, t, k, kubeletTLS(t, "", ""), method, path, who.token)
 				if code != who.code || hdr.Get("Location") != "" || strings.Contains(body, "127.0.0.1") {
 					t.Errorf("%s %s (token %t): %d %q location %q, want %d and no runtime URL", method, path, who.token != "", code, body, hdr.Get("Location"), who.code)
 				}
@@ -132,7 +99,7 @@ func TestReliabilityKubeletAPISecurity(t *testing.T) {
 	var logs string
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs, "end"); time.Sleep(200 * time.Millisecond) {
 		var code int
-		if code, _, logs = kubeletRequest(ctx, t, k, "GET", "/containerLogs"+base+"/main", crt, key, ""); code != 200 || time.Now().After(deadline) {
+		if code, logs = kubeletGet(ctx, t, k, "/containerLogs"+base+"/main", crt, key, ""); code != 200 || time.Now().After(deadline) {
 			t.Fatalf("admin: logs %d %q", code, logs)
 		}
 	}

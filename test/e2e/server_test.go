@@ -300,11 +300,12 @@ func forwardAndGet(ctx context.Context, dialer httpstream.Dialer, path string) (
 	return string(b), err
 }
 
-// kubeletGet GETs path on the kubelet's own port with a client certificate (none if
-// certFile is ""), and optionally a bearer token.
-func kubeletGet(ctx context.Context, t *testing.T, k *testbed.Kubelet, path, certFile, keyFile, token string) (int, string) {
+// kubeletTLS is the TLS configuration of a client of the kubelet's own port: with a client
+// certificate (none if certFile is ""), not verifying the serving certificate (the
+// kubelet's is self-signed, as upstream's).
+func kubeletTLS(t *testing.T, certFile, keyFile string) *tls.Config {
 	t.Helper()
-	tc := &tls.Config{InsecureSkipVerify: true} // the kubelet's serving certificate is self-signed, as upstream's
+	tc := &tls.Config{InsecureSkipVerify: true}
 	if certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -312,25 +313,42 @@ func kubeletGet(ctx context.Context, t *testing.T, k *testbed.Kubelet, path, cer
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
-	return kubeletGetTLS(ctx, t, k, tc, path, token)
+	return tc
 }
 
-// kubeletGetTLS GETs path on the kubelet's own port over TLS with tc.
-func kubeletGetTLS(ctx context.Context, t *testing.T, k *testbed.Kubelet, tc *tls.Config, path, token string) (int, string) {
+// kubeletRequest sends method path to the kubelet's own port over TLS with tc, with a
+// bearer token unless it is "", and returns the status, the headers and the body. It does
+// not follow redirects, and closes its idle connections when done.
+func kubeletRequest(ctx context.Context, t *testing.T, k *testbed.Kubelet, tc *tls.Config, method, path, token string) (int, http.Header, string) {
 	t.Helper()
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer c.CloseIdleConnections()
-	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("https://%s:%d%s", testbed.NodeIP, k.Port, path), nil)
+	req, _ := http.NewRequestWithContext(ctx, method, fmt.Sprintf("https://%s:%d%s", testbed.NodeIP, k.Port, path), nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// kubeletGet GETs path on the kubelet's own port with a client certificate (none if
+// certFile is ""), and optionally a bearer token.
+func kubeletGet(ctx context.Context, t *testing.T, k *testbed.Kubelet, path, certFile, keyFile, token string) (int, string) {
+	t.Helper()
+	return kubeletGetTLS(ctx, t, k, kubeletTLS(t, certFile, keyFile), path, token)
+}
+
+// kubeletGetTLS GETs path on the kubelet's own port over TLS with tc.
+func kubeletGetTLS(ctx context.Context, t *testing.T, k *testbed.Kubelet, tc *tls.Config, path, token string) (int, string) {
+	t.Helper()
+	code, _, body := kubeletRequest(ctx, t, k, tc, "GET", path, token)
+	return code, body
 }
 
 // TestServerMetrics scrapes /metrics on the node's port as a cluster admin and finds the
