@@ -23,6 +23,7 @@ const compatDoc = "../docs/compatibility.md"
 
 // supportedFields are the KubeletConfiguration fields minikubelet acts on, with how.
 var supportedFields = map[string]string{
+	"enableProfilingHandler":                     "Go's profiles at `/debug/pprof` on the kubelet API (authorized as `nodes/proxy`), on by default as upstream",
 	"staticPodPath":                              "manifests (YAML/JSON) read every second, mirror pods in the API",
 	"podLogsDir":                                 "",
 	"address":                                    "",
@@ -148,7 +149,6 @@ var ignoredFields = map[string]string{
 	"shutdownGracePeriodByPodPriority":           "no graceful node shutdown",
 	"crashLoopBackOff.maxContainerRestartPeriod": "the crash back-off cap is 300s",
 	"reservedMemory":                             "no memory manager",
-	"enableProfilingHandler":                     "no profiling",
 	"enableDebugFlagsHandler":                    "no /debug/flags handler",
 	"seccompDefault":                             "pods without a seccomp profile run Unconfined, as upstream's default",
 	"memoryThrottlingFactor":                     "no memory QoS",

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -169,6 +170,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.containerLogs)
 	if s.cfg.Transitions != nil {
 		mux.Handle("GET /debug/pods/{namespace}/{name}/transitions", s.cfg.Transitions)
+	}
+	// Go's profiles, as upstream serves them when enableProfilingHandler is set (its
+	// default); they are nodes/proxy like every path without a subresource of its own.
+	if p := s.cfg.Kubelet.EnableProfilingHandler; p == nil || *p {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.exec)

@@ -187,3 +187,26 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("/metrics/probes: %d", w.Code)
 	}
 }
+
+// /debug/pprof is served unless enableProfilingHandler is false, and authorized as
+// nodes/proxy.
+func TestProfilingHandler(t *testing.T) {
+	var asked []string
+	rv := &reviews{tokens: map[string]authnv1.UserInfo{"t": {Username: "alice"}}, allow: func(s authzv1.SubjectAccessReviewSpec) bool {
+		asked = append(asked, s.ResourceAttributes.Subresource)
+		return s.ResourceAttributes.Subresource == "proxy"
+	}}
+	s := newTestServer(t, testKubeletConfig(t), rv, nil)
+	if w := do(t, s.Handler(), "GET", "/debug/pprof/goroutine?debug=1", "t"); w.Code != 200 || !strings.Contains(w.Body.String(), "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine: %d %.200s", w.Code, w.Body)
+	}
+	if strings.Join(asked, ",") != "proxy" {
+		t.Errorf("authorized as %v, want nodes/proxy", asked)
+	}
+	k := testKubeletConfig(t)
+	k.EnableProfilingHandler = new(bool)
+	off := newTestServer(t, k, rv, nil)
+	if w := do(t, off.Handler(), "GET", "/debug/pprof/", "t"); w.Code != 404 {
+		t.Errorf("/debug/pprof/ with enableProfilingHandler false: %d, want 404", w.Code)
+	}
+}
