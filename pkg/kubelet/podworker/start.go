@@ -2,15 +2,17 @@ package podworker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"google.golang.org/protobuf/proto"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -71,37 +73,18 @@ func (w *Workers) pullRetryIn(pod *v1.Pod, c *v1.Container) time.Duration {
 	return d
 }
 
-// pullGroup makes concurrent pulls of the same image share one runtime pull.
-type pullGroup struct {
-	mu    sync.Mutex
-	calls map[string]*pullCall
-}
-
-type pullCall struct {
-	done chan struct{}
-	ref  string
-	err  error
-}
-
-func (g *pullGroup) do(image string, fn func() (string, error)) (string, error) {
-	g.mu.Lock()
-	if g.calls == nil {
-		g.calls = map[string]*pullCall{}
+// sharedPullKey names a pull that concurrent pulls may share: the same image with the same
+// credentials (a pod without the pull secret must not get another pod's result, nor the
+// other way round).
+func sharedPullKey(image string, auths []*runtimeapi.AuthConfig) string {
+	h := sha256.New()
+	h.Write([]byte(image))
+	for _, a := range auths {
+		b, _ := proto.Marshal(a)
+		h.Write([]byte{0})
+		h.Write(b)
 	}
-	if c, ok := g.calls[image]; ok {
-		g.mu.Unlock()
-		<-c.done
-		return c.ref, c.err
-	}
-	c := &pullCall{done: make(chan struct{})}
-	g.calls[image] = c
-	g.mu.Unlock()
-	c.ref, c.err = fn()
-	close(c.done)
-	g.mu.Lock()
-	delete(g.calls, image)
-	g.mu.Unlock()
-	return c.ref, c.err
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // ensureImage applies the container's imagePullPolicy exactly as written in the spec.
@@ -142,12 +125,13 @@ func (w *Workers) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container)
 	start := time.Now()
 	auth := w.pullAuth(ctx, pod, image)
 	var pulled time.Duration
-	ref, err = w.pulls.do(image, func() (string, error) {
+	v, err, _ := w.pulls.Do(sharedPullKey(image, auth), func() (any, error) {
 		s := time.Now()
 		r, err := w.pullWithAuth(ctx, image, auth)
 		pulled = time.Since(s)
 		return r, err
 	})
+	ref, _ = v.(string)
 	if err != nil {
 		w.pullBack.Next(key, w.pullBack.Clock.Now())
 		w.pullErrs.Store(key, err.Error())

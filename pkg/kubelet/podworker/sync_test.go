@@ -199,3 +199,23 @@ func TestSyncSystemdCgroupDriver(t *testing.T) {
 		t.Errorf("stopped %v, want the pod's slice", slices.stopped)
 	}
 }
+
+// Concurrent pulls share one runtime pull only for the same image with the same
+// credentials.
+func TestSharedPullKey(t *testing.T) {
+	alice := []*runtimeapi.AuthConfig{{Username: "alice", Password: "a"}}
+	bob := []*runtimeapi.AuthConfig{{Username: "bob", Password: "b"}}
+	k := sharedPullKey("reg/app:1", alice)
+	if k != sharedPullKey("reg/app:1", []*runtimeapi.AuthConfig{{Username: "alice", Password: "a"}}) {
+		t.Error("same image and credentials: different keys")
+	}
+	for name, other := range map[string]string{
+		"other credentials": sharedPullKey("reg/app:1", bob),
+		"no credentials":    sharedPullKey("reg/app:1", nil),
+		"other image":       sharedPullKey("reg/app:2", alice),
+	} {
+		if other == k {
+			t.Errorf("%s: same key", name)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -62,8 +63,8 @@ type Workers struct {
 	cfg         Config
 	crashBack   *flowcontrol.Backoff
 	pullBack    *flowcontrol.Backoff
-	pulls       pullGroup
-	pullErrs    sync.Map // pull back-off key -> last pull error message
+	pulls       singleflight.Group // keyed by sharedPullKey: concurrent identical pulls share one
+	pullErrs    sync.Map           // pull back-off key -> last pull error message
 	mu          sync.Mutex
 	pods        map[types.UID]*worker
 	ctx         context.Context
