@@ -215,15 +215,11 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	srvCfg := server.Config{
+	apiServer, err := server.New(server.Config{
 		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: servingIPs,
 		CertDir: cfg.CertDir, Client: client, Runtime: rt, Pods: podsWithStatus(workers, statusMgr),
-		Transitions: statusMgr.Trace.Handler(),
-	}
-	if serving != nil {
-		srvCfg.ServingCertificate = serving
-	}
-	apiServer, err := server.New(srvCfg)
+		Transitions: statusMgr.Trace.Handler(), ServingCertificate: serving,
+	})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	authnv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,19 +17,14 @@ import (
 
 // mountType is the filesystem type mounted at path on the host ("" if none).
 func mountType(t *testing.T, path string) string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		for i := range f {
-			if f[i] == "-" && i+1 < len(f) && len(f) > 4 && f[4] == path {
-				return f[i+1]
-			}
-		}
+	if len(mounts) == 0 {
+		return ""
 	}
-	return ""
+	return mounts[len(mounts)-1].FSType
 }
 
 // TestReliabilityKubeletAPISecurity: the kubelet API refuses anonymous exec, attach,

@@ -168,7 +168,12 @@ func (b *Bed) StartContainerd() error {
 		return err
 	}
 	b.Containerd = p
-	rt, err := cri.Dial(b.CRIEndpoint(), "")
+	return waitCRI(b.CRIEndpoint(), p)
+}
+
+// waitCRI waits until the runtime p started answers CRI at endpoint (or p exits).
+func waitCRI(endpoint string, p *Proc) error {
+	rt, err := cri.Dial(endpoint, "")
 	if err != nil {
 		return err
 	}

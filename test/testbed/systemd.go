@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/moby/sys/mountinfo"
 )
 
 // A node with the systemd cgroup driver needs a containerd whose runc makes systemd
@@ -164,17 +163,7 @@ exec env container=minikubelet-testbed /lib/systemd/systemd --system --unit=mkbe
 		return nil, err
 	}
 	rtm.Containerd, rtm.Endpoint = c, "unix://"+socket
-	rt, err := cri.Dial(rtm.Endpoint, "")
-	if err != nil {
-		return nil, err
-	}
-	defer rt.Close()
-	if err := waitFor(60*time.Second, c, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := rt.Version(ctx)
-		return err
-	}); err != nil {
+	if err := waitCRI(rtm.Endpoint, c); err != nil {
 		return nil, fmt.Errorf("containerd with systemd cgroups: %w", err)
 	}
 	if err := b.importImages(socket, b.Images); err != nil {
@@ -260,18 +249,10 @@ func bindSystemdSocket(src string) error {
 	return nil
 }
 
-// isMountPoint says whether path is a mount point (in /proc/self/mountinfo).
+// isMountPoint says whether path is a mount point.
 func isMountPoint(path string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
-			return true
-		}
-	}
-	return false
+	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(path))
+	return err == nil && len(mounts) > 0
 }
 
 // childOf is the first child of pid (0 if none yet).
