@@ -27,7 +27,7 @@ type Client struct {
 	rtConn, imgConn *grpc.ClientConn
 	runtime         runtimeapi.RuntimeServiceClient
 	images          runtimeapi.ImageServiceClient
-	exited          statusCache
+	observer        func(Change)
 	// Timeout bounds each call that the caller's context does not already bound.
 	Timeout time.Duration
 }

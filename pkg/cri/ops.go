@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -11,6 +12,9 @@ import (
 // returns its ID.
 func (c *Client) RunSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
 	resp, err := call(ctx, c, "run_podsandbox", c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	if err == nil {
+		c.changed(Change{Op: SandboxCreated, ID: resp.GetPodSandboxId(), PodUID: types.UID(cfg.GetMetadata().GetUid())})
+	}
 	return resp.GetPodSandboxId(), err
 }
 
@@ -23,12 +27,14 @@ func (c *Client) SandboxStatus(ctx context.Context, id string) (*runtimeapi.PodS
 // StopSandbox stops a sandbox (its containers too) and releases its network.
 func (c *Client) StopSandbox(ctx context.Context, id string) error {
 	_, err := call(ctx, c, "stop_podsandbox", c.runtime.StopPodSandbox, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+	c.changedUnlessFailed(err, Change{Op: SandboxStopped, ID: id})
 	return ignoreNotFound(err)
 }
 
 // RemoveSandbox removes a stopped sandbox and its containers.
 func (c *Client) RemoveSandbox(ctx context.Context, id string) error {
 	_, err := call(ctx, c, "remove_podsandbox", c.runtime.RemovePodSandbox, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+	c.changedUnlessFailed(err, Change{Op: SandboxRemoved, ID: id})
 	return ignoreNotFound(err)
 }
 
@@ -36,25 +42,31 @@ func (c *Client) RemoveSandbox(ctx context.Context, id string) error {
 func (c *Client) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
 	resp, err := call(ctx, c, "create_container", c.runtime.CreateContainer, &runtimeapi.CreateContainerRequest{
 		PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbCfg})
+	if err == nil {
+		c.changed(Change{Op: ContainerCreated, ID: resp.GetContainerId(), SandboxID: sandboxID, PodUID: types.UID(sbCfg.GetMetadata().GetUid())})
+	}
 	return resp.GetContainerId(), err
 }
 
 // StartContainer starts a created container.
 func (c *Client) StartContainer(ctx context.Context, id string) error {
 	_, err := call(ctx, c, "start_container", c.runtime.StartContainer, &runtimeapi.StartContainerRequest{ContainerId: id})
+	// A failed start may still have moved the container (to exited): look again either way.
+	c.changed(Change{Op: ContainerStarted, ID: id})
 	return err
 }
 
 // StopContainer stops a container, giving it timeout seconds after SIGTERM.
 func (c *Client) StopContainer(ctx context.Context, id string, timeout int64) error {
 	_, err := call(ctx, c, "stop_container", c.runtime.StopContainer, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout})
+	c.changedUnlessFailed(err, Change{Op: ContainerStopped, ID: id})
 	return ignoreNotFound(err)
 }
 
 // RemoveContainer removes a container.
 func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	_, err := call(ctx, c, "remove_container", c.runtime.RemoveContainer, &runtimeapi.RemoveContainerRequest{ContainerId: id})
-	c.exited.forget(id)
+	c.changedUnlessFailed(err, Change{Op: ContainerRemoved, ID: id})
 	return ignoreNotFound(err)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -59,6 +58,19 @@ type Container struct {
 	GracePeriod int64
 }
 
+// StateOf names a CRI container state.
+func StateOf(s runtimeapi.ContainerState) ContainerState {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return StateCreated
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return StateRunning
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return StateExited
+	}
+	return StateUnknown
+}
+
 // PodState is everything the runtime has for one pod, newest first.
 type PodState struct {
 	UID        types.UID
@@ -91,94 +103,45 @@ func (s *PodState) ReadySandbox() *Sandbox {
 	return nil
 }
 
-// statusCache remembers the status of exited containers, which never changes, so a sync
-// asks the runtime only about containers that may still move.
-type statusCache struct {
-	mu sync.Mutex
-	m  map[string]*runtimeapi.ContainerStatus
-}
-
-func (c *statusCache) get(id string) *runtimeapi.ContainerStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[id]
-}
-
-func (c *statusCache) put(id string, st *runtimeapi.ContainerStatus) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]*runtimeapi.ContainerStatus{}
-	}
-	c.m[id] = st
-}
-
-func (c *statusCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
-}
-
-// PodState lists the runtime objects of one pod.
-func (c *Client) PodState(ctx context.Context, node string, uid types.UID) (*PodState, error) {
-	sel := map[string]string{LabelPodUID: string(uid), LabelNode: node}
-	sbs, err := call(ctx, c, "list_podsandbox", c.runtime.ListPodSandbox, &runtimeapi.ListPodSandboxRequest{
-		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
-	if err != nil {
-		return nil, err
-	}
-	cts, err := call(ctx, c, "list_containers", c.runtime.ListContainers, &runtimeapi.ListContainersRequest{
-		Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
-	if err != nil {
-		return nil, err
-	}
-	st := &PodState{UID: uid}
-	for _, sb := range sbs.Items {
-		s := Sandbox{ID: sb.Id, Attempt: sb.GetMetadata().GetAttempt(), Ready: sb.State == runtimeapi.PodSandboxState_SANDBOX_READY,
-			CreatedAt: time.Unix(0, sb.CreatedAt)}
-		if s.Ready {
-			ss, err := call(ctx, c, "podsandbox_status", c.runtime.PodSandboxStatus, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.Id})
-			if err == nil && ss.GetStatus().GetNetwork() != nil {
-				n := ss.GetStatus().GetNetwork()
-				if n.Ip != "" {
-					s.IPs = append(s.IPs, n.Ip)
-				}
-				for _, ip := range n.AdditionalIps {
-					s.IPs = append(s.IPs, ip.Ip)
-				}
-			}
-		}
-		st.Sandboxes = append(st.Sandboxes, s)
-	}
-	sort.Slice(st.Sandboxes, func(i, j int) bool {
-		a, b := st.Sandboxes[i], st.Sandboxes[j]
+// Sort orders sandboxes and containers newest first (by attempt / restart count, then
+// creation time), the order Latest and ReadySandbox rely on.
+func (s *PodState) Sort() {
+	sort.Slice(s.Sandboxes, func(i, j int) bool {
+		a, b := s.Sandboxes[i], s.Sandboxes[j]
 		if a.Attempt != b.Attempt {
 			return a.Attempt > b.Attempt
 		}
 		return a.CreatedAt.After(b.CreatedAt)
 	})
-	for _, ct := range cts.Containers {
-		cs := c.exited.get(ct.Id)
-		if cs == nil {
-			resp, err := call(ctx, c, "container_status", c.runtime.ContainerStatus, &runtimeapi.ContainerStatusRequest{ContainerId: ct.Id})
-			if err != nil {
-				continue // removed meanwhile
-			}
-			cs = resp.GetStatus()
-			if cs.State == runtimeapi.ContainerState_CONTAINER_EXITED {
-				c.exited.put(ct.Id, cs)
-			}
-		}
-		st.Containers = append(st.Containers, toContainer(ct, cs))
-	}
-	sort.Slice(st.Containers, func(i, j int) bool {
-		a, b := st.Containers[i], st.Containers[j]
+	sort.Slice(s.Containers, func(i, j int) bool {
+		a, b := s.Containers[i], s.Containers[j]
 		if a.RestartCount != b.RestartCount {
 			return a.RestartCount > b.RestartCount
 		}
 		return a.CreatedAt.After(b.CreatedAt)
 	})
-	return st, nil
+}
+
+// NewSandbox is the model of a sandbox from its status (IPs only while it is ready).
+func NewSandbox(ss *runtimeapi.PodSandboxStatus) Sandbox {
+	s := Sandbox{ID: ss.GetId(), Attempt: ss.GetMetadata().GetAttempt(), Ready: ss.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY,
+		CreatedAt: time.Unix(0, ss.GetCreatedAt())}
+	if n := ss.GetNetwork(); s.Ready && n != nil {
+		if n.Ip != "" {
+			s.IPs = append(s.IPs, n.Ip)
+		}
+		for _, ip := range n.AdditionalIps {
+			s.IPs = append(s.IPs, ip.Ip)
+		}
+	}
+	return s
+}
+
+// NewContainer is the model of a container from its status and its sandbox's ID (which
+// the status does not carry).
+func NewContainer(sandboxID string, cs *runtimeapi.ContainerStatus) Container {
+	return toContainer(&runtimeapi.Container{Id: cs.GetId(), PodSandboxId: sandboxID, Metadata: cs.GetMetadata(),
+		Image: cs.GetImage(), ImageRef: cs.GetImageRef(), CreatedAt: cs.GetCreatedAt(), Annotations: cs.GetAnnotations()}, cs)
 }
 
 func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Container {
@@ -194,16 +157,7 @@ func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Conta
 		TermMsgPath: ct.Annotations[AnnotationTermMsgPath], TermMsgHostPath: ct.Annotations[AnnotationTermMsgHostPath],
 		GracePeriod: grace, TermMsgPolicy: ct.Annotations[AnnotationTermMsgPolicy],
 	}
-	switch cs.GetState() {
-	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		out.State = StateCreated
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		out.State = StateRunning
-	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		out.State = StateExited
-	default:
-		out.State = StateUnknown
-	}
+	out.State = StateOf(cs.GetState())
 	if cs != nil {
 		if cs.StartedAt > 0 {
 			out.StartedAt = time.Unix(0, cs.StartedAt)
@@ -222,16 +176,22 @@ func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Conta
 	return out
 }
 
-// PodUIDs lists the pod UIDs that have sandboxes of this node in the runtime.
-func (c *Client) PodUIDs(ctx context.Context, node string) (map[types.UID]bool, error) {
-	sbs, err := call(ctx, c, "list_podsandbox", c.runtime.ListPodSandbox, &runtimeapi.ListPodSandboxRequest{
+// ListSandboxes lists this node's sandboxes.
+func (c *Client) ListSandboxes(ctx context.Context, node string) ([]*runtimeapi.PodSandbox, error) {
+	resp, err := call(ctx, c, "list_podsandbox", c.runtime.ListPodSandbox, &runtimeapi.ListPodSandboxRequest{
 		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{LabelNode: node}}})
-	if err != nil {
-		return nil, err
-	}
-	out := map[types.UID]bool{}
-	for _, sb := range sbs.Items {
-		out[types.UID(sb.Labels[LabelPodUID])] = true
-	}
-	return out, nil
+	return resp.GetItems(), err
+}
+
+// ListContainers lists this node's containers.
+func (c *Client) ListContainers(ctx context.Context, node string) ([]*runtimeapi.Container, error) {
+	resp, err := call(ctx, c, "list_containers", c.runtime.ListContainers, &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{LabelNode: node}}})
+	return resp.GetContainers(), err
+}
+
+// ContainerStatus returns a container's status.
+func (c *Client) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
+	resp, err := call(ctx, c, "container_status", c.runtime.ContainerStatus, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	return resp.GetStatus(), err
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
+	"github.com/minikubelet/minikubelet/pkg/runtimecache"
 	"github.com/minikubelet/minikubelet/pkg/version"
 	"github.com/minikubelet/minikubelet/pkg/volume"
 )
@@ -74,6 +75,17 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("--container-runtime-endpoint: %w", err)
 	}
 	defer rt.Close()
+	var workers *podworker.Workers
+	var sourcesSynced func() bool
+	runtimeState, err := runtimecache.New(runtimecache.Config{Runtime: rt, Node: nodeName, RelistPeriod: relistPeriod,
+		Changed: func(uid types.UID) { workers.Wake(uid) },
+		Relisted: func(present map[types.UID]runtimecache.PodRef) {
+			removeOrphans(logger, sourcesSynced, workers, present)
+		}})
+	if err != nil {
+		return err
+	}
+	rt.OnChange(runtimeState.Observe)
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	rv, err := rt.Version(vctx)
 	cancel()
@@ -109,7 +121,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	var nodeCtl *node.Controller
 	if client != nil {
 		if nodeCtl, err = node.New(node.Config{
-			Client: client, HeartbeatClient: heartbeat, Runtime: runtimeAdapter{rt}, Recorder: recorder,
+			Client: client, HeartbeatClient: heartbeat, Runtime: runtimeAdapter{rt, runtimeState}, Recorder: recorder,
 			NodeName: nodeName, Hostname: hostname, Addresses: addrs,
 			Labels: cfg.NodeLabels, Taints: k.RegisterWithTaints,
 			MaxPods: k.MaxPods, Reserved: reserved, KubeletPort: k.Port,
@@ -156,12 +168,11 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		services := svcInformers.Core().V1().Services()
 		serviceLister, servicesSynced = services.Lister(), services.Informer().HasSynced
 	}
-	var workers *podworker.Workers
 	probes := probe.NewManager(rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
 	}, func(uid types.UID) { workers.Wake(uid) })
 	workers, err = podworker.New(podworker.Config{
-		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt,
+		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt, State: runtimeState,
 		MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		Services: serviceLister, ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
 		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
@@ -191,7 +202,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			mirrors.Static = static.Pods
 		}
 	}
-	sourcesSynced := func() bool {
+	sourcesSynced = func() bool {
 		return (pods == nil || pods.HasSynced()) && (static == nil || static.HasSynced())
 	}
 
@@ -217,7 +228,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 	apiServer, err := server.New(server.Config{
 		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: servingIPs,
-		CertDir: cfg.CertDir, Client: client, Runtime: rt, Pods: podsWithStatus(workers, statusMgr),
+		CertDir: cfg.CertDir, Client: client, Runtime: serverRuntime{rt, runtimeState}, Pods: podsWithStatus(workers, statusMgr),
 		Transitions: statusMgr.Trace.Handler(), ServingCertificate: serving,
 	})
 	if err != nil {
@@ -260,32 +271,10 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			stop()
 		}
 	})
-	// Container events from the runtime trigger a relist at once; the periodic relist only
-	// repairs what an interrupted event stream missed.
-	relistNow := make(chan struct{}, 1)
-	wg.Go(func() {
-		rt.WatchEvents(runCtx, func(string) {
-			select {
-			case relistNow <- struct{}{}:
-			default:
-			}
-		})
-	})
-	wg.Go(func() {
-		// Runtime changes wake the pod's worker; pods the runtime has but no worker knows
-		// (once the API's pods are all delivered) are orphans and are removed.
-		rt.Relist(runCtx, nodeName, relistPeriod, relistNow, workers.Wake, func(present map[types.UID][2]string) {
-			if !sourcesSynced() {
-				return
-			}
-			for uid, ref := range present {
-				if !workers.Known(uid) {
-					logger.Info("Removing orphaned pod from the runtime", "podUID", uid, "pod", ref[0]+"/"+ref[1])
-					workers.Remove(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid, Namespace: ref[0], Name: ref[1]}})
-				}
-			}
-		})
-	})
+	// Runtime events update the cache at once; its periodic relist repairs what an
+	// interrupted event stream missed.
+	wg.Go(func() { runtimeState.Run(runCtx) })
+	wg.Go(func() { rt.WatchEvents(runCtx, runtimeState.Event) })
 	<-runCtx.Done()
 	logger.Info("Shutting down")
 	if healthz != nil {
@@ -332,10 +321,46 @@ func (n nodeLogs) RunningLogs(ctx context.Context) (map[string]string, error) {
 	return n.Client.RunningLogs(ctx, n.node)
 }
 
-type runtimeAdapter struct{ c *cri.Client }
+// removeOrphans removes pods the runtime has but no worker knows, once every source has
+// delivered its pods.
+func removeOrphans(logger klog.Logger, sourcesSynced func() bool, workers *podworker.Workers, present map[types.UID]runtimecache.PodRef) {
+	if sourcesSynced == nil || !sourcesSynced() {
+		return
+	}
+	for uid, ref := range present {
+		if !workers.Known(uid) {
+			logger.Info("Removing orphaned pod from the runtime", "podUID", uid, "pod", ref.Namespace+"/"+ref.Name)
+			workers.Remove(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid, Namespace: ref.Namespace, Name: ref.Name}})
+		}
+	}
+}
 
-func (r runtimeAdapter) Ready(ctx context.Context) []string          { return r.c.Ready(ctx) }
+// runtimeAdapter gives the node controller the runtime's readiness, with the state
+// cache's health as upstream's PLEG check adds it.
+type runtimeAdapter struct {
+	c     *cri.Client
+	state *runtimecache.Cache
+}
+
+func (r runtimeAdapter) Ready(ctx context.Context) []string {
+	errs := r.c.Ready(ctx)
+	if err := r.state.Healthy(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	return errs
+}
+
 func (r runtimeAdapter) Version(ctx context.Context) (string, error) { return r.c.RuntimeVersion(ctx) }
+
+// serverRuntime gives the kubelet API the runtime, with pods' state from the cache.
+type serverRuntime struct {
+	*cri.Client
+	state *runtimecache.Cache
+}
+
+func (s serverRuntime) PodState(ctx context.Context, _ string, uid types.UID) (*cri.PodState, error) {
+	return s.state.Get(ctx, uid)
+}
 
 // apiClients are the API clients with the node's credentials: TLS bootstrap when
 // --kubeconfig is missing or expired (this waits for the CSR to be issued), client

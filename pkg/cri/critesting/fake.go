@@ -4,8 +4,11 @@ package critesting
 
 import (
 	"context"
+	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 
@@ -46,7 +49,8 @@ func (r fakeRuntime) RemovePodSandbox(ctx context.Context, in *runtimeapi.Remove
 }
 
 func (r fakeRuntime) PodSandboxStatus(ctx context.Context, in *runtimeapi.PodSandboxStatusRequest, _ ...grpc.CallOption) (*runtimeapi.PodSandboxStatusResponse, error) {
-	return r.f.PodSandboxStatus(ctx, in.PodSandboxId, in.Verbose)
+	resp, err := r.f.PodSandboxStatus(ctx, in.PodSandboxId, in.Verbose)
+	return resp, asGRPC(err)
 }
 
 func (r fakeRuntime) ListPodSandbox(ctx context.Context, in *runtimeapi.ListPodSandboxRequest, _ ...grpc.CallOption) (*runtimeapi.ListPodSandboxResponse, error) {
@@ -77,7 +81,19 @@ func (r fakeRuntime) ListContainers(ctx context.Context, in *runtimeapi.ListCont
 }
 
 func (r fakeRuntime) ContainerStatus(ctx context.Context, in *runtimeapi.ContainerStatusRequest, _ ...grpc.CallOption) (*runtimeapi.ContainerStatusResponse, error) {
-	return r.f.ContainerStatus(ctx, in.ContainerId, in.Verbose)
+	resp, err := r.f.ContainerStatus(ctx, in.ContainerId, in.Verbose)
+	return resp, asGRPC(err)
+}
+
+// asGRPC gives the fake's plain "... not found" errors the gRPC code a real runtime
+// answers with, so callers class them as errdefs.IsNotFound.
+func asGRPC(err error) error {
+	if err != nil && strings.HasSuffix(err.Error(), "not found") {
+		if _, ok := status.FromError(err); !ok {
+			return status.Error(codes.NotFound, err.Error())
+		}
+	}
+	return err
 }
 
 type fakeImages struct {

@@ -206,16 +206,9 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
-	sbStatus, err := w.cfg.Runtime.SandboxStatus(ctx, sandboxID)
+	podIPs, err := w.sandboxIPs(ctx, st, sandboxID)
 	if err != nil {
 		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
-	}
-	var podIPs []string
-	if n := sbStatus.GetNetwork(); n != nil && n.Ip != "" {
-		podIPs = append(podIPs, n.Ip)
-		for _, ip := range n.AdditionalIps {
-			podIPs = append(podIPs, ip.Ip)
-		}
 	}
 	env, err := w.resolveEnvFor(ctx, pod, c, podIPs, w.cfg.HostIPs)
 	if err != nil {
@@ -334,4 +327,17 @@ func hostsFile(pod *v1.Pod, podIPs []string) string {
 		}
 	}
 	return b.String()
+}
+
+// sandboxIPs are the pod's IPs: from the observed state when it holds the sandbox (it
+// does after this sync created it), else from the runtime.
+func (w *Workers) sandboxIPs(ctx context.Context, st *cri.PodState, sandboxID string) ([]string, error) {
+	if sb := st.ReadySandbox(); sb != nil && sb.ID == sandboxID {
+		return sb.IPs, nil
+	}
+	ss, err := w.cfg.Runtime.SandboxStatus(ctx, sandboxID)
+	if err != nil {
+		return nil, err
+	}
+	return cri.NewSandbox(ss).IPs, nil
 }

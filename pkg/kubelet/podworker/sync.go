@@ -37,7 +37,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		st.Conditions = status.WithForeignConditions(st.Conditions, pod.Status.Conditions)
 		pod.Status = st
 	}
-	state, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID)
+	state, err := w.cfg.State.Get(ctx, pod.UID)
 	if err != nil {
 		logger.Error(err, "Reading runtime state failed", "pod", klog.KObj(pod))
 		return time.Second, false
@@ -50,7 +50,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	// Containers that failed liveness or startup probes are killed; the decision below
 	// then restarts them per restartPolicy.
 	if w.killUnhealthy(ctx, pod, state) {
-		if s, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID); err == nil {
+		if s, err := w.cfg.State.Get(ctx, pod.UID); err == nil {
 			state = s
 		}
 	}
@@ -104,6 +104,10 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 			return w.stillCreating(wk, pod, state, deadline), false
 		}
 		sandboxID = id
+		// The new sandbox (and its IPs) for the containers' environment.
+		if s, err := w.cfg.State.Get(ctx, pod.UID); err == nil {
+			state = s
+		}
 	}
 	var requeue time.Duration
 	if sandboxID != "" {
@@ -132,7 +136,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 
 	// Observe again: the status reports what is, not what was asked for.
 	if acting {
-		if s, err := w.cfg.Runtime.PodState(ctx, w.cfg.NodeName, pod.UID); err == nil {
+		if s, err := w.cfg.State.Get(ctx, pod.UID); err == nil {
 			state = s
 		}
 	}

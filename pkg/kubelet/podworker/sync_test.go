@@ -17,6 +17,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/cri/critesting"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/runtimecache"
 	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
@@ -55,9 +56,12 @@ func TestSyncDrivesFakeRuntime(t *testing.T) {
 			if len(rt.Containers) != 1 {
 				t.Fatalf("%d containers after the first sync, want the init container", len(rt.Containers))
 			}
-			for _, c := range rt.Containers { // the init container ends
+			cache := w.cfg.State.(*runtimecache.Cache)
+			for id, c := range rt.Containers { // the init container ends, and the runtime says so
 				c.State, c.ExitCode, c.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, tc.initExit, time.Now().UnixNano()
+				cache.Event(cri.Event{Kind: cri.EventExit, ID: id})
 			}
+			cache.HandleExits(ctx)
 			rt.Called = nil
 			w.sync(ctx, wk)
 			if got := mutations(rt.GetCalls()); strings.Join(got, ",") != strings.Join(tc.wantCalls, ",") {
@@ -96,7 +100,14 @@ func newSyncFixture(t *testing.T, pod *v1.Pod, extra func(*Config)) (*Workers, *
 		t.Fatal(err)
 	}
 	st := status.NewManager(client)
-	cfg := Config{NodeName: "n", Runtime: critesting.NewFake(rt, img), Status: st, Recorder: record.NewFakeRecorder(100),
+	runtime := critesting.NewFake(rt, img)
+	cache, err := runtimecache.New(runtimecache.Config{Runtime: runtime, Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.OnChange(cache.Observe)
+	cache.Relist(context.Background())
+	cfg := Config{NodeName: "n", Runtime: runtime, State: cache, Status: st, Recorder: record.NewFakeRecorder(100),
 		Client: client, RootDir: dir, PodLogsDir: filepath.Join(dir, "logs"), Volumes: vols}
 	if extra != nil {
 		extra(&cfg)

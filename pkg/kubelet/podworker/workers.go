@@ -31,12 +31,15 @@ type Config struct {
 	// Allocatable is the node's allocatable resources (the downward API's unset limits).
 	Allocatable v1.ResourceList
 	Runtime     *cri.Client
-	Status      *status.Manager
-	Recorder    record.EventRecorder
-	Client      kubernetes.Interface
-	RootDir     string // pods/<uid>/... files live here
-	PodLogsDir  string
-	HostDNS     cri.DNS
+	// State is the runtime's state of the node's pods (runtimecache.Cache), read instead
+	// of listing the runtime.
+	State      StateReader
+	Status     *status.Manager
+	Recorder   record.EventRecorder
+	Client     kubernetes.Interface
+	RootDir    string // pods/<uid>/... files live here
+	PodLogsDir string
+	HostDNS    cri.DNS
 	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout),
 	// named for CgroupDriver ("cgroupfs" or "systemd").
 	CgroupsPerQOS bool
@@ -56,6 +59,11 @@ type Config struct {
 	Probes *probe.Manager
 	// ResyncPeriod bounds how long a pod goes without a sync (default 10s).
 	ResyncPeriod time.Duration
+}
+
+// StateReader gives a pod's runtime state, reflecting every mutation made through Runtime.
+type StateReader interface {
+	Get(ctx context.Context, uid types.UID) (*cri.PodState, error)
 }
 
 // Workers owns the per-pod goroutines.
@@ -81,8 +89,8 @@ const (
 
 // New checks cfg.
 func New(cfg Config) (*Workers, error) {
-	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" || cfg.Volumes == nil {
-		return nil, fmt.Errorf("podworker: NodeName, Runtime, Status, Recorder, RootDir, PodLogsDir and Volumes are required")
+	if cfg.NodeName == "" || cfg.Runtime == nil || cfg.State == nil || cfg.Status == nil || cfg.Recorder == nil || cfg.RootDir == "" || cfg.PodLogsDir == "" || cfg.Volumes == nil {
+		return nil, fmt.Errorf("podworker: NodeName, Runtime, State, Status, Recorder, RootDir, PodLogsDir and Volumes are required")
 	}
 	if cfg.ResyncPeriod <= 0 {
 		cfg.ResyncPeriod = 10 * time.Second

@@ -14,6 +14,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
 	"github.com/minikubelet/minikubelet/pkg/probe"
+	"github.com/minikubelet/minikubelet/pkg/runtimecache"
 )
 
 // metricsHandler serves /metrics: the runtime-operation metrics, pod start durations, the
@@ -23,6 +24,7 @@ func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	reg.MustRegister(cri.Collectors()...)
+	reg.MustRegister(runtimecache.Collectors()...)
 	reg.MustRegister(kmetrics.Collectors()...)
 	reg.MustRegister(&runtimeCollector{rt: s.cfg.Runtime, node: s.cfg.NodeName})
 	if src := s.cfg.ServingCertificate; src != nil {

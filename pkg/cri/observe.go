@@ -1,0 +1,44 @@
+package cri
+
+import "k8s.io/apimachinery/pkg/types"
+
+// ChangeOp is a mutation made through this client.
+type ChangeOp int
+
+// The mutations a Change reports.
+const (
+	SandboxCreated ChangeOp = iota
+	SandboxStopped
+	SandboxRemoved
+	ContainerCreated
+	ContainerStarted
+	ContainerStopped
+	ContainerRemoved
+)
+
+// Change is one mutation of the runtime made through this client, reported after the call
+// returns, so that a cache of the runtime's state can read its own writes without relisting.
+type Change struct {
+	Op ChangeOp
+	ID string
+	// PodUID and SandboxID are known on creation only.
+	PodUID    types.UID
+	SandboxID string
+}
+
+// OnChange sets the function told of every mutation (set once, before any call is made).
+func (c *Client) OnChange(fn func(Change)) { c.observer = fn }
+
+func (c *Client) changed(ch Change) {
+	if c.observer != nil {
+		c.observer(ch)
+	}
+}
+
+// changedUnlessFailed reports a stop or removal that happened (or had happened already:
+// NotFound); other errors leave the object as it was, as far as the caller knows.
+func (c *Client) changedUnlessFailed(err error, ch Change) {
+	if err == nil || ignoreNotFound(err) == nil {
+		c.changed(ch)
+	}
+}

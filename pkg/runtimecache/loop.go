@@ -1,0 +1,270 @@
+package runtimecache
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// exitRetries: containerd announces an exit a little before its CRI plugin's own state
+// shows it, so an exit the runtime does not show yet is asked about again after these
+// delays; after the last one the next relist repairs whatever is left.
+var exitRetries = []time.Duration{10 * time.Millisecond, 30 * time.Millisecond, 100 * time.Millisecond,
+	300 * time.Millisecond, time.Second, 3 * time.Second}
+
+// Event takes one runtime event (cri.Client.WatchEvents). It never blocks on the runtime.
+func (c *Cache) Event(ev cri.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ev.Kind {
+	case cri.EventSubscribed:
+		c.kickLocked() // events may have been lost before this subscription
+	case cri.EventExit:
+		if c.objs[ev.ID] == nil {
+			c.kickLocked() // an object we have not seen yet: only a list can place it
+			return
+		}
+		if _, ok := c.retries[ev.ID]; !ok && !c.objs[ev.ID].final() {
+			c.retries[ev.ID], c.retryAt[ev.ID] = 0, c.cfg.Clock.Now()
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// kickLocked asks for a full relist; marking the cache as wanting one lets a pending kick
+// for exits turn into a relist too.
+func (c *Cache) kickLocked() {
+	c.wantRelist = true
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run relists at once and then every RelistPeriod, and handles the exits Event queued,
+// until ctx ends.
+func (c *Cache) Run(ctx context.Context) {
+	tick := c.cfg.Clock.NewTicker(c.cfg.RelistPeriod)
+	defer tick.Stop()
+	retry := c.cfg.Clock.NewTimer(time.Hour)
+	defer retry.Stop()
+	c.Relist(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+			c.Relist(ctx)
+		case <-c.kick:
+			c.mu.Lock()
+			want := c.wantRelist
+			c.mu.Unlock()
+			if want {
+				c.Relist(ctx)
+			}
+			c.HandleExits(ctx)
+		case <-retry.C():
+			c.HandleExits(ctx)
+		}
+		if d, ok := c.nextRetry(); ok {
+			retry.Reset(d)
+		}
+	}
+}
+
+// HandleExits asks the runtime about every announced exit that is due, reports pods whose
+// state changed, and schedules another look at exits the runtime does not show yet.
+func (c *Cache) HandleExits(ctx context.Context) {
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	var due []string
+	for id := range c.retries {
+		if !c.retryAt[id].After(now) {
+			due = append(due, id)
+		}
+	}
+	c.mu.Unlock()
+	changed := map[types.UID]bool{}
+	for _, id := range due {
+		c.mu.Lock()
+		uid := c.objs[id].uidOrEmpty()
+		if !c.markLocked(id, true) { // gone, or its exit already seen
+			delete(c.retries, id)
+			delete(c.retryAt, id)
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Unlock()
+		news, err := c.refresh(ctx, id)
+		if news {
+			changed[uid] = true
+		}
+		c.mu.Lock()
+		o := c.objs[id]
+		n := c.retries[id]
+		switch {
+		case o == nil || (err == nil && o.final()) || n >= len(exitRetries):
+			delete(c.retries, id)
+			delete(c.retryAt, id)
+		default:
+			c.retries[id] = n + 1
+			c.retryAt[id] = now.Add(exitRetries[n])
+		}
+		c.mu.Unlock()
+	}
+	c.notify(changed)
+}
+
+func (o *object) uidOrEmpty() types.UID {
+	if o == nil {
+		return ""
+	}
+	return o.uid
+}
+
+// nextRetry is how long until the earliest scheduled exit look.
+func (c *Cache) nextRetry() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first time.Time
+	for id := range c.retries {
+		if at := c.retryAt[id]; first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	if first.IsZero() {
+		return 0, false
+	}
+	return max(first.Sub(c.cfg.Clock.Now()), 0), true
+}
+
+func (c *Cache) notify(pods map[types.UID]bool) {
+	for uid := range pods {
+		if uid != "" {
+			c.cfg.Changed(uid)
+		}
+	}
+}
+
+// listed is one object as a full list shows it.
+type listed struct {
+	uid       types.UID
+	ref       PodRef
+	sandbox   bool
+	sandboxID string
+	ready     bool               // sandboxes
+	state     cri.ContainerState // containers
+	item      *runtimeapi.PodSandbox
+}
+
+// Relist lists every sandbox and container of the node, brings the cache in line with
+// the lists (new objects, changed states, removals), asks about what changed, and reports
+// the pods whose state changed. A failed list changes nothing.
+func (c *Cache) Relist(ctx context.Context) {
+	c.mu.Lock()
+	c.wantRelist = false
+	start := c.seq
+	c.mu.Unlock()
+	all, err := c.list(ctx)
+	if err != nil {
+		logger(ctx).V(4).Info("Relist failed", "err", err)
+		return
+	}
+	changed := c.reconcile(all, start)
+	present := map[types.UID]PodRef{}
+	var stale []string
+	c.mu.Lock()
+	for _, l := range all {
+		if _, ok := present[l.uid]; !ok || l.sandbox {
+			present[l.uid] = l.ref
+		}
+	}
+	for id, o := range c.objs {
+		if o.stale() {
+			stale = append(stale, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range stale {
+		c.mu.Lock()
+		uid := c.objs[id].uidOrEmpty()
+		c.mu.Unlock()
+		if news, err := c.refresh(ctx, id); news {
+			changed[uid] = true
+		} else if err != nil {
+			logger(ctx).V(4).Info("Runtime status failed", "id", id, "err", err)
+		}
+	}
+	c.mu.Lock()
+	c.lastRelist = c.cfg.Clock.Now()
+	c.mu.Unlock()
+	c.once.Do(func() { close(c.ready) })
+	c.notify(changed)
+	if c.cfg.Relisted != nil {
+		c.cfg.Relisted(present)
+	}
+}
+
+func (c *Cache) list(ctx context.Context) (map[string]listed, error) {
+	sbs, err := c.cfg.Runtime.ListSandboxes(ctx, c.cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	cts, err := c.cfg.Runtime.ListContainers(ctx, c.cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]listed{}
+	for _, s := range sbs {
+		all[s.Id] = listed{uid: types.UID(s.Labels[cri.LabelPodUID]), sandbox: true, item: s,
+			ref:   PodRef{Namespace: s.Labels[cri.LabelPodNamespace], Name: s.Labels[cri.LabelPodName]},
+			ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY}
+	}
+	for _, ct := range cts {
+		all[ct.Id] = listed{uid: types.UID(ct.Labels[cri.LabelPodUID]), sandboxID: ct.PodSandboxId,
+			ref:   PodRef{Namespace: ct.Labels[cri.LabelPodNamespace], Name: ct.Labels[cri.LabelPodName]},
+			state: cri.StateOf(ct.State)}
+	}
+	return all, nil
+}
+
+// reconcile applies a full list to the cache: unknown objects are added (stopped
+// sandboxes straight from the list, the rest stale), known ones whose listed state
+// differs are marked stale, and objects the list lacks are dropped unless they were
+// created after the list began. It returns the pods that lost objects.
+func (c *Cache) reconcile(all map[string]listed, start uint64) map[types.UID]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := map[types.UID]bool{}
+	for id, l := range all {
+		o := c.objs[id]
+		if o == nil {
+			o = c.add(id, l.uid, l.sandbox, l.sandboxID)
+			o.news = true
+			if l.sandbox && !l.ready {
+				sb := cri.NewSandbox(&runtimeapi.PodSandboxStatus{Id: id, Metadata: l.item.Metadata,
+					State: l.item.State, CreatedAt: l.item.CreatedAt})
+				o.sb, o.seen, o.news = &sb, o.mark, false
+				changed[l.uid] = true
+			}
+			continue
+		}
+		if o.sandbox && o.sb != nil && o.sb.Ready != l.ready || !o.sandbox && o.ct != nil && o.ct.State != l.state {
+			c.markLocked(id, true)
+		}
+	}
+	for id, o := range c.objs {
+		if _, ok := all[id]; !ok && o.born <= start {
+			changed[o.uid] = true
+			c.drop(id)
+		}
+	}
+	return changed
+}
