@@ -102,27 +102,6 @@ func (c *Client) ExecSync(ctx context.Context, id string, cmd []string, timeout 
 	return append(resp.Stdout, resp.Stderr...), resp.ExitCode, nil
 }
 
-// RunningLogs returns the log file of each running container of node, by container ID.
-func (c *Client) RunningLogs(ctx context.Context, node string) (map[string]string, error) {
-	cts, err := call(ctx, c, "list_containers", c.runtime.ListContainers, &runtimeapi.ListContainersRequest{
-		Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{LabelNode: node},
-			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, ct := range cts.GetContainers() {
-		st, err := call(ctx, c, "container_status", c.runtime.ContainerStatus, &runtimeapi.ContainerStatusRequest{ContainerId: ct.Id})
-		if err != nil {
-			continue // gone meanwhile
-		}
-		if p := st.GetStatus().GetLogPath(); p != "" {
-			out[ct.Id] = p
-		}
-	}
-	return out, nil
-}
-
 // ReopenContainerLog makes the runtime write a container's log to a fresh file.
 func (c *Client) ReopenContainerLog(ctx context.Context, id string) error {
 	_, err := call(ctx, c, "reopen_container_log", c.runtime.ReopenContainerLog, &runtimeapi.ReopenContainerLogRequest{ContainerId: id})

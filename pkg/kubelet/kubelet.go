@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("containerLogMaxSize (--container-log-max-size): %w", err)
 	}
-	logRotation, err := logs.New(nodeLogs{rt, nodeName}, logs.Config{MaxSize: maxLog.Value(),
+	logRotation, err := logs.New(nodeLogs{rt, runtimeState}, logs.Config{MaxSize: maxLog.Value(),
 		MaxFiles: int(*k.ContainerLogMaxFiles), Interval: k.ContainerLogMonitorInterval.Duration})
 	if err != nil {
 		return err
@@ -311,14 +311,15 @@ type staticHandler struct {
 func (h staticHandler) Update(p *v1.Pod) { h.w.Update(p); h.m.Wake() }
 func (h staticHandler) Remove(p *v1.Pod) { h.w.Remove(p); h.m.Wake() }
 
-// nodeLogs gives log rotation this node's running containers.
+// nodeLogs gives log rotation this node's running containers (from the state cache) and
+// the runtime to reopen their logs.
 type nodeLogs struct {
 	*cri.Client
-	node string
+	state *runtimecache.Cache
 }
 
 func (n nodeLogs) RunningLogs(ctx context.Context) (map[string]string, error) {
-	return n.Client.RunningLogs(ctx, n.node)
+	return n.state.RunningLogs(ctx)
 }
 
 // removeOrphans removes pods the runtime has but no worker knows, once every source has

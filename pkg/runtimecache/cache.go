@@ -164,6 +164,20 @@ func (c *Cache) Get(ctx context.Context, uid types.UID) (*cri.PodState, error) {
 	return c.snapshot(uid), nil
 }
 
+// RunningLogs returns the log file of every container the cache holds as running, by
+// container ID (log rotation reads this instead of asking the runtime about each one).
+func (c *Cache) RunningLogs(context.Context) (map[string]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]string{}
+	for id, o := range c.objs {
+		if o.ct != nil && o.ct.State == cri.StateRunning && o.ct.LogPath != "" {
+			out[id] = o.ct.LogPath
+		}
+	}
+	return out, nil
+}
+
 // snapshot builds the model of one pod from the objects whose state is known.
 func (c *Cache) snapshot(uid types.UID) *cri.PodState {
 	c.mu.Lock()

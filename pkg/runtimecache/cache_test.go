@@ -125,6 +125,9 @@ func TestCacheReadsOwnWritesWithTargetedCalls(t *testing.T) {
 	f := newFixture(t)
 	f.calls()
 	sb, id := f.startPod("u1")
+	f.rt.Lock()
+	f.rt.Containers[id].LogPath = "/logs/c/0.log"
+	f.rt.Unlock()
 	st := f.get("u1")
 	if sb := st.ReadySandbox(); sb == nil {
 		t.Fatalf("no ready sandbox in %+v", st)
@@ -144,11 +147,17 @@ func TestCacheReadsOwnWritesWithTargetedCalls(t *testing.T) {
 	if c := f.calls(); len(c) != 0 {
 		t.Fatalf("clean read made calls %v", c)
 	}
+	if logs, _ := f.cache.RunningLogs(f.ctx); len(logs) != 1 || logs[id] != "/logs/c/0.log" {
+		t.Fatalf("running logs %v", logs)
+	}
 	if err := f.cri.StopContainer(f.ctx, id, 0); err != nil {
 		t.Fatal(err)
 	}
 	if s := containerState(f.get("u1"), id); s != cri.StateExited {
 		t.Fatalf("after our stop: %s", s)
+	}
+	if logs, _ := f.cache.RunningLogs(f.ctx); len(logs) != 0 {
+		t.Fatalf("running logs after the stop %v", logs)
 	}
 	if ch := f.takeChanged(); len(ch) != 0 {
 		t.Fatalf("own changes reported: %v", ch)
