@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	var serviceLister corelisters.ServiceLister
 	var servicesSynced func() bool
 	if client != nil {
-		svcInformers = informers.NewSharedInformerFactoryWithOptions(client, 0)
+		svcInformers = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(informer.StripManagedFields))
 		services := svcInformers.Core().V1().Services()
 		serviceLister, servicesSynced = services.Lister(), services.Informer().HasSynced
 	}

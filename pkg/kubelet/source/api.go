@@ -46,7 +46,7 @@ func (a *API) Mirrors() []*v1.Pod {
 
 // NewAPI sets up the informer; Start runs it.
 func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(informer.StripManagedFields),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 		}))
