@@ -1,8 +1,11 @@
 // Package cri is minikubelet's runtime layer: a CRI client over gRPC, the pod -> CRI
 // translation, and the container event stream.
 //
-// Every error returned from this package is classed with github.com/containerd/errdefs
-// (errdefs.IsNotFound, errdefs.IsUnavailable ...), converted from the gRPC status at the boundary.
+// Every CRI call of minikubelet goes through this package's methods (no raw cri-api client
+// leaves it), so that each is timed in kubelet_runtime_operations_duration_seconds under
+// upstream's operation_type, and every error returned from this package is classed with
+// github.com/containerd/errdefs (errdefs.IsNotFound, errdefs.IsUnavailable ...), converted
+// from the gRPC status at the boundary.
 package cri
 
 import (
@@ -123,10 +126,3 @@ func (c *Client) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) 
 	}
 	return resp.GetStatus(), nil
 }
-
-// RuntimeService is the raw CRI runtime client (the test bed and the CRI-floor benchmark
-// use it directly; the kubelet goes through this package's methods).
-func (c *Client) RuntimeService() runtimeapi.RuntimeServiceClient { return c.runtime }
-
-// ImageService is the raw CRI image client.
-func (c *Client) ImageService() runtimeapi.ImageServiceClient { return c.images }

@@ -70,22 +70,6 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	return ignoreNotFound(err)
 }
 
-// ImageRef returns the image's ID if the image is present, or "".
-func (c *Client) ImageRef(ctx context.Context, image string) (string, error) {
-	resp, err := call(ctx, c, "image_status", c.images.ImageStatus, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
-	if err != nil {
-		return "", err
-	}
-	return resp.GetImage().GetId(), nil
-}
-
-// PullImage pulls image with optional registry credentials; it returns the image ref.
-func (c *Client) PullImage(ctx context.Context, image string, auth *runtimeapi.AuthConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
-	resp, err := call(ctx, c, "pull_image", c.images.PullImage, &runtimeapi.PullImageRequest{
-		Image: &runtimeapi.ImageSpec{Image: image}, Auth: auth, SandboxConfig: sbCfg})
-	return resp.GetImageRef(), err
-}
-
 // ExecSync runs cmd in a container and waits up to timeout; it returns the combined output
 // and the exit code.
 func (c *Client) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, int32, error) {

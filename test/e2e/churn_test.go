@@ -245,18 +245,18 @@ func TestReliabilityChurnThrottled(t *testing.T) {
 	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "churn=" + run}); err != nil {
 		t.Fatal(err)
 	}
-	rt, err := cri.Dial(bed.CRIEndpoint(), "")
+	rt, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close()
+	defer closeCRI()
 	var left []string
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "churn=" + run})
 		if err != nil {
 			t.Fatal(err)
 		}
-		sbs, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

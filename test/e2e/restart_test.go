@@ -10,21 +10,22 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 func runtimeObjects(ctx context.Context, t *testing.T, uid string) (sandboxes, containers []string) {
 	t.Helper()
-	rt, err := cri.Dial(bed.CRIEndpoint(), "")
+	rt, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close()
+	defer closeCRI()
 	sel := map[string]string{cri.LabelPodUID: uid}
-	sbs, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cts, err := rt.RuntimeService().ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	cts, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
 	if err != nil {
 		t.Fatal(err)
 	}

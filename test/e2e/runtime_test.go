@@ -68,17 +68,17 @@ func TestPodLifecycleSandboxRecreated(t *testing.T) {
 	p := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	firstID := containerStatus(p, "main").ContainerID
 
-	rt, err := cri.Dial(bed.CRIEndpoint(), "")
+	rt, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close()
-	sbs, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+	defer closeCRI()
+	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 		LabelSelector: map[string]string{cri.LabelPodUID: string(p.UID)}}})
 	if err != nil || len(sbs.Items) != 1 {
 		t.Fatalf("sandboxes of the pod: %v %v", sbs, err)
 	}
-	st, err := rt.RuntimeService().PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sbs.Items[0].Id, Verbose: true})
+	st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sbs.Items[0].Id, Verbose: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPodLifecycleSandboxRecreated(t *testing.T) {
 	if n := containerStatus(p, "main").RestartCount; n != 1 {
 		t.Errorf("restartCount %d after sandbox recreation, want 1", n)
 	}
-	sbs, err = rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+	sbs, err = rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 		LabelSelector: map[string]string{cri.LabelPodUID: string(p.UID)}}})
 	if err != nil {
 		t.Fatal(err)

@@ -194,20 +194,20 @@ func (b *Bed) StopContainerd() error { return b.Containerd.Stop(20 * time.Second
 func (b *Bed) removeAllSandboxes() { removeAllSandboxes(b.CRIEndpoint()) }
 
 func removeAllSandboxes(endpoint string) {
-	rt, err := cri.Dial(endpoint, "")
+	rt, _, closeCRI, err := CRIClients(endpoint)
 	if err != nil {
 		return
 	}
-	defer rt.Close()
+	defer closeCRI()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	resp, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
 		return
 	}
 	for _, s := range resp.Items {
-		_, _ = rt.RuntimeService().StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id})
-		_, _ = rt.RuntimeService().RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id})
+		_, _ = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id})
+		_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id})
 	}
 }
 

@@ -2,12 +2,9 @@ package podworker
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -200,50 +197,4 @@ func keyRef[V any](pod *v1.Pod, kind, name, key string, optional *bool, fetch fu
 		return zero, false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, pod.Namespace, name)
 	}
 	return v, true, nil
-}
-
-// pullAuth returns the credentials from the pod's imagePullSecrets that match image's
-// registry (kubernetes.io/dockerconfigjson secrets).
-func (w *Workers) pullAuth(ctx context.Context, pod *v1.Pod, image string) []*runtimeapi.AuthConfig {
-	host := image
-	if i := strings.IndexByte(host, '/'); i > 0 && strings.ContainsAny(host[:i], ".:") {
-		host = host[:i]
-	} else {
-		host = "docker.io"
-	}
-	var out []*runtimeapi.AuthConfig
-	if w.cfg.Client == nil {
-		return nil
-	}
-	for _, ref := range pod.Spec.ImagePullSecrets {
-		sec, err := w.cfg.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			continue
-		}
-		var cfg struct {
-			Auths map[string]struct {
-				Username, Password, Auth string
-			} `json:"auths"`
-		}
-		if json.Unmarshal(sec.Data[v1.DockerConfigJsonKey], &cfg) != nil {
-			continue
-		}
-		for server, a := range cfg.Auths {
-			server = strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://")
-			server = strings.TrimSuffix(strings.SplitN(server, "/", 2)[0], "/")
-			if server != host && !(host == "docker.io" && server == "index.docker.io") {
-				continue
-			}
-			u, p := a.Username, a.Password
-			if a.Auth != "" {
-				if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
-					u, p, _ = strings.Cut(string(dec), ":")
-				}
-			}
-			// The host is matched here; containerd 1.6 drops credentials whose
-			// ServerAddress is not a URL it can parse, so it is left empty.
-			out = append(out, &runtimeapi.AuthConfig{Username: u, Password: p})
-		}
-	}
-	return out
 }

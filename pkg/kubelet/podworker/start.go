@@ -2,8 +2,6 @@ package podworker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"google.golang.org/protobuf/proto"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -42,110 +38,9 @@ func (w *Workers) inBackOff(pod *v1.Pod) inBackOffFunc {
 	}
 }
 
-func pullKey(pod *v1.Pod, c *v1.Container) string { return string(pod.UID) + "_" + c.Image }
-
-// withDefaultTag adds ":latest" to a reference with neither tag nor digest, as upstream.
-// Short names ("busybox", "busybox:1.35") are valid: the runtime completes them.
-func withDefaultTag(image string) (string, error) {
-	invalid := fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
-	if image == "" || strings.TrimSpace(image) != image {
-		return "", invalid
-	}
-	ref, err := name.ParseReference(image, name.WeakValidation)
-	if err != nil {
-		return "", invalid
-	}
-	if _, digest := ref.(name.Digest); digest {
-		return image, nil
-	}
-	if last := image[strings.LastIndex(image, "/")+1:]; strings.Contains(last, ":") {
-		return image, nil
-	}
-	return image + ":latest", nil
-}
-
 // pullRetryIn: how long until an image pull in back-off may be tried again (0: none).
 func (w *Workers) pullRetryIn(pod *v1.Pod, c *v1.Container) time.Duration {
-	d := w.pullBack.Get(pullKey(pod, c))
-	if d == 0 {
-		return 0
-	}
-	return d
-}
-
-// sharedPullKey names a pull that concurrent pulls may share: the same image with the same
-// credentials (a pod without the pull secret must not get another pod's result, nor the
-// other way round).
-func sharedPullKey(image string, auths []*runtimeapi.AuthConfig) string {
-	h := sha256.New()
-	h.Write([]byte(image))
-	for _, a := range auths {
-		b, _ := proto.Marshal(a)
-		h.Write([]byte{0})
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// ensureImage applies the container's imagePullPolicy exactly as written in the spec.
-func (w *Workers) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, status.Waiting, error) {
-	image, err := withDefaultTag(c.Image)
-	if err != nil {
-		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)
-		w.event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
-		return "", status.Waiting{Reason: "InvalidImageName", Message: msg}, fmt.Errorf("%s", msg)
-	}
-	ref, err := w.cfg.Runtime.ImageRef(ctx, image)
-	if err != nil {
-		return "", status.Waiting{Reason: "ErrImageInspect", Message: err.Error()}, err
-	}
-	policy := c.ImagePullPolicy
-	if policy == v1.PullNever || policy == v1.PullIfNotPresent {
-		if ref != "" {
-			w.event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
-			return ref, status.Waiting{}, nil
-		}
-		if policy == v1.PullNever {
-			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
-			w.event(pod, c, v1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
-			return "", status.Waiting{Reason: "ErrImageNeverPull", Message: msg}, fmt.Errorf("%s", msg)
-		}
-	}
-	key := pullKey(pod, c)
-	if w.pullBack.IsInBackOffSinceUpdate(key, w.pullBack.Clock.Now()) {
-		msg := fmt.Sprintf("Back-off pulling image %q", image)
-		w.event(pod, c, v1.EventTypeNormal, "BackOff", "%s", msg)
-		if prev, ok := w.pullErrs.Load(key); ok {
-			msg = fmt.Sprintf("%s: %s", msg, prev)
-		}
-		return "", status.Waiting{Reason: "ImagePullBackOff", Message: msg}, fmt.Errorf("%s", msg)
-	}
-	w.pullErrs.Delete(key)
-	w.event(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)
-	start := time.Now()
-	auth := w.pullAuth(ctx, pod, image)
-	var pulled time.Duration
-	v, err, _ := w.pulls.Do(sharedPullKey(image, auth), func() (any, error) {
-		s := time.Now()
-		r, err := w.pullWithAuth(ctx, image, auth)
-		pulled = time.Since(s)
-		return r, err
-	})
-	ref, _ = v.(string)
-	if err != nil {
-		w.pullBack.Next(key, w.pullBack.Clock.Now())
-		w.pullErrs.Store(key, err.Error())
-		w.event(pod, c, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
-		return "", status.Waiting{Reason: "ErrImagePull", Message: err.Error()}, err
-	}
-	w.pullBack.Reset(key)
-	total := time.Since(start)
-	if pulled == 0 {
-		pulled = total
-	}
-	w.event(pod, c, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.",
-		image, pulled, total, w.imageSize(ctx, image))
-	return ref, status.Waiting{}, nil
+	return w.images.RetryIn(pod, c)
 }
 
 // verifyNonRoot applies runAsNonRoot against the image's user (only asked of the runtime
@@ -158,11 +53,10 @@ func (w *Workers) verifyNonRoot(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	if cri.VerifyRunAsNonRoot(pod, c, &zero, "") == nil {
 		return nil // no policy, or a non-root runAsUser
 	}
-	resp, err := w.cfg.Runtime.ImageService().ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
+	img, err := w.cfg.Runtime.ImageStatus(ctx, imageRef)
 	if err != nil {
 		return err
 	}
-	img := resp.GetImage()
 	var uid *int64
 	if u := img.GetUid(); u != nil {
 		uid = &u.Value
@@ -172,32 +66,11 @@ func (w *Workers) verifyNonRoot(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	return cri.VerifyRunAsNonRoot(pod, c, uid, img.GetUsername())
 }
 
-func (w *Workers) imageSize(ctx context.Context, image string) uint64 {
-	resp, err := w.cfg.Runtime.ImageService().ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
-	if err != nil {
-		return 0
-	}
-	return resp.GetImage().GetSize()
-}
-
-// pullWithAuth tries each credential in turn (as upstream), then anonymously.
-func (w *Workers) pullWithAuth(ctx context.Context, image string, auths []*runtimeapi.AuthConfig) (string, error) {
-	var lastErr error
-	for _, a := range append(auths, nil) {
-		ref, err := w.cfg.Runtime.PullImage(ctx, image, a, nil)
-		if err == nil {
-			return ref, nil
-		}
-		lastErr = err
-	}
-	return "", lastErr
-}
-
 // startContainer pulls, creates and starts one container. On failure it returns the
 // waiting reason and message upstream reports for that step.
 func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, s start, st *cri.PodState) (status.Waiting, error) {
 	c := s.Container
-	imageRef, wt, err := w.ensureImage(ctx, pod, c)
+	imageRef, wt, err := w.images.EnsureImage(ctx, pod, c)
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", wt.Reason)
 		return wt, err

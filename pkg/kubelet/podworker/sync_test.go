@@ -143,36 +143,6 @@ func drain(r *record.FakeRecorder) []string {
 	}
 }
 
-func TestWithDefaultTag(t *testing.T) {
-	digest := "sha256:" + strings.Repeat("a", 64)
-	for in, want := range map[string]string{
-		"busybox":                     "busybox:latest",
-		"busybox:1.35":                "busybox:1.35",
-		"library/busybox":             "library/busybox:latest",
-		"localhost:5000/app":          "localhost:5000/app:latest",
-		"localhost:5000/app:v1":       "localhost:5000/app:v1",
-		"registry.k8s.io/pause:3.10":  "registry.k8s.io/pause:3.10",
-		"busybox@" + digest:           "busybox@" + digest,
-		"Bad/Name":                    "",
-		"busybox:":                    "",
-		"":                            "",
-		" busybox":                    "",
-		"busybox@sha256:short":        "",
-		"example.com/a/b/c:tag-1.2_x": "example.com/a/b/c:tag-1.2_x",
-	} {
-		got, err := withDefaultTag(in)
-		if want == "" {
-			if err == nil || !strings.Contains(err.Error(), "invalid reference format") {
-				t.Errorf("%q: got %q, %v; want an invalid reference error", in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != want {
-			t.Errorf("%q: got %q, %v; want %q", in, got, err, want)
-		}
-	}
-}
-
 type recordedSlices struct{ stopped []string }
 
 func (r *recordedSlices) StopSlice(_ context.Context, unit string) error {
@@ -208,25 +178,5 @@ func TestSyncSystemdCgroupDriver(t *testing.T) {
 	w.sync(ctx, wk)
 	if strings.Join(slices.stopped, ",") != "kubepods-besteffort-podab_cd.slice" {
 		t.Errorf("stopped %v, want the pod's slice", slices.stopped)
-	}
-}
-
-// Concurrent pulls share one runtime pull only for the same image with the same
-// credentials.
-func TestSharedPullKey(t *testing.T) {
-	alice := []*runtimeapi.AuthConfig{{Username: "alice", Password: "a"}}
-	bob := []*runtimeapi.AuthConfig{{Username: "bob", Password: "b"}}
-	k := sharedPullKey("reg/app:1", alice)
-	if k != sharedPullKey("reg/app:1", []*runtimeapi.AuthConfig{{Username: "alice", Password: "a"}}) {
-		t.Error("same image and credentials: different keys")
-	}
-	for name, other := range map[string]string{
-		"other credentials": sharedPullKey("reg/app:1", bob),
-		"no credentials":    sharedPullKey("reg/app:1", nil),
-		"other image":       sharedPullKey("reg/app:2", alice),
-	} {
-		if other == k {
-			t.Errorf("%s: same key", name)
-		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/images"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
 	"github.com/minikubelet/minikubelet/pkg/volume"
@@ -70,9 +70,7 @@ type StateReader interface {
 type Workers struct {
 	cfg         Config
 	crashBack   *flowcontrol.Backoff
-	pullBack    *flowcontrol.Backoff
-	pulls       singleflight.Group // keyed by sharedPullKey: concurrent identical pulls share one
-	pullErrs    sync.Map           // pull back-off key -> last pull error message
+	images      *images.Puller
 	mu          sync.Mutex
 	pods        map[types.UID]*worker
 	ctx         context.Context
@@ -81,7 +79,7 @@ type Workers struct {
 	startedOnce sync.Once
 }
 
-// Upstream kubelet back-off: containers 10s doubling to 300s; image pulls the same.
+// Upstream kubelet back-off: containers 10s doubling to 300s.
 const (
 	backOffInitial = 10 * time.Second
 	backOffMax     = 300 * time.Second
@@ -104,10 +102,11 @@ func New(cfg Config) (*Workers, error) {
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"
 	}
-	return &Workers{cfg: cfg, pods: map[types.UID]*worker{}, started: make(chan struct{}),
+	w := &Workers{cfg: cfg, pods: map[types.UID]*worker{}, started: make(chan struct{}),
 		crashBack: flowcontrol.NewBackOff(backOffInitial, backOffMax),
-		pullBack:  flowcontrol.NewBackOff(backOffInitial, backOffMax),
-	}, nil
+	}
+	w.images = images.New(images.Config{Runtime: cfg.Runtime, Client: cfg.Client, Event: w.event})
+	return w, nil
 }
 
 // Run lets workers run until ctx ends, then waits for them. Pods keep running: stopping
@@ -126,7 +125,7 @@ func (w *Workers) Run(ctx context.Context) {
 			return
 		case <-gc.C:
 			w.crashBack.GC()
-			w.pullBack.GC()
+			w.images.GC()
 		}
 	}
 }

@@ -70,8 +70,8 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		defer f.Close()
 	}
 	running := func(ctx context.Context) bool {
-		resp, err := s.cfg.Runtime.RuntimeService().ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.ID})
-		return err == nil && resp.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
+		st, err := s.cfg.Runtime.ContainerStatus(ctx, c.ID)
+		return err == nil && st.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := readLog(ctx, src, o, &flushWriter{w: w, rc: http.NewResponseController(w)}, running); err != nil && ctx.Err() == nil {

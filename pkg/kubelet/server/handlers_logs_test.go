@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
@@ -161,10 +163,37 @@ func TestStreamRequests(t *testing.T) {
 	}
 }
 
+// A session the runtime refuses is answered as upstream: 404 for what it does not know,
+// 429 when it is out of resources, else 500, with the runtime's message.
+func TestStreamRuntimeErrors(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1"}, Spec: v1.PodSpec{Containers: []v1.Container{{Name: "app"}}}}
+	rt := &fakeRuntime{state: map[types.UID]*cri.PodState{"u1": {
+		Sandboxes:  []cri.Sandbox{{ID: "s1", Ready: true}},
+		Containers: []cri.Container{{ID: "c1", Name: "app", State: cri.StateRunning}}}}}
+	rv := &reviews{tokens: map[string]authnv1.UserInfo{"t": {Username: "x"}}, allow: func(authzv1.SubjectAccessReviewSpec) bool { return true }}
+	s := newTestServer(t, testKubeletConfig(t), rv, rt, pod)
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{errdefs.ErrNotFound.WithMessage(`container "c1" not found`), 404},
+		{errdefs.ErrResourceExhausted.WithMessage("too many sessions"), 429},
+		{errors.New("boom"), 500},
+	} {
+		rt.streamErr = tc.err
+		for _, path := range []string{"/exec/ns/web/app?command=ls&output=1", "/attach/ns/web/app?output=1", "/portForward/ns/web?port=80"} {
+			w := do(t, s.Handler(), "POST", path, "t")
+			if w.Code != tc.code || strings.TrimSpace(w.Body.String()) != tc.err.Error() {
+				t.Errorf("%s with %v: %d %q, want %d", path, tc.err, w.Code, w.Body, tc.code)
+			}
+		}
+	}
+}
+
 func TestStreamOptions(t *testing.T) {
 	q, _ := url.ParseQuery("input=1&output=true&error=1&tty=1")
 	o, err := streamOptions(q)
-	if err != nil || o != (streamOpts{stdin: true, stdout: true, tty: true}) {
+	if err != nil || o != (cri.Streams{Stdin: true, Stdout: true, TTY: true}) {
 		t.Errorf("tty drops stderr: %+v %v", o, err)
 	}
 	for _, q := range []url.Values{{"tty": {"1"}}, {"stdout": {"1"}}} {

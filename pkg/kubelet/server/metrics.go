@@ -81,27 +81,26 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	sel := map[string]string{cri.LabelNode: c.node}
-	rs := c.rt.RuntimeService()
 
-	sbs, err := rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
-		LabelSelector: sel, State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}}})
+	sbs, err := c.rt.ListSandboxes(ctx, &runtimeapi.PodSandboxFilter{
+		LabelSelector: sel, State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}})
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(runningPodsDesc, err)
 	} else {
 		pods := map[string]bool{}
-		for _, sb := range sbs.Items {
+		for _, sb := range sbs {
 			pods[sb.Labels[cri.LabelPodUID]] = true
 		}
 		ch <- prometheus.MustNewConstMetric(runningPodsDesc, prometheus.GaugeValue, float64(len(pods)))
 	}
 
-	cts, err := rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	cts, err := c.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(runningContainersDesc, err)
 		return
 	}
 	counts := map[cri.ContainerState]int{cri.StateCreated: 0, cri.StateRunning: 0, cri.StateExited: 0, cri.StateUnknown: 0}
-	for _, ct := range cts.Containers {
+	for _, ct := range cts {
 		counts[containerState(ct.State)]++
 	}
 	for state, n := range counts {

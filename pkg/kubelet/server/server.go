@@ -70,7 +70,13 @@ type CertificateSource interface {
 // Runtime is what the server needs from the container runtime (*cri.Client has it).
 type Runtime interface {
 	PodState(ctx context.Context, node string, uid types.UID) (*cri.PodState, error)
-	RuntimeService() runtimeapi.RuntimeServiceClient
+	ListSandboxes(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
+	ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error)
+	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)
+	Exec(ctx context.Context, id string, cmd []string, s cri.Streams) (string, error)
+	Attach(ctx context.Context, id string, s cri.Streams) (string, error)
+	PortForward(ctx context.Context, sandboxID string, ports []int32) (string, error)
 }
 
 // Server is the kubelet API server.

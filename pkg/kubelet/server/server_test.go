@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
@@ -24,13 +23,14 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 )
 
-// fakeRuntime is a Runtime with canned answers; CRI calls it does not implement panic.
+// fakeRuntime is a Runtime with canned answers; stream sessions fail with streamErr.
 type fakeRuntime struct {
-	runtimeapi.RuntimeServiceClient
 	state      map[types.UID]*cri.PodState
 	sandboxes  []*runtimeapi.PodSandbox
 	containers []*runtimeapi.Container
+	stats      []*runtimeapi.ContainerStats
 	running    atomic.Bool // ContainerStatus answers RUNNING while set
+	streamErr  error
 }
 
 func (f *fakeRuntime) PodState(_ context.Context, _ string, uid types.UID) (*cri.PodState, error) {
@@ -40,22 +40,36 @@ func (f *fakeRuntime) PodState(_ context.Context, _ string, uid types.UID) (*cri
 	return &cri.PodState{UID: uid}, nil
 }
 
-func (f *fakeRuntime) RuntimeService() runtimeapi.RuntimeServiceClient { return f }
-
-func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest, ...grpc.CallOption) (*runtimeapi.ListPodSandboxResponse, error) {
-	return &runtimeapi.ListPodSandboxResponse{Items: f.sandboxes}, nil
+func (f *fakeRuntime) ListSandboxes(context.Context, *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	return f.sandboxes, nil
 }
 
-func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ListContainersRequest, ...grpc.CallOption) (*runtimeapi.ListContainersResponse, error) {
-	return &runtimeapi.ListContainersResponse{Containers: f.containers}, nil
+func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	return f.containers, nil
 }
 
-func (f *fakeRuntime) ContainerStatus(context.Context, *runtimeapi.ContainerStatusRequest, ...grpc.CallOption) (*runtimeapi.ContainerStatusResponse, error) {
+func (f *fakeRuntime) ContainerStatus(context.Context, string) (*runtimeapi.ContainerStatus, error) {
 	st := runtimeapi.ContainerState_CONTAINER_EXITED
 	if f.running.Load() {
 		st = runtimeapi.ContainerState_CONTAINER_RUNNING
 	}
-	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{State: st}}, nil
+	return &runtimeapi.ContainerStatus{State: st}, nil
+}
+
+func (f *fakeRuntime) ListContainerStats(context.Context, *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
+	return f.stats, nil
+}
+
+func (f *fakeRuntime) Exec(context.Context, string, []string, cri.Streams) (string, error) {
+	return "", f.streamErr
+}
+
+func (f *fakeRuntime) Attach(context.Context, string, cri.Streams) (string, error) {
+	return "", f.streamErr
+}
+
+func (f *fakeRuntime) PortForward(context.Context, string, []int32) (string, error) {
+	return "", f.streamErr
 }
 
 // reviews makes the fake API server answer TokenReviews (tokens maps a token to its user)

@@ -23,21 +23,21 @@ import (
 // summed for the pod. Filesystem, network and volume stats are not reported.
 func (s *Server) statsSummary(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	rs := s.cfg.Runtime.RuntimeService()
+	rt := s.cfg.Runtime
 	sel := map[string]string{cri.LabelNode: s.cfg.NodeName}
-	cts, err := rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
-		LabelSelector: sel, State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+	cts, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{
+		LabelSelector: sel, State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
 	if err != nil {
 		httpError(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	stats, err := rs.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{LabelSelector: sel}})
+	stats, err := rt.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{LabelSelector: sel})
 	if err != nil {
 		httpError(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	byID := map[string]*runtimeapi.ContainerStats{}
-	for _, st := range stats.Stats {
+	for _, st := range stats {
 		byID[st.GetAttributes().GetId()] = st
 	}
 	pods := map[types.UID]*statsapi.PodStats{}
@@ -49,7 +49,7 @@ func (s *Server) statsSummary(w http.ResponseWriter, r *http.Request) {
 		}
 		pods[p.UID] = ps
 	}
-	for _, ct := range cts.Containers {
+	for _, ct := range cts {
 		ps := pods[types.UID(ct.Labels[cri.LabelPodUID])]
 		if ps == nil {
 			continue

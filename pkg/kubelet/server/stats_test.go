@@ -1,13 +1,11 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"google.golang.org/grpc"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
@@ -18,17 +16,6 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 )
 
-type statsRuntime struct {
-	fakeRuntime
-	stats []*runtimeapi.ContainerStats
-}
-
-func (f *statsRuntime) RuntimeService() runtimeapi.RuntimeServiceClient { return f }
-
-func (f *statsRuntime) ListContainerStats(context.Context, *runtimeapi.ListContainerStatsRequest, ...grpc.CallOption) (*runtimeapi.ListContainerStatsResponse, error) {
-	return &runtimeapi.ListContainerStatsResponse{Stats: f.stats}, nil
-}
-
 func TestStatsSummary(t *testing.T) {
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1"}}
 	labels := map[string]string{cri.LabelPodUID: "u1"}
@@ -38,7 +25,7 @@ func TestStatsSummary(t *testing.T) {
 	mem := func(b uint64) *runtimeapi.MemoryUsage {
 		return &runtimeapi.MemoryUsage{Timestamp: 1, WorkingSetBytes: &runtimeapi.UInt64Value{Value: b}}
 	}
-	rt := &statsRuntime{stats: []*runtimeapi.ContainerStats{
+	rt := &fakeRuntime{stats: []*runtimeapi.ContainerStats{
 		{Attributes: &runtimeapi.ContainerAttributes{Id: "a"}, Cpu: cpu(100), Memory: mem(1000)},
 		{Attributes: &runtimeapi.ContainerAttributes{Id: "b"}, Cpu: cpu(50), Memory: mem(500)},
 	}}

@@ -7,12 +7,10 @@ import (
 	"net/url"
 	"strconv"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/containerd/errdefs"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/proxy"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
@@ -22,28 +20,21 @@ import (
 // runtime prepares the session and the upgraded connection is proxied to its streaming
 // server (upstream's non-redirecting mode).
 func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
-	s.stream(w, r, func(id string, o streamOpts) (string, error) {
-		resp, err := s.cfg.Runtime.RuntimeService().Exec(r.Context(), &runtimeapi.ExecRequest{
-			ContainerId: id, Cmd: r.URL.Query()["command"],
-			Tty: o.tty, Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr,
-		})
-		return resp.GetUrl(), err
+	s.stream(w, r, func(id string, o cri.Streams) (string, error) {
+		return s.cfg.Runtime.Exec(r.Context(), id, r.URL.Query()["command"], o)
 	})
 }
 
 // attach serves /attach/{namespace}/{pod}[/{uid}]/{container}.
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
-	s.stream(w, r, func(id string, o streamOpts) (string, error) {
-		resp, err := s.cfg.Runtime.RuntimeService().Attach(r.Context(), &runtimeapi.AttachRequest{
-			ContainerId: id, Tty: o.tty, Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr,
-		})
-		return resp.GetUrl(), err
+	s.stream(w, r, func(id string, o cri.Streams) (string, error) {
+		return s.cfg.Runtime.Attach(r.Context(), id, o)
 	})
 }
 
 // stream reads the stream options and the container of an exec or attach request, asks
 // the runtime for a session (prepare returns its URL) and proxies the connection to it.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, prepare func(containerID string, o streamOpts) (string, error)) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, prepare func(containerID string, o cri.Streams) (string, error)) {
 	opts, err := streamOptions(r.URL.Query())
 	if err != nil {
 		httpError(w, err.Error(), http.StatusBadRequest)
@@ -87,12 +78,12 @@ func (s *Server) portForward(w http.ResponseWriter, r *http.Request) {
 		writeStreamError(w, fmt.Errorf("pod not found (%q)", pod.Name+"_"+pod.Namespace))
 		return
 	}
-	resp, err := s.cfg.Runtime.RuntimeService().PortForward(r.Context(), &runtimeapi.PortForwardRequest{PodSandboxId: sb.ID, Port: ports})
+	session, err := s.cfg.Runtime.PortForward(r.Context(), sb.ID, ports)
 	if err != nil {
 		writeStreamError(w, err)
 		return
 	}
-	proxyStream(w, r, resp.Url)
+	proxyStream(w, r, session)
 }
 
 // streamPod finds the request's pod (and checks its UID when the path has one); it
@@ -130,18 +121,16 @@ func (s *Server) streamContainer(w http.ResponseWriter, r *http.Request) (string
 	return "", false
 }
 
-type streamOpts struct{ stdin, stdout, stderr, tty bool }
-
 // streamOptions reads the streams asked for under the names the API server uses towards
 // kubelets (upstream's ExecStdinParam etc.): input, output, error and tty, each "1" (or
 // "true"). A TTY has no separate stderr.
-func streamOptions(q url.Values) (streamOpts, error) {
+func streamOptions(q url.Values) (cri.Streams, error) {
 	on := func(k string) bool { v := q.Get(k); return v == "1" || v == "true" }
-	o := streamOpts{stdin: on("input"), stdout: on("output"), stderr: on("error"), tty: on("tty")}
-	if o.tty {
-		o.stderr = false
+	o := cri.Streams{Stdin: on("input"), Stdout: on("output"), Stderr: on("error"), TTY: on("tty")}
+	if o.TTY {
+		o.Stderr = false
 	}
-	if !o.stdin && !o.stdout && !o.stderr {
+	if !o.Stdin && !o.Stdout && !o.Stderr {
 		return o, errors.New("you must specify at least 1 of stdin, stdout, stderr")
 	}
 	return o, nil
@@ -151,10 +140,10 @@ func streamOptions(q url.Values) (streamOpts, error) {
 // does not know, 429 when it is out of resources, else 500.
 func writeStreamError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	switch status.Code(err) {
-	case codes.NotFound:
+	switch {
+	case errdefs.IsNotFound(err):
 		code = http.StatusNotFound
-	case codes.ResourceExhausted:
+	case errdefs.IsResourceExhausted(err):
 		code = http.StatusTooManyRequests
 	}
 	httpError(w, err.Error(), code)

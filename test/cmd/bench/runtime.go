@@ -21,11 +21,11 @@ import (
 func sandboxes(ctx context.Context, rt *cri.Client) ([]*runtimeapi.PodSandbox, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := rt.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	items, err := rt.ListSandboxes(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("CRI ListPodSandbox: %w", err)
 	}
-	return resp.Items, nil
+	return items, nil
 }
 
 // removeSandboxes stops and removes sandboxes (all, or only the not-ready ones) and waits
@@ -44,8 +44,8 @@ func removeSandboxes(ctx context.Context, rt *cri.Client, onlyStopped bool, time
 			}
 			left++
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, _ = rt.RuntimeService().StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id})
-			_, _ = rt.RuntimeService().RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id})
+			_ = rt.StopSandbox(cctx, s.Id)
+			_ = rt.RemoveSandbox(cctx, s.Id)
 			cancel()
 		}
 		if left == 0 {
@@ -110,6 +110,12 @@ func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int) ([]Floo
 	if err != nil || imageRef == "" {
 		return nil, fmt.Errorf("busybox image in the runtime: %q %v", imageRef, err)
 	}
+	// The raw CRI client: the calls as a kubelet would make them, nothing of pkg/cri around.
+	rs, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
+	if err != nil {
+		return nil, err
+	}
+	defer closeCRI()
 	var out []FloorSample
 	for i := 0; i <= n; i++ {
 		pod := &v1.Pod{
@@ -133,7 +139,6 @@ func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int) ([]Floo
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		t0 := time.Now()
-		rs := rt.RuntimeService() // the raw CRI client: the calls as a kubelet would make them
 		sb, err := rs.RunPodSandbox(cctx, &runtimeapi.RunPodSandboxRequest{Config: sbCfg})
 		t1 := time.Now()
 		var ct *runtimeapi.CreateContainerResponse

@@ -1,0 +1,197 @@
+// Package images pulls the containers' images as the upstream kubelet does: the
+// imagePullPolicy as written in the spec, the pod's imagePullSecrets as registry
+// credentials, a pull back-off per container, concurrent identical pulls shared, and
+// upstream's waiting reasons (InvalidImageName, ErrImageNeverPull, ErrImagePull,
+// ImagePullBackOff) and Pulling/Pulled/Failed/BackOff events.
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/protobuf/proto"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/flowcontrol"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+)
+
+// Upstream kubelet's image pull back-off: 10s doubling to 300s.
+const (
+	backOffInitial = 10 * time.Second
+	backOffMax     = 300 * time.Second
+)
+
+// Runtime is what pulling needs of the container runtime (*cri.Client has it).
+type Runtime interface {
+	ImageRef(ctx context.Context, image string) (string, error)
+	ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error)
+	PullImage(ctx context.Context, image string, auth *runtimeapi.AuthConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error)
+}
+
+// EventFunc records an event on a pod's container.
+type EventFunc func(pod *v1.Pod, c *v1.Container, eventtype, reason, messageFmt string, args ...any)
+
+// Config is what a Puller needs; Runtime and Event are required.
+type Config struct {
+	Runtime Runtime
+	// Client reads the pods' imagePullSecrets (nil: every pull is anonymous).
+	Client kubernetes.Interface
+	Event  EventFunc
+}
+
+// Puller makes sure the containers' images are present. It is safe for concurrent use.
+type Puller struct {
+	cfg     Config
+	backOff *flowcontrol.Backoff
+	pulls   singleflight.Group // keyed by sharedPullKey: concurrent identical pulls share one
+	lastErr sync.Map           // back-off key -> last pull error message
+}
+
+// New returns a Puller.
+func New(cfg Config) *Puller {
+	return &Puller{cfg: cfg, backOff: flowcontrol.NewBackOff(backOffInitial, backOffMax)}
+}
+
+// GC forgets back-offs unused for a while (call it now and then).
+func (p *Puller) GC() { p.backOff.GC() }
+
+// RetryIn is how long until a container's pull in back-off may be tried again (0: none).
+func (p *Puller) RetryIn(pod *v1.Pod, c *v1.Container) time.Duration {
+	return p.backOff.Get(backOffKey(pod, c))
+}
+
+func backOffKey(pod *v1.Pod, c *v1.Container) string { return string(pod.UID) + "_" + c.Image }
+
+// EnsureImage applies the container's imagePullPolicy exactly as written in the spec and
+// returns the image ref to create the container from; on failure, the waiting reason and
+// message upstream reports.
+func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, status.Waiting, error) {
+	image, err := withDefaultTag(c.Image)
+	if err != nil {
+		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)
+		p.cfg.Event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
+		return "", status.Waiting{Reason: "InvalidImageName", Message: msg}, fmt.Errorf("%s", msg)
+	}
+	ref, err := p.cfg.Runtime.ImageRef(ctx, image)
+	if err != nil {
+		return "", status.Waiting{Reason: "ErrImageInspect", Message: err.Error()}, err
+	}
+	policy := c.ImagePullPolicy
+	if policy == v1.PullNever || policy == v1.PullIfNotPresent {
+		if ref != "" {
+			p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+			return ref, status.Waiting{}, nil
+		}
+		if policy == v1.PullNever {
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+			p.cfg.Event(pod, c, v1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
+			return "", status.Waiting{Reason: "ErrImageNeverPull", Message: msg}, fmt.Errorf("%s", msg)
+		}
+	}
+	key := backOffKey(pod, c)
+	if p.backOff.IsInBackOffSinceUpdate(key, p.backOff.Clock.Now()) {
+		msg := fmt.Sprintf("Back-off pulling image %q", image)
+		p.cfg.Event(pod, c, v1.EventTypeNormal, "BackOff", "%s", msg)
+		if prev, ok := p.lastErr.Load(key); ok {
+			msg = fmt.Sprintf("%s: %s", msg, prev)
+		}
+		return "", status.Waiting{Reason: "ImagePullBackOff", Message: msg}, fmt.Errorf("%s", msg)
+	}
+	return p.pull(ctx, pod, c, image, key)
+}
+
+// pull pulls image for the container (sharing an identical pull in flight) and feeds the
+// back-off with the outcome.
+func (p *Puller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, image, key string) (string, status.Waiting, error) {
+	p.lastErr.Delete(key)
+	p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)
+	start := time.Now()
+	auth := p.pullAuth(ctx, pod, image)
+	var pulled time.Duration
+	v, err, _ := p.pulls.Do(sharedPullKey(image, auth), func() (any, error) {
+		s := time.Now()
+		r, err := p.pullWithAuth(ctx, image, auth)
+		pulled = time.Since(s)
+		return r, err
+	})
+	ref, _ := v.(string)
+	if err != nil {
+		p.backOff.Next(key, p.backOff.Clock.Now())
+		p.lastErr.Store(key, err.Error())
+		p.cfg.Event(pod, c, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
+		return "", status.Waiting{Reason: "ErrImagePull", Message: err.Error()}, err
+	}
+	p.backOff.Reset(key)
+	total := time.Since(start)
+	if pulled == 0 {
+		pulled = total // another container's pull was shared
+	}
+	p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.",
+		image, pulled, total, p.imageSize(ctx, image))
+	return ref, status.Waiting{}, nil
+}
+
+// pullWithAuth tries each credential in turn (as upstream), then anonymously.
+func (p *Puller) pullWithAuth(ctx context.Context, image string, auths []*runtimeapi.AuthConfig) (string, error) {
+	var lastErr error
+	for _, a := range append(auths, nil) {
+		ref, err := p.cfg.Runtime.PullImage(ctx, image, a, nil)
+		if err == nil {
+			return ref, nil
+		}
+		lastErr = err
+	}
+	return "", lastErr
+}
+
+func (p *Puller) imageSize(ctx context.Context, image string) uint64 {
+	img, err := p.cfg.Runtime.ImageStatus(ctx, image)
+	if err != nil {
+		return 0
+	}
+	return img.GetSize()
+}
+
+// sharedPullKey names a pull that concurrent pulls may share: the same image with the same
+// credentials (a pod without the pull secret must not get another pod's result, nor the
+// other way round).
+func sharedPullKey(image string, auths []*runtimeapi.AuthConfig) string {
+	h := sha256.New()
+	h.Write([]byte(image))
+	for _, a := range auths {
+		b, _ := proto.Marshal(a)
+		h.Write([]byte{0})
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// withDefaultTag adds ":latest" to a reference with neither tag nor digest, as upstream.
+// Short names ("busybox", "busybox:1.35") are valid: the runtime completes them.
+func withDefaultTag(image string) (string, error) {
+	invalid := fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
+	if image == "" || strings.TrimSpace(image) != image {
+		return "", invalid
+	}
+	ref, err := name.ParseReference(image, name.WeakValidation)
+	if err != nil {
+		return "", invalid
+	}
+	if _, digest := ref.(name.Digest); digest {
+		return image, nil
+	}
+	if last := image[strings.LastIndex(image, "/")+1:]; strings.Contains(last, ":") {
+		return image, nil
+	}
+	return image + ":latest", nil
+}
