@@ -1,7 +1,6 @@
 package cri
 
 import (
-	"context"
 	"sort"
 	"strconv"
 	"time"
@@ -174,24 +173,4 @@ func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Conta
 		}
 	}
 	return out
-}
-
-// ListSandboxes lists this node's sandboxes.
-func (c *Client) ListSandboxes(ctx context.Context, node string) ([]*runtimeapi.PodSandbox, error) {
-	resp, err := call(ctx, c, "list_podsandbox", c.runtime.ListPodSandbox, &runtimeapi.ListPodSandboxRequest{
-		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{LabelNode: node}}})
-	return resp.GetItems(), err
-}
-
-// ListContainers lists this node's containers.
-func (c *Client) ListContainers(ctx context.Context, node string) ([]*runtimeapi.Container, error) {
-	resp, err := call(ctx, c, "list_containers", c.runtime.ListContainers, &runtimeapi.ListContainersRequest{
-		Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{LabelNode: node}}})
-	return resp.GetContainers(), err
-}
-
-// ContainerStatus returns a container's status.
-func (c *Client) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
-	resp, err := call(ctx, c, "container_status", c.runtime.ContainerStatus, &runtimeapi.ContainerStatusRequest{ContainerId: id})
-	return resp.GetStatus(), err
 }

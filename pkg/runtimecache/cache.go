@@ -23,8 +23,8 @@ import (
 
 // Runtime is what the cache asks of the CRI client.
 type Runtime interface {
-	ListSandboxes(ctx context.Context, node string) ([]*runtimeapi.PodSandbox, error)
-	ListContainers(ctx context.Context, node string) ([]*runtimeapi.Container, error)
+	ListSandboxes(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
 	SandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatus, error)
 	ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error)
 }

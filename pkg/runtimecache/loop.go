@@ -213,11 +213,12 @@ func (c *Cache) Relist(ctx context.Context) {
 }
 
 func (c *Cache) list(ctx context.Context) (map[string]listed, error) {
-	sbs, err := c.cfg.Runtime.ListSandboxes(ctx, c.cfg.Node)
+	sel := map[string]string{cri.LabelNode: c.cfg.Node}
+	sbs, err := c.cfg.Runtime.ListSandboxes(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: sel})
 	if err != nil {
 		return nil, err
 	}
-	cts, err := c.cfg.Runtime.ListContainers(ctx, c.cfg.Node)
+	cts, err := c.cfg.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
 	if err != nil {
 		return nil, err
 	}

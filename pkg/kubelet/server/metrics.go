@@ -101,21 +101,9 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := map[cri.ContainerState]int{cri.StateCreated: 0, cri.StateRunning: 0, cri.StateExited: 0, cri.StateUnknown: 0}
 	for _, ct := range cts {
-		counts[containerState(ct.State)]++
+		counts[cri.StateOf(ct.State)]++
 	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(runningContainersDesc, prometheus.GaugeValue, float64(n), string(state))
 	}
-}
-
-func containerState(s runtimeapi.ContainerState) cri.ContainerState {
-	switch s {
-	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return cri.StateCreated
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		return cri.StateRunning
-	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return cri.StateExited
-	}
-	return cri.StateUnknown
 }
