@@ -84,7 +84,10 @@ func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 	}
 	ref, err := p.cfg.Runtime.ImageRef(ctx, image)
 	if err != nil {
-		return "", status.Waiting{Reason: "ErrImageInspect", Message: err.Error()}, err
+		// Upstream's ErrImageInspect, whose text is the reason.
+		msg := fmt.Sprintf("Failed to inspect image %q: %v", c.Image, err)
+		p.cfg.Event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
+		return "", status.Waiting{Reason: "ImageInspectError", Message: msg}, err
 	}
 	policy := c.ImagePullPolicy
 	if policy == v1.PullNever || policy == v1.PullIfNotPresent {

@@ -119,7 +119,7 @@ func TestEnsureImagePolicy(t *testing.T) {
 			wantMsg:    `Failed to apply default image tag "Bad/Name": couldn't parse image name "Bad/Name": invalid reference format`,
 			wantEvents: "Warning InspectFailed"},
 		{name: "inspect fails", image: "reg/app:1", policy: v1.PullIfNotPresent, inspectErr: errors.New("runtime down"),
-			wantReason: "ErrImageInspect", wantMsg: "runtime down"},
+			wantReason: "ImageInspectError", wantMsg: `Failed to inspect image "reg/app:1": runtime down`, wantEvents: "Warning InspectFailed"},
 		{name: "pull fails", image: "reg/app:1", policy: v1.PullIfNotPresent, pullErr: errors.New("no such image"),
 			wantPulls: "reg/app:1 ", wantReason: "ErrImagePull", wantMsg: "no such image", wantEvents: "Normal Pulling, Warning Failed"},
 	} {
