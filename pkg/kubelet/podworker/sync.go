@@ -23,61 +23,82 @@ import (
 // minGracePeriod is the shortest kill window the upstream kubelet gives a container.
 const minGracePeriod = 2
 
-// sync runs one reconcile of a pod. It returns when to sync again (0: the resync period)
-// and whether the worker is finished (the pod is gone).
+// pass is one sync of a pod: what was observed, what was decided, and what acting left
+// to report.
+type pass struct {
+	pod                                   *v1.Pod
+	removed, deleting, finished, deadline bool
+	state                                 *cri.PodState
+	acts                                  actions
+	acting                                bool
+	waiting                               map[string]status.Waiting
+	requeue                               time.Duration
+}
+
+// sync runs one reconcile of a pod: observe, decide (the pure computeActions), act,
+// report. It returns when to sync again (0: the resync period) and whether the worker is
+// finished (the pod is gone).
 func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
-	logger := klog.FromContext(ctx)
+	p, err := w.observe(ctx, wk)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Reading runtime state failed", "pod", klog.KObj(p.pod))
+		return time.Second, false
+	}
+	if done, next := w.admission(ctx, wk, p.pod, p.state, p.removed); done || next >= 0 {
+		return max(next, 0), done
+	}
+	// Containers that failed liveness or startup probes are killed first; the decision
+	// then restarts them per restartPolicy.
+	if w.killUnhealthy(ctx, p.pod, p.state) {
+		w.reobserve(ctx, p)
+	}
+	p.acts = computeActions(p.pod, p.state, p.removed || p.deleting || p.finished || p.deadline, w.inBackOff(p.pod),
+		func(c *v1.Container, id string) bool { return w.cfg.Probes.Started(p.pod.UID, c, id) })
+	p.acting = len(p.acts.Start) > 0 || p.acts.KillPod || len(p.acts.Kill) > 0 || p.acts.CreateSandbox
+	if next, ok := w.act(ctx, wk, p); !ok {
+		return next, false
+	}
+	return w.report(ctx, wk, p)
+}
+
+// observe reads the pod's newest spec, its newest status, and its runtime state.
+func (w *Workers) observe(ctx context.Context, wk *worker) (*pass, error) {
 	wk.mu.Lock()
 	pod, removed := wk.pod.DeepCopy(), wk.removed
 	wk.mu.Unlock()
-
 	// The newest status we computed is fresher than the informer's copy, except for the
 	// conditions other writers own (readiness gates ...), which only the API has.
 	if st, ok := w.cfg.Status.Status(pod.UID); ok {
 		st.Conditions = status.WithForeignConditions(st.Conditions, pod.Status.Conditions)
 		pod.Status = st
 	}
-	state, err := w.cfg.State.Get(ctx, pod.UID)
-	if err != nil {
-		logger.Error(err, "Reading runtime state failed", "pod", klog.KObj(pod))
-		return time.Second, false
+	p := &pass{pod: pod, removed: removed, deleting: pod.DeletionTimestamp != nil,
+		finished: pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed, waiting: map[string]status.Waiting{}}
+	p.deadline = !p.finished && deadlineExceeded(pod, time.Now())
+	var err error
+	p.state, err = w.cfg.State.Get(ctx, pod.UID)
+	return p, err
+}
+
+// reobserve reads the runtime state again after acting on it (the cache reads our own
+// writes); on an error the previous state stands.
+func (w *Workers) reobserve(ctx context.Context, p *pass) {
+	if s, err := w.cfg.State.Get(ctx, p.pod.UID); err == nil {
+		p.state = s
 	}
+}
 
-	if done, next := w.admission(ctx, wk, pod, state, removed); done || next >= 0 {
-		return max(next, 0), done
-	}
-
-	// Containers that failed liveness or startup probes are killed; the decision below
-	// then restarts them per restartPolicy.
-	if w.killUnhealthy(ctx, pod, state) {
-		if s, err := w.cfg.State.Get(ctx, pod.UID); err == nil {
-			state = s
-		}
-	}
-
-	deleting := pod.DeletionTimestamp != nil
-	finished := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
-	deadline := !finished && deadlineExceeded(pod, time.Now())
-	acts := computeActions(pod, state, removed || deleting || finished || deadline, w.inBackOff(pod), func(c *v1.Container, id string) bool { return w.cfg.Probes.Started(pod.UID, c, id) })
-
-	acting := len(acts.Start) > 0 || acts.KillPod || len(acts.Kill) > 0 || acts.CreateSandbox
-	if acting && !removed {
+// act carries out the decision. It returns false (and when to try again) when the pod's
+// volumes or sandbox could not be made, having reported it as still creating.
+func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, bool) {
+	logger := klog.FromContext(ctx)
+	pod, acts := p.pod, p.acts
+	if p.acting && !p.removed {
 		// As upstream: first report what was observed (an exit, a missing sandbox), then act.
-		wk.mu.Lock()
-		prev := wk.waiting
-		wk.mu.Unlock()
-		observed := map[string]status.Waiting{}
-		for name, wt := range prev {
-			if last, _ := state.Latest(name); last == nil || last.State != cri.StateRunning {
-				observed[name] = wt
-			}
-		}
-		w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, observed, deadline, acts.PodFailed))
+		w.cfg.Status.SetStatus(pod, w.podStatus(pod, p.state, w.stillWaiting(wk, p.state), p.deadline, acts.PodFailed))
 	}
-
-	waiting := map[string]status.Waiting{}
 	if acts.KillPod {
-		w.killPod(ctx, pod, state, gracePeriod(pod))
+		w.killPod(ctx, pod, p.state, gracePeriod(pod))
 	}
 	for _, c := range acts.Kill {
 		spec := containerByName(pod, c.Name)
@@ -85,84 +106,108 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		w.stopContainer(ctx, pod, spec, c.Name, c.ID, gracePeriod(pod), "")
 	}
 	var sandboxID string
-	if sb := state.ReadySandbox(); sb != nil && !acts.KillPod {
+	if sb := p.state.ReadySandbox(); sb != nil && !acts.KillPod {
 		sandboxID = sb.ID
 	}
-	if (acts.CreateSandbox || len(acts.Start) > 0) && !removed && !deleting {
+	creating := !p.removed && !p.deleting
+	if (acts.CreateSandbox || len(acts.Start) > 0) && creating {
 		// Volumes first, as upstream: no sandbox until every volume is ready.
 		if _, err := w.cfg.Volumes.SetUp(ctx, pod, nil); err != nil {
 			logger.V(2).Info("Volumes not ready", "pod", klog.KObj(pod), "err", err)
 			w.event(pod, nil, v1.EventTypeWarning, "FailedMount", "%v", err)
-			return w.stillCreating(wk, pod, state, deadline), false
+			return w.stillCreating(wk, pod, p.state, p.deadline), false
 		}
 	}
-	if acts.CreateSandbox && !removed && !deleting {
+	if acts.CreateSandbox && creating {
 		id, err := w.createSandbox(ctx, pod, acts.SandboxAttempt)
 		if err != nil {
 			logger.Error(err, "Creating pod sandbox failed", "pod", klog.KObj(pod))
 			w.event(pod, nil, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-			return w.stillCreating(wk, pod, state, deadline), false
+			return w.stillCreating(wk, pod, p.state, p.deadline), false
 		}
 		sandboxID = id
-		// The new sandbox (and its IPs) for the containers' environment.
-		if s, err := w.cfg.State.Get(ctx, pod.UID); err == nil {
-			state = s
-		}
+		w.reobserve(ctx, p) // the new sandbox (and its IPs) for the containers' environment
 	}
-	var requeue time.Duration
 	if sandboxID != "" {
-		for _, s := range acts.Start {
-			if wt, err := w.startContainer(ctx, pod, sandboxID, s, state); err != nil {
-				waiting[s.Container.Name] = wt
-				logger.V(2).Info("Container did not start", "pod", klog.KObj(pod), "container", s.Container.Name, "reason", wt.Reason, "err", err)
-				if d := w.pullRetryIn(pod, s.Container); d > 0 && (requeue == 0 || d < requeue) {
-					requeue = d
-				}
-			}
+		w.startAll(ctx, p, sandboxID)
+	}
+	w.backOff(p)
+	w.setWaiting(wk, p.waiting)
+	return 0, true
+}
+
+// stillWaiting keeps the waiting reasons of the last sync for containers still not running.
+func (w *Workers) stillWaiting(wk *worker, state *cri.PodState) map[string]status.Waiting {
+	wk.mu.Lock()
+	prev := wk.waiting
+	wk.mu.Unlock()
+	out := map[string]status.Waiting{}
+	for name, wt := range prev {
+		if last, _ := state.Latest(name); last == nil || last.State != cri.StateRunning {
+			out[name] = wt
 		}
 	}
-	for _, c := range acts.BackOff {
-		last, _ := state.Latest(c.Name)
-		key := backOffKey(pod, c)
-		d := w.crashBack.Get(key)
-		waiting[c.Name] = status.Waiting{Reason: "CrashLoopBackOff",
+	return out
+}
+
+// startAll starts the decided containers in the sandbox, noting why any did not start.
+func (w *Workers) startAll(ctx context.Context, p *pass, sandboxID string) {
+	for _, s := range p.acts.Start {
+		wt, err := w.startContainer(ctx, p.pod, sandboxID, s, p.state)
+		if err == nil {
+			continue
+		}
+		p.waiting[s.Container.Name] = wt
+		klog.FromContext(ctx).V(2).Info("Container did not start", "pod", klog.KObj(p.pod), "container", s.Container.Name, "reason", wt.Reason, "err", err)
+		if d := w.pullRetryIn(p.pod, s.Container); d > 0 {
+			p.requeueIn(d)
+		}
+	}
+}
+
+// backOff reports the containers held in crash back-off, as upstream, and when to look again.
+func (w *Workers) backOff(p *pass) {
+	pod := p.pod
+	for _, c := range p.acts.BackOff {
+		last, _ := p.state.Latest(c.Name)
+		d := w.crashBack.Get(backOffKey(pod, c))
+		p.waiting[c.Name] = status.Waiting{Reason: "CrashLoopBackOff",
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, c.Name, podDesc(pod))}
 		w.event(pod, c, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, podDesc(pod))
-		if left := time.Until(last.FinishedAt.Add(d)); left > 0 && (requeue == 0 || left < requeue) {
-			requeue = left + 10*time.Millisecond
+		if left := time.Until(last.FinishedAt.Add(d)); left > 0 {
+			p.requeueIn(left + 10*time.Millisecond)
 		}
 	}
-	w.setWaiting(wk, waiting)
+}
 
-	// Observe again: the status reports what is, not what was asked for.
-	if acting {
-		if s, err := w.cfg.State.Get(ctx, pod.UID); err == nil {
-			state = s
-		}
+// requeueIn asks for the next sync no later than d from now.
+func (p *pass) requeueIn(d time.Duration) {
+	if p.requeue == 0 || d < p.requeue {
+		p.requeue = d
 	}
-	st := w.podStatus(pod, state, waiting, deadline, acts.PodFailed)
+}
 
-	w.syncProbes(pod, state, removed || deleting || finished || deadline)
-	if removed {
-		w.removeSandboxes(ctx, pod, state)
-		w.removePodCgroups(ctx, pod)
-		w.cfg.Status.Forget(pod.UID)
-		w.crashBack.Reset(string(pod.UID))
-		// Unmount before removing: RemoveAll must never walk into a live mount.
-		if err := w.cfg.Volumes.TearDown(pod.UID); err != nil {
-			logger.Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
-		} else {
-			_ = os.RemoveAll(w.podDir(pod))
-		}
+// report derives the status from what is now in the runtime (not what was asked for),
+// points the probes at it, and finishes removed or terminated pods.
+func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duration, bool) {
+	logger := klog.FromContext(ctx)
+	pod := p.pod
+	if p.acting {
+		w.reobserve(ctx, p)
+	}
+	st := w.podStatus(pod, p.state, p.waiting, p.deadline, p.acts.PodFailed)
+	w.syncProbes(pod, p.state, p.removed || p.deleting || p.finished || p.deadline)
+	if p.removed {
+		w.forget(ctx, pod, p.state)
 		return 0, true
 	}
 	w.cfg.Status.SetStatus(pod, st)
-	if deleting && !anyRunning(state) {
+	if p.deleting && !anyRunning(p.state) {
 		// Terminated: write the final status, release the sandbox, then delete the object.
 		if err := w.cfg.Status.Flush(ctx, pod.UID); err != nil {
 			logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))
 		}
-		w.removeSandboxes(ctx, pod, state)
+		w.removeSandboxes(ctx, pod, p.state)
 		uid := pod.UID
 		err := w.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 			GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
@@ -172,13 +217,28 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		}
 		return 0, false // the informer's delete ends the worker
 	}
-	if deadline || acts.PodFailed {
+	if p.deadline || p.acts.PodFailed {
 		return 0, false
 	}
-	if d := activeDeadlineIn(pod, time.Now()); d > 0 && (requeue == 0 || d < requeue) {
-		requeue = d
+	if d := activeDeadlineIn(pod, time.Now()); d > 0 {
+		p.requeueIn(d)
 	}
-	return requeue, false
+	return p.requeue, false
+}
+
+// forget releases everything of a pod gone from the API: sandboxes, cgroups, status,
+// back-off, volumes and its directory.
+func (w *Workers) forget(ctx context.Context, pod *v1.Pod, state *cri.PodState) {
+	w.removeSandboxes(ctx, pod, state)
+	w.removePodCgroups(ctx, pod)
+	w.cfg.Status.Forget(pod.UID)
+	w.crashBack.Reset(string(pod.UID))
+	// Unmount before removing: RemoveAll must never walk into a live mount.
+	if err := w.cfg.Volumes.TearDown(pod.UID); err != nil {
+		klog.FromContext(ctx).Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
+	} else {
+		_ = os.RemoveAll(w.podDir(pod))
+	}
 }
 
 // admission admits a pod the first time its worker sees it, unless it is already running
