@@ -94,6 +94,7 @@ func newSyncFixture(t *testing.T, pod *v1.Pod, extra func(*Config)) (*Workers, *
 	dir := t.TempDir()
 	rt, img := critest.NewFakeRuntimeService(), critest.NewFakeImageService()
 	img.SetFakeImages([]string{"busybox:1.35"})
+	fixtureImages = img
 	client := fake.NewClientset(pod)
 	vols, err := volume.New(volume.Config{Client: client, RootDir: dir})
 	if err != nil {
@@ -118,6 +119,9 @@ func newSyncFixture(t *testing.T, pod *v1.Pod, extra func(*Config)) (*Workers, *
 	}
 	return w, rt, st
 }
+
+// fixtureImages is the image fake of the newest newSyncFixture (for call counting).
+var fixtureImages *critest.FakeImageService
 
 // mutations keeps the calls that change the runtime.
 func mutations(calls []string) []string {
@@ -178,5 +182,31 @@ func TestSyncSystemdCgroupDriver(t *testing.T) {
 	w.sync(ctx, wk)
 	if strings.Join(slices.stopped, ",") != "kubepods-besteffort-podab_cd.slice" {
 		t.Errorf("stopped %v, want the pod's slice", slices.stopped)
+	}
+}
+
+// Starting a one-container pod costs the mutations plus one status call per new object
+// and one image status: no lists (issue budget: at most 8 CRI calls, images included).
+func TestSyncStartCallBudget(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
+		NodeName: "n", Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}}}}
+	w, rt, st := newSyncFixture(t, pod, nil)
+	img := fixtureImages
+	rt.Called, img.Called = nil, nil
+	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+	w.sync(context.Background(), wk)
+	if ps, _ := st.Status(pod.UID); ps.Phase != v1.PodRunning {
+		t.Fatalf("phase %q", ps.Phase)
+	}
+	got := append(rt.GetCalls(), img.Called...)
+	want := []string{"RunPodSandbox", "PodSandboxStatus", "CreateContainer", "StartContainer", "ContainerStatus", "ImageStatus"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("runtime calls %v, want %v", got, want)
+	}
+	// A second sync of the running pod asks the runtime nothing.
+	rt.Called, img.Called = nil, nil
+	w.sync(context.Background(), wk)
+	if c := append(rt.GetCalls(), img.Called...); len(c) != 0 {
+		t.Fatalf("steady sync made runtime calls %v", c)
 	}
 }
