@@ -72,9 +72,12 @@ fuzz:
 clean:
 	rm -rf bin _output
 
-# The same workloads against minikubelet and the upstream kubelet v1.37.2 on one test bed,
-# agents alternated; report in bench/results/<date>.{md,json}. BENCH_ROUNDS (3), BENCH_IDLE
-# (60s), BENCH_PODS (50). About 20 minutes on 2 cores.
+# The same workloads against minikubelet and the upstream kubelet v1.37.2, agents alternated,
+# in two profiles (bound; ordinary: scheduler, token volume, etcd fsync), one test bed each;
+# report in bench/results/<date>.{md,json}. BENCH_ROUNDS (3), BENCH_LARGE_ROUNDS (1: the
+# 100-pod batch and the 250-pod node), BENCH_PROFILES (bound,ordinary), BENCH_IDLE (60s),
+# BENCH_MAXPODS (250), BENCH_BATCHES (30,100); README "Benchmarks". About 31 minutes on 2
+# cores (53 with BENCH_LARGE_ROUNDS=3).
 .PHONY: bench
 bench: deps build
 	$(GO) run ./test/cmd/bench

@@ -28,12 +28,16 @@ func (b *Bed) startEtcd() error {
 	}
 	cu := "http://127.0.0.1:" + strconv.Itoa(client)
 	pu := "http://127.0.0.1:" + strconv.Itoa(peer)
-	p, err := b.start("etcd", filepath.Join(b.ToolsBin, "etcd"), []string{
+	args := []string{
 		"--name=testbed", "--data-dir=" + filepath.Join(b.Dir, "etcd"),
 		"--listen-client-urls=" + cu, "--advertise-client-urls=" + cu,
 		"--listen-peer-urls=" + pu, "--initial-advertise-peer-urls=" + pu,
-		"--initial-cluster=testbed=" + pu, "--unsafe-no-fsync", "--log-level=warn",
-	}, nil)
+		"--initial-cluster=testbed=" + pu, "--log-level=warn",
+	}
+	if !b.opts.EtcdFsync {
+		args = append(args, "--unsafe-no-fsync")
+	}
+	p, err := b.start("etcd", filepath.Join(b.ToolsBin, "etcd"), args, nil)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	Dir       string // default /var/lib/minikubelet-testbed/<Name>
 	PodSubnet string // default 10.244.<n>.0/24
 	Bridge    string // default mkb-<Name>
+	// EtcdFsync makes etcd sync its writes to disk as in production; by default it runs
+	// with --unsafe-no-fsync, which keeps the tests fast.
+	EtcdFsync bool
 	// Log receives progress lines (nil: quiet).
 	Log func(format string, args ...any)
 }

@@ -11,11 +11,28 @@ import (
 // --node-ip, so the bed adds this one to lo (it stays on this machine).
 const UpstreamNodeIP = "10.99.0.1"
 
+// UpstreamOptions change the upstream kubelet's configuration from the bed's default.
+type UpstreamOptions struct {
+	// CgroupRoot, when set, turns on upstream's own defaults cgroupsPerQOS: true and
+	// enforceNodeAllocatable: [pods], with the pod cgroups under this root, which must
+	// exist in every cgroup hierarchy. The upstream kubelet kills whatever runs in a pod
+	// cgroup under <root>/kubepods that it does not know, so the root must be this
+	// kubelet's alone (not the default /, which other agents on the machine may use).
+	CgroupRoot string
+	// MaxPods is maxPods (0: upstream's default, 110).
+	MaxPods int
+}
+
 // StartUpstreamKubelet starts the pinned upstream kubelet (test/tools) as node name on the
 // bed's containerd, configured as on this machine kind it must be: cgroup v1 allowed,
 // no QoS cgroups, cgroupfs, the same loopback-only resolver and no other listeners.
 // It owns every pod in the runtime, so it must not run beside a minikubelet.
 func (b *Bed) StartUpstreamKubelet(name string) (*Kubelet, error) {
+	return b.StartUpstreamKubeletWith(name, UpstreamOptions{})
+}
+
+// StartUpstreamKubeletWith is StartUpstreamKubelet with options.
+func (b *Bed) StartUpstreamKubeletWith(name string, o UpstreamOptions) (*Kubelet, error) {
 	if out, err := exec.Command("ip", "addr", "replace", UpstreamNodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("add %s to lo: %v: %s", UpstreamNodeIP, err, out)
 	}
@@ -35,13 +52,18 @@ func (b *Bed) StartUpstreamKubelet(name string) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
+	extra := "cgroupsPerQOS: false\nenforceNodeAllocatable: []\n"
+	if o.CgroupRoot != "" {
+		extra = fmt.Sprintf("cgroupsPerQOS: true\nenforceNodeAllocatable: [pods]\ncgroupRoot: %s\n", o.CgroupRoot)
+	}
+	if o.MaxPods > 0 {
+		extra += fmt.Sprintf("maxPods: %d\n", o.MaxPods)
+	}
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: %s
 cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failCgroupV1: false
+%sfailCgroupV1: false
 failSwapOn: false
 resolvConf: %s
 podLogsDir: %s
@@ -56,7 +78,7 @@ authentication:
 authorization: {mode: Webhook}
 evictionHard: {}
 imageGCHighThresholdPercent: 100
-`, b.CRIEndpoint(), resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
+`, b.CRIEndpoint(), extra, resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
 	cfgFile := filepath.Join(root, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return nil, err

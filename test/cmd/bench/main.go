@@ -1,27 +1,42 @@
 // Command bench runs the same workloads against minikubelet and the pinned upstream kubelet
-// (v1.37.2) on one test bed, alternating the two agents, and writes a Markdown report and
-// the raw samples to bench/results/<date>.{md,json}. `make bench` runs it (as root, like
-// the e2e tests).
+// (v1.37.2) on one test bed per profile, alternating the two agents, and writes a Markdown
+// report and the raw samples to bench/results/<date>.{md,json}. `make bench` runs it (as
+// root, like the e2e tests).
+//
+// Profiles (BENCH_PROFILES): "bound" pods carry spec.nodeName, mount no service-account
+// token, and etcd runs with --unsafe-no-fsync (the test bed's default); "ordinary" pods go
+// through kube-scheduler, get the kube-api-access token volume, and etcd syncs to disk.
+// Both agents run with per-pod QoS cgroups (upstream: its defaults cgroupsPerQOS: true,
+// enforceNodeAllocatable: [pods]) under a cgroup root of the bench's own, and maxPods
+// BENCH_MAXPODS.
 //
 // Each agent run gets a fresh node name; between runs every pod is deleted, the agent is
-// stopped and the runtime is emptied through CRI. Per run:
+// stopped, the runtime is emptied through CRI and the bench's cgroups are removed. Per run:
 //
 //  1. pods created one after another, each waited for until Ready: create -> Running and
-//     create -> Ready, timestamps taken by a pod watch as the events arrive;
-//  2. a batch created at once: time until all Ready, pods/s;
-//  3. that batch deleted with grace 0: delete call -> DELETED event, and -> no sandbox of
+//     create -> Ready, timestamps taken by a pod watch as the events arrive; then one more
+//     pod with the agent's CRI calls counted (its /metrics before and after);
+//  2. batches (BENCH_BATCHES) created at once: time until all Ready, pods/s, CRI calls;
+//  3. each batch deleted with grace 0: delete call -> DELETED event, and -> no sandbox of
 //     the batch left ready in the runtime;
-//  4. status write-back: test-app pods asked to exit (GET /exit?code=3): HTTP response ->
-//     the watch shows the container terminated;
+//  4. status write-back: test-app pods asked to exit (GET /exit?code=3) after a random
+//     delay (uniform over upstream's 1 s relist period, so neither agent's timers are in
+//     phase with the samples): HTTP response -> the watch shows the container terminated;
 //  5. crash loop (sh -c 'exit 1', restartPolicy Always, alongside 4): when restarts 1-3
 //     were seen;
-//  6. the agent process's RSS and CPU time with no pods and with many sleeping pods.
+//  6. the agent process's RSS and CPU time with no pods (then its Go memory statistics, and
+//     minikubelet's heap profile), and with BENCH_PODS sleeping pods on the node.
 //
-// Once, with no agent running: 7. the floor, sandbox + container start straight through CRI.
+// 5 and 6 run in the last profile only. Batches after the first and the full node run in
+// the first BENCH_LARGE_ROUNDS rounds only. Once per profile, with no agent running: 7. the
+// floor, sandbox + container start straight through CRI, in the cgroup a BestEffort pod of
+// the agents gets.
 //
-// Environment: BENCH_ROUNDS (3), BENCH_IDLE (60s), BENCH_PODS (50), BENCH_SEQ (20),
-// BENCH_BATCH (30), BENCH_EXITS (10), BENCH_FLOOR (10), BENCH_OUT (bench/results),
-// BENCH_TIMEOUT (29m, the whole run).
+// Environment: BENCH_ROUNDS (3), BENCH_LARGE_ROUNDS (1), BENCH_PROFILES
+// (bound,ordinary), BENCH_IDLE (60s), BENCH_MAXPODS (250), BENCH_PODS (BENCH_MAXPODS),
+// BENCH_SEQ (20), BENCH_BATCHES (30,100; BENCH_BATCH=n alone means one batch of n),
+// BENCH_EXITS (10), BENCH_FLOOR (10), BENCH_OUT (bench/results), BENCH_TIMEOUT (60m, the
+// whole run).
 package main
 
 import (
@@ -38,8 +53,10 @@ import (
 	"syscall"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
@@ -47,13 +64,21 @@ import (
 )
 
 type config struct {
-	Rounds        int           `json:"rounds"`
+	Rounds int `json:"rounds"`
+	// LargeRounds: the rounds (the first ones) that also run the batches after the first
+	// and the full node, the long workloads.
+	LargeRounds   int           `json:"large_rounds"`
+	Profiles      []string      `json:"profiles"`
 	Idle          time.Duration `json:"-"`
 	IdleSeconds   float64       `json:"idle_window_s"`
+	MaxPods       int           `json:"max_pods"`
 	FootprintPods int           `json:"footprint_pods"`
 	SeqPods       int           `json:"sequential_pods"`
-	BatchPods     int           `json:"batch_pods"`
+	Batches       []int         `json:"batches"`
 	ExitSamples   int           `json:"exit_samples"`
+	// ExitDelayMax bounds the random delay before each /exit: upstream's relist period.
+	ExitDelayMax  time.Duration `json:"-"`
+	ExitDelayMaxS float64       `json:"exit_delay_max_s"`
 	FloorSamples  int           `json:"floor_samples"`
 	Out           string        `json:"-"`
 	Timeout       time.Duration `json:"-"`
@@ -88,20 +113,72 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// podSubnetSize is the usable addresses of the test bed's pod /24 (less the gateway).
+const podSubnetSize = 253
+
 func loadConfig() config {
 	c := config{
-		Rounds:        envInt("BENCH_ROUNDS", 3),
-		Idle:          envDuration("BENCH_IDLE", 60*time.Second),
-		FootprintPods: envInt("BENCH_PODS", 50),
-		SeqPods:       envInt("BENCH_SEQ", 20),
-		BatchPods:     envInt("BENCH_BATCH", 30),
-		ExitSamples:   envInt("BENCH_EXITS", 10),
-		FloorSamples:  envInt("BENCH_FLOOR", 10),
-		Out:           envOr("BENCH_OUT", filepath.Join(testbed.RepoRoot(), "bench", "results")),
-		Timeout:       envDuration("BENCH_TIMEOUT", 29*time.Minute),
+		Rounds:       envInt("BENCH_ROUNDS", 3),
+		Profiles:     envList("BENCH_PROFILES", "bound,ordinary"),
+		Idle:         envDuration("BENCH_IDLE", 60*time.Second),
+		MaxPods:      envInt("BENCH_MAXPODS", 250),
+		SeqPods:      envInt("BENCH_SEQ", 20),
+		ExitSamples:  envInt("BENCH_EXITS", 10),
+		ExitDelayMax: time.Second,
+		FloorSamples: envInt("BENCH_FLOOR", 10),
+		Out:          envOr("BENCH_OUT", filepath.Join(testbed.RepoRoot(), "bench", "results")),
+		Timeout:      envDuration("BENCH_TIMEOUT", 60*time.Minute),
+	}
+	// The 100-pod batch and the 250-pod node take about two thirds of an agent's run in the
+	// ordinary profile: in every round they would take the default run to about 53 minutes
+	// on 2 cores; in the first round only it takes about 31.
+	c.LargeRounds = min(envInt("BENCH_LARGE_ROUNDS", 1), c.Rounds)
+	c.FootprintPods = envInt("BENCH_PODS", c.MaxPods)
+	batches := "30,100"
+	if os.Getenv("BENCH_BATCHES") == "" && os.Getenv("BENCH_BATCH") != "" {
+		batches = os.Getenv("BENCH_BATCH")
+	}
+	for _, v := range envList("BENCH_BATCHES", batches) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			fail("BENCH_BATCHES: %q is not a pod count (want sizes such as 30,100)", v)
+		}
+		c.Batches = append(c.Batches, n)
+	}
+	for _, p := range c.Profiles {
+		if _, ok := profiles[p]; !ok {
+			fail("BENCH_PROFILES: unknown profile %q (have bound, ordinary)", p)
+		}
+	}
+	largest := max(c.FootprintPods, c.ExitSamples+1)
+	for _, b := range c.Batches {
+		largest = max(largest, b)
+	}
+	if c.MaxPods < largest || c.MaxPods > podSubnetSize {
+		fail("BENCH_MAXPODS=%d: want between the largest workload (%d pods) and %d (the pod subnet)", c.MaxPods, largest, podSubnetSize)
 	}
 	c.IdleSeconds = c.Idle.Seconds()
+	c.ExitDelayMaxS = c.ExitDelayMax.Seconds()
 	return c
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func envList(name, def string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func envOr(name, def string) string {
@@ -115,14 +192,53 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
+// profile is how pods reach the node and what the control plane does for them.
+type profile struct {
+	Name string `json:"name"`
+	// Scheduled: pods go through kube-scheduler (no spec.nodeName).
+	Scheduled bool `json:"scheduled"`
+	// Token: automountServiceAccountToken left at its default, so every pod gets the
+	// kube-api-access projected volume (token, CA, namespace).
+	Token bool `json:"service_account_token"`
+	// EtcdFsync: etcd syncs its writes to disk (no --unsafe-no-fsync).
+	EtcdFsync bool `json:"etcd_fsync"`
+	// Footprint: this profile also runs the crash loop and the footprint workloads (the
+	// last profile of the run).
+	Footprint bool `json:"footprint"`
+}
+
+var profiles = map[string]profile{
+	"bound":    {Name: "bound"},
+	"ordinary": {Name: "ordinary", Scheduled: true, Token: true, EtcdFsync: true},
+}
+
+func (p profile) describe() string {
+	if p.Scheduled {
+		return "pods through kube-scheduler, kube-api-access token volume on, etcd with fsync"
+	}
+	return "pods bound with spec.nodeName, no service-account token, etcd with --unsafe-no-fsync"
+}
+
 // Results is everything the JSON file holds.
 type Results struct {
-	Date    string        `json:"date"`
-	Env     Environment   `json:"environment"`
-	Config  config        `json:"config"`
-	Floor   []FloorSample `json:"cri_floor"`
-	Runs    []RunResult   `json:"runs"`
-	Elapsed float64       `json:"elapsed_s"`
+	Date     string          `json:"date"`
+	Env      Environment     `json:"environment"`
+	Config   config          `json:"config"`
+	Profiles []ProfileResult `json:"profiles"`
+	// HeapFile is minikubelet's heap profile after the idle window of its last footprint
+	// run; HeapTop its `go tool pprof -top` (inuse_space).
+	HeapFile string   `json:"heap_profile,omitempty"`
+	HeapTop  []string `json:"heap_top,omitempty"`
+	Elapsed  float64  `json:"elapsed_s"`
+}
+
+// ProfileResult is one profile's test bed: its CRI floor and the agent runs.
+type ProfileResult struct {
+	Profile  profile       `json:"profile"`
+	BedStart float64       `json:"bed_start_s"`
+	Floor    []FloorSample `json:"cri_floor"`
+	Runs     []RunResult   `json:"runs"`
+	Elapsed  float64       `json:"elapsed_s"`
 }
 
 // Environment describes the machine and the versions measured.
@@ -136,7 +252,13 @@ type Environment struct {
 	Minikubelet  string  `json:"minikubelet"`
 	Upstream     string  `json:"upstream_kubelet"`
 	SourceCommit string  `json:"source_commit"`
+	CgroupRoot   string  `json:"cgroup_root"`
 }
+
+// cgroupRoot holds both agents' pod cgroups (<root>/kubepods/...). It is the bench's own:
+// the upstream kubelet kills processes in pod cgroups it does not know under its root, so
+// the machine's /kubepods, which other test beds' agents use, must stay out of its reach.
+const cgroupRoot = "/mkbed-bench-pods"
 
 func main() {
 	cfg := loadConfig()
@@ -156,46 +278,85 @@ func main() {
 func run(ctx context.Context, cfg config) error {
 	began := time.Now()
 	res := &Results{Date: began.Format("2006-01-02"), Config: cfg}
-	logf("bench: %d rounds per agent, idle window %v, %d footprint pods", cfg.Rounds, cfg.Idle, cfg.FootprintPods)
-	bed, err := testbed.Start(testbed.Options{Name: "bench", Log: logf})
+	logf("bench: profiles %s, %d rounds per agent (%d with the large workloads), idle window %v, node maxPods %d",
+		strings.Join(cfg.Profiles, ","), cfg.Rounds, cfg.LargeRounds, cfg.Idle, cfg.MaxPods)
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return err
+	}
+	for i, name := range cfg.Profiles {
+		p := profiles[name]
+		p.Footprint = i == len(cfg.Profiles)-1
+		pr, err := runProfile(ctx, cfg, res, p)
+		if err != nil {
+			return fmt.Errorf("profile %s: %w", name, err)
+		}
+		res.Profiles = append(res.Profiles, *pr)
+	}
+	if res.HeapFile != "" {
+		top, err := heapTop(filepath.Join(cfg.Out, res.HeapFile))
+		if err != nil {
+			logf("bench: heap profile: %v", err)
+		}
+		res.HeapTop = top
+	}
+	res.Elapsed = time.Since(began).Seconds()
+	return writeReport(cfg, res)
+}
+
+// runProfile starts a test bed for p, measures the CRI floor, and runs the agents in turn.
+func runProfile(ctx context.Context, cfg config, res *Results, p profile) (*ProfileResult, error) {
+	began := time.Now()
+	pr := &ProfileResult{Profile: p}
+	logf("bench: profile %s: %s", p.Name, p.describe())
+	bed, err := testbed.Start(testbed.Options{Name: "bench", EtcdFsync: p.EtcdFsync, Log: logf})
 	if err != nil {
-		return fmt.Errorf("start the test bed: %w", err)
+		return nil, fmt.Errorf("start the test bed: %w", err)
 	}
 	defer bed.Stop()
+	pr.BedStart = time.Since(began).Seconds()
 
 	rc, err := clientcmd.BuildConfigFromFlags("", bed.AdminKubeconfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rc.QPS, rc.Burst = 500, 1000 // the bench's own client must never be the bottleneck
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rt, err := cri.Dial(bed.CRIEndpoint(), "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rt.Close()
-	res.Env = environment(ctx, bed, rt)
+	if res.Env.Cores == 0 {
+		res.Env = environment(ctx, bed, rt)
+	}
 
 	logf("bench: CRI floor, %d samples", cfg.FloorSamples)
-	if res.Floor, err = floor(ctx, bed, rt, cfg.FloorSamples); err != nil {
-		return err
+	if err := makeCgroupRoot(cgroupRoot); err != nil {
+		return nil, err
+	}
+	pr.Floor, err = floor(ctx, bed, rt, cfg.FloorSamples, cgroupRoot)
+	if cerr := removeCgroupTree(cgroupRoot); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
 	}
 
 	agents := []string{"minikubelet", "upstream"}
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, agent := range agents {
-			r, err := runAgent(ctx, cfg, bed, client, rt, agent, round)
+			r, err := runAgent(ctx, cfg, bed, rc, client, rt, p, agent, round, res)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			res.Runs = append(res.Runs, *r)
+			pr.Runs = append(pr.Runs, *r)
 		}
 	}
-	res.Elapsed = time.Since(began).Seconds()
-	return writeReport(cfg, res)
+	pr.Elapsed = time.Since(began).Seconds()
+	return pr, nil
 }
 
 func short(agent string) string {
@@ -206,18 +367,22 @@ func short(agent string) string {
 }
 
 // runAgent starts one agent on a fresh node, runs the workloads, and leaves the runtime
-// empty again.
-func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, client kubernetes.Interface, rt *cri.Client, agent string, round int) (res *RunResult, err error) {
-	node := fmt.Sprintf("bench-%s-%d", short(agent), round)
+// empty and the bench's cgroups removed again.
+func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Config, client kubernetes.Interface, rt *cri.Client, p profile, agent string, round int, res *Results) (run *RunResult, err error) {
+	node := fmt.Sprintf("bench-%s-%s-%d", p.Name, short(agent), round)
 	start := time.Now()
-	logf("bench: round %d, %s as node %s", round, agent, node)
+	logf("bench: %s round %d, %s as node %s", p.Name, round, agent, node)
+	if err := makeCgroupRoot(cgroupRoot); err != nil {
+		return nil, err
+	}
 	var k *testbed.Kubelet
 	if agent == "upstream" {
-		k, err = bed.StartUpstreamKubelet(node)
+		k, err = bed.StartUpstreamKubeletWith(node, testbed.UpstreamOptions{CgroupRoot: cgroupRoot, MaxPods: cfg.MaxPods})
 	} else {
-		k, err = bed.StartMinikubelet(node)
+		k, err = bed.StartMinikubelet(node, "--cgroups-per-qos=true", "--cgroup-root="+cgroupRoot, fmt.Sprintf("--max-pods=%d", cfg.MaxPods))
 	}
 	if err != nil {
+		_ = removeCgroupTree(cgroupRoot)
 		return nil, fmt.Errorf("start %s: %w", agent, err)
 	}
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -226,7 +391,7 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, client kubernet
 		if err != nil {
 			err = fmt.Errorf("%w\n----- %s log tail\n%s", err, k.Name, k.Tail(60))
 		}
-		// Between runs: pods gone from the API, agent stopped, runtime empty.
+		// Between runs: pods gone from the API, agent stopped, runtime empty, no cgroups.
 		if derr := deleteAllPods(ctx, client); derr != nil && err == nil {
 			err = derr
 		}
@@ -237,21 +402,66 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, client kubernet
 		if rerr := removeSandboxes(ctx, rt, false, 2*time.Minute); rerr != nil && err == nil {
 			err = fmt.Errorf("emptying the runtime after %s: %w", node, rerr)
 		}
+		if cerr := removeCgroupTree(cgroupRoot); cerr != nil && err == nil {
+			err = fmt.Errorf("after %s: %w", node, cerr)
+		}
 	}()
 	if _, err := bed.WaitNodeReady(ctx, k, 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("node %s (%s) not Ready: %w", node, agent, err)
 	}
+	// The node lifecycle controller lifts the not-ready taint a few seconds after Ready;
+	// the scheduler would hold pods back until then.
+	if err := waitUntainted(ctx, client, node, time.Minute); err != nil {
+		return nil, err
+	}
 	logf("  %s Ready after %.1fs", node, time.Since(start).Seconds())
-	r := &agentRun{cfg: cfg, bed: bed, client: client, rt: rt, k: k, prefix: fmt.Sprintf("%s%d", short(agent), round),
-		res: &RunResult{Agent: agent, Node: node}, log: logf}
+	api, err := newKubeletAPI(admin, k.Port)
+	if err != nil {
+		return nil, err
+	}
+	r := &agentRun{cfg: cfg, prof: p, round: round, bed: bed, client: client, api: api, rt: rt, k: k,
+		prefix: fmt.Sprintf("%s%d", short(agent), round), res: &RunResult{Agent: agent, Node: node, Round: round}, log: logf}
+	if agent == "minikubelet" && p.Footprint {
+		r.heapFile = res.Date + "-heap-mk.pb.gz"
+	}
 	r.tr = newTracker(client, ns, node, r.alive)
 	go r.tr.run(runCtx)
 	if err := r.run(runCtx); err != nil {
 		return nil, err
 	}
+	if r.heapSaved {
+		res.HeapFile = r.heapFile
+	}
 	r.res.Wall = time.Since(start).Seconds()
 	logf("  %s done in %.1fs", node, r.res.Wall)
 	return r.res, nil
+}
+
+// waitUntainted waits until the node carries no NoSchedule or NoExecute taint.
+func waitUntainted(ctx context.Context, client kubernetes.Interface, node string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil {
+			var taints []string
+			for _, t := range n.Spec.Taints {
+				if t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute {
+					taints = append(taints, t.ToString())
+				}
+			}
+			if len(taints) == 0 {
+				return nil
+			}
+			err = fmt.Errorf("taints %s", strings.Join(taints, ", "))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s still not schedulable after %v: %w", node, timeout, err)
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 }
 
 // deleteAllPods removes every pod in the namespace from the API at once (grace 0).
@@ -294,6 +504,7 @@ func environment(ctx context.Context, bed *testbed.Bed, rt *cri.Client) Environm
 	git := exec.Command("git", "describe", "--always", "--dirty")
 	git.Dir = testbed.RepoRoot()
 	e.SourceCommit = firstLine(git.Output())
+	e.CgroupRoot = cgroupRoot
 	return e
 }
 
@@ -311,9 +522,6 @@ func firstLine(b []byte, err error) string {
 func writeReport(cfg config, res *Results) error {
 	md := markdown(res)
 	fmt.Println(md)
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return err
-	}
 	js, err := json.MarshalIndent(res, "", " ")
 	if err != nil {
 		return err

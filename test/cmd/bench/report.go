@@ -7,12 +7,23 @@ import (
 	"strings"
 )
 
+// finite drops NaNs (a workload a run did not do).
+func finite(xs []float64) []float64 {
+	var out []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // percentile is the nearest-rank p-th percentile of xs (NaN if empty).
 func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
+	s := finite(xs)
+	if len(s) == 0 {
 		return math.NaN()
 	}
-	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	i := int(math.Ceil(p/100*float64(len(s)))) - 1
 	if i < 0 {
@@ -23,9 +34,22 @@ func percentile(xs []float64, p float64) float64 {
 
 func median(xs []float64) float64 { return percentile(xs, 50) }
 
-func (res *Results) runsOf(agent string) []RunResult {
+// mean is the arithmetic mean of xs (NaN if empty).
+func mean(xs []float64) float64 {
+	s := finite(xs)
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	sum := 0.0
+	for _, x := range s {
+		sum += x
+	}
+	return sum / float64(len(s))
+}
+
+func (pr *ProfileResult) runsOf(agent string) []RunResult {
 	var out []RunResult
-	for _, r := range res.Runs {
+	for _, r := range pr.Runs {
 		if r.Agent == agent {
 			out = append(out, r)
 		}
@@ -34,18 +58,18 @@ func (res *Results) runsOf(agent string) []RunResult {
 }
 
 // pooled joins one sample list over all runs of agent.
-func (res *Results) pooled(agent string, f func(RunResult) []float64) []float64 {
+func (pr *ProfileResult) pooled(agent string, f func(RunResult) []float64) []float64 {
 	var out []float64
-	for _, r := range res.runsOf(agent) {
+	for _, r := range pr.runsOf(agent) {
 		out = append(out, f(r)...)
 	}
 	return out
 }
 
-// perRun is one value per run of agent.
-func (res *Results) perRun(agent string, f func(RunResult) float64) []float64 {
+// perRun is one value per run of agent (NaN where the run did not measure it).
+func (pr *ProfileResult) perRun(agent string, f func(RunResult) float64) []float64 {
 	var out []float64
-	for _, r := range res.runsOf(agent) {
+	for _, r := range pr.runsOf(agent) {
 		out = append(out, f(r))
 	}
 	return out
@@ -58,6 +82,8 @@ const (
 	mib
 	percent
 	rate
+	calls
+	count
 )
 
 func format(v float64, u unit) string {
@@ -71,6 +97,10 @@ func format(v float64, u unit) string {
 		return fmt.Sprintf("%.2f %%", v)
 	case rate:
 		return fmt.Sprintf("%.2f pods/s", v)
+	case calls:
+		return formatCount(v)
+	case count:
+		return fmt.Sprintf("%.0f", v)
 	}
 	switch a := math.Abs(v); {
 	case a < 0.01:
@@ -80,6 +110,17 @@ func format(v float64, u unit) string {
 	default:
 		return fmt.Sprintf("%.1f s", v)
 	}
+}
+
+// formatCount prints whole numbers as such and fractions (calls per pod) with 2 decimals.
+func formatCount(v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	if v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func ratio(mk, up float64) string {
@@ -93,6 +134,21 @@ type row struct {
 	name   string
 	mk, up float64
 	u      unit
+	// higherBetter: pods/s; the goal check then uses upstream / minikubelet.
+	higherBetter bool
+	// schedule: the row follows upstream's own timing (crash back-off), ~1.0 expected.
+	schedule bool
+}
+
+// worse is how many times worse minikubelet is than upstream on this row (NaN if unknown).
+func (r row) worse() float64 {
+	if math.IsNaN(r.mk) || math.IsNaN(r.up) || r.mk == 0 || r.up == 0 {
+		return math.NaN()
+	}
+	if r.higherBetter {
+		return r.up / r.mk
+	}
+	return r.mk / r.up
 }
 
 // crashGap is the time between restart i and restart i-1 (restart 0 = the create call).
@@ -117,43 +173,143 @@ func exitAdjusted(r RunResult) []float64 {
 	return out
 }
 
-func (res *Results) rows() []row {
+func batchOf(r RunResult, n int) *BatchResult {
+	for i := range r.Batches {
+		if r.Batches[i].Pods == n {
+			return &r.Batches[i]
+		}
+	}
+	return nil
+}
+
+// batchValue is f of the run's batch of n (NaN if the run had none).
+func batchValue(n int, f func(*BatchResult) float64) func(RunResult) float64 {
+	return func(r RunResult) float64 {
+		if b := batchOf(r, n); b != nil {
+			return f(b)
+		}
+		return math.NaN()
+	}
+}
+
+func batchSamples(n int, f func(*BatchResult) []float64) func(RunResult) []float64 {
+	return func(r RunResult) []float64 {
+		if b := batchOf(r, n); b != nil {
+			return f(b)
+		}
+		return nil
+	}
+}
+
+func footprintValue(f func(*Footprint) float64, which func(RunResult) *Footprint) func(RunResult) float64 {
+	return func(r RunResult) float64 {
+		if fp := which(r); fp != nil {
+			return f(fp)
+		}
+		return math.NaN()
+	}
+}
+
+func goStat(name string, scale float64, which func(RunResult) map[string]float64) func(RunResult) float64 {
+	return func(r RunResult) float64 {
+		if v, ok := which(r)[name]; ok {
+			return v / scale
+		}
+		return math.NaN()
+	}
+}
+
+func idleOf(r RunResult) *Footprint   { return r.Idle }
+func loadedOf(r RunResult) *Footprint { return r.Loaded }
+func rssOf(f *Footprint) float64      { return f.RSSMiB }
+func cpuOf(f *Footprint) float64      { return f.CPUPercent() }
+
+func (pr *ProfileResult) floorP50() float64 { return percentile(floorTotals(pr.Floor), 50) }
+
+func seqRunning(r RunResult) []float64 { return r.SeqRunning }
+
+// agentShare is the agent's share of create -> Running: its p50 minus the CRI floor's.
+func (pr *ProfileResult) agentShare(agent string) float64 {
+	return percentile(pr.pooled(agent, seqRunning), 50) - pr.floorP50()
+}
+
+const mibBytes = 1 << 20
+
+func (pr *ProfileResult) rows(c config) []row {
 	var rows []row
-	add := func(name string, u unit, f func(agent string) float64) {
+	add := func(name string, u unit, f func(agent string) float64) *row {
 		rows = append(rows, row{name: name, mk: f("minikubelet"), up: f("upstream"), u: u})
+		return &rows[len(rows)-1]
 	}
 	pct := func(name string, samples func(RunResult) []float64, ps ...float64) {
 		for _, p := range ps {
-			p := p
-			add(fmt.Sprintf("%s, p%.0f", name, p), seconds, func(a string) float64 { return percentile(res.pooled(a, samples), p) })
+			add(fmt.Sprintf("%s, p%.0f", name, p), seconds, func(a string) float64 { return percentile(pr.pooled(a, samples), p) })
 		}
 	}
-	med := func(name string, u unit, f func(RunResult) float64) {
-		add(name, u, func(a string) float64 { return median(res.perRun(a, f)) })
+	avg := func(name string, samples func(RunResult) []float64) {
+		add(name+", mean", seconds, func(a string) float64 { return mean(pr.pooled(a, samples)) })
 	}
-	floorP50 := percentile(floorTotals(res.Floor), 50)
-	c := res.Config
+	med := func(name string, u unit, f func(RunResult) float64) *row {
+		return add(name, u, func(a string) float64 { return median(pr.perRun(a, f)) })
+	}
 
-	pct(fmt.Sprintf("(1) create → Running, %d pods one after another", c.SeqPods), func(r RunResult) []float64 { return r.SeqRunning }, 50, 90, 99)
+	pct(fmt.Sprintf("(1) create → Running, %d pods one after another", c.SeqPods), seqRunning, 50, 90, 99)
 	pct("(1) create → Ready", func(r RunResult) []float64 { return r.SeqReady }, 50, 90, 99)
-	add("(1) create → Running p50 minus the CRI floor p50 (the agent's share)", seconds, func(a string) float64 {
-		return percentile(res.pooled(a, func(r RunResult) []float64 { return r.SeqRunning }), 50) - floorP50
-	})
-	med(fmt.Sprintf("(2) batch of %d: first create → all Ready", c.BatchPods), seconds, func(r RunResult) float64 { return r.BatchAllReady })
-	med("(2) batch throughput", rate, func(r RunResult) float64 { return r.BatchPodsPerSec })
-	pct("(2) batch: create → Ready per pod", func(r RunResult) []float64 { return r.BatchReady }, 50, 99)
-	pct("(3) delete (grace 0) → DELETED event", func(r RunResult) []float64 { return r.DeleteGone }, 50, 99)
-	med("(3) first delete → no sandbox of the batch ready in the runtime", seconds, func(r RunResult) float64 { return r.DeleteRuntimeStopped })
-	pct("(4) /exit answered → terminated state seen", func(r RunResult) []float64 { return r.ExitToStatus }, 50, 90, 99)
+	add("(1) create → Running p50 minus the CRI floor p50 (the agent's share)", seconds, pr.agentShare)
+	med("(1) CRI calls for one pod, create → Running seen", calls, func(r RunResult) float64 { return nanIfNil(r.CRISingle) })
+	for _, n := range c.Batches {
+		med(fmt.Sprintf("(2) batch of %d: first create → all Ready", n), seconds, batchValue(n, func(b *BatchResult) float64 { return b.AllReady }))
+		med(fmt.Sprintf("(2) batch of %d: throughput", n), rate, batchValue(n, func(b *BatchResult) float64 { return b.PodsPerSec })).higherBetter = true
+		pct(fmt.Sprintf("(2) batch of %d: create → Ready per pod", n), batchSamples(n, func(b *BatchResult) []float64 { return b.Ready }), 50, 99)
+		pct(fmt.Sprintf("(3) batch of %d: delete (grace 0) → DELETED event", n), batchSamples(n, func(b *BatchResult) []float64 { return b.DeleteGone }), 50, 99)
+		med(fmt.Sprintf("(3) batch of %d: first delete → no sandbox of the batch ready in the runtime", n), seconds,
+			batchValue(n, func(b *BatchResult) float64 { return b.DeleteRuntimeStopped }))
+		med(fmt.Sprintf("(2, 3) batch of %d: CRI calls per pod, created and deleted", n), calls,
+			batchValue(n, func(b *BatchResult) float64 { return nanIfNil(b.CRICalls) / float64(n) }))
+	}
+	exitRaw := func(r RunResult) []float64 { return r.ExitToStatus }
+	avg("(4) /exit answered → terminated state seen", exitRaw)
+	pct("(4) /exit answered → terminated state seen", exitRaw, 50, 90, 99)
+	avg("(4) container exit → terminated state seen (minus the app's 50 ms)", exitAdjusted)
 	pct("(4) container exit → terminated state seen (minus the app's 50 ms)", exitAdjusted, 50, 90)
-	med("(5) crash loop: create → restart 1 seen (upstream schedule: ~0 s back-off)", seconds, crashGap(0))
-	med("(5) crash loop: restart 1 → restart 2 (upstream: 10 s back-off)", seconds, crashGap(1))
-	med("(5) crash loop: restart 2 → restart 3 (upstream: 20 s back-off)", seconds, crashGap(2))
-	med("(6) idle: RSS (mean over the window)", mib, func(r RunResult) float64 { return r.Idle.RSSMiB })
-	med("(6) idle: CPU (% of one core)", percent, func(r RunResult) float64 { return r.Idle.CPUPercent() })
-	med(fmt.Sprintf("(6) %d sleeping pods: RSS", c.FootprintPods), mib, func(r RunResult) float64 { return r.Loaded.RSSMiB })
-	med(fmt.Sprintf("(6) %d sleeping pods: CPU (%% of one core)", c.FootprintPods), percent, func(r RunResult) float64 { return r.Loaded.CPUPercent() })
-	return rows
+	med("(5) crash loop: create → restart 1 seen (upstream: no back-off before it)", seconds, crashGap(0))
+	med("(5) crash loop: restart 1 → restart 2 (schedule row: upstream's 10 s back-off)", seconds, crashGap(1)).schedule = true
+	med("(5) crash loop: restart 2 → restart 3 (schedule row: upstream's 20 s back-off)", seconds, crashGap(2)).schedule = true
+	med("(6) idle: RSS (mean over the window)", mib, footprintValue(rssOf, idleOf))
+	med("(6) idle: CPU (% of one core)", percent, footprintValue(cpuOf, idleOf))
+	idleGo := func(r RunResult) map[string]float64 { return r.IdleGo }
+	med("(6) idle: Go heap in use (go_memstats_heap_inuse_bytes)", mib, goStat("go_memstats_heap_inuse_bytes", mibBytes, idleGo))
+	med("(6) idle: memory the Go runtime got from the OS (go_memstats_sys_bytes)", mib, goStat("go_memstats_sys_bytes", mibBytes, idleGo))
+	med("(6) idle: goroutines", count, goStat("go_goroutines", 1, idleGo))
+	fp := fmt.Sprintf("(6) %d sleeping pods (node maxPods %d)", c.FootprintPods, c.MaxPods)
+	med(fp+": first create → all Running", seconds, func(r RunResult) float64 {
+		if r.Loaded == nil {
+			return math.NaN()
+		}
+		return r.AllRunning
+	})
+	med(fp+": RSS", mib, footprintValue(rssOf, loadedOf))
+	med(fp+": CPU (% of one core)", percent, footprintValue(cpuOf, loadedOf))
+	loadedGo := func(r RunResult) map[string]float64 { return r.LoadedGo }
+	med(fp+": Go heap in use", mib, goStat("go_memstats_heap_inuse_bytes", mibBytes, loadedGo))
+	med(fp+": goroutines", count, goStat("go_goroutines", 1, loadedGo))
+
+	// Rows neither agent measured in this profile (e.g. the footprint) are left out.
+	var out []row
+	for _, r := range rows {
+		if !math.IsNaN(r.mk) || !math.IsNaN(r.up) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// nanIfNil is the total of a CRI call count map, NaN when it was not measured.
+func nanIfNil(m map[string]float64) float64 {
+	if m == nil {
+		return math.NaN()
+	}
+	return total(m)
 }
 
 func floorTotals(fs []FloorSample) []float64 {
@@ -164,61 +320,182 @@ func floorTotals(fs []FloorSample) []float64 {
 	return out
 }
 
-func (res *Results) table() string {
+func (pr *ProfileResult) table(c config) string {
 	var b strings.Builder
 	b.WriteString("| metric | minikubelet | upstream | ratio mk/up |\n|---|---:|---:|---:|\n")
-	for _, r := range res.rows() {
+	for _, r := range pr.rows(c) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.name, format(r.mk, r.u), format(r.up, r.u), ratio(r.mk, r.up))
 	}
 	return b.String()
 }
 
-func (res *Results) goals() string {
-	var b strings.Builder
-	verdict := func(ok bool) string {
-		if ok {
-			return "**met**"
+// goal is one goal line of issue 18: minikubelet / upstream at most limit.
+type goal struct {
+	name   string
+	mk, up float64
+	u      unit
+	limit  float64
+}
+
+func (g goal) met() bool {
+	return !math.IsNaN(g.mk) && !math.IsNaN(g.up) && g.up > 0 && g.mk/g.up <= g.limit
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**not met**"
+}
+
+func (pr *ProfileResult) goalList(c config) []goal {
+	var gs []goal
+	for _, n := range c.Batches {
+		f := func(a string) float64 {
+			return median(pr.perRun(a, batchValue(n, func(b *BatchResult) float64 { return b.AllReady })))
 		}
-		return "**not met**"
+		gs = append(gs, goal{fmt.Sprintf("batch of %d, first create → all Ready", n), f("minikubelet"), f("upstream"), seconds, 0.7})
 	}
-	seq := func(a string) []float64 { return res.pooled(a, func(r RunResult) []float64 { return r.SeqRunning }) }
-	mk, up := percentile(seq("minikubelet"), 50), percentile(seq("upstream"), 50)
-	fmt.Fprintf(&b, "- p50 create → Running at most half of upstream's: %s vs %s, ratio %s — %s\n",
-		format(mk, seconds), format(up, seconds), ratio(mk, up), verdict(mk <= up/2))
-	adj := res.pooled("minikubelet", exitAdjusted)
-	p50, p90 := percentile(adj, 50), percentile(adj, 90)
-	raw := percentile(res.pooled("minikubelet", func(r RunResult) []float64 { return r.ExitToStatus }), 50)
-	fmt.Fprintf(&b, "- status write-back under 100 ms: container exit → terminated state seen by a watch p50 %s (p90 %s; %s from the HTTP answer, which the app gives 50 ms before exiting) — %s\n",
-		format(p50, seconds), format(p90, seconds), format(raw, seconds), verdict(p50 < 0.1))
-	rss := func(a string) float64 {
-		return median(res.perRun(a, func(r RunResult) float64 { return r.Idle.RSSMiB }))
+	gs = append(gs, goal{"agent's share of create → Running (p50 minus the CRI floor p50)",
+		pr.agentShare("minikubelet"), pr.agentShare("upstream"), seconds, 0.5})
+	ex := func(a string) float64 { return mean(pr.pooled(a, exitAdjusted)) }
+	gs = append(gs, goal{"container exit → terminated state seen, mean", ex("minikubelet"), ex("upstream"), seconds, 0.2})
+	if pr.Profile.Footprint {
+		rss := func(which func(RunResult) *Footprint) func(string) float64 {
+			return func(a string) float64 { return median(pr.perRun(a, footprintValue(rssOf, which))) }
+		}
+		gs = append(gs, goal{"idle RSS", rss(idleOf)("minikubelet"), rss(idleOf)("upstream"), mib, 0.35})
+		gs = append(gs, goal{fmt.Sprintf("RSS with %d pods", c.FootprintPods), rss(loadedOf)("minikubelet"), rss(loadedOf)("upstream"), mib, 0.5})
 	}
-	mk, up = rss("minikubelet"), rss("upstream")
-	fmt.Fprintf(&b, "- idle RSS at most a third of upstream's: %s vs %s, ratio %s — %s\n",
-		format(mk, mib), format(up, mib), ratio(mk, up), verdict(mk <= up/3))
+	return gs
+}
+
+func (pr *ProfileResult) goals(c config) string {
+	var b strings.Builder
+	for _, g := range pr.goalList(c) {
+		fmt.Fprintf(&b, "- %s ≤ %.2f × upstream's: %s vs %s, ratio %s — %s\n",
+			g.name, g.limit, format(g.mk, g.u), format(g.up, g.u), ratio(g.mk, g.up), verdict(g.met()))
+	}
+	var over []string
+	for _, r := range pr.rows(c) {
+		if w := r.worse(); !r.schedule && w > 1.05 {
+			over = append(over, fmt.Sprintf("%s (%.2f)", r.name, w))
+		}
+	}
+	fmt.Fprintf(&b, "- no row more than 1.05 × worse than upstream's (schedule rows excepted; for pods/s upstream / minikubelet) — %s",
+		verdict(len(over) == 0))
+	if len(over) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(over, "; "))
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 
-func (res *Results) perRunTable() string {
+func (pr *ProfileResult) perRunTable() string {
 	var b strings.Builder
-	b.WriteString("| run | node | wall | create → Running p50 | batch all Ready | exit → status p50 | restarts seen at | idle RSS | idle CPU | RSS with pods |\n|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
-	for i, r := range res.Runs {
+	b.WriteString("| run | node | wall | create → Running p50 | first batch all Ready | exit → status mean | restarts seen at | idle RSS | idle CPU | RSS with pods |\n|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
+	for i, r := range pr.Runs {
 		var rs []string
 		for _, t := range r.CrashRestarts {
 			rs = append(rs, fmt.Sprintf("%.1f", t))
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.0f s | %s | %s | %s | %s s | %s | %s | %s |\n", i+1, r.Node, r.Wall,
-			format(median(r.SeqRunning), seconds), format(r.BatchAllReady, seconds), format(median(r.ExitToStatus), seconds),
-			strings.Join(rs, ", "), format(r.Idle.RSSMiB, mib), format(r.Idle.CPUPercent(), percent), format(r.Loaded.RSSMiB, mib))
+		restarts := "—"
+		if len(rs) > 0 {
+			restarts = strings.Join(rs, ", ") + " s"
+		}
+		batch := math.NaN()
+		if len(r.Batches) > 0 {
+			batch = r.Batches[0].AllReady
+		}
+		fmt.Fprintf(&b, "| %d | %s | %.0f s | %s | %s | %s | %s | %s | %s | %s |\n", i+1, r.Node, r.Wall,
+			format(median(r.SeqRunning), seconds), format(batch, seconds), format(mean(r.ExitToStatus), seconds), restarts,
+			format(footprintValue(rssOf, idleOf)(r), mib), format(footprintValue(cpuOf, idleOf)(r), percent),
+			format(footprintValue(rssOf, loadedOf)(r), mib))
 	}
 	return b.String()
 }
 
-func (res *Results) floorTable() string {
+// criTable has a row per operation_type either agent called: the median over runs of the
+// calls for one pod start and, per pod, for each batch created and deleted.
+func (pr *ProfileResult) criTable(c config) string {
+	type col struct {
+		name string
+		get  func(RunResult) map[string]float64
+	}
+	cols := []col{{"one pod", func(r RunResult) map[string]float64 { return r.CRISingle }}}
+	for _, n := range c.Batches {
+		cols = append(cols, col{fmt.Sprintf("batch of %d, per pod", n), func(r RunResult) map[string]float64 {
+			if b := batchOf(r, n); b != nil && b.CRICalls != nil {
+				return scaled(b.CRICalls, n)
+			}
+			return nil
+		}})
+	}
+	ops := map[string]bool{}
+	for _, r := range pr.Runs {
+		for _, c := range cols {
+			for op := range c.get(r) {
+				ops[op] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(ops))
+	for op := range ops {
+		names = append(names, op)
+	}
+	sort.Strings(names)
+	agents := []string{"minikubelet", "upstream"}
+	// value is the median over the agent's runs that measured this column (an operation
+	// missing from a measured run counts 0); "total" sums each run's column first.
+	value := func(a string, c col, op string) float64 {
+		var xs []float64
+		for _, r := range pr.runsOf(a) {
+			m := c.get(r)
+			if m == nil {
+				continue
+			}
+			if op == "" {
+				xs = append(xs, total(m))
+			} else {
+				xs = append(xs, m[op])
+			}
+		}
+		return median(xs)
+	}
+	var b strings.Builder
+	b.WriteString("| operation_type |")
+	sep := "|---|"
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s: mk | %s: up |", c.name, c.name)
+		sep += "---:|---:|"
+	}
+	b.WriteString("\n" + sep + "\n")
+	for _, op := range append(names, "") {
+		label := op
+		if op == "" {
+			label = "**total**"
+		}
+		fmt.Fprintf(&b, "| %s |", label)
+		for _, c := range cols {
+			for _, a := range agents {
+				v := value(a, c, op)
+				s := formatCount(v)
+				if op != "" && v == 0 {
+					s = "·"
+				}
+				fmt.Fprintf(&b, " %s |", s)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func (pr *ProfileResult) floorTable() string {
 	var b strings.Builder
 	col := func(f func(FloorSample) float64) []float64 {
 		var out []float64
-		for _, s := range res.Floor {
+		for _, s := range pr.Floor {
 			out = append(out, f(s))
 		}
 		return out
@@ -243,8 +520,13 @@ func markdown(res *Results) string {
 	e, c := res.Env, res.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "# minikubelet vs upstream kubelet — %s\n\n", res.Date)
-	fmt.Fprintf(&b, "`make bench`: one test bed, the agents alternated (minikubelet, upstream, ... %d runs each), "+
-		"each run on a fresh node with an empty runtime. Raw samples: `%s.json`. Took %.1f min.\n\n", c.Rounds, res.Date, res.Elapsed/60)
+	var names []string
+	for _, pr := range res.Profiles {
+		names = append(names, fmt.Sprintf("%s (%.1f min)", pr.Profile.Name, pr.Elapsed/60))
+	}
+	fmt.Fprintf(&b, "`make bench`: one test bed per profile (%s), the agents alternated in each (minikubelet, upstream, ... %d runs each), "+
+		"each run on a fresh node with an empty runtime. Raw samples: `%s.json`. Took %.1f min.\n\n",
+		strings.Join(names, ", "), c.Rounds, res.Date, res.Elapsed/60)
 	b.WriteString("## Machine\n\n")
 	fmt.Fprintf(&b, "- CPU: %s, %d cores; memory %.1f GiB; kernel %s\n", e.CPU, e.Cores, e.MemoryGiB, e.Kernel)
 	fmt.Fprintf(&b, "- runtime: %s (the test bed's own instance, cgroup driver cgroupfs)\n", e.Containerd)
@@ -253,30 +535,74 @@ func markdown(res *Results) string {
 		dirty = " (minikubelet was built from the working tree, uncommitted changes included)"
 	}
 	fmt.Fprintf(&b, "- Go: %s; source: %s%s\n", e.Go, e.SourceCommit, dirty)
-	fmt.Fprintf(&b, "- minikubelet: %s (default flags of the test bed: per-pod QoS cgroups, --v=2)\n", e.Minikubelet)
-	fmt.Fprintf(&b, "- upstream: %s (the test bed's configuration: cgroupsPerQOS false, generic PLEG, --v=1)\n\n", e.Upstream)
-	b.WriteString("## Goals\n\n")
-	b.WriteString(res.goals())
-	b.WriteString("\n## Results\n\n")
+	fmt.Fprintf(&b, "- minikubelet: %s (test bed defaults, --v=2; per-pod QoS cgroups under cgroup root %s, maxPods %d)\n", e.Minikubelet, e.CgroupRoot, c.MaxPods)
+	fmt.Fprintf(&b, "- upstream: %s (test bed configuration, --v=1, generic PLEG; its defaults cgroupsPerQOS true and enforceNodeAllocatable [pods] "+
+		"under cgroupRoot %s, maxPods %d; failCgroupV1 false for this cgroup v1 machine)\n\n", e.Upstream, e.CgroupRoot, c.MaxPods)
+	b.WriteString("## Goals (issue 18), minikubelet / upstream\n\n")
+	for _, pr := range res.Profiles {
+		fmt.Fprintf(&b, "Profile **%s** (%s):\n\n", pr.Profile.Name, pr.Profile.describe())
+		b.WriteString(pr.goals(c))
+		b.WriteString("\n")
+	}
+	b.WriteString("## Results\n\n")
 	fmt.Fprintf(&b, "Latencies are measured from just before the API call to the moment a pod watch delivered the event "+
 		"(time.Now() in the watcher). Percentiles pool the samples of all runs (nearest rank); single per-run figures are the "+
-		"median of the %d runs. Lower is better except pods/s.\n\n", c.Rounds)
-	b.WriteString(res.table())
-	b.WriteString("\n### Per run\n\n")
-	b.WriteString(res.perRunTable())
-	fmt.Fprintf(&b, "\n### (7) Floor: sandbox + container start straight through CRI, no kubelet (%d samples)\n\n", len(res.Floor))
-	b.WriteString(res.floorTable())
-	b.WriteString("\n## Method\n\n")
-	fmt.Fprintf(&b, `1. %d busybox `+"`sleep 3600`"+` pods, bound with spec.nodeName, created one after another; each waited for until Ready.
-2. %d such pods created at once (one goroutine each, client QPS not limiting).
-3. Those %d deleted at once with gracePeriodSeconds 0 (the API object goes at once; the runtime time shows the agent's teardown).
-4. %d test-app pods (restartPolicy Never) asked in turn to exit with GET /exit?code=3; the app answers and exits 50 ms later.
-5. Alongside 4, a busybox pod `+"`sh -c 'exit 1'`"+` with restartPolicy Always; restartCount 1, 2, 3 as the watch saw them.
-6. The agent's VmRSS (sampled every second, mean) and utime+stime over %v with no pods, then with %d busybox sleep pods Ready.
-7. Once, with no agent running: RunPodSandbox + CreateContainer + StartContainer of busybox sleep with minikubelet's CRI configs, one warm-up then %d samples.
+		"median of the runs. Lower is better except pods/s. Rows marked \"schedule row\" follow upstream's own back-off timing.\n\n")
+	for _, pr := range res.Profiles {
+		fmt.Fprintf(&b, "### Profile %s: %s\n\n", pr.Profile.Name, pr.Profile.describe())
+		b.WriteString(pr.table(c))
+		fmt.Fprintf(&b, "\n#### %s: per run\n\n", pr.Profile.Name)
+		b.WriteString(pr.perRunTable())
+		fmt.Fprintf(&b, "\n#### %s: CRI calls by operation_type (each agent's kubelet_runtime_operations_duration_seconds counts; the agents name operations alike only in part; · none)\n\n", pr.Profile.Name)
+		b.WriteString(pr.criTable(c))
+		fmt.Fprintf(&b, "\n#### %s: (7) floor, sandbox + container start straight through CRI, no kubelet (%d samples)\n\n", pr.Profile.Name, len(pr.Floor))
+		b.WriteString(pr.floorTable())
+		b.WriteString("\n")
+	}
+	if len(res.HeapTop) > 0 {
+		fmt.Fprintf(&b, "### minikubelet's heap after the idle window (`%s`, last run; `go tool pprof -top -sample_index=inuse_space`)\n\n```\n%s\n```\n\n",
+			res.HeapFile, strings.Join(res.HeapTop, "\n"))
+	}
+	b.WriteString(method(res))
+	return b.String()
+}
 
-Between workloads all pods are deleted, their sandboxes waited for until stopped and then removed, so every workload starts
-from an empty runtime. Between runs the agent is stopped, its Node deleted and the runtime emptied through CRI.
-`, c.SeqPods, c.BatchPods, c.BatchPods, c.ExitSamples, c.Idle, c.FootprintPods, c.FloorSamples)
+func method(res *Results) string {
+	c := res.Config
+	var b strings.Builder
+	b.WriteString("## Method\n\n")
+	for _, pr := range res.Profiles {
+		fmt.Fprintf(&b, "- Profile %s: %s; its test bed started in %.0f s.\n", pr.Profile.Name, pr.Profile.describe(), pr.BedStart)
+	}
+	large := "every round"
+	if c.LargeRounds < c.Rounds {
+		large = fmt.Sprintf("the first %d of the %d rounds only (to keep the run time sane)", c.LargeRounds, c.Rounds)
+	}
+	var batches []string
+	for _, n := range c.Batches {
+		batches = append(batches, fmt.Sprint(n))
+	}
+	fmt.Fprintf(&b, `
+1. %d busybox `+"`sleep 3600`"+` pods created one after another; each waited for until Ready. Then one more pod, with the
+   agent's /metrics (its kubelet API, with the bed's admin client certificate) read before its create and once the watch
+   saw it Running: the delta of kubelet_runtime_operations_duration_seconds_count per operation_type.
+2. Batches of %s such pods created at once (one goroutine each, client QPS not limiting); the batches after the first run in %s.
+3. Each batch deleted at once with gracePeriodSeconds 0 (the API object goes at once; the runtime time shows the agent's
+   teardown). The CRI calls of 2 and 3 are counted from before the first create to when no sandbox of the batch was ready.
+4. %d test-app pods (restartPolicy Never) asked in turn to exit with GET /exit?code=3, each after a random delay uniform over
+   [0, %v) (upstream's relist period), so that neither agent's periodic work is in phase with the samples; the app answers
+   and exits 50 ms later. Mean and percentiles over all samples.
+5. In the last profile, alongside 4, a busybox pod `+"`sh -c 'exit 1'`"+` with restartPolicy Always; restartCount 1, 2, 3 as the watch saw them.
+6. In the last profile: the agent's VmRSS (sampled every second, mean) and utime+stime over %v with no pods, then its go_memstats_*
+   and (minikubelet) /debug/pprof/heap; then, in %s, %d busybox sleep pods created at once on the node (maxPods %d): first create
+   → all Running, and the same window once all were Ready.
+7. Once per profile, with no agent running: RunPodSandbox + CreateContainer + StartContainer of busybox sleep with minikubelet's CRI
+   configs and the cgroup parent a BestEffort pod gets from both agents (%s/kubepods/besteffort/pod<uid>), one warm-up then %d samples.
+
+Both agents and the floor use the same cgroup layout under a cgroup root of the bench's own (the upstream kubelet kills unknown
+processes in pod cgroups under its root, so it must not share the machine's /kubepods with other test beds); the root is created
+before each run and removed after. Between workloads all pods are deleted, their sandboxes waited for until stopped and then removed,
+so every workload starts from an empty runtime. Between runs the agent is stopped, its Node deleted and the runtime emptied through CRI.
+`, c.SeqPods, strings.Join(batches, " and "), large, c.ExitSamples, c.ExitDelayMax, c.Idle, large, c.FootprintPods, c.MaxPods, cgroupRoot, c.FloorSamples)
 	return b.String()
 }

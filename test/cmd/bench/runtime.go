@@ -102,9 +102,11 @@ type FloorSample struct {
 }
 
 // floor starts n busybox `sleep 3600` pods straight through CRI, one after another, with
-// the configs minikubelet's translation (pkg/cri) makes, and no kubelet running. One
-// unmeasured warm-up comes first. Each pod is removed before the next starts.
-func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int) ([]FloorSample, error) {
+// the configs minikubelet's translation (pkg/cri) makes, and no kubelet running. Each pod
+// gets the cgroup parent both agents give a BestEffort pod under cgroupRoot
+// (<root>/kubepods/besteffort/pod<uid>; runc creates it). One unmeasured warm-up comes
+// first. Each pod is removed before the next starts.
+func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int, cgroupRoot string) ([]FloorSample, error) {
 	logsDir := filepath.Join(bed.Dir, "bench-floor", "pod-logs")
 	imageRef, err := rt.ImageRef(ctx, testbed.BusyboxImage)
 	if err != nil || imageRef == "" {
@@ -124,9 +126,11 @@ func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int) ([]Floo
 				Name: "main", Image: testbed.BusyboxImage, Command: []string{"sleep", "3600"},
 				TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: v1.TerminationMessageReadFile,
 			}}},
+			Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort},
 		}
 		sbCfg, err := cri.SandboxConfig(pod, 0, cri.SandboxOptions{NodeName: "bench-floor", PodLogsDir: logsDir,
-			HostDNS: cri.DNS{Servers: []string{"127.0.0.1"}}})
+			HostDNS:       cri.DNS{Servers: []string{"127.0.0.1"}},
+			CgroupsPerQOS: true, CgroupRoot: cgroupRoot, CgroupDriver: cri.CgroupfsDriver})
 		if err != nil {
 			return nil, err
 		}

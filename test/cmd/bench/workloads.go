@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,44 +26,72 @@ const ns = "default"
 type RunResult struct {
 	Agent string `json:"agent"`
 	Node  string `json:"node"`
+	Round int    `json:"round"`
 	// (1) pods created one after another: create -> Running, create -> Ready.
 	SeqRunning []float64 `json:"seq_create_to_running_s"`
 	SeqReady   []float64 `json:"seq_create_to_ready_s"`
-	// (2) a batch created at once: first create call -> all Ready; per pod create -> Ready.
-	BatchPods       int       `json:"batch_pods"`
-	BatchAllReady   float64   `json:"batch_all_ready_s"`
-	BatchPodsPerSec float64   `json:"batch_pods_per_s"`
-	BatchReady      []float64 `json:"batch_create_to_ready_s"`
-	// (3) deletion of the batch with grace 0: delete call -> DELETED event per pod, and
-	// first delete call -> no sandbox of the batch ready in the runtime.
-	DeleteGone           []float64 `json:"delete_to_gone_s"`
-	DeleteRuntimeStopped float64   `json:"delete_to_runtime_stopped_s"`
-	// (4) /exit HTTP response -> the watch shows the container terminated (the test app
-	// exits 50 ms after it answers).
+	// (1) one more pod: the agent's CRI calls from its create until Running was seen, per
+	// operation_type.
+	CRISingle map[string]float64 `json:"cri_calls_one_pod"`
+	// (2), (3) the batches.
+	Batches []BatchResult `json:"batches"`
+	// (4) the random delay before each /exit, and /exit HTTP response -> the watch shows
+	// the container terminated (the test app exits 50 ms after it answers).
+	ExitDelay    []float64 `json:"exit_delay_s"`
 	ExitToStatus []float64 `json:"exit_response_to_terminated_s"`
 	// (5) crash loop (sh -c 'exit 1', restartPolicy Always): when restartCount 1, 2, 3
 	// were seen, relative to the create call.
-	CrashRestarts []float64 `json:"crash_restart_seen_s"`
-	// (6) the agent process with no pods, and with FootprintPods sleeping pods.
-	Idle          Footprint `json:"idle"`
-	FootprintPods int       `json:"footprint_pods"`
-	Loaded        Footprint `json:"loaded"`
+	CrashRestarts []float64 `json:"crash_restart_seen_s,omitempty"`
+	// (6) the agent process with no pods and its Go memory statistics then; and with
+	// FootprintPods sleeping pods: first create -> all Running, the process, Go statistics.
+	Idle          *Footprint         `json:"idle,omitempty"`
+	IdleGo        map[string]float64 `json:"idle_go,omitempty"`
+	FootprintPods int                `json:"footprint_pods,omitempty"`
+	AllRunning    float64            `json:"footprint_all_running_s,omitempty"`
+	Loaded        *Footprint         `json:"loaded,omitempty"`
+	LoadedGo      map[string]float64 `json:"loaded_go,omitempty"`
 	// Wall time of the whole run.
 	Wall float64 `json:"wall_s"`
+}
+
+// BatchResult is one batch created at once and deleted at once.
+type BatchResult struct {
+	Pods int `json:"pods"`
+	// First create call -> all Ready; pods/s; per pod create -> Ready.
+	AllReady   float64   `json:"all_ready_s"`
+	PodsPerSec float64   `json:"pods_per_s"`
+	Ready      []float64 `json:"create_to_ready_s"`
+	// Delete call -> DELETED event per pod, and first delete call -> no sandbox of the
+	// batch ready in the runtime.
+	DeleteGone           []float64 `json:"delete_to_gone_s"`
+	DeleteRuntimeStopped float64   `json:"delete_to_runtime_stopped_s"`
+	// The agent's CRI calls per operation_type from before the first create until the
+	// batch's sandboxes were all stopped and its pods gone from the API.
+	CRICalls map[string]float64 `json:"cri_calls"`
 }
 
 // agentRun runs the workloads against one node agent that is already Ready.
 type agentRun struct {
 	cfg    config
+	prof   profile
+	round  int
 	bed    *testbed.Bed
 	client kubernetes.Interface
+	api    *kubeletAPI
 	rt     *cri.Client
 	k      *testbed.Kubelet
 	tr     *tracker
 	prefix string // pod name prefix, unique per run
 	res    *RunResult
 	log    func(format string, args ...any)
+	// heapFile: where minikubelet's heap profile goes after the idle window ("" for none).
+	heapFile  string
+	heapSaved bool
 }
+
+// large says whether this round runs the long workloads (batches after the first, the
+// full node).
+func (r *agentRun) large() bool { return r.round <= r.cfg.LargeRounds }
 
 func (r *agentRun) alive() error {
 	if r.k.Exited() {
@@ -70,22 +100,29 @@ func (r *agentRun) alive() error {
 	return nil
 }
 
-func busyboxPod(name, node string, cmd ...string) *v1.Pod {
-	return &v1.Pod{
+// busyboxPod is a pod of the run's profile: bound to the node or left to the scheduler,
+// with or without the service-account token volume.
+func (r *agentRun) busyboxPod(name string, cmd ...string) *v1.Pod {
+	p := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "bench"}},
 		Spec: v1.PodSpec{
-			NodeName:                      node,
-			AutomountServiceAccountToken:  new(bool),
 			TerminationGracePeriodSeconds: new(int64),
 			Containers: []v1.Container{{
 				Name: "main", Image: testbed.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent, Command: cmd,
 			}},
 		},
 	}
+	if !r.prof.Scheduled {
+		p.Spec.NodeName = r.k.NodeName
+	}
+	if !r.prof.Token {
+		p.Spec.AutomountServiceAccountToken = new(bool)
+	}
+	return p
 }
 
-func testAppPod(name, node string, args ...string) *v1.Pod {
-	p := busyboxPod(name, node)
+func (r *agentRun) testAppPod(name string, args ...string) *v1.Pod {
+	p := r.busyboxPod(name)
 	p.Spec.Containers[0].Image = testbed.TestAppImage
 	p.Spec.Containers[0].Command = nil
 	p.Spec.Containers[0].Args = args
@@ -154,24 +191,31 @@ func (r *agentRun) cleanPods(ctx context.Context) error {
 			return fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
 	}
+	// 250 pods take upstream about a minute to tear down on 2 cores.
+	slack := time.Duration(len(names)) * time.Second
 	if err := r.tr.waitPods(ctx, time.Minute, "pods deleted", names, isDeleted); err != nil {
 		return err
 	}
-	if _, err := waitSandboxesStopped(ctx, r.rt, nil, 2*time.Minute, r.alive); err != nil {
+	if _, err := waitSandboxesStopped(ctx, r.rt, nil, 2*time.Minute+slack, r.alive); err != nil {
 		return fmt.Errorf("after deleting the pods: %w", err)
 	}
-	return removeSandboxes(ctx, r.rt, true, time.Minute)
+	return removeSandboxes(ctx, r.rt, true, time.Minute+slack)
 }
 
 func (r *agentRun) run(ctx context.Context) error {
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func(context.Context) error
-	}{
-		{"sequential pods", r.sequential},
-		{"batch create and delete", r.batch},
-		{"status write-back and crash loop", r.exitAndCrash},
-		{"footprint", r.footprint},
+	}
+	steps := []step{{"sequential pods", r.sequential}, {"CRI calls of one pod", r.criSingle}}
+	for i, n := range r.cfg.Batches {
+		if i == 0 || r.large() {
+			steps = append(steps, step{fmt.Sprintf("batch of %d created and deleted", n), func(ctx context.Context) error { return r.batch(ctx, n) }})
+		}
+	}
+	steps = append(steps, step{"status write-back", r.exitAndCrash})
+	if r.prof.Footprint {
+		steps = append(steps, step{"footprint", r.footprint})
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -190,7 +234,7 @@ func (r *agentRun) run(ctx context.Context) error {
 func (r *agentRun) sequential(ctx context.Context) error {
 	for i := 0; i < r.cfg.SeqPods; i++ {
 		name := fmt.Sprintf("%s-seq-%02d", r.prefix, i)
-		t0, err := r.create(ctx, busyboxPod(name, r.k.NodeName, "sleep", "3600"))
+		t0, err := r.create(ctx, r.busyboxPod(name, "sleep", "3600"))
 		if err != nil {
 			return err
 		}
@@ -208,14 +252,42 @@ func (r *agentRun) sequential(ctx context.Context) error {
 	return nil
 }
 
-// (2) a batch created at once, then (3) deleted at once with grace 0.
-func (r *agentRun) batch(ctx context.Context) error {
+// (1) the agent's CRI calls for one pod start: its /metrics before the create and once the
+// watch saw the pod Running (calls the agent makes anyway in that time, such as
+// upstream's relists, count too: they are part of what a start costs it).
+func (r *agentRun) criSingle(ctx context.Context) error {
+	name := r.prefix + "-cri"
+	before, err := r.api.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := r.create(ctx, r.busyboxPod(name, "sleep", "3600")); err != nil {
+		return err
+	}
+	if err := r.tr.waitPods(ctx, time.Minute, "pod Running", []string{name}, func(pt *podTrack) bool { return !pt.running.IsZero() }); err != nil {
+		return err
+	}
+	after, err := r.api.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	r.res.CRISingle = opsDelta(before.Ops, after.Ops)
+	return nil
+}
+
+// (2) a batch of n created at once, then (3) deleted at once with grace 0.
+func (r *agentRun) batch(ctx context.Context, n int) error {
+	b := BatchResult{Pods: n}
 	var pods []*v1.Pod
 	var names []string
-	for i := 0; i < r.cfg.BatchPods; i++ {
-		name := fmt.Sprintf("%s-batch-%02d", r.prefix, i)
-		pods = append(pods, busyboxPod(name, r.k.NodeName, "sleep", "3600"))
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-b%d-%03d", r.prefix, n, i)
+		pods = append(pods, r.busyboxPod(name, "sleep", "3600"))
 		names = append(names, name)
+	}
+	before, err := r.api.scrape(ctx)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	created, err := r.createAll(ctx, pods)
@@ -227,17 +299,16 @@ func (r *agentRun) batch(ctx context.Context) error {
 	}
 	var last time.Time
 	uids := map[string]bool{}
-	for _, n := range names {
-		pt := r.tr.get(n)
+	for _, name := range names {
+		pt := r.tr.get(name)
 		if pt.ready.After(last) {
 			last = pt.ready
 		}
 		uids[pt.uid] = true
-		r.res.BatchReady = append(r.res.BatchReady, secs(pt.ready.Sub(created[n])))
+		b.Ready = append(b.Ready, secs(pt.ready.Sub(created[name])))
 	}
-	r.res.BatchPods = len(names)
-	r.res.BatchAllReady = secs(last.Sub(start))
-	r.res.BatchPodsPerSec = float64(len(names)) / r.res.BatchAllReady
+	b.AllReady = secs(last.Sub(start))
+	b.PodsPerSec = float64(n) / b.AllReady
 
 	// (3) Deletion, grace 0, all at once.
 	var mu sync.Mutex
@@ -245,19 +316,19 @@ func (r *agentRun) batch(ctx context.Context) error {
 	deleted := map[string]time.Time{}
 	var firstErr error
 	delStart := time.Now()
-	for _, n := range names {
+	for _, name := range names {
 		wg.Add(1)
-		go func(n string) {
+		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			err := r.client.CoreV1().Pods(ns).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+			err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 			mu.Lock()
 			defer mu.Unlock()
-			deleted[n] = t0
+			deleted[name] = t0
 			if err != nil && firstErr == nil {
-				firstErr = fmt.Errorf("delete %s: %w", n, err)
+				firstErr = fmt.Errorf("delete %s: %w", name, err)
 			}
-		}(n)
+		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
@@ -267,30 +338,51 @@ func (r *agentRun) batch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("batch sandboxes stopped after deletion: %w", err)
 	}
-	r.res.DeleteRuntimeStopped = secs(stopped.Sub(delStart))
+	b.DeleteRuntimeStopped = secs(stopped.Sub(delStart))
 	if err := r.tr.waitPods(ctx, time.Minute, "batch DELETED", names, isDeleted); err != nil {
 		return err
 	}
-	for _, n := range names {
-		r.res.DeleteGone = append(r.res.DeleteGone, secs(r.tr.get(n).deleted.Sub(deleted[n])))
+	for _, name := range names {
+		b.DeleteGone = append(b.DeleteGone, secs(r.tr.get(name).deleted.Sub(deleted[name])))
 	}
+	after, err := r.api.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	b.CRICalls = opsDelta(before.Ops, after.Ops)
+	r.res.Batches = append(r.res.Batches, b)
 	return nil
 }
 
-// (4) status write-back: test-app pods asked to exit over HTTP, one at a time; (5) a
-// crash-looping pod runs alongside (it spends nearly all the time in back-off).
+// exitDelays is the wait before each of n /exit requests: uniform over [0, period), so
+// the samples fall at every phase of a periodic relist of that period.
+func exitDelays(n int, period time.Duration, rng *rand.Rand) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = time.Duration(rng.Int64N(int64(period)))
+	}
+	return out
+}
+
+// (4) status write-back: test-app pods asked to exit over HTTP, one at a time, each after
+// a random delay; (5) in the footprint profile a crash-looping pod runs alongside (it
+// spends nearly all the time in back-off).
 func (r *agentRun) exitAndCrash(ctx context.Context) error {
-	crash := busyboxPod(r.prefix+"-crash", r.k.NodeName, "sh", "-c", "exit 1")
-	crash.Spec.RestartPolicy = v1.RestartPolicyAlways
-	crashT0, err := r.create(ctx, crash)
-	if err != nil {
-		return err
+	var crash *v1.Pod
+	var crashT0 time.Time
+	if r.prof.Footprint {
+		crash = r.busyboxPod(r.prefix+"-crash", "sh", "-c", "exit 1")
+		crash.Spec.RestartPolicy = v1.RestartPolicyAlways
+		var err error
+		if crashT0, err = r.create(ctx, crash); err != nil {
+			return err
+		}
 	}
 	var pods []*v1.Pod
 	var names []string
 	for i := 0; i < r.cfg.ExitSamples; i++ {
 		name := fmt.Sprintf("%s-exit-%02d", r.prefix, i)
-		p := testAppPod(name, r.k.NodeName, "serve", "--http=:8080")
+		p := r.testAppPod(name, "serve", "--http=:8080")
 		p.Spec.RestartPolicy = v1.RestartPolicyNever
 		pods = append(pods, p)
 		names = append(names, name)
@@ -302,8 +394,11 @@ func (r *agentRun) exitAndCrash(ctx context.Context) error {
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	for _, n := range names {
+	delays := exitDelays(len(names), r.cfg.ExitDelayMax, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)))
+	for i, n := range names {
 		ip := r.tr.get(n).ip
+		sleepCtx(ctx, delays[i])
+		r.res.ExitDelay = append(r.res.ExitDelay, delays[i].Seconds())
 		var answered time.Time
 		for deadline := time.Now().Add(15 * time.Second); ; {
 			resp, err := hc.Get(fmt.Sprintf("http://%s:8080/exit?code=3", ip))
@@ -330,7 +425,9 @@ func (r *agentRun) exitAndCrash(ctx context.Context) error {
 		}
 		r.res.ExitToStatus = append(r.res.ExitToStatus, secs(pt.terminated.Sub(answered)))
 	}
-
+	if crash == nil {
+		return nil
+	}
 	if err := r.tr.waitPods(ctx, 2*time.Minute, "3 restarts of the crash-looping pod", []string{crash.Name}, func(pt *podTrack) bool { return len(pt.restarts) >= 3 }); err != nil {
 		return err
 	}
@@ -340,29 +437,63 @@ func (r *agentRun) exitAndCrash(ctx context.Context) error {
 	return nil
 }
 
-// (6) the agent with no pods for the window, then with FootprintPods sleeping pods.
+// (6) the agent with no pods for the window (then its Go statistics and minikubelet's
+// heap profile, after the window so they do not disturb it), then, in the large rounds,
+// with FootprintPods sleeping pods on the node.
 func (r *agentRun) footprint(ctx context.Context) error {
-	var err error
-	if r.res.Idle, err = measureFootprint(ctx, r.k.Pid(), r.cfg.Idle, r.alive); err != nil {
+	idle, err := measureFootprint(ctx, r.k.Pid(), r.cfg.Idle, r.alive)
+	if err != nil {
 		return fmt.Errorf("idle footprint: %w", err)
+	}
+	r.res.Idle = &idle
+	m, err := r.api.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	r.res.IdleGo = m.Go
+	if r.heapFile != "" {
+		if err := r.api.saveHeap(ctx, filepath.Join(r.cfg.Out, r.heapFile)); err != nil {
+			return err
+		}
+		r.heapSaved = true
+	}
+	if !r.large() || r.cfg.FootprintPods == 0 {
+		return nil
 	}
 	var pods []*v1.Pod
 	var names []string
 	for i := 0; i < r.cfg.FootprintPods; i++ {
-		name := fmt.Sprintf("%s-fp-%02d", r.prefix, i)
-		pods = append(pods, busyboxPod(name, r.k.NodeName, "sleep", "3600"))
+		name := fmt.Sprintf("%s-fp-%03d", r.prefix, i)
+		pods = append(pods, r.busyboxPod(name, "sleep", "3600"))
 		names = append(names, name)
 	}
+	start := time.Now()
 	if _, err := r.createAll(ctx, pods); err != nil {
 		return err
 	}
-	if err := r.tr.waitPods(ctx, 5*time.Minute, fmt.Sprintf("%d footprint pods Ready", len(names)), names, isReady); err != nil {
+	if err := r.tr.waitPods(ctx, 5*time.Minute, fmt.Sprintf("%d footprint pods Running", len(names)), names, func(pt *podTrack) bool { return !pt.running.IsZero() }); err != nil {
+		return err
+	}
+	var last time.Time
+	for _, n := range names {
+		if t := r.tr.get(n).running; t.After(last) {
+			last = t
+		}
+	}
+	r.res.AllRunning = secs(last.Sub(start))
+	if err := r.tr.waitPods(ctx, 2*time.Minute, fmt.Sprintf("%d footprint pods Ready", len(names)), names, isReady); err != nil {
 		return err
 	}
 	sleepCtx(ctx, 5*time.Second) // let the status of the last pods settle
 	r.res.FootprintPods = len(names)
-	if r.res.Loaded, err = measureFootprint(ctx, r.k.Pid(), r.cfg.Idle, r.alive); err != nil {
+	loaded, err := measureFootprint(ctx, r.k.Pid(), r.cfg.Idle, r.alive)
+	if err != nil {
 		return fmt.Errorf("footprint with %d pods: %w", len(names), err)
 	}
+	r.res.Loaded = &loaded
+	if m, err = r.api.scrape(ctx); err != nil {
+		return err
+	}
+	r.res.LoadedGo = m.Go
 	return nil
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// cgroupMount is where the cgroup hierarchies are mounted (v1, or hybrid with unified).
+const cgroupMount = "/sys/fs/cgroup"
+
+// cgroupHierarchies lists the mounted hierarchies (cpu, memory, ..., unified).
+func cgroupHierarchies() ([]string, error) {
+	entries, err := os.ReadDir(cgroupMount)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		// Skip the comma-joined symlinks (cpu,cpuacct) that point at a real hierarchy.
+		if e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
+			out = append(out, filepath.Join(cgroupMount, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// makeCgroupRoot creates root (e.g. /mkbed-bench-pods) in every hierarchy: the upstream
+// kubelet refuses a cgroupRoot that does not exist. A new cpuset cgroup starts with no
+// CPUs or memory nodes, so those are copied from the parent.
+func makeCgroupRoot(root string) error {
+	hs, err := cgroupHierarchies()
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		dir := filepath.Join(h, root)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		if filepath.Base(h) != "cpuset" {
+			continue
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, _ := os.ReadFile(filepath.Join(dir, f))
+			if strings.TrimSpace(string(cur)) != "" {
+				continue
+			}
+			v, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+				return fmt.Errorf("%s/%s: %w", dir, f, err)
+			}
+		}
+	}
+	return nil
+}
+
+// removeCgroupTree removes rel (a cgroup path such as /mkbed-bench-pods, or one pod's
+// cgroup) and everything below it in every hierarchy, deepest first. Cgroups that still
+// hold processes cannot be removed; those are named in the error.
+func removeCgroupTree(rel string) error {
+	hs, err := cgroupHierarchies()
+	if err != nil {
+		return err
+	}
+	var left []string
+	for _, h := range hs {
+		top := filepath.Join(h, rel)
+		var dirs []string
+		_ = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		// Deeper paths are longer than their parents: remove the longest first.
+		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+		for _, d := range dirs {
+			if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				left = append(left, d)
+			}
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("cgroups not removed (still in use?): %s", strings.Join(left, ", "))
+	}
+	return nil
+}

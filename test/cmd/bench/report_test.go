@@ -1,0 +1,151 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMeanAndPercentile(t *testing.T) {
+	xs := []float64{0.3, 0.1, math.NaN(), 0.2, 1.0}
+	if got := mean(xs); math.Abs(got-0.4) > 1e-12 {
+		t.Errorf("mean = %v, want 0.4 (NaN left out)", got)
+	}
+	if got := percentile(xs, 50); got != 0.2 {
+		t.Errorf("p50 = %v, want 0.2", got)
+	}
+	if got := percentile(xs, 100); got != 1.0 {
+		t.Errorf("p100 = %v, want 1.0", got)
+	}
+	for _, empty := range [][]float64{nil, {math.NaN()}} {
+		if !math.IsNaN(mean(empty)) || !math.IsNaN(median(empty)) {
+			t.Errorf("mean/median of %v should be NaN", empty)
+		}
+	}
+}
+
+func TestExitDelaysWithinThePeriod(t *testing.T) {
+	period := time.Second
+	d := exitDelays(2000, period, rand.New(rand.NewPCG(1, 2)))
+	if len(d) != 2000 {
+		t.Fatalf("got %d delays", len(d))
+	}
+	lo, hi, sum := period, time.Duration(0), time.Duration(0)
+	for _, x := range d {
+		if x < 0 || x >= period {
+			t.Fatalf("delay %v outside [0, %v)", x, period)
+		}
+		lo, hi, sum = min(lo, x), max(hi, x), sum+x
+	}
+	// Uniform over the period: the samples reach both ends and average about half of it.
+	if lo > 10*time.Millisecond || hi < 990*time.Millisecond {
+		t.Errorf("delays span %v..%v, want nearly all of [0, 1s)", lo, hi)
+	}
+	if avg := sum / 2000; avg < 450*time.Millisecond || avg > 550*time.Millisecond {
+		t.Errorf("mean delay %v, want about 500ms", avg)
+	}
+}
+
+const metricsBefore = `# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 42
+# HELP go_memstats_heap_inuse_bytes Number of heap bytes that are in use.
+# TYPE go_memstats_heap_inuse_bytes gauge
+go_memstats_heap_inuse_bytes 1.2582912e+07
+# HELP go_memstats_alloc_bytes_total Total number of bytes allocated.
+# TYPE go_memstats_alloc_bytes_total counter
+go_memstats_alloc_bytes_total 9.9e+07
+# HELP kubelet_runtime_operations_duration_seconds [ALPHA] Duration in seconds of runtime operations.
+# TYPE kubelet_runtime_operations_duration_seconds histogram
+kubelet_runtime_operations_duration_seconds_bucket{operation_type="list_podsandbox",le="0.005"} 10
+kubelet_runtime_operations_duration_seconds_bucket{operation_type="list_podsandbox",le="+Inf"} 12
+kubelet_runtime_operations_duration_seconds_sum{operation_type="list_podsandbox"} 0.04
+kubelet_runtime_operations_duration_seconds_count{operation_type="list_podsandbox"} 12
+kubelet_runtime_operations_duration_seconds_bucket{operation_type="version",le="+Inf"} 3
+kubelet_runtime_operations_duration_seconds_sum{operation_type="version"} 0.001
+kubelet_runtime_operations_duration_seconds_count{operation_type="version"} 3
+# HELP kubelet_runtime_operations_errors_total Cumulative number of runtime operation errors.
+# TYPE kubelet_runtime_operations_errors_total counter
+kubelet_runtime_operations_errors_total{operation_type="version"} 1
+`
+
+const metricsAfter = `# TYPE kubelet_runtime_operations_duration_seconds histogram
+kubelet_runtime_operations_duration_seconds_bucket{operation_type="list_podsandbox",le="+Inf"} 15
+kubelet_runtime_operations_duration_seconds_sum{operation_type="list_podsandbox"} 0.05
+kubelet_runtime_operations_duration_seconds_count{operation_type="list_podsandbox"} 15
+kubelet_runtime_operations_duration_seconds_bucket{operation_type="run_podsandbox",le="+Inf"} 1
+kubelet_runtime_operations_duration_seconds_sum{operation_type="run_podsandbox"} 0.07
+kubelet_runtime_operations_duration_seconds_count{operation_type="run_podsandbox"} 1
+kubelet_runtime_operations_duration_seconds_bucket{operation_type="version",le="+Inf"} 3
+kubelet_runtime_operations_duration_seconds_sum{operation_type="version"} 0.001
+kubelet_runtime_operations_duration_seconds_count{operation_type="version"} 3
+`
+
+func TestParseMetricsAndDelta(t *testing.T) {
+	before, err := parseMetrics(strings.NewReader(metricsBefore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Ops["list_podsandbox"] != 12 || before.Ops["version"] != 3 || len(before.Ops) != 2 {
+		t.Errorf("ops = %v", before.Ops)
+	}
+	if before.Go["go_goroutines"] != 42 || before.Go["go_memstats_heap_inuse_bytes"] != 12582912 || before.Go["go_memstats_alloc_bytes_total"] != 9.9e7 {
+		t.Errorf("go stats = %v", before.Go)
+	}
+	after, err := parseMetrics(strings.NewReader(metricsAfter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := opsDelta(before.Ops, after.Ops)
+	want := map[string]float64{"list_podsandbox": 3, "run_podsandbox": 1}
+	if len(d) != len(want) || d["list_podsandbox"] != 3 || d["run_podsandbox"] != 1 {
+		t.Errorf("delta = %v, want %v (unchanged operations left out)", d, want)
+	}
+	if total(d) != 4 || scaled(d, 2)["list_podsandbox"] != 1.5 {
+		t.Errorf("total %v, scaled %v", total(d), scaled(d, 2))
+	}
+	if _, err := parseMetrics(strings.NewReader("not metrics {")); err == nil {
+		t.Error("bad input parsed")
+	}
+}
+
+func TestRowWorseAndGoal(t *testing.T) {
+	if w := (row{mk: 2, up: 1}).worse(); w != 2 {
+		t.Errorf("latency worse = %v", w)
+	}
+	if w := (row{mk: 5, up: 10, higherBetter: true}).worse(); w != 2 {
+		t.Errorf("pods/s worse = %v, want upstream/minikubelet", w)
+	}
+	if w := (row{mk: math.NaN(), up: 1}).worse(); !math.IsNaN(w) {
+		t.Errorf("unmeasured row worse = %v", w)
+	}
+	if !(goal{mk: 0.7, up: 1, limit: 0.7}).met() || (goal{mk: 0.71, up: 1, limit: 0.7}).met() || (goal{mk: math.NaN(), up: 1, limit: 1}).met() {
+		t.Error("goal limits")
+	}
+}
+
+func TestReportRowsSkipUnmeasured(t *testing.T) {
+	c := config{SeqPods: 2, Batches: []int{2}, FootprintPods: 3, MaxPods: 10}
+	run := func(agent string, f float64) RunResult {
+		return RunResult{Agent: agent, SeqRunning: []float64{0.2 * f, 0.3 * f}, SeqReady: []float64{0.2 * f, 0.3 * f},
+			CRISingle:    map[string]float64{"run_podsandbox": 1, "list_podsandbox": f},
+			Batches:      []BatchResult{{Pods: 2, AllReady: f, PodsPerSec: 2 / f, Ready: []float64{f}, DeleteGone: []float64{0.1}, CRICalls: map[string]float64{"stop_podsandbox": 2}}},
+			ExitToStatus: []float64{0.1 * f}}
+	}
+	pr := &ProfileResult{Profile: profile{Name: "bound"}, Floor: []FloorSample{{Total: 0.1}},
+		Runs: []RunResult{run("minikubelet", 1), run("upstream", 2)}}
+	rows := pr.rows(c)
+	for _, r := range rows {
+		if strings.Contains(r.name, "crash loop") || strings.Contains(r.name, "idle") {
+			t.Errorf("row %q shown though no run measured it", r.name)
+		}
+	}
+	md := pr.table(c) + pr.goals(c) + pr.criTable(c)
+	for _, want := range []string{"batch of 2: first create → all Ready | 1000 ms | 2000 ms | 0.50", "**met**", "| run_podsandbox | 1 | 1 |", "| **total** | 2 | 3 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
