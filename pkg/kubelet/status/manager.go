@@ -176,6 +176,11 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	case apierrors.IsNotFound(err) || err == nil && cur.UID != uid && !mirror:
 		m.Forget(uid)
 		return nil
+	case apierrors.IsForbidden(err):
+		// The Node authorizer answers so for a pod deleted a moment ago (and, briefly, for
+		// one just bound): not an error; retried until the worker forgets the pod.
+		klog.FromContext(ctx).V(2).Info("Pod status not writable yet or any more", "pod", klog.KRef(v.namespace, v.name), "err", err)
+		return nil
 	case err != nil:
 		return fmt.Errorf("get pod %s/%s: %w", v.namespace, v.name, err)
 	}

@@ -3,9 +3,11 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -186,5 +188,31 @@ func TestManagerWritesStaticPodStatusToMirror(t *testing.T) {
 	}
 	if ps := patches(c); len(ps) != 2 {
 		t.Errorf("recreated mirror not written: %d patches", len(ps))
+	}
+}
+
+// The Node authorizer forbids reading a pod deleted a moment ago (or bound a moment ago):
+// not an error, and the status stays pending until it can be written or is forgotten.
+func TestManagerForbiddenIsRetriedQuietly(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	c := fake.NewSimpleClientset(p)
+	forbid := true
+	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if forbid {
+			return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "p", errors.New("no relationship found between node 'n' and this object"))
+		}
+		return false, nil, nil
+	})
+	m := NewManager(c)
+	m.SetStatus(p, running(true))
+	if err := m.Flush(context.Background(), p.UID); err != nil {
+		t.Fatalf("forbidden read reported as %v", err)
+	}
+	if len(patches(c)) != 0 {
+		t.Fatal("patched a pod it could not read")
+	}
+	forbid = false
+	if err := m.Flush(context.Background(), p.UID); err != nil || len(patches(c)) != 1 {
+		t.Fatalf("after access returned: err %v, %d patches", err, len(patches(c)))
 	}
 }
