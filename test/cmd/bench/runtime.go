@@ -120,7 +120,7 @@ func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int) ([]Floo
 			}}},
 		}
 		sbCfg, err := cri.SandboxConfig(pod, 0, cri.SandboxOptions{NodeName: "bench-floor", PodLogsDir: logsDir,
-			HostDNS: cri.DNS{Servers: []string{"127.0.0.1"}}})
+			DNS: &runtimeapi.DNSConfig{Servers: []string{"127.0.0.1"}}})
 		if err != nil {
 			return nil, err
 		}
