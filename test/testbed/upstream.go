@@ -14,8 +14,9 @@ const UpstreamNodeIP = "10.99.0.1"
 // StartUpstreamKubelet starts the pinned upstream kubelet (test/tools) as node name on the
 // bed's containerd, configured as on this machine kind it must be: cgroup v1 allowed,
 // no QoS cgroups, cgroupfs, the same loopback-only resolver and no other listeners.
-// It owns every pod in the runtime, so it must not run beside a minikubelet.
-func (b *Bed) StartUpstreamKubelet(name string) (*Kubelet, error) {
+// It owns every pod in the runtime, so it must not run beside a minikubelet. extra flags
+// (upstream's names) are appended, overriding the config file.
+func (b *Bed) StartUpstreamKubelet(name string, extra ...string) (*Kubelet, error) {
 	if out, err := exec.Command("ip", "addr", "replace", UpstreamNodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("add %s to lo: %v: %s", UpstreamNodeIP, err, out)
 	}
@@ -65,6 +66,7 @@ imageGCHighThresholdPercent: 100
 		"--config=" + cfgFile, "--kubeconfig=" + kc, "--root-dir=" + root, "--cert-dir=" + filepath.Join(root, "pki"),
 		"--hostname-override=" + name, "--node-ip=" + UpstreamNodeIP, "--v=1",
 	}
+	args = append(args, extra...)
 	p, err := b.start("kubelet-"+name, filepath.Join(b.ToolsBin, "kubelet"), args, nil)
 	if err != nil {
 		return nil, err
