@@ -162,3 +162,23 @@ func TestStandaloneAndLegacyDefaults(t *testing.T) {
 		t.Errorf("neither kubeconfig nor static pods: %v", err)
 	}
 }
+
+// --cluster-dns takes IPv4 and IPv6 addresses; entries that are not IPs are a warning
+// naming the field (upstream logs and skips them, and so do the pods' DNS settings).
+func TestClusterDNSFlags(t *testing.T) {
+	c, warnings, err := Parse([]string{"--kubeconfig=/k", "--cluster-dns=10.96.0.10,fd00::a", "--cluster-domain=k8s.test"}, io.Discard)
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("err %v, warnings %q", err, warnings)
+	}
+	if strings.Join(c.Kubelet.ClusterDNS, ",") != "10.96.0.10,fd00::a" || c.Kubelet.ClusterDomain != "k8s.test" {
+		t.Errorf("clusterDNS %q clusterDomain %q", c.Kubelet.ClusterDNS, c.Kubelet.ClusterDomain)
+	}
+	c, warnings, err = Parse([]string{"--kubeconfig=/k", "--cluster-dns=dns.example,10.96.0.10,10.96.0.300"}, io.Discard)
+	want := `clusterDNS (--cluster-dns): ["dns.example" "10.96.0.300"]: not IP addresses, ignored (as the upstream kubelet does)`
+	if err != nil || len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("err %v, warnings %q; want %q", err, warnings, want)
+	}
+	if err := Validate(c); err != nil {
+		t.Errorf("Validate: %v (upstream starts)", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
+	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/version"
 )
 
@@ -89,6 +90,10 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 	if len(set) > 0 {
 		warnings = append(warnings, "ignoring upstream kubelet flags minikubelet does not implement: "+strings.Join(set, ", "))
 	}
+	// Upstream starts with such entries, logging and skipping them; so does minikubelet.
+	if _, bad := dns.ParseClusterDNS(c.Kubelet.ClusterDNS); len(bad) > 0 {
+		warnings = append(warnings, fmt.Sprintf("clusterDNS (--cluster-dns): %q: not IP addresses, ignored (as the upstream kubelet does)", bad))
+	}
 	return c, warnings, nil
 }
 
@@ -157,7 +162,9 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&k.HealthzBindAddress, "healthz-bind-address", k.HealthzBindAddress, "Address of the /healthz endpoint.")
 	fs.Int32Var(k.KubeAPIQPS, "kube-api-qps", *k.KubeAPIQPS, "Queries per second to the API server.")
 	fs.Int32Var(&k.KubeAPIBurst, "kube-api-burst", k.KubeAPIBurst, "Burst of queries to the API server.")
-	fs.StringVar(k.ResolverConfig, "resolv-conf", *k.ResolverConfig, "Resolver file whose nameservers and search domains pods with dnsPolicy Default (or ClusterFirst without cluster DNS) get; empty gives them none.")
+	fs.StringVar(k.ResolverConfig, "resolv-conf", *k.ResolverConfig, "Resolver file pods with dnsPolicy Default get (and ClusterFirst ones its search domains); empty gives them the node's loopback.")
+	fs.StringSliceVar(&k.ClusterDNS, "cluster-dns", k.ClusterDNS, "Comma-separated IP addresses (IPv4/IPv6) of the cluster DNS: the nameservers of pods with dnsPolicy ClusterFirst. Without it those pods fall back to Default.")
+	fs.StringVar(&k.ClusterDomain, "cluster-domain", k.ClusterDomain, "Cluster domain: ClusterFirst pods search <ns>.svc.<domain>, svc.<domain> and <domain> before the node's search domains; pods' FQDNs end in it.")
 	fs.BoolVar(k.CgroupsPerQOS, "cgroups-per-qos", *k.CgroupsPerQOS, "Put each pod in its own cgroup under <cgroup-root>/kubepods[/burstable|/besteffort].")
 	fs.StringVar(&k.CgroupRoot, "cgroup-root", k.CgroupRoot, "Root cgroup for pods.")
 	fs.Var(cliflag.NewMapStringString(&k.KubeReserved), "kube-reserved", "Resources reserved for Kubernetes components (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")

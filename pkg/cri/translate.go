@@ -10,6 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 )
 
 // PodLogDir is where a pod's container logs live: <podLogsDir>/<ns>_<name>_<uid>.
@@ -21,9 +23,11 @@ func PodLogDir(podLogsDir string, pod *v1.Pod) string {
 type SandboxOptions struct {
 	NodeName   string
 	PodLogsDir string
-	// HostDNS is the node's resolver config (from --resolv-conf); empty means none, so pods
-	// get an empty resolv.conf rather than the host's.
-	HostDNS DNS
+	// DNS is the pod's resolver config (dns.Node.PodDNS); nil gives the runtime an empty
+	// one. Only sandbox creation needs it.
+	DNS *runtimeapi.DNSConfig
+	// ClusterDomain roots the pod's FQDN (hostname + subdomain, setHostnameAsFQDN).
+	ClusterDomain string
 	// CgroupsPerQOS puts each pod in its own cgroup under CgroupRoot, as upstream's
 	// layout: <root>/kubepods[/burstable|/besteffort]/pod<uid>, named for CgroupDriver
 	// ("cgroupfs", the default, or "systemd").
@@ -31,9 +35,6 @@ type SandboxOptions struct {
 	CgroupRoot    string
 	CgroupDriver  string
 }
-
-// DNS is a resolver configuration (what a resolv.conf holds).
-type DNS struct{ Servers, Searches, Options []string }
 
 // SandboxConfig translates a pod into the CRI sandbox config for the given attempt.
 func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.PodSandboxConfig, error) {
@@ -45,7 +46,10 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 		LogDirectory: PodLogDir(o.PodLogsDir, pod),
 		Labels:       map[string]string{},
 		Annotations:  map[string]string{},
-		DnsConfig:    dnsConfig(pod, o.HostDNS),
+		DnsConfig:    o.DNS,
+	}
+	if cfg.DnsConfig == nil {
+		cfg.DnsConfig = &runtimeapi.DNSConfig{}
 	}
 	for k, v := range pod.Labels {
 		cfg.Labels[k] = v
@@ -55,9 +59,11 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 	}
 	cfg.Labels[LabelPodName], cfg.Labels[LabelPodNamespace], cfg.Labels[LabelPodUID] = pod.Name, pod.Namespace, string(pod.UID)
 	cfg.Labels[LabelNode] = o.NodeName
-	if !pod.Spec.HostNetwork {
-		cfg.Hostname = podHostname(pod)
+	host, err := dns.SandboxHostname(pod, o.ClusterDomain)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Hostname = host
 	for _, c := range allContainers(pod) {
 		for _, p := range c.Ports {
 			if p.HostPort == 0 {
@@ -83,42 +89,6 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 		}
 	}
 	return cfg, nil
-}
-
-// podHostname is spec.hostname or the pod name, cut to a DNS label's 63 characters.
-func podHostname(pod *v1.Pod) string {
-	h := pod.Spec.Hostname
-	if h == "" {
-		h = pod.Name
-	}
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-.")
-	}
-	return h
-}
-
-// dnsConfig follows the upstream kubelet: None takes only the pod's dnsConfig; Default uses
-// the node's resolver; ClusterFirst without cluster DNS falls back to Default. The pod's
-// dnsConfig is merged on top in every case.
-func dnsConfig(pod *v1.Pod, host DNS) *runtimeapi.DNSConfig {
-	out := &runtimeapi.DNSConfig{}
-	if pod.Spec.DNSPolicy != v1.DNSNone {
-		out.Servers = append(out.Servers, host.Servers...)
-		out.Searches = append(out.Searches, host.Searches...)
-		out.Options = append(out.Options, host.Options...)
-	}
-	if d := pod.Spec.DNSConfig; d != nil {
-		out.Servers = append(out.Servers, d.Nameservers...)
-		out.Searches = append(out.Searches, d.Searches...)
-		for _, o := range d.Options {
-			if o.Value != nil {
-				out.Options = append(out.Options, o.Name+":"+*o.Value)
-			} else {
-				out.Options = append(out.Options, o.Name)
-			}
-		}
-	}
-	return out
 }
 
 func namespaces(pod *v1.Pod) *runtimeapi.NamespaceOption {

@@ -22,7 +22,7 @@ func FuzzTranslate(f *testing.F) {
 				Env:   []v1.EnvVar{{Name: envName, Value: envVal}},
 				Ports: []v1.ContainerPort{{ContainerPort: cport, HostPort: hport}}}},
 		}}
-		sb, err := SandboxConfig(pod, 0, SandboxOptions{NodeName: "n", PodLogsDir: "/logs", HostDNS: DNS{Servers: []string{"127.0.0.1"}}, CgroupsPerQOS: true, CgroupRoot: "/"})
+		sb, err := SandboxConfig(pod, 0, SandboxOptions{NodeName: "n", PodLogsDir: "/logs", DNS: &runtimeapi.DNSConfig{Servers: []string{"127.0.0.1"}}, ClusterDomain: "k8s.test", CgroupsPerQOS: true, CgroupRoot: "/"})
 		if err == nil && (sb.Labels[LabelPodUID] != string(pod.UID) || sb.Metadata.Name != name) {
 			t.Fatalf("sandbox lost the pod's identity: %v", sb.Labels)
 		}

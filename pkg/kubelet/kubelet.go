@@ -27,9 +27,11 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/certificate"
 	"k8s.io/klog/v2"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/logs"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
@@ -148,10 +150,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		go func() { _ = healthz.Serve(ln) }()
 	}
 
-	hostDNS, err := readResolvConf(*k.ResolverConfig)
-	if err != nil {
-		return fmt.Errorf("resolvConf (--resolv-conf): %w", err)
-	}
+	podDNS := nodeDNS(k, cfg.NodeIP, func(e dns.Event) {
+		recorder.Event(&v1.ObjectReference{Kind: "Node", Name: nodeName, UID: types.UID(nodeName)}, v1.EventTypeWarning, e.Reason, e.Message)
+	})
 	statusMgr := status.NewManager(client)
 	hostIPs := addressIPs(addrs, v1.NodeInternalIP)
 	allocatable := node.BuildStatus(node.StatusInputs{Machine: machine, MaxPods: k.MaxPods, Reserved: reserved}, v1.NodeStatus{}, metav1.Now()).Allocatable
@@ -175,7 +176,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt, State: runtimeState,
 		MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		Services: serviceLister, ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
-		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, HostDNS: hostDNS, Probes: probes,
+		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 	})
 	if err != nil {
@@ -506,30 +507,20 @@ func oneLine(err error) error {
 	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
 }
 
-// readResolvConf reads nameservers, search domains and options from a resolv.conf; an
-// empty path means none (pods then get an empty resolv.conf).
-func readResolvConf(path string) (cri.DNS, error) {
-	var d cri.DNS
-	if path == "" {
-		return d, nil
+// nodeDNS is the node's DNS setup for pods, as upstream's: clusterDNS entries that are not
+// IPs are skipped (config.Parse warned of them), the loopback fallback follows --node-ip,
+// and the resolver file is checked against the search limits once, a problem becoming a
+// node event.
+func nodeDNS(k *kubeletv1beta1.KubeletConfiguration, nodeIP string, event func(dns.Event)) dns.Node {
+	n := dns.Node{ClusterDomain: k.ClusterDomain, ResolvConf: *k.ResolverConfig}
+	n.ClusterDNS, _ = dns.ParseClusterDNS(k.ClusterDNS)
+	if ip := net.ParseIP(nodeIP); ip != nil {
+		n.NodeIPs = []net.IP{ip}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return d, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], ";") {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			d.Servers = append(d.Servers, f[1])
-		case "search":
-			d.Searches = f[1:]
-		case "options":
-			d.Options = append(d.Options, f[1:]...)
+	if n.ResolvConf != "" {
+		if e := dns.CheckResolvConf(n.ResolvConf, n.ClusterDomain); e != nil {
+			event(*e)
 		}
 	}
-	return d, nil
+	return n
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +39,10 @@ func TestMain(m *testing.M) {
 // is then the pinned upstream kubelet, for the suites meant to compare the two.
 var upstream = os.Getenv("MINIKUBELET_E2E_AGENT") == "upstream"
 
+// sharedFlags are the extra flags the upstream kubelet is given too under test-upstream
+// (same names, same meaning); it ignores the others a test passes.
+var sharedFlags = []string{"--cluster-dns=", "--cluster-domain=", "--resolv-conf="}
+
 // startKubelet starts a node agent (minikubelet, or the upstream kubelet under
 // test-upstream) for one test and stops it (printing its log tail if the test failed)
 // when the test ends.
@@ -44,7 +50,15 @@ func startKubelet(t *testing.T, name string, extra ...string) *testbed.Kubelet {
 	t.Helper()
 	start := bed.StartMinikubelet
 	if upstream {
-		start = func(name string, _ ...string) (*testbed.Kubelet, error) { return bed.StartUpstreamKubelet(name) }
+		start = func(name string, extra ...string) (*testbed.Kubelet, error) {
+			var shared []string
+			for _, f := range extra {
+				if slices.ContainsFunc(sharedFlags, func(p string) bool { return strings.HasPrefix(f, p) }) {
+					shared = append(shared, f)
+				}
+			}
+			return bed.StartUpstreamKubelet(name, shared...)
+		}
 	}
 	k, err := start(name, extra...)
 	if err != nil {

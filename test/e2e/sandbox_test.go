@@ -33,7 +33,7 @@ func get(t *testing.T, addr, path string) string {
 
 func TestPodLifecycleSandboxDetails(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
-	k := startKubelet(t, "pod-details")
+	k := startKubelet(t, "pod-details", "--cluster-domain=cluster.local") // kubeadm's; the FQDN below ends in it
 	watchNode(ctx, t, k.NodeName, isReady)
 	hostPort := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -21,14 +21,17 @@ type UpstreamOptions struct {
 	CgroupRoot string
 	// MaxPods is maxPods (0: upstream's default, 110).
 	MaxPods int
+	// Flags are appended to the command line (upstream's names), overriding the config.
+	Flags []string
 }
 
 // StartUpstreamKubelet starts the pinned upstream kubelet (test/tools) as node name on the
 // bed's containerd, configured as on this machine kind it must be: cgroup v1 allowed,
 // no QoS cgroups, cgroupfs, the same loopback-only resolver and no other listeners.
-// It owns every pod in the runtime, so it must not run beside a minikubelet.
-func (b *Bed) StartUpstreamKubelet(name string) (*Kubelet, error) {
-	return b.StartUpstreamKubeletWith(name, UpstreamOptions{})
+// It owns every pod in the runtime, so it must not run beside a minikubelet. extra flags
+// (upstream's names) are appended, overriding the config file.
+func (b *Bed) StartUpstreamKubelet(name string, extra ...string) (*Kubelet, error) {
+	return b.StartUpstreamKubeletWith(name, UpstreamOptions{Flags: extra})
 }
 
 // StartUpstreamKubeletWith is StartUpstreamKubelet with options.
@@ -52,12 +55,12 @@ func (b *Bed) StartUpstreamKubeletWith(name string, o UpstreamOptions) (*Kubelet
 	if err != nil {
 		return nil, err
 	}
-	extra := "cgroupsPerQOS: false\nenforceNodeAllocatable: []\n"
+	cfgExtra := "cgroupsPerQOS: false\nenforceNodeAllocatable: []\n"
 	if o.CgroupRoot != "" {
-		extra = fmt.Sprintf("cgroupsPerQOS: true\nenforceNodeAllocatable: [pods]\ncgroupRoot: %s\n", o.CgroupRoot)
+		cfgExtra = fmt.Sprintf("cgroupsPerQOS: true\nenforceNodeAllocatable: [pods]\ncgroupRoot: %s\n", o.CgroupRoot)
 	}
 	if o.MaxPods > 0 {
-		extra += fmt.Sprintf("maxPods: %d\n", o.MaxPods)
+		cfgExtra += fmt.Sprintf("maxPods: %d\n", o.MaxPods)
 	}
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -78,7 +81,7 @@ authentication:
 authorization: {mode: Webhook}
 evictionHard: {}
 imageGCHighThresholdPercent: 100
-`, b.CRIEndpoint(), extra, resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
+`, b.CRIEndpoint(), cfgExtra, resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
 	cfgFile := filepath.Join(root, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -87,6 +90,7 @@ imageGCHighThresholdPercent: 100
 		"--config=" + cfgFile, "--kubeconfig=" + kc, "--root-dir=" + root, "--cert-dir=" + filepath.Join(root, "pki"),
 		"--hostname-override=" + name, "--node-ip=" + UpstreamNodeIP, "--v=1",
 	}
+	args = append(args, o.Flags...)
 	p, err := b.start("kubelet-"+name, filepath.Join(b.ToolsBin, "kubelet"), args, nil)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -153,7 +152,7 @@ func (w *Workers) removeOldInstances(ctx context.Context, st *cri.PodState, name
 }
 
 // containerMounts: the termination-message file (a fresh one per instance) and the
-// kubelet-managed /etc/hosts (not for host-network pods). Volumes: volumeMounts.
+// kubelet-managed /etc/hosts (hostsFile). Volumes: volumeMounts.
 func (w *Workers) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int, podIPs []string) ([]*runtimeapi.Mount, string, error) {
 	var mounts []*runtimeapi.Mount
 	dir := filepath.Join(w.podDir(pod), "containers", c.Name)
@@ -168,38 +167,19 @@ func (w *Workers) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int
 		}
 		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: termPath})
 	}
-	if !pod.Spec.HostNetwork && !hasMountAt(c, "/etc/hosts") {
+	// As upstream: no hosts file before a pod-network pod has an address.
+	if (len(podIPs) > 0 || pod.Spec.HostNetwork) && !hasMountAt(c, "/etc/hosts") {
+		content, err := w.hostsFile(pod, podIPs)
+		if err != nil {
+			return nil, "", err
+		}
 		hosts := filepath.Join(w.podDir(pod), "etc-hosts")
-		if err := os.WriteFile(hosts, []byte(hostsFile(pod, podIPs)), 0o644); err != nil {
+		if err := os.WriteFile(hosts, content, 0o644); err != nil {
 			return nil, "", err
 		}
 		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hosts})
 	}
 	return mounts, termPath, nil
-}
-
-// hostsFile is the kubelet-managed /etc/hosts, in upstream's format.
-func hostsFile(pod *v1.Pod, podIPs []string) string {
-	var b strings.Builder
-	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	host := pod.Spec.Hostname
-	if host == "" {
-		host = pod.Name
-	}
-	for _, ip := range podIPs {
-		if pod.Spec.Subdomain != "" {
-			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.cluster.local\t%s\n", ip, host, pod.Spec.Subdomain, pod.Namespace, host)
-		} else {
-			fmt.Fprintf(&b, "%s\t%s\n", ip, host)
-		}
-	}
-	if len(pod.Spec.HostAliases) > 0 {
-		b.WriteString("\n# Entries added by HostAliases.\n")
-		for _, a := range pod.Spec.HostAliases {
-			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
-		}
-	}
-	return b.String()
 }
 
 // sandboxIPs are the pod's IPs: from the observed state when it holds the sandbox (it

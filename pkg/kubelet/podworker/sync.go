@@ -415,7 +415,11 @@ func (w *Workers) removeSandboxes(ctx context.Context, pod *v1.Pod, st *cri.PodS
 }
 
 func (w *Workers) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
-	cfg, err := cri.SandboxConfig(pod, attempt, w.sandboxOptions())
+	o, err := w.podSandboxOptions(pod)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := cri.SandboxConfig(pod, attempt, o)
 	if err != nil {
 		return "", err
 	}
@@ -599,6 +603,6 @@ func (w *Workers) syncProbes(pod *v1.Pod, st *cri.PodState, stopping bool) {
 }
 
 func (w *Workers) sandboxOptions() cri.SandboxOptions {
-	return cri.SandboxOptions{NodeName: w.cfg.NodeName, PodLogsDir: w.cfg.PodLogsDir, HostDNS: w.cfg.HostDNS,
+	return cri.SandboxOptions{NodeName: w.cfg.NodeName, PodLogsDir: w.cfg.PodLogsDir, ClusterDomain: w.cfg.DNS.ClusterDomain,
 		CgroupsPerQOS: w.cfg.CgroupsPerQOS, CgroupRoot: w.cfg.CgroupRoot, CgroupDriver: w.cfg.CgroupDriver}
 }

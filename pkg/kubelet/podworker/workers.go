@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/images"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
@@ -39,7 +40,8 @@ type Config struct {
 	Client     kubernetes.Interface
 	RootDir    string // pods/<uid>/... files live here
 	PodLogsDir string
-	HostDNS    cri.DNS
+	// DNS is the node's DNS setup: pods' resolv.conf, hostnames and /etc/hosts.
+	DNS dns.Node
 	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout),
 	// named for CgroupDriver ("cgroupfs" or "systemd").
 	CgroupsPerQOS bool

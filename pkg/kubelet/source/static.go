@@ -19,8 +19,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 )
 
 // Annotations of static and mirror pods, as upstream.
@@ -193,6 +196,10 @@ func DecodeStaticPod(data []byte, file, node string) (*v1.Pod, error) {
 	pod.Spec.NodeName = node
 	pod.Spec.Tolerations = append(pod.Spec.Tolerations, v1.Toleration{Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoExecute})
 	defaultPodSpec(&pod.Spec)
+	// The API server would refuse these; a static pod never meets it.
+	if errs := dns.ValidatePodSpec(&pod.Spec, field.NewPath("spec")); len(errs) > 0 {
+		return nil, fmt.Errorf("%s: invalid pod: %w", file, errs.ToAggregate())
+	}
 	return &pod, nil
 }
 

@@ -51,6 +51,10 @@ func TestDecodeStaticPod(t *testing.T) {
 		{"apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", `kind "Service", want Pod`},
 		{"apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n", "spec.containers: Required value"},
 		{"", "no pod in the file"},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n  dnsConfig: {options: [{value: '1'}]}\n",
+			"invalid pod: spec.dnsConfig.options[0]: Required value: must not be empty"},
+		{"apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n  dnsPolicy: None\n",
+			"invalid pod: spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"},
 	} {
 		_, err := DecodeStaticPod([]byte(bad.data), "/m/bad.yaml", "n")
 		if err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), "/m/bad.yaml") {

@@ -129,7 +129,7 @@ func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int, cgroupR
 			Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort},
 		}
 		sbCfg, err := cri.SandboxConfig(pod, 0, cri.SandboxOptions{NodeName: "bench-floor", PodLogsDir: logsDir,
-			HostDNS:       cri.DNS{Servers: []string{"127.0.0.1"}},
+			DNS:           &runtimeapi.DNSConfig{Servers: []string{"127.0.0.1"}},
 			CgroupsPerQOS: true, CgroupRoot: cgroupRoot, CgroupDriver: cri.CgroupfsDriver})
 		if err != nil {
 			return nil, err
