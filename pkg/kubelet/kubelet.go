@@ -1,5 +1,7 @@
-// Package kubelet wires minikubelet's parts together: API client, CRI client, node
-// controller, and the local health endpoint.
+// Package kubelet wires minikubelet's parts together. Run (run.go) builds each part in
+// turn (API clients, runtime and its state cache, node controller, pod workers, pod
+// sources, log rotation, the kubelet API), then runs them until the context ends; it
+// decides nothing itself.
 package kubelet
 
 import (
@@ -7,24 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/certificate"
 	"k8s.io/klog/v2"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -32,260 +26,16 @@ import (
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
-	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
-	"github.com/minikubelet/minikubelet/pkg/kubelet/logs"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
-	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
-	"github.com/minikubelet/minikubelet/pkg/probe"
 	"github.com/minikubelet/minikubelet/pkg/runtimecache"
 	"github.com/minikubelet/minikubelet/pkg/version"
-	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
 // relistPeriod is the safety-net relist; runtime events normally arrive first.
 const relistPeriod = 5 * time.Second
-
-// Run starts the kubelet and blocks until ctx ends (then shuts down) or start-up fails.
-// Start-up errors are one line naming the flag or file at fault.
-func Run(ctx context.Context, cfg *config.Config) error {
-	logger := klog.FromContext(ctx)
-	k := &cfg.Kubelet
-
-	nodeName, hostname, err := names(cfg)
-	if err != nil {
-		return err
-	}
-	// Without --kubeconfig the node is standalone: it runs its static pods only, with no
-	// Node object, no pod statuses written and no events sent (kept in memory and logs).
-	var client, heartbeat kubernetes.Interface
-	if cfg.KubeconfigPath != "" {
-		if client, heartbeat, err = apiClients(ctx, cfg, nodeName); err != nil {
-			if ctx.Err() != nil {
-				return nil // stopped while waiting for the certificate
-			}
-			return err
-		}
-	} else {
-		logger.Info("Standalone mode: no API server; running static pods only", "staticPodPath", k.StaticPodPath)
-	}
-
-	rt, err := cri.Dial(k.ContainerRuntimeEndpoint, k.ImageServiceEndpoint)
-	if err != nil {
-		return fmt.Errorf("--container-runtime-endpoint: %w", err)
-	}
-	defer rt.Close()
-	var workers *podworker.Workers
-	var sourcesSynced func() bool
-	runtimeState, err := runtimecache.New(runtimecache.Config{Runtime: rt, Node: nodeName, RelistPeriod: relistPeriod,
-		Changed: func(uid types.UID) { workers.Wake(uid) },
-		Relisted: func(present map[types.UID]runtimecache.PodRef) {
-			removeOrphans(logger, sourcesSynced, workers, present)
-		}})
-	if err != nil {
-		return err
-	}
-	rt.OnChange(runtimeState.Observe)
-	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	rv, err := rt.Version(vctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("--container-runtime-endpoint %s: runtime not reachable: %w", k.ContainerRuntimeEndpoint, oneLine(err))
-	}
-	logger.Info("Connected to container runtime", "runtime", rv.GetRuntimeName(), "version", rv.GetRuntimeVersion(), "criVersion", rv.GetRuntimeApiVersion())
-
-	if err := os.MkdirAll(cfg.RootDir, 0o750); err != nil {
-		return fmt.Errorf("--root-dir: %w", err)
-	}
-	addrs, err := node.Addresses(cfg.NodeIP, hostname)
-	if err != nil {
-		return err
-	}
-	machine, err := node.ReadMachine(cfg.RootDir)
-	if err != nil {
-		return fmt.Errorf("reading machine facts: %w", err)
-	}
-	reserved, err := reservedResources(k.KubeReserved, k.SystemReserved, k.EvictionHard, machine)
-	if err != nil {
-		return err
-	}
-
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartStructuredLogging(3)
-	if client != nil {
-		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	}
-	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: nodeName})
-
-	var nodeCtl *node.Controller
-	if client != nil {
-		if nodeCtl, err = node.New(node.Config{
-			Client: client, HeartbeatClient: heartbeat, Runtime: runtimeAdapter{rt, runtimeState}, Recorder: recorder,
-			NodeName: nodeName, Hostname: hostname, Addresses: addrs,
-			Labels: cfg.NodeLabels, Taints: k.RegisterWithTaints,
-			MaxPods: k.MaxPods, Reserved: reserved, KubeletPort: k.Port,
-			KubeletVersion: version.KubeletVersion(), Machine: machine,
-			PressureFunc:         node.MeasurePressure(cfg.RootDir, k.EvictionHard),
-			UpdateFrequency:      k.NodeStatusUpdateFrequency.Duration,
-			ReportFrequency:      k.NodeStatusReportFrequency.Duration,
-			LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
-		}); err != nil {
-			return err
-		}
-	}
-
-	var healthz *http.Server
-	if *k.HealthzPort > 0 {
-		addr := net.JoinHostPort(k.HealthzBindAddress, strconv.Itoa(int(*k.HealthzPort)))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("healthzPort (--healthz-port) %s: %w", addr, err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
-		healthz = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = healthz.Serve(ln) }()
-	}
-
-	podDNS := nodeDNS(k, cfg.NodeIP, func(e dns.Event) {
-		recorder.Event(&v1.ObjectReference{Kind: "Node", Name: nodeName, UID: types.UID(nodeName)}, v1.EventTypeWarning, e.Reason, e.Message)
-	})
-	statusMgr := status.NewManager(client)
-	hostIPs := addressIPs(addrs, v1.NodeInternalIP)
-	allocatable := node.BuildStatus(node.StatusInputs{Machine: machine, MaxPods: k.MaxPods, Reserved: reserved}, v1.NodeStatus{}, metav1.Now()).Allocatable
-	volumes, err := volume.New(volume.Config{Client: client, RootDir: cfg.RootDir, Allocatable: allocatable})
-	if err != nil {
-		return err
-	}
-	// Services, for the service-link env vars pods get.
-	var svcInformers informers.SharedInformerFactory
-	var serviceLister corelisters.ServiceLister
-	var servicesSynced func() bool
-	if client != nil {
-		svcInformers = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(informer.StripManagedFields))
-		services := svcInformers.Core().V1().Services()
-		serviceLister, servicesSynced = services.Lister(), services.Informer().HasSynced
-	}
-	probes := probe.NewManager(rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
-		recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
-	}, func(uid types.UID) { workers.Wake(uid) })
-	workers, err = podworker.New(podworker.Config{
-		NodeName: nodeName, HostIPs: hostIPs, Allocatable: allocatable, Volumes: volumes, Runtime: rt, State: runtimeState,
-		MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
-		Services: serviceLister, ServicesSynced: servicesSynced, Status: statusMgr, Recorder: recorder, Client: client,
-		RootDir: cfg.RootDir, PodLogsDir: k.PodLogsDir, DNS: podDNS, Probes: probes,
-		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
-	})
-	if err != nil {
-		return err
-	}
-	var pods *source.API
-	if client != nil {
-		if pods, err = source.NewAPI(client, nodeName, workers); err != nil {
-			return err
-		}
-	}
-	// Static pods from manifest files, each mirrored into the API (when there is one).
-	var static *source.Static
-	var mirrors *source.Mirrors
-	if k.StaticPodPath != "" {
-		var h source.Handler = workers
-		if pods != nil {
-			mirrors = source.NewMirrors(source.Mirrors{Client: client, Node: nodeName, API: pods.Mirrors, Created: statusMgr.Rewrite})
-			pods.MirrorChanged = mirrors.Wake
-			h = staticHandler{workers, mirrors}
-		}
-		static = source.NewStatic(k.StaticPodPath, nodeName, time.Second, h)
-		if mirrors != nil {
-			mirrors.Static = static.Pods
-		}
-	}
-	sourcesSynced = func() bool {
-		return (pods == nil || pods.HasSynced()) && (static == nil || static.HasSynced())
-	}
-
-	maxLog, err := resource.ParseQuantity(k.ContainerLogMaxSize)
-	if err != nil {
-		return fmt.Errorf("containerLogMaxSize (--container-log-max-size): %w", err)
-	}
-	logRotation, err := logs.New(nodeLogs{rt, runtimeState}, logs.Config{MaxSize: maxLog.Value(),
-		MaxFiles: int(*k.ContainerLogMaxFiles), Interval: k.ContainerLogMonitorInterval.Duration})
-	if err != nil {
-		return err
-	}
-
-	// The kubelet API (address:port, HTTPS): logs, exec/attach/port-forward, metrics, stats.
-	// Its serving certificate: with serverTLSBootstrap from a kubelet-serving CSR (the
-	// manager runs until Run returns), else tlsCertFile or self-signed.
-	servingIPs := addressIPs(addrs, v1.NodeInternalIP, v1.NodeExternalIP)
-	certCtx, stopCerts := context.WithCancel(ctx)
-	defer stopCerts()
-	serving, err := servingCertificate(certCtx, cfg, client, nodeName, hostname, servingIPs)
-	if err != nil {
-		return err
-	}
-	apiServer, err := server.New(server.Config{
-		Kubelet: k, NodeName: nodeName, Hostname: hostname, NodeIPs: servingIPs,
-		CertDir: cfg.CertDir, Client: client, Runtime: serverRuntime{rt, runtimeState}, Pods: podsWithStatus(workers, statusMgr),
-		Transitions: statusMgr.Trace.Handler(), ServingCertificate: serving,
-	})
-	if err != nil {
-		return err
-	}
-
-	logger.Info("Starting minikubelet", "version", version.Version, "node", nodeName)
-	var wg sync.WaitGroup
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	if nodeCtl != nil {
-		wg.Go(func() {
-			if err := nodeCtl.Run(runCtx); err != nil {
-				logger.Error(err, "Node controller stopped")
-				stop()
-			}
-		})
-	}
-	wg.Go(func() { statusMgr.Run(runCtx) })
-	wg.Go(func() { workers.Run(runCtx) })
-	wg.Go(func() { probes.Run(runCtx) })
-	wg.Go(func() { volumes.Run(runCtx) })
-	wg.Go(func() { logRotation.Run(runCtx) })
-	if svcInformers != nil {
-		svcInformers.Start(runCtx.Done())
-		defer informer.ShutdownWithin(svcInformers, time.Second)
-	}
-	if pods != nil {
-		wg.Go(func() { pods.Run(runCtx) })
-	}
-	if static != nil {
-		wg.Go(func() { static.Run(runCtx) })
-	}
-	if mirrors != nil {
-		wg.Go(func() { mirrors.Run(runCtx) })
-	}
-	wg.Go(func() {
-		if err := apiServer.Run(runCtx); err != nil {
-			logger.Error(err, "Kubelet API server stopped")
-			stop()
-		}
-	})
-	// Runtime events update the cache at once; its periodic relist repairs what an
-	// interrupted event stream missed.
-	wg.Go(func() { runtimeState.Run(runCtx) })
-	wg.Go(func() { rt.WatchEvents(runCtx, runtimeState.Event) })
-	<-runCtx.Done()
-	logger.Info("Shutting down")
-	if healthz != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = healthz.Shutdown(sctx)
-		cancel()
-	}
-	wg.Wait()
-	return nil
-}
 
 // podsWithStatus lists the node's pods with the newest status the node derived (what
 // /pods serves; on a standalone node the only place a static pod's status is seen).
