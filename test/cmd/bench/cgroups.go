@@ -6,27 +6,32 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // cgroupMount is where the cgroup hierarchies are mounted (v1, or hybrid with unified).
 const cgroupMount = "/sys/fs/cgroup"
 
-// cgroupHierarchies lists the mounted hierarchies (cpu, memory, ..., unified).
+// cgroupHierarchies lists the mounted hierarchies (cpu, memory, ..., unified): the cgroup
+// mounts themselves, not whatever else sits in /sys/fs/cgroup (comma-joined symlinks, or
+// plain directories a systemd in another mount namespace may have left on the tmpfs).
 func cgroupHierarchies() ([]string, error) {
-	entries, err := os.ReadDir(cgroupMount)
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, e := range entries {
-		// Skip the comma-joined symlinks (cpu,cpuacct) that point at a real hierarchy.
-		if e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
-			out = append(out, filepath.Join(cgroupMount, e.Name()))
+	for _, m := range mounts {
+		if filepath.Dir(m.Mountpoint) == cgroupMount {
+			out = append(out, m.Mountpoint)
 		}
 	}
-	return out, nil
+	sort.Strings(out)
+	return slices.Compact(out), nil
 }
 
 // makeCgroupRoot creates root (e.g. /mkbed-bench-pods) in every hierarchy: the upstream
