@@ -8,10 +8,15 @@ type ChangeOp int
 // The mutations a Change reports.
 const (
 	SandboxCreated ChangeOp = iota
+	// SandboxStopping and ContainerStopping come before the stop call: the exit the call
+	// causes is then ours, and is read after the call (SandboxStopped / ContainerStopped,
+	// reported whether or not the call succeeded).
+	SandboxStopping
 	SandboxStopped
 	SandboxRemoved
 	ContainerCreated
 	ContainerStarted
+	ContainerStopping
 	ContainerStopped
 	ContainerRemoved
 )
@@ -35,7 +40,7 @@ func (c *Client) changed(ch Change) {
 	}
 }
 
-// changedUnlessFailed reports a stop or removal that happened (or had happened already:
+// changedUnlessFailed reports a removal that happened (or had happened already:
 // NotFound); other errors leave the object as it was, as far as the caller knows.
 func (c *Client) changedUnlessFailed(err error, ch Change) {
 	if err == nil || ignoreNotFound(err) == nil {

@@ -26,8 +26,9 @@ func (c *Client) SandboxStatus(ctx context.Context, id string) (*runtimeapi.PodS
 
 // StopSandbox stops a sandbox (its containers too) and releases its network.
 func (c *Client) StopSandbox(ctx context.Context, id string) error {
+	c.changed(Change{Op: SandboxStopping, ID: id})
 	_, err := call(ctx, c, "stop_podsandbox", c.runtime.StopPodSandbox, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
-	c.changedUnlessFailed(err, Change{Op: SandboxStopped, ID: id})
+	c.changed(Change{Op: SandboxStopped, ID: id})
 	return ignoreNotFound(err)
 }
 
@@ -58,8 +59,9 @@ func (c *Client) StartContainer(ctx context.Context, id string) error {
 
 // StopContainer stops a container, giving it timeout seconds after SIGTERM.
 func (c *Client) StopContainer(ctx context.Context, id string, timeout int64) error {
+	c.changed(Change{Op: ContainerStopping, ID: id})
 	_, err := call(ctx, c, "stop_container", c.runtime.StopContainer, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout})
-	c.changedUnlessFailed(err, Change{Op: ContainerStopped, ID: id})
+	c.changed(Change{Op: ContainerStopped, ID: id})
 	return ignoreNotFound(err)
 }
 

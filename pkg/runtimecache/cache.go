@@ -65,6 +65,9 @@ type object struct {
 	news bool
 	// born is the sequence number at creation: a relist that began earlier cannot see it.
 	born uint64
+	// stopping counts our stop calls in flight: the exit they cause is read once the call
+	// returns, so its event needs no looks of its own.
+	stopping int
 }
 
 func (o *object) stale() bool { return o.mark > o.seen }
@@ -206,14 +209,17 @@ func (c *Cache) Observe(ch cri.Change) {
 		c.add(ch.ID, ch.PodUID, true, "")
 	case cri.ContainerCreated:
 		c.add(ch.ID, ch.PodUID, false, ch.SandboxID)
-	case cri.ContainerStarted, cri.ContainerStopped:
+	case cri.ContainerStarted:
 		c.markLocked(ch.ID, false)
-	case cri.SandboxStopped:
+	case cri.ContainerStopping, cri.ContainerStopped:
+		c.stopping(ch.ID, ch.Op == cri.ContainerStopping)
+	case cri.SandboxStopping, cri.SandboxStopped:
 		// Stopping a sandbox stops its containers too.
-		c.markLocked(ch.ID, false)
+		starting := ch.Op == cri.SandboxStopping
 		for _, id := range c.containersOf(ch.ID) {
-			c.markLocked(id, false)
+			c.stopping(id, starting)
 		}
+		c.stopping(ch.ID, starting)
 	case cri.ContainerRemoved:
 		c.drop(ch.ID)
 	case cri.SandboxRemoved:
@@ -222,6 +228,20 @@ func (c *Cache) Observe(ch cri.Change) {
 		}
 		c.drop(ch.ID)
 	}
+}
+
+// stopping notes a stop call of ours beginning, or ending (the object is then stale).
+func (c *Cache) stopping(id string, begins bool) {
+	o := c.objs[id]
+	if o == nil {
+		return
+	}
+	if begins {
+		o.stopping++
+		return
+	}
+	o.stopping = max(o.stopping-1, 0)
+	c.markLocked(id, false)
 }
 
 func (c *Cache) containersOf(sandboxID string) []string {

@@ -368,3 +368,39 @@ func TestCacheReadinessAndHealth(t *testing.T) {
 		t.Fatal("New without a runtime")
 	}
 }
+
+// The exit our own stop causes is read once, when the stop returns: its event, arriving
+// while the runtime still shows the sandbox ready, schedules no looks of its own.
+func TestCacheOwnStopNeedsNoExitLooks(t *testing.T) {
+	f := newFixture(t)
+	sb, id := f.startPod("u1")
+	f.get("u1")
+	f.calls()
+	f.cache.Observe(cri.Change{Op: cri.SandboxStopping, ID: sb}) // as cri.Client.StopSandbox does
+	f.exitBehindOurBack(id, 137)
+	f.cache.Event(cri.Event{Kind: cri.EventExit, ID: id})
+	f.cache.Event(cri.Event{Kind: cri.EventExit, ID: sb})
+	f.cache.HandleExits(f.ctx)
+	if _, ok := f.cache.nextRetry(); ok {
+		t.Fatal("looks scheduled for exits of our own stop")
+	}
+	if c := f.calls(); len(c) != 0 {
+		t.Fatalf("calls during our stop: %v", c)
+	}
+	f.rt.Lock()
+	f.rt.Sandboxes[sb].State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	f.rt.Unlock()
+	f.cache.Observe(cri.Change{Op: cri.SandboxStopped, ID: sb})
+	st := f.get("u1")
+	if containerState(st, id) != cri.StateExited || st.ReadySandbox() != nil {
+		t.Fatalf("after the stop: %+v", st)
+	}
+	got := f.calls()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"ContainerStatus", "PodSandboxStatus"}) {
+		t.Fatalf("calls after the stop %v, want one status each", got)
+	}
+	if ch := f.takeChanged(); len(ch) != 0 {
+		t.Fatalf("own stop reported: %v", ch)
+	}
+}

@@ -28,7 +28,11 @@ func (c *Cache) Event(ev cri.Event) {
 			c.kickLocked() // an object we have not seen yet: only a list can place it
 			return
 		}
-		if _, ok := c.retries[ev.ID]; !ok && !c.objs[ev.ID].final() {
+		o := c.objs[ev.ID]
+		if o.stopping > 0 {
+			return // our own stop: read when the call returns
+		}
+		if _, ok := c.retries[ev.ID]; !ok && !o.final() {
 			c.retries[ev.ID], c.retryAt[ev.ID] = 0, c.cfg.Clock.Now()
 			select {
 			case c.kick <- struct{}{}:
