@@ -217,6 +217,9 @@ func (b *Bed) cleanup() {
 			_ = b.Containerd.Stop(20 * time.Second)
 		}
 	}
+	// Shims of tasks containerd did not delete before it stopped outlive it; they name
+	// this bed's socket, so they are this bed's to stop.
+	killShimsOf(filepath.Join(b.containerdDir(), "containerd.sock"))
 	killRecorded(b.Dir)
 	unmountUnder(b.Dir)
 	_ = os.RemoveAll(b.Dir)
