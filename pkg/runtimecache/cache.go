@@ -95,10 +95,14 @@ type Cache struct {
 	kick chan struct{}
 	// wantRelist: an event asked for a full relist (see kickLocked).
 	wantRelist bool
-	// retries and retryAt: exits the runtime announced, how often they were looked at and
-	// when to look again (its CRI state may not show them yet).
-	retries map[string]int
-	retryAt map[string]time.Time
+	// looks: exits the runtime announced whose CRI state may not show them yet.
+	looks map[string]look
+}
+
+// look is a pending look at an announced exit: how many were made, and when the next is due.
+type look struct {
+	n  int
+	at time.Time
 }
 
 // New checks cfg.
@@ -117,7 +121,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	return &Cache{cfg: cfg, objs: map[string]*object{}, pods: map[types.UID]map[string]bool{},
 		ready: make(chan struct{}), kick: make(chan struct{}, 1),
-		retries: map[string]int{}, retryAt: map[string]time.Time{}}, nil
+		looks: map[string]look{}}, nil
 }
 
 // Healthy reports an error in upstream's words when no full relist has succeeded for
@@ -154,7 +158,7 @@ func (c *Cache) Get(ctx context.Context, uid types.UID) (*cri.PodState, error) {
 	c.mu.Unlock()
 	news := false
 	for _, id := range stale {
-		n, err := c.refresh(ctx, id)
+		_, n, err := c.refresh(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -279,8 +283,7 @@ func (c *Cache) drop(id string) {
 		return
 	}
 	delete(c.objs, id)
-	delete(c.retries, id)
-	delete(c.retryAt, id)
+	delete(c.looks, id)
 	delete(c.pods[o.uid], id)
 	if len(c.pods[o.uid]) == 0 {
 		delete(c.pods, o.uid)
@@ -300,16 +303,16 @@ func (c *Cache) markLocked(id string, news bool) bool {
 }
 
 // refresh asks the runtime about one object and stores the answer unless the object went
-// meanwhile. It reports whether the object's state changed in a way its pod should hear
-// of (see object.news).
-func (c *Cache) refresh(ctx context.Context, id string) (bool, error) {
+// meanwhile. It returns the object's pod and whether the object's state changed in a way
+// the pod should hear of (see object.news).
+func (c *Cache) refresh(ctx context.Context, id string) (types.UID, bool, error) {
 	c.mu.Lock()
 	o := c.objs[id]
 	if o == nil {
 		c.mu.Unlock()
-		return false, nil
+		return "", false, nil
 	}
-	mark, sandbox, sandboxID := o.mark, o.sandbox, o.sandboxID
+	uid, mark, sandbox, sandboxID := o.uid, o.mark, o.sandbox, o.sandboxID
 	c.mu.Unlock()
 
 	var sb *cri.Sandbox
@@ -332,15 +335,15 @@ func (c *Cache) refresh(ctx context.Context, id string) (bool, error) {
 	defer c.mu.Unlock()
 	o = c.objs[id]
 	if o == nil {
-		return false, nil
+		return uid, false, nil
 	}
 	if errdefs.IsNotFound(err) {
 		news := o.news
 		c.drop(id)
-		return news, nil
+		return uid, news, nil
 	}
 	if err != nil {
-		return false, err
+		return uid, false, err
 	}
 	changed := !sameState(o, sb, ct)
 	o.sb, o.ct = sb, ct
@@ -354,7 +357,7 @@ func (c *Cache) refresh(ctx context.Context, id string) (bool, error) {
 	if news && ct != nil && ct.State == cri.StateExited && !ct.FinishedAt.IsZero() {
 		exitSeen.Observe(c.cfg.Clock.Since(ct.FinishedAt).Seconds())
 	}
-	return news, nil
+	return uid, news, nil
 }
 
 func sameState(o *object, sb *cri.Sandbox, ct *cri.Container) bool {

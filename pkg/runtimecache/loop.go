@@ -32,8 +32,8 @@ func (c *Cache) Event(ev cri.Event) {
 		if o.stopping > 0 {
 			return // our own stop: read when the call returns
 		}
-		if _, ok := c.retries[ev.ID]; !ok && !o.final() {
-			c.retries[ev.ID], c.retryAt[ev.ID] = 0, c.cfg.Clock.Now()
+		if _, ok := c.looks[ev.ID]; !ok && !o.final() {
+			c.looks[ev.ID] = look{at: c.cfg.Clock.Now()}
 			select {
 			case c.kick <- struct{}{}:
 			default:
@@ -89,8 +89,8 @@ func (c *Cache) HandleExits(ctx context.Context) {
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
 	var due []string
-	for id := range c.retries {
-		if !c.retryAt[id].After(now) {
+	for id, l := range c.looks {
+		if !l.at.After(now) {
 			due = append(due, id)
 		}
 	}
@@ -98,39 +98,26 @@ func (c *Cache) HandleExits(ctx context.Context) {
 	changed := map[types.UID]bool{}
 	for _, id := range due {
 		c.mu.Lock()
-		uid := c.objs[id].uidOrEmpty()
 		if !c.markLocked(id, true) { // gone, or its exit already seen
-			delete(c.retries, id)
-			delete(c.retryAt, id)
+			delete(c.looks, id)
 			c.mu.Unlock()
 			continue
 		}
 		c.mu.Unlock()
-		news, err := c.refresh(ctx, id)
+		uid, news, err := c.refresh(ctx, id)
 		if news {
 			changed[uid] = true
 		}
 		c.mu.Lock()
-		o := c.objs[id]
-		n := c.retries[id]
-		switch {
-		case o == nil || (err == nil && o.final()) || n >= len(exitRetries):
-			delete(c.retries, id)
-			delete(c.retryAt, id)
-		default:
-			c.retries[id] = n + 1
-			c.retryAt[id] = now.Add(exitRetries[n])
+		o, l := c.objs[id], c.looks[id]
+		if o == nil || (err == nil && o.final()) || l.n >= len(exitRetries) {
+			delete(c.looks, id)
+		} else {
+			c.looks[id] = look{n: l.n + 1, at: now.Add(exitRetries[l.n])}
 		}
 		c.mu.Unlock()
 	}
 	c.notify(changed)
-}
-
-func (o *object) uidOrEmpty() types.UID {
-	if o == nil {
-		return ""
-	}
-	return o.uid
 }
 
 // nextRetry is how long until the earliest scheduled exit look.
@@ -138,9 +125,9 @@ func (c *Cache) nextRetry() (time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var first time.Time
-	for id := range c.retries {
-		if at := c.retryAt[id]; first.IsZero() || at.Before(first) {
-			first = at
+	for _, l := range c.looks {
+		if first.IsZero() || l.at.Before(first) {
+			first = l.at
 		}
 	}
 	if first.IsZero() {
@@ -197,10 +184,7 @@ func (c *Cache) Relist(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, id := range stale {
-		c.mu.Lock()
-		uid := c.objs[id].uidOrEmpty()
-		c.mu.Unlock()
-		if news, err := c.refresh(ctx, id); news {
+		if uid, news, err := c.refresh(ctx, id); news {
 			changed[uid] = true
 		} else if err != nil {
 			logger(ctx).V(4).Info("Runtime status failed", "id", id, "err", err)
