@@ -16,6 +16,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/fieldpath"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 )
 
 // envSource reads configMaps and secrets for env and envFrom.
@@ -24,7 +25,8 @@ type envSource interface {
 	secret(ns, name string) (map[string][]byte, error)
 	allocatable() v1.ResourceList // the node's, for unset limits
 	// services lists the services of ns and of the default namespace (for service links).
-	services(ns string) ([]*v1.Service, error)
+	// waitSynced: first wait (briefly) for the service cache's first list.
+	services(ns string, waitSynced bool) ([]*v1.Service, error)
 }
 
 // resolveEnv builds a container's environment in upstream order: envFrom first, then env
@@ -57,12 +59,12 @@ func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
 
 func (s apiEnvSource) allocatable() v1.ResourceList { return s.w.cfg.Allocatable }
 
-func (s apiEnvSource) services(ns string) ([]*v1.Service, error) {
+func (s apiEnvSource) services(ns string, waitSynced bool) ([]*v1.Service, error) {
 	if s.w.cfg.Services == nil {
 		return nil, nil
 	}
 	// Right after start the service cache may still be filling (upstream's message).
-	if synced := s.w.cfg.ServicesSynced; synced != nil && !synced() {
+	if synced := s.w.cfg.ServicesSynced; waitSynced && synced != nil && !synced() {
 		if err := wait.PollUntilContextTimeout(s.ctx, 20*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) { return synced(), nil }); err != nil {
 			return nil, fmt.Errorf("services have not yet been read at least once, cannot construct envvars")
 		}
@@ -102,8 +104,10 @@ func resolveEnvWith(src envSource, pod *v1.Pod, c *v1.Container, podIPs, hostIPs
 		}
 		vals[k] = v
 	}
-	// Service links come first: anything the container declares wins over them.
-	svcs, err := src.services(pod.Namespace)
+	// Service links come first: anything the container declares wins over them. Static
+	// pods do not wait for the service cache, as upstream: they may be what serves the
+	// API (kubeadm's control plane), and get whatever services are known.
+	svcs, err := src.services(pod.Namespace, !source.IsStatic(pod))
 	if err != nil {
 		return nil, err
 	}

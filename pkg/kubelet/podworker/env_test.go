@@ -1,6 +1,7 @@
 package podworker
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 type fakeSource struct {
@@ -27,7 +30,7 @@ func (f fakeSource) allocatable() v1.ResourceList {
 	return v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi")}
 }
 
-func (f fakeSource) services(string) ([]*v1.Service, error) { return f.svcs, nil }
+func (f fakeSource) services(string, bool) ([]*v1.Service, error) { return f.svcs, nil }
 
 func (f fakeSource) secret(ns, name string) (map[string][]byte, error) {
 	if d, ok := f.secs[name]; ok {
@@ -83,5 +86,30 @@ func TestResolveEnv(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v: err %v, want %q", tc.env.ValueFrom, err, tc.want)
 		}
+	}
+}
+
+// A static pod does not wait for the service cache (it may be the API server the cache
+// would list from: kubeadm's control plane); an API pod waits, then fails with upstream's
+// message.
+func TestServicesWaitOnlyForAPIPods(t *testing.T) {
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	if err := idx.Add(&v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	w := &Workers{cfg: Config{Services: corelisters.NewServiceLister(idx), ServicesSynced: func() bool { return false }}}
+	ctx, cancel := context.WithCancel(context.Background())
+	src := apiEnvSource{w, ctx}
+	svcs, err := src.services("kube-system", false)
+	if err != nil || len(svcs) != 1 {
+		t.Fatalf("static pod: services %v, %v; want the cached kubernetes service at once", svcs, err)
+	}
+	cancel() // the wait ends with the context instead of after 5 s
+	if _, err := src.services("kube-system", true); err == nil || err.Error() != "services have not yet been read at least once, cannot construct envvars" {
+		t.Fatalf("API pod with an unsynced cache: %v", err)
+	}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "etcd", Namespace: "kube-system", Annotations: map[string]string{"kubernetes.io/config.source": "file"}}}
+	if _, err := resolveEnvWith(src, pod, &v1.Container{Name: "etcd"}, nil, nil); err != nil {
+		t.Fatalf("static pod env: %v", err)
 	}
 }
