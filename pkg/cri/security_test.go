@@ -74,3 +74,34 @@ func TestSeccompAndGroups(t *testing.T) {
 		t.Errorf("unset seccomp must be Unconfined (seccompDefault off)")
 	}
 }
+
+// Capabilities go to CRI as the API names them: containerd adds the CAP_ prefix itself, so
+// a prefixed name would become CAP_CAP_... and be lost (a dropped capability kept).
+// A privileged init or app container makes the sandbox privileged (else the runtime
+// refuses the container), as upstream.
+func TestCapabilitiesAndPrivilegedSandbox(t *testing.T) {
+	yes := true
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}, Spec: v1.PodSpec{
+		Containers: []v1.Container{{Name: "dns", SecurityContext: &v1.SecurityContext{Capabilities: &v1.Capabilities{
+			Add: []v1.Capability{"NET_BIND_SERVICE"}, Drop: []v1.Capability{"ALL", "chown"}}}}}}}
+	c, err := ContainerConfig(pod, &pod.Spec.Containers[0], ContainerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := c.Linux.SecurityContext.Capabilities
+	if len(caps.AddCapabilities) != 1 || caps.AddCapabilities[0] != "NET_BIND_SERVICE" ||
+		len(caps.DropCapabilities) != 2 || caps.DropCapabilities[0] != "ALL" || caps.DropCapabilities[1] != "chown" {
+		t.Errorf("capabilities %v, want the API's names unchanged", caps)
+	}
+	sb, err := SandboxConfig(pod, 0, SandboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.Linux.SecurityContext.Privileged {
+		t.Error("sandbox privileged with no privileged container")
+	}
+	pod.Spec.InitContainers = []v1.Container{{Name: "setup", SecurityContext: &v1.SecurityContext{Privileged: &yes}}}
+	if sb, _ = SandboxConfig(pod, 0, SandboxOptions{}); !sb.Linux.SecurityContext.Privileged {
+		t.Error("a privileged init container must make the sandbox privileged")
+	}
+}

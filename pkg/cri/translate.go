@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -73,7 +72,7 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 				Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 		}
 	}
-	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod)}
+	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod), Privileged: hasPrivileged(pod)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
 	// The pause container has no Localhost profile folder; it gets the runtime's default.
 	if sc.Seccomp = seccompProfile(pod, nil, ""); sc.Seccomp.ProfileType == runtimeapi.SecurityProfile_Localhost {
@@ -89,6 +88,22 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 		}
 	}
 	return cfg, nil
+}
+
+// hasPrivileged: a sandbox must be privileged for any of its containers to be (the
+// runtime refuses "no privileged container allowed in sandbox"), as upstream decides it.
+func hasPrivileged(pod *v1.Pod) bool {
+	for _, c := range allContainers(pod) {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if sc := c.SecurityContext; sc != nil && sc.Privileged != nil && *sc.Privileged {
+			return true
+		}
+	}
+	return false
 }
 
 func namespaces(pod *v1.Pod) *runtimeapi.NamespaceOption {
@@ -285,19 +300,11 @@ func securityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSec
 	if caps := csc.Capabilities; caps != nil {
 		sc.Capabilities = &runtimeapi.Capability{}
 		for _, a := range caps.Add {
-			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, capName(a))
+			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(a))
 		}
 		for _, d := range caps.Drop {
-			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, capName(d))
+			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(d))
 		}
 	}
 	return sc
-}
-
-func capName(c v1.Capability) string {
-	s := strings.ToUpper(string(c))
-	if s == "ALL" || strings.HasPrefix(s, "CAP_") {
-		return s
-	}
-	return "CAP_" + s
 }

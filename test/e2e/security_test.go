@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,53 @@ func TestReliabilityKubeletAPISecurity(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("secret volumes left after the pod was deleted: %v, mounts %q %q", err, mountType(t, dir("all")), mountType(t, dir("item")))
 		}
+	}
+}
+
+// TestContainerCapabilities: added and dropped capabilities reach the process (its
+// effective set, read from /proc), and a privileged container runs (its sandbox is made
+// privileged too, or the runtime refuses it).
+func TestContainerCapabilities(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "capabilities")
+	watchNode(ctx, t, k.NodeName, isReady)
+	done := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed }
+	capEff := func(p *v1.Pod) uint64 {
+		p = watchPod(ctx, t, createPod(ctx, t, p), "finished", done)
+		if p.Status.Phase != v1.PodSucceeded {
+			t.Fatalf("%s: %s", p.Name, describe(p))
+		}
+		logs, err := podLogs(ctx, p, &v1.PodLogOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(logs, "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "CapEff:" {
+				v, err := strconv.ParseUint(f[1], 16, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+		t.Fatalf("%s: no CapEff in %q", p.Name, logs)
+		return 0
+	}
+	const chown, netBind, netAdmin = 1 << 0, 1 << 10, 1 << 12
+	pod := func(sc *v1.SecurityContext) *v1.Pod {
+		p := newPod(k.NodeName, "sh", "-c", "cat /proc/self/status")
+		p.Spec.RestartPolicy = v1.RestartPolicyNever
+		p.Spec.Containers[0].SecurityContext = sc
+		return p
+	}
+	if got := capEff(pod(&v1.SecurityContext{Capabilities: &v1.Capabilities{Drop: []v1.Capability{"ALL"}, Add: []v1.Capability{"NET_BIND_SERVICE"}}})); got != netBind {
+		t.Errorf("drop ALL, add NET_BIND_SERVICE: CapEff %#x, want %#x", got, netBind)
+	}
+	got := capEff(pod(&v1.SecurityContext{Capabilities: &v1.Capabilities{Drop: []v1.Capability{"CHOWN"}, Add: []v1.Capability{"NET_ADMIN"}}}))
+	if got&chown != 0 || got&netAdmin == 0 {
+		t.Errorf("drop CHOWN, add NET_ADMIN: CapEff %#x", got)
+	}
+	if got := capEff(pod(&v1.SecurityContext{Privileged: ptr(true)})); got&netAdmin == 0 || got&chown == 0 {
+		t.Errorf("privileged: CapEff %#x, want every capability", got)
 	}
 }
