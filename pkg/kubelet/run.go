@@ -304,6 +304,7 @@ func (p *parts) podSources(context.Context) error {
 		if p.pods, err = source.NewAPI(p.client, p.nodeName, p.workers); err != nil {
 			return err
 		}
+		p.pods.Changed = p.statusMgr.Reconcile
 		p.add("API pods", p.pods.Run)
 	}
 	if k.StaticPodPath == "" {

@@ -31,6 +31,9 @@ type API struct {
 	store         cache.Store
 	HasSynced     cache.InformerSynced
 	MirrorChanged func()
+	// Changed, if set, sees every added or updated pod of the node, mirror pods too (the
+	// status manager compares their status with what it wrote).
+	Changed func(pod *v1.Pod)
 }
 
 // Mirrors lists the mirror pods bound to the node.
@@ -68,16 +71,23 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 		}
 		return p, true
 	}
+	changed := func(obj any) {
+		if p, ok := obj.(*v1.Pod); ok && a.Changed != nil && p.Spec.NodeName == node {
+			a.Changed(p)
+		}
+	}
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if p, ok := mine(obj); ok {
 				h.Update(p)
 			}
+			changed(obj)
 		},
 		UpdateFunc: func(_, obj any) {
 			if p, ok := mine(obj); ok {
 				h.Update(p)
 			}
+			changed(obj)
 		},
 		DeleteFunc: func(obj any) {
 			if p, ok := mine(obj); ok {

@@ -111,6 +111,31 @@ func (m *Manager) Rewrite(uid types.UID) {
 	}
 }
 
+// Reconcile looks at a pod as the API now holds it (its mirror pod, for a static pod) and
+// writes the newest status again if the API's differs from what was written: another
+// writer changed what the node owns. As upstream's needsReconcile; the node lifecycle
+// controller sets Ready=False on every pod of a node it saw NotReady, and only the node
+// sets it back.
+func (m *Manager) Reconcile(api *v1.Pod) {
+	uid := api.UID
+	if mirrorOf := api.Annotations[annotationConfigMirror]; mirrorOf != "" {
+		uid = types.UID(mirrorOf)
+	}
+	m.mu.Lock()
+	v := m.pending[uid]
+	if v == nil || m.written[uid] < v.version { // nothing written yet, or a write is due anyway
+		m.mu.Unlock()
+		return
+	}
+	want := *v.status.DeepCopy()
+	m.mu.Unlock()
+	want.Conditions = WithForeignConditions(want.Conditions, api.Status.Conditions)
+	if p, err := statusPatch(api.UID, api.Status, want); err == nil && p == nil {
+		return
+	}
+	m.Rewrite(uid)
+}
+
 // Flush writes uid's newest status now (used before deleting a terminated pod).
 func (m *Manager) Flush(ctx context.Context, uid types.UID) error {
 	return m.syncOne(ctx, uid)

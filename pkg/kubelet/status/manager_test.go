@@ -216,3 +216,41 @@ func TestManagerForbiddenIsRetriedQuietly(t *testing.T) {
 		t.Fatalf("after access returned: err %v, %d patches", err, len(patches(c)))
 	}
 }
+
+// Another writer's change to what the node owns is undone (the node lifecycle controller
+// marks the pods of a NotReady node not Ready); the API echoing what was written is not
+// written again.
+func TestManagerReconcilesForeignChanges(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	c := fake.NewSimpleClientset(p)
+	m := NewManager(c)
+	ctx := context.Background()
+	m.SetStatus(p, running(true))
+	if err := m.Flush(ctx, p.UID); err != nil {
+		t.Fatal(err)
+	}
+	api, err := c.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reconcile(api) // our own write coming back
+	if err := m.Flush(ctx, p.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(patches(c)); n != 1 {
+		t.Fatalf("%d patches after our own write came back, want 1", n)
+	}
+	api.Status = running(false)
+	api.Status.Conditions = append(api.Status.Conditions, v1.PodCondition{Type: "example.com/gate", Status: v1.ConditionTrue})
+	if api, err = c.CoreV1().Pods("ns").UpdateStatus(ctx, api, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Reconcile(api)
+	if err := m.Flush(ctx, p.UID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{})
+	if len(patches(c)) != 2 || len(got.Status.Conditions) != 2 || got.Status.Conditions[0].Status != v1.ConditionTrue || got.Status.Conditions[1].Type != "example.com/gate" {
+		t.Errorf("after a foreign Ready=False: %d patches, conditions %v; want Ready=True back and the gate kept", len(patches(c)), got.Status.Conditions)
+	}
+}
