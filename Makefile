@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
 APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd
 E2E_TIMEOUT ?= 25m
 
-.PHONY: all build deps tools up down test test-long test-upstream unit e2e lint fuzz clean
+.PHONY: all build deps tools up down cluster cluster-down test test-long test-upstream unit e2e lint fuzz clean
 
 all: build
 
@@ -29,6 +29,15 @@ up: deps build
 
 down:
 	$(GO) run ./test/cmd/testbed down
+
+# A kind-style cluster on this machine, made by kubeadm: NODES (3: one control plane, the
+# rest workers), UPSTREAM_NODES (0: workers on the pinned upstream kubelet instead of
+# minikubelet). README "A cluster of several nodes".
+cluster: deps
+	$(GO) run ./test/cmd/cluster up
+
+cluster-down:
+	$(GO) run ./test/cmd/cluster down
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

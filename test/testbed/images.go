@@ -27,8 +27,8 @@ const (
 
 // RepoRoot is the root of the minikubelet source tree.
 func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	_, File, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(File), "..", ".."))
 }
 
 // BuildGo builds a package of this repository into out as a static binary.
@@ -42,20 +42,20 @@ func BuildGo(pkg, out string, ldflags string) error {
 	return nil
 }
 
-// file is one entry of an image layer.
-type file struct {
-	path, link string // link set: a symlink
-	data       []byte
-	mode       int64
+// File is one entry of an image layer.
+type File struct {
+	Path, Link string // Link set: a symlink
+	Data       []byte
+	Mode       int64
 }
 
-func layer(files []file) (v1.Layer, error) {
+func Layer(files []File) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
 	now := time.Unix(0, 0)
 	for _, f := range files {
-		for d := filepath.Dir(f.path); d != "." && d != "/" && !dirs[d]; d = filepath.Dir(d) {
+		for d := filepath.Dir(f.Path); d != "." && d != "/" && !dirs[d]; d = filepath.Dir(d) {
 			dirs[d] = true
 		}
 	}
@@ -78,16 +78,16 @@ func layer(files []file) (v1.Layer, error) {
 		}
 	}
 	for _, f := range files {
-		h := &tar.Header{Name: f.path, Mode: f.mode, ModTime: now}
-		if f.link != "" {
-			h.Typeflag, h.Linkname = tar.TypeSymlink, f.link
+		h := &tar.Header{Name: f.Path, Mode: f.Mode, ModTime: now}
+		if f.Link != "" {
+			h.Typeflag, h.Linkname = tar.TypeSymlink, f.Link
 		} else {
-			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.data))
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.Data))
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, err
 		}
-		if _, err := tw.Write(f.data); err != nil {
+		if _, err := tw.Write(f.Data); err != nil {
 			return nil, err
 		}
 	}
@@ -98,8 +98,8 @@ func layer(files []file) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }
 
-func image(files []file, cfg v1.Config) (v1.Image, error) {
-	l, err := layer(files)
+func NewImage(files []File, cfg v1.Config) (v1.Image, error) {
+	l, err := Layer(files)
 	if err != nil {
 		return nil, err
 	}
@@ -148,27 +148,27 @@ func BuildImages(workDir string) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("busybox --list-full: %w", err)
 	}
-	bbFiles := []file{{path: "bin/busybox", data: bb, mode: 0o755}}
+	bbFiles := []File{{Path: "bin/busybox", Data: bb, Mode: 0o755}}
 	for _, applet := range strings.Fields(string(out)) {
 		if applet != "bin/busybox" {
-			bbFiles = append(bbFiles, file{path: applet, link: "/bin/busybox", mode: 0o777})
+			bbFiles = append(bbFiles, File{Path: applet, Link: "/bin/busybox", Mode: 0o777})
 		}
 	}
-	etc := []file{
-		{path: "etc/passwd", data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), mode: 0o644},
-		{path: "etc/group", data: []byte("root:x:0:\nnogroup:x:65534:\n"), mode: 0o644},
-		{path: "tmp/.keep", mode: 0o644},
+	etc := []File{
+		{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), Mode: 0o644},
+		{Path: "etc/group", Data: []byte("root:x:0:\nnogroup:x:65534:\n"), Mode: 0o644},
+		{Path: "tmp/.keep", Mode: 0o644},
 	}
 
 	imgs := map[string]v1.Image{}
-	if imgs[PauseImage], err = image([]file{{path: "pause", data: pause, mode: 0o755}},
+	if imgs[PauseImage], err = NewImage([]File{{Path: "pause", Data: pause, Mode: 0o755}},
 		v1.Config{Entrypoint: []string{"/pause"}}); err != nil {
 		return nil, err
 	}
-	if imgs[BusyboxImage], err = image(append(bbFiles, etc...), v1.Config{Cmd: []string{"sh"}, Env: pathEnv}); err != nil {
+	if imgs[BusyboxImage], err = NewImage(append(bbFiles, etc...), v1.Config{Cmd: []string{"sh"}, Env: pathEnv}); err != nil {
 		return nil, err
 	}
-	if imgs[TestAppImage], err = image(append(append(bbFiles, etc...), file{path: "testapp", data: testapp, mode: 0o755}),
+	if imgs[TestAppImage], err = NewImage(append(append(bbFiles, etc...), File{Path: "testapp", Data: testapp, Mode: 0o755}),
 		v1.Config{Entrypoint: []string{"/testapp"}, Env: pathEnv}); err != nil {
 		return nil, err
 	}
@@ -182,6 +182,20 @@ func (b *Bed) ImportImages(imgs map[string]v1.Image) error {
 }
 
 func (b *Bed) importImages(socket string, imgs map[string]v1.Image) error {
+	return ImportImages(socket, filepath.Join(b.Dir, "images", "images.tar"), imgs)
+}
+
+// ImportImages writes imgs as one archive at archive and imports it into the containerd
+// at socket.
+func ImportImages(socket, archive string, imgs map[string]v1.Image) error {
+	if err := WriteArchive(archive, imgs); err != nil {
+		return err
+	}
+	return ImportArchive(socket, archive)
+}
+
+// WriteArchive writes imgs, by name, as one image archive.
+func WriteArchive(archive string, imgs map[string]v1.Image) error {
 	refs := map[name.Reference]v1.Image{}
 	for n, img := range imgs {
 		tag, err := name.NewTag(n)
@@ -190,10 +204,15 @@ func (b *Bed) importImages(socket string, imgs map[string]v1.Image) error {
 		}
 		refs[tag] = img
 	}
-	archive := filepath.Join(b.Dir, "images", "images.tar")
-	if err := tarball.MultiRefWriteToFile(archive, refs); err != nil {
+	if err := os.MkdirAll(filepath.Dir(archive), 0o755); err != nil {
 		return err
 	}
+	return tarball.MultiRefWriteToFile(archive, refs)
+}
+
+// ImportArchive imports an image archive into the containerd at socket (namespace
+// k8s.io, where CRI looks) with the ctr tool that ships with it.
+func ImportArchive(socket, archive string) error {
 	cmd := exec.Command("ctr", "--address", socket, "-n", "k8s.io", "images", "import", archive)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("ctr images import: %v\n%s", err, out)

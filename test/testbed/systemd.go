@@ -75,7 +75,7 @@ func (b *Bed) StartSystemdRuntime() (*SystemdRuntime, error) {
 		}
 	}
 	var procs []string
-	for _, h := range cgroupHierarchies() {
+	for _, h := range CgroupHierarchies() {
 		cg := filepath.Join(h, b.systemdCgroup())
 		if err := os.MkdirAll(cg, 0o755); err != nil {
 			return nil, err
@@ -187,15 +187,15 @@ func (b *Bed) stopSystemdRuntime() {
 	if fi, err := os.Stat(hostSystemdSocket); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
 		_ = os.Remove(hostSystemdSocket) // the mount point made above
 	}
-	for _, h := range cgroupHierarchies() {
-		removeCgroupTree(filepath.Join(h, b.systemdCgroup()))
+	for _, h := range CgroupHierarchies() {
+		RemoveCgroupTree(filepath.Join(h, b.systemdCgroup()))
 	}
 	b.Systemd = nil
 }
 
-// cgroupHierarchies are the mounted cgroup hierarchies (v1 controllers, name=systemd,
+// CgroupHierarchies are the mounted cgroup hierarchies (v1 controllers, name=systemd,
 // the unified one).
-func cgroupHierarchies() []string {
+func CgroupHierarchies() []string {
 	entries, _ := os.ReadDir("/sys/fs/cgroup")
 	var out []string
 	for _, e := range entries {
@@ -207,9 +207,9 @@ func cgroupHierarchies() []string {
 	return out
 }
 
-// removeCgroupTree removes a cgroup and its descendants, deepest first; a cgroup whose
+// RemoveCgroupTree removes a cgroup and its descendants, deepest first; a cgroup whose
 // last process is still exiting is retried for a few seconds.
-func removeCgroupTree(root string) {
+func RemoveCgroupTree(root string) {
 	var dirs []string
 	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {

@@ -141,17 +141,23 @@ func CheckPrerequisites() error {
 	return nil
 }
 
-func (b *Bed) buildTools() error {
+func (b *Bed) buildTools() (err error) {
+	b.ToolsBin, err = BuildTools()
+	return err
+}
+
+// BuildTools builds the pinned upstream components once (hack/build-tools.sh; cached by
+// their pins) and returns the folder that holds them.
+func BuildTools() (string, error) {
 	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", "build-tools.sh")).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return fmt.Errorf("hack/build-tools.sh: %v\n%s", err, ee.Stderr)
+			return "", fmt.Errorf("hack/build-tools.sh: %v\n%s", err, ee.Stderr)
 		}
-		return err
+		return "", err
 	}
-	b.ToolsBin = strings.TrimSpace(string(out))
-	return nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 func (b *Bed) buildMinikubelet() error {

@@ -8,6 +8,10 @@
 //	testapp env            print the environment, one VAR=value a line, sorted
 //	testapp cat FILE...    print files
 //	testapp sleep D        sleep for duration D
+//	testapp get [--timeout=2s] [--every=D --for=D] URL...
+//	    GET each URL once and print "URL STATUS BODY" (exit 1 on any failure); with
+//	    --every, again every D for --for, printing failures and "ok=N failed=M" at the end.
+//	/hostname (serve) answers the pod's hostname, to tell the backends of a Service apart.
 package main
 
 import (
@@ -56,6 +60,8 @@ func main() {
 			}
 			os.Stdout.Write(b)
 		}
+	case "get":
+		os.Exit(get(args))
 	case "sleep":
 		d, err := time.ParseDuration(firstOr(args, "1h"))
 		if err != nil {
@@ -74,6 +80,59 @@ func firstOr(a []string, def string) string {
 		return a[0]
 	}
 	return def
+}
+
+func get(args []string) int {
+	fs := flag.NewFlagSet("get", flag.ExitOnError)
+	timeout := fs.Duration("timeout", 2*time.Second, "timeout of each request")
+	every := fs.Duration("every", 0, "repeat every D (0: once)")
+	total := fs.Duration("for", 0, "repeat for D")
+	_ = fs.Parse(args)
+	client := &http.Client{Timeout: *timeout}
+	fetch := func(url string) (string, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		return fmt.Sprintf("%d %s", resp.StatusCode, b), nil
+	}
+	if *every == 0 {
+		rc := 0
+		for _, url := range fs.Args() {
+			out, err := fetch(url)
+			if err != nil {
+				fmt.Printf("%s FAIL %v\n", url, err)
+				rc = 1
+				continue
+			}
+			fmt.Printf("%s %s", url, out)
+		}
+		return rc
+	}
+	ok, failed := 0, 0
+	for end := time.Now().Add(*total); time.Now().Before(end); time.Sleep(*every) {
+		for _, url := range fs.Args() {
+			if _, err := fetch(url); err != nil {
+				failed++
+				fmt.Printf("%s FAIL %s %v\n", time.Now().Format("15:04:05.000"), url, err)
+			} else {
+				ok++
+			}
+		}
+	}
+	fmt.Printf("ok=%d failed=%d\n", ok, failed)
+	if failed > 0 || ok == 0 {
+		return 1
+	}
+	return 0
 }
 
 func exit(args []string) {
@@ -126,6 +185,10 @@ func serve(args []string) {
 	})
 	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) { sick.Store(true); setGRPC() })
 	mux.HandleFunc("POST /healthz/ok", func(w http.ResponseWriter, r *http.Request) { sick.Store(false); setGRPC() })
+	mux.HandleFunc("/hostname", func(w http.ResponseWriter, r *http.Request) {
+		h, _ := os.Hostname()
+		fmt.Fprintln(w, h)
+	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		env := os.Environ()
 		sort.Strings(env)

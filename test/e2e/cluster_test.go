@@ -1,0 +1,692 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/minikubelet/minikubelet/test/cluster"
+	"github.com/minikubelet/minikubelet/test/testbed"
+)
+
+// TestCluster: a kubeadm-made 3-node cluster of minikubelet nodes (package test/cluster,
+// what `make cluster` makes) runs what a cluster user runs; then its teardown leaves
+// nothing behind.
+func TestCluster(t *testing.T) {
+	runClusterSuite(t, cluster.Options{Name: "e2e", Subnet: "172.30.1"})
+}
+
+// TestClusterMixed: the same with the last worker on the pinned upstream kubelet.
+func TestClusterMixed(t *testing.T) {
+	runClusterSuite(t, cluster.Options{Name: "e2emix", Subnet: "172.30.2", UpstreamNodes: 1})
+}
+
+func runClusterSuite(t *testing.T, opts cluster.Options) {
+	opts.Log = t.Logf
+	ctx := ctxFor(t, 20*time.Minute)
+	start := time.Now()
+	c, err := cluster.Up(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster of %d nodes Ready in %.0fs", len(c.Nodes), time.Since(start).Seconds())
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			if t.Failed() {
+				t.Logf("node logs:\n%s", c.Logs(40))
+			}
+			c.Stop()
+		}
+	})
+	ct := &clusterTest{c: c, cs: c.Client}
+	for _, st := range []struct {
+		name string
+		fn   func(context.Context, *testing.T)
+	}{
+		{"Nodes", ct.nodes},
+		{"Service", ct.service},
+		{"Scheduling", ct.scheduling},
+		{"Workloads", ct.workloads},
+		{"Drain", ct.drain},
+	} {
+		if !t.Run(st.name, func(t *testing.T) { st.fn(ctx, t) }) {
+			t.Logf("node logs:\n%s", c.Logs(40))
+		}
+	}
+	t.Run("Teardown", func(t *testing.T) {
+		stopped = true
+		ct.teardown(t)
+	})
+}
+
+type clusterTest struct {
+	c  *cluster.Cluster
+	cs kubernetes.Interface
+}
+
+func (ct *clusterTest) workers() []*cluster.Node { return ct.c.Nodes[1:] }
+
+// poll checks cond until it holds (cond's last error is the failure).
+func poll(ctx context.Context, t *testing.T, timeout time.Duration, what string, cond func(context.Context) error) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		last = cond(ctx)
+		return last == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v (last: %v)", what, err, last)
+	}
+}
+
+// nodes: every node Ready with kubeadm's labels, the control plane tainted, each node's
+// agent the one asked for, and kubeadm's control plane and add-ons Running on them.
+func (ct *clusterTest) nodes(ctx context.Context, t *testing.T) {
+	for _, n := range ct.c.Nodes {
+		node, err := ct.cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, cpLabel := node.Labels["node-role.kubernetes.io/control-plane"]
+		tainted := false
+		for _, taint := range node.Spec.Taints {
+			tainted = tainted || (taint.Key == "node-role.kubernetes.io/control-plane" && taint.Effect == v1.TaintEffectNoSchedule)
+		}
+		if cpLabel != n.ControlPlane || tainted != n.ControlPlane {
+			t.Errorf("%s: control-plane label %v, taint %v; want %v", n.Name, cpLabel, tainted, n.ControlPlane)
+		}
+		if _, excluded := node.Labels["node.kubernetes.io/exclude-from-external-load-balancers"]; node.Labels["kubernetes.io/hostname"] != n.Name ||
+			node.Labels["kubernetes.io/os"] != "linux" || excluded != n.ControlPlane {
+			t.Errorf("%s: labels %v", n.Name, node.Labels)
+		}
+		if got, want := strings.HasPrefix(node.Status.NodeInfo.KubeletVersion, "minikubelet/"), !n.Upstream; got != want {
+			t.Errorf("%s: kubelet version %q, minikubelet wanted: %v", n.Name, node.Status.NodeInfo.KubeletVersion, want)
+		}
+		if node.Spec.PodCIDR == "" || !nodeAddress(node, n.IP) {
+			t.Errorf("%s: podCIDR %q, addresses %v", n.Name, node.Spec.PodCIDR, node.Status.Addresses)
+		}
+	}
+	pods, err := ct.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, p := range pods.Items {
+		name := p.Name
+		if i := strings.LastIndex(name, "-"); i > 0 && (strings.HasPrefix(name, "kube-proxy-") || strings.HasPrefix(name, "coredns-")) {
+			name = strings.TrimSuffix(name[:i], "-"+p.Labels["pod-template-hash"])
+		} else {
+			name = strings.TrimSuffix(name, "-"+p.Spec.NodeName)
+		}
+		seen[name]++
+		if p.Status.Phase != v1.PodRunning || !podReady(&p) {
+			t.Errorf("%s on %s: %s", p.Name, p.Spec.NodeName, describe(&p))
+		}
+	}
+	for name, want := range map[string]int{"etcd": 1, "kube-apiserver": 1, "kube-controller-manager": 1, "kube-scheduler": 1, "kube-proxy": len(ct.c.Nodes), "coredns": 2} {
+		if seen[name] != want {
+			t.Errorf("kube-system: %d %s pods, want %d (all: %v)", seen[name], name, want, seen)
+		}
+	}
+}
+
+func nodeAddress(n *v1.Node, ip string) bool {
+	for _, a := range n.Status.Addresses {
+		if a.Type == v1.NodeInternalIP && a.Address == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// tryPod runs a one-shot test-app pod on node and returns its output, or an error if it
+// does not succeed.
+func (ct *clusterTest) tryPod(ctx context.Context, node string, timeout time.Duration, args ...string) (string, error) {
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "client-", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: node, RestartPolicy: v1.RestartPolicyNever, TerminationGracePeriodSeconds: ptr(int64(1)),
+			Containers: []v1.Container{{Name: "client", Image: testbed.TestAppImage, Args: args}}},
+	}
+	p, err := ct.cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		_ = ct.cs.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
+	}()
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err = ct.cs.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+		return err == nil && (p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed), nil
+	})
+	logs, lerr := ct.cs.CoreV1().Pods("default").GetLogs(p.Name, &v1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || lerr != nil || p.Status.Phase != v1.PodSucceeded {
+		return string(logs), fmt.Errorf("pod %v on %s: %s; err %v / %v; output:\n%s", args, node, describe(p), err, lerr, logs)
+	}
+	return string(logs), nil
+}
+
+// webDeployment is the test app behind a readiness probe, spread over nodes.
+func webDeployment(name string, replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+				MaxUnavailable: ptr(intstr.FromInt32(0)), MaxSurge: ptr(intstr.FromInt32(1))}},
+			Template: v1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: v1.PodSpec{
+					TerminationGracePeriodSeconds: ptr(int64(5)),
+					TopologySpreadConstraints: []v1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
+						WhenUnsatisfiable: v1.ScheduleAnyway, LabelSelector: &metav1.LabelSelector{MatchLabels: labels}}},
+					Containers: []v1.Container{{
+						Name: "web", Image: testbed.TestAppImage, Args: []string{"serve", "--http=:8080"},
+						Ports: []v1.ContainerPort{{ContainerPort: 8080}},
+						ReadinessProbe: &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+							PeriodSeconds: 1},
+						// The old pod keeps serving until its endpoint is gone everywhere.
+						Lifecycle: &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 2}}},
+					}},
+				},
+			},
+		},
+	}
+}
+
+func (ct *clusterTest) waitDeployment(ctx context.Context, t *testing.T, name string, replicas int32) []v1.Pod {
+	t.Helper()
+	var pods []v1.Pod
+	poll(ctx, t, 3*time.Minute, "deployment "+name+" rolled out", func(ctx context.Context) error {
+		d, err := ct.cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s := d.Status
+		if s.ObservedGeneration < d.Generation || s.UpdatedReplicas != replicas || s.ReadyReplicas != replicas || s.Replicas != replicas {
+			return fmt.Errorf("status %+v", s)
+		}
+		list, err := ct.cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		if err != nil {
+			return err
+		}
+		pods = pods[:0]
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				pods = append(pods, p)
+			}
+		}
+		if len(pods) != int(replicas) {
+			return fmt.Errorf("%d pods", len(pods))
+		}
+		return nil
+	})
+	return pods
+}
+
+// service: a Deployment behind a ClusterIP and a NodePort Service, reached by name and
+// ClusterIP from a pod on another node and by NodePort from a node; scaled 1 -> 3
+// (spread) -> 1; a rolling update keeps it answering throughout.
+func (ct *clusterTest) service(ctx context.Context, t *testing.T) {
+	const name = "web"
+	if _, err := ct.cs.AppsV1().Deployments("default").Create(ctx, webDeployment(name, 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ct.cs.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.ServiceSpec{Selector: map[string]string{"app": name},
+			Ports: []v1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	np, err := ct.cs.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-np"},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeNodePort, Selector: map[string]string{"app": name},
+			Ports: []v1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := ct.waitDeployment(ctx, t, name, 1)
+	backend := pods[0].Spec.NodeName
+	client := ct.workers()[0].Name
+	if client == backend {
+		client = ct.workers()[len(ct.workers())-1].Name
+	}
+	urls := []string{"http://web/hostname", "http://web.default/hostname", "http://web.default.svc.cluster.local/hostname",
+		"http://" + svc.Spec.ClusterIP + "/hostname"}
+	// The first lookups may race kube-proxy's first sync of the new Service on the client's
+	// node; a pod that fails is run again until the deadline.
+	var out string
+	poll(ctx, t, time.Minute, "web by name and ClusterIP from "+client, func(ctx context.Context) error {
+		out, err = ct.tryPod(ctx, client, 30*time.Second, append([]string{"get"}, urls...)...)
+		return err
+	})
+	if strings.Count(out, pods[0].Name) != len(urls) {
+		t.Errorf("answers from %s, want %s on each:\n%s", client, pods[0].Name, out)
+	}
+	// NodePort, from every node to every node (kube-proxy's rules on each).
+	port := strconv.Itoa(int(np.Spec.Ports[0].NodePort))
+	for _, from := range ct.c.Nodes {
+		for _, to := range ct.c.Nodes {
+			poll(ctx, t, 30*time.Second, "NodePort from "+from.Name+" to "+to.Name, func(context.Context) error {
+				out, err := from.Run("curl", "-sS", "--max-time", "3", "http://"+to.IP+":"+port+"/hostname")
+				if err == nil && !strings.Contains(out, pods[0].Name) {
+					err = fmt.Errorf("answer %q", out)
+				}
+				return err
+			})
+		}
+	}
+
+	// Scale to 3: spread over the workers (the control plane is tainted), every one answers.
+	ct.scale(ctx, t, name, 3)
+	pods = ct.waitDeployment(ctx, t, name, 3)
+	nodes := map[string]bool{}
+	for _, p := range pods {
+		nodes[p.Spec.NodeName] = true
+	}
+	if len(nodes) != len(ct.workers()) {
+		t.Errorf("3 replicas on %v, want every worker", nodes)
+	}
+	answered := map[string]bool{}
+	poll(ctx, t, time.Minute, "every replica answers through the Service", func(ctx context.Context) error {
+		out, err := ct.tryPod(ctx, client, 30*time.Second, "get", "http://web/hostname", "http://web/hostname", "http://web/hostname", "http://web/hostname", "http://web/hostname", "http://web/hostname")
+		for _, p := range pods {
+			if strings.Contains(out, p.Name) {
+				answered[p.Name] = true
+			}
+		}
+		if err == nil && len(answered) < len(pods) {
+			err = fmt.Errorf("answered so far: %v", answered)
+		}
+		return err
+	})
+	ct.scale(ctx, t, name, 1)
+	ct.waitDeployment(ctx, t, name, 1)
+
+	// Rolling update under load: a client asks every 100 ms through the rollout.
+	watcher := make(chan string, 1)
+	go func() {
+		out, err := ct.tryPod(ctx, client, 2*time.Minute, "get", "--every=100ms", "--for=40s", "--timeout=1s", "http://web/hostname")
+		if err != nil {
+			out = err.Error()
+		}
+		watcher <- out
+	}()
+	time.Sleep(5 * time.Second) // let the watcher start asking before the rollout begins
+	d, err := ct.cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Template.Spec.Containers[0].Image = cluster.TestAppV2
+	if _, err := ct.cs.AppsV1().Deployments("default").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods = ct.waitDeployment(ctx, t, name, 1)
+	if pods[0].Spec.Containers[0].Image != cluster.TestAppV2 {
+		t.Errorf("after the rollout: %s", pods[0].Spec.Containers[0].Image)
+	}
+	if out := <-watcher; !strings.Contains(out, "failed=0") {
+		t.Errorf("the Service did not answer throughout the rolling update:\n%s", out)
+	}
+	if err := ct.cs.AppsV1().Deployments("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (ct *clusterTest) scale(ctx context.Context, t *testing.T, name string, n int32) {
+	t.Helper()
+	s, err := ct.cs.AppsV1().Deployments("default").GetScale(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Replicas = n
+	if _, err := ct.cs.AppsV1().Deployments("default").UpdateScale(ctx, name, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sleeper is a long-running pod for placement tests.
+func sleeper(name string) *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"placement": "test"}},
+		Spec: v1.PodSpec{TerminationGracePeriodSeconds: ptr(int64(1)),
+			Containers: []v1.Container{{Name: "sleep", Image: testbed.TestAppImage, Args: []string{"sleep", "1h"}}}},
+	}
+}
+
+// scheduling: nodeName, nodeSelector, required and preferred node affinity, and a
+// NoSchedule taint with and without toleration place pods as the scheduler decides, and
+// the chosen node's agent runs them; a DaemonSet lands on every node, the control plane
+// too with its toleration.
+func (ct *clusterTest) scheduling(ctx context.Context, t *testing.T) {
+	w1, w2 := ct.workers()[0].Name, ct.workers()[len(ct.workers())-1].Name
+	if _, err := ct.cs.CoreV1().Nodes().Patch(ctx, w2, "application/merge-patch+json",
+		[]byte(`{"metadata":{"labels":{"e2e-zone":"b"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	in := func(values ...string) *v1.NodeSelector {
+		return &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{
+			{Key: "kubernetes.io/hostname", Operator: v1.NodeSelectorOpIn, Values: values}}}}}
+	}
+	byName := sleeper("by-name")
+	byName.Spec.NodeName = w1
+	bySelector := sleeper("by-selector")
+	bySelector.Spec.NodeSelector = map[string]string{"e2e-zone": "b"}
+	required := sleeper("required-affinity")
+	required.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: in(w1)}}
+	preferred := sleeper("preferred-affinity")
+	preferred.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []v1.PreferredSchedulingTerm{
+		{Weight: 100, Preference: v1.NodeSelectorTerm{MatchExpressions: in(w2).NodeSelectorTerms[0].MatchExpressions}}}}}
+	tolerating := sleeper("tolerates-control-plane")
+	tolerating.Spec.NodeSelector = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+	tolerating.Spec.Tolerations = []v1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}}
+	intolerant := sleeper("intolerant")
+	intolerant.Spec.NodeSelector = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+	want := map[string]string{byName.Name: w1, bySelector.Name: w2, required.Name: w1, preferred.Name: w2, tolerating.Name: ct.c.Nodes[0].Name}
+	for _, p := range []*v1.Pod{byName, bySelector, required, preferred, tolerating, intolerant} {
+		if _, err := ct.cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		_ = ct.cs.CoreV1().Pods("default").DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "placement=test"})
+	}()
+	for name, node := range want {
+		poll(ctx, t, 2*time.Minute, name+" Running on "+node, func(ctx context.Context) error {
+			p, err := ct.cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Spec.NodeName != node || p.Status.Phase != v1.PodRunning {
+				return fmt.Errorf("on %q: %s", p.Spec.NodeName, describe(p))
+			}
+			return nil
+		})
+	}
+	p, err := ct.cs.CoreV1().Pods("default").Get(ctx, intolerant.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := podCondition(p, v1.PodScheduled); p.Spec.NodeName != "" || c == nil || c.Reason != v1.PodReasonUnschedulable {
+		t.Errorf("a pod without the toleration is placed on the tainted control plane: %s on %q", describe(p), p.Spec.NodeName)
+	}
+
+	// A DaemonSet with the control-plane toleration: one pod on every node.
+	labels := map[string]string{"app": "every-node"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "every-node", Namespace: "default"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: v1.PodSpec{
+				TerminationGracePeriodSeconds: ptr(int64(1)),
+				Tolerations:                   []v1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}},
+				Containers:                    []v1.Container{{Name: "sleep", Image: testbed.TestAppImage, Args: []string{"sleep", "1h"}}}}}},
+	}
+	if _, err := ct.cs.AppsV1().DaemonSets("default").Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = ct.cs.AppsV1().DaemonSets("default").Delete(context.Background(), ds.Name, metav1.DeleteOptions{})
+	}()
+	poll(ctx, t, 2*time.Minute, "DaemonSet on every node", func(ctx context.Context) error {
+		list, err := ct.cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=every-node"})
+		if err != nil {
+			return err
+		}
+		running := map[string]bool{}
+		for _, p := range list.Items {
+			if p.Status.Phase == v1.PodRunning && podReady(&p) {
+				running[p.Spec.NodeName] = true
+			}
+		}
+		if len(running) != len(ct.c.Nodes) {
+			return fmt.Errorf("ready on %v", running)
+		}
+		return nil
+	})
+}
+
+// workloads: a ReplicationController scales, a Job and a CronJob complete.
+func (ct *clusterTest) workloads(ctx context.Context, t *testing.T) {
+	labels := map[string]string{"app": "rc"}
+	rc := &v1.ReplicationController{
+		ObjectMeta: metav1.ObjectMeta{Name: "rc", Namespace: "default"},
+		Spec: v1.ReplicationControllerSpec{Replicas: ptr(int32(1)), Selector: labels,
+			Template: &v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: v1.PodSpec{TerminationGracePeriodSeconds: ptr(int64(1)),
+				Containers: []v1.Container{{Name: "sleep", Image: testbed.TestAppImage, Args: []string{"sleep", "1h"}}}}}},
+	}
+	if _, err := ct.cs.CoreV1().ReplicationControllers("default").Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = ct.cs.CoreV1().ReplicationControllers("default").Delete(context.Background(), rc.Name, metav1.DeleteOptions{})
+	}()
+	for _, n := range []int32{1, 3} {
+		if n != 1 {
+			s, err := ct.cs.CoreV1().ReplicationControllers("default").GetScale(ctx, rc.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Spec.Replicas = n
+			if _, err := ct.cs.CoreV1().ReplicationControllers("default").UpdateScale(ctx, rc.Name, s, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		poll(ctx, t, 2*time.Minute, fmt.Sprintf("ReplicationController at %d ready", n), func(ctx context.Context) error {
+			r, err := ct.cs.CoreV1().ReplicationControllers("default").Get(ctx, rc.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if r.Status.ReadyReplicas != n || r.Status.Replicas != n {
+				return fmt.Errorf("status %+v", r.Status)
+			}
+			return nil
+		})
+	}
+
+	job := func(name string) batchv1.JobSpec {
+		return batchv1.JobSpec{Completions: ptr(int32(2)), Parallelism: ptr(int32(2)), BackoffLimit: ptr(int32(0)),
+			Template: v1.PodTemplateSpec{Spec: v1.PodSpec{RestartPolicy: v1.RestartPolicyNever,
+				Containers: []v1.Container{{Name: name, Image: testbed.TestAppImage, Args: []string{"exit", "--after=1s", "--log=done"}}}}}}
+	}
+	if _, err := ct.cs.BatchV1().Jobs("default").Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "job"}, Spec: job("job")}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.cs.BatchV1().CronJobs("default").Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "cron"},
+		Spec: batchv1.CronJobSpec{Schedule: "* * * * *", ConcurrencyPolicy: batchv1.ForbidConcurrent,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: job("cron")}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bg := metav1.DeletePropagationBackground
+	defer func() {
+		_ = ct.cs.BatchV1().Jobs("default").Delete(context.Background(), "job", metav1.DeleteOptions{PropagationPolicy: &bg})
+		_ = ct.cs.BatchV1().CronJobs("default").Delete(context.Background(), "cron", metav1.DeleteOptions{PropagationPolicy: &bg})
+	}()
+	poll(ctx, t, 2*time.Minute, "Job complete", func(ctx context.Context) error {
+		j, err := ct.cs.BatchV1().Jobs("default").Get(ctx, "job", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if j.Status.Succeeded != 2 || j.Status.CompletionTime == nil {
+			return fmt.Errorf("status %+v", j.Status)
+		}
+		return nil
+	})
+	// The CronJob's first run starts within a minute of its creation.
+	poll(ctx, t, 150*time.Second, "a CronJob run complete", func(ctx context.Context) error {
+		c, err := ct.cs.BatchV1().CronJobs("default").Get(ctx, "cron", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c.Status.LastSuccessfulTime == nil {
+			return fmt.Errorf("status %+v", c.Status)
+		}
+		return nil
+	})
+}
+
+// drain: cordon a worker and evict its pods through the eviction API (graceful
+// termination, preStop run); their replacements come up on the other worker; uncordon
+// makes it schedulable again.
+func (ct *clusterTest) drain(ctx context.Context, t *testing.T) {
+	ws := ct.workers()
+	victim, other := ws[0].Name, ws[len(ws)-1].Name
+	dep := webDeployment("drained", 2)
+	dep.Spec.Template.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
+		NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{
+			{Key: "kubernetes.io/hostname", Operator: v1.NodeSelectorOpIn, Values: []string{victim, other}}}}}}}}
+	// The preStop hook writes where the test can read it afterwards: the victim node's disk.
+	dep.Spec.Template.Spec.Volumes = []v1.Volume{{Name: "mark", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/var/lib/e2e-prestop", Type: ptr(v1.HostPathDirectoryOrCreate)}}}}
+	c := &dep.Spec.Template.Spec.Containers[0]
+	c.VolumeMounts = []v1.VolumeMount{{Name: "mark", MountPath: "/mark"}}
+	c.Env = []v1.EnvVar{{Name: "POD", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
+	dep.Spec.Template.Spec.Containers = append(dep.Spec.Template.Spec.Containers, v1.Container{
+		Name: "hook", Image: testbed.BusyboxImage, Command: []string{"sleep", "3600"},
+		VolumeMounts: []v1.VolumeMount{{Name: "mark", MountPath: "/mark"}},
+		Env:          c.Env,
+		Lifecycle:    &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"sh", "-c", "touch /mark/$POD"}}}},
+	})
+	if _, err := ct.cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = ct.cs.AppsV1().Deployments("default").Delete(context.Background(), dep.Name, metav1.DeleteOptions{})
+	}()
+	pods := ct.waitDeployment(ctx, t, dep.Name, 2)
+	var onVictim []string
+	for _, p := range pods {
+		if p.Spec.NodeName == victim {
+			onVictim = append(onVictim, p.Name)
+		}
+	}
+	if len(onVictim) == 0 {
+		t.Fatalf("no replica on %s to drain (spread: %v)", victim, pods)
+	}
+	// kubectl drain: cordon, then evict every pod but DaemonSet pods and mirror pods.
+	if _, err := ct.cs.CoreV1().Nodes().Patch(ctx, victim, "application/merge-patch+json", []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := ct.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + victim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "DaemonSet" {
+			continue
+		}
+		err := ct.cs.PolicyV1().Evictions(p.Namespace).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("evict %s: %v", p.Name, err)
+		}
+	}
+	poll(ctx, t, 2*time.Minute, "evicted pods gone from "+victim, func(ctx context.Context) error {
+		l, err := ct.cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=drained", FieldSelector: "spec.nodeName=" + victim})
+		if err != nil {
+			return err
+		}
+		if len(l.Items) > 0 {
+			return fmt.Errorf("%d pods left", len(l.Items))
+		}
+		return nil
+	})
+	pods = ct.waitDeployment(ctx, t, dep.Name, 2)
+	for _, p := range pods {
+		if p.Spec.NodeName != other {
+			t.Errorf("replacement %s on %s, want %s", p.Name, p.Spec.NodeName, other)
+		}
+	}
+	node := ct.c.NodeByName(victim)
+	for _, name := range onVictim {
+		if _, err := os.Stat(node.Path(filepath.Join("/var/lib/e2e-prestop", name))); err != nil {
+			t.Errorf("preStop of evicted %s did not run: %v", name, err)
+		}
+	}
+	if _, err := ct.cs.CoreV1().Nodes().Patch(ctx, victim, "application/merge-patch+json", []byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Uncordoned: the scheduler places pods there again.
+	p := sleeper("after-uncordon")
+	p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": victim}
+	if _, err := ct.cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = ct.cs.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
+	}()
+	poll(ctx, t, time.Minute, "pod Running on the uncordoned node", func(ctx context.Context) error {
+		got, err := ct.cs.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got.Status.Phase != v1.PodRunning {
+			return fmt.Errorf("%s", describe(got))
+		}
+		return nil
+	})
+}
+
+// teardown: the cluster's teardown leaves no process, mount, bridge, route, iptables
+// rule, cgroup or folder behind.
+func (ct *clusterTest) teardown(t *testing.T) {
+	c := ct.c
+	var pids []int
+	for _, n := range c.Nodes {
+		pids = append(pids, n.Pid())
+	}
+	c.Stop()
+	for i, pid := range pids {
+		if pid == 0 {
+			t.Errorf("node %s had no PID 1", c.Nodes[i].Name)
+			continue
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+			t.Errorf("node %s's systemd (pid %d) still runs", c.Nodes[i].Name, pid)
+		}
+	}
+	out, _ := exec.Command("ps", "-eo", "args").Output()
+	if strings.Contains(string(out), c.Dir) {
+		t.Errorf("processes naming %s remain:\n%s", c.Dir, out)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), c.Dir) {
+		t.Errorf("mounts under %s remain", c.Dir)
+	}
+	if _, err := net.InterfaceByName(c.Bridge()); err == nil {
+		t.Errorf("bridge %s remains", c.Bridge())
+	}
+	for _, cmd := range [][]string{{"ip", "route"}, {"iptables-save"}} {
+		out, _ := exec.Command(cmd[0], cmd[1:]...).Output()
+		if strings.Contains(string(out), c.Bridge()) || strings.Contains(string(out), c.Subnet()+".") {
+			t.Errorf("%s still names the cluster:\n%s", cmd[0], out)
+		}
+	}
+	for _, h := range testbed.CgroupHierarchies() {
+		if m, _ := filepath.Glob(filepath.Join(h, "mkcl-"+c.Name()+"-*")); len(m) > 0 {
+			t.Errorf("cgroups remain: %v", m)
+		}
+	}
+	if _, err := os.Stat(c.Dir); err == nil {
+		t.Errorf("%s remains", c.Dir)
+	}
+}
