@@ -3,8 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
 LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
-APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd
-E2E_TIMEOUT ?= 25m
+APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl
+E2E_TIMEOUT ?= 40m
 
 .PHONY: all build deps tools up down cluster cluster-down test test-long test-upstream unit e2e lint fuzz clean
 

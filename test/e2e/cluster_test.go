@@ -66,6 +66,7 @@ func runClusterSuite(t *testing.T, opts cluster.Options) {
 		{"Scheduling", ct.scheduling},
 		{"Workloads", ct.workloads},
 		{"Drain", ct.drain},
+		{"NodeLost", ct.nodeLost},
 	} {
 		if !t.Run(st.name, func(t *testing.T) { st.fn(ctx, t) }) {
 			t.Logf("node logs:\n%s", c.Logs(40))
@@ -688,5 +689,97 @@ func (ct *clusterTest) teardown(t *testing.T) {
 	}
 	if _, err := os.Stat(c.Dir); err == nil {
 		t.Errorf("%s remains", c.Dir)
+	}
+}
+
+// nodeLost: a worker's kubelet stops; the node goes Unknown, the NoExecute taint evicts its
+// pods after their tolerationSeconds and they are replaced on the other worker. The
+// kubelet starts again: the node is Ready and the evicted pods' containers are removed
+// (their API objects too, which waited for the node).
+func (ct *clusterTest) nodeLost(ctx context.Context, t *testing.T) {
+	ws := ct.workers()
+	victim, other := ws[0], ws[len(ws)-1]
+	dep := webDeployment("lost", 2)
+	spec := &dep.Spec.Template.Spec
+	spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
+		NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{
+			{Key: "kubernetes.io/hostname", Operator: v1.NodeSelectorOpIn, Values: []string{victim.Name, other.Name}}}}}}}}
+	spec.Containers[0].Lifecycle = nil
+	for _, key := range []string{"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"} {
+		spec.Tolerations = append(spec.Tolerations, v1.Toleration{Key: key, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(5))})
+	}
+	if _, err := ct.cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = ct.cs.AppsV1().Deployments("default").Delete(context.Background(), dep.Name, metav1.DeleteOptions{})
+	}()
+	pods := ct.waitDeployment(ctx, t, dep.Name, 2)
+	var lost []v1.Pod
+	for _, p := range pods {
+		if p.Spec.NodeName == victim.Name {
+			lost = append(lost, p)
+		}
+	}
+	if len(lost) == 0 {
+		t.Fatalf("no replica on %s (spread: %v)", victim.Name, pods)
+	}
+	if _, err := victim.Run("systemctl", "stop", "kubelet"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_, _ = victim.Run("systemctl", "start", "kubelet")
+		}
+	}()
+	poll(ctx, t, 3*time.Minute, victim.Name+" not Ready, tainted unreachable", func(ctx context.Context) error {
+		n, err := ct.cs.CoreV1().Nodes().Get(ctx, victim.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == "node.kubernetes.io/unreachable" && taint.Effect == v1.TaintEffectNoExecute {
+				return nil
+			}
+		}
+		return fmt.Errorf("taints %v, conditions %v", n.Spec.Taints, n.Status.Conditions)
+	})
+	pods = ct.waitDeployment(ctx, t, dep.Name, 2)
+	for _, p := range pods {
+		if p.Spec.NodeName != other.Name {
+			t.Errorf("replacement %s on %s, want %s", p.Name, p.Spec.NodeName, other.Name)
+		}
+	}
+	if _, err := victim.Run("systemctl", "start", "kubelet"); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	poll(ctx, t, 2*time.Minute, victim.Name+" Ready again", func(ctx context.Context) error {
+		n, err := ct.cs.CoreV1().Nodes().Get(ctx, victim.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %v", n.Status.Conditions)
+	})
+	for _, p := range lost {
+		poll(ctx, t, 2*time.Minute, "evicted "+p.Name+" gone, its containers removed", func(ctx context.Context) error {
+			if _, err := ct.cs.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("pod still in the API (%v)", err)
+			}
+			out, err := victim.Run("ctr", "-n", "k8s.io", "containers", "ls", "-q", "labels.\"io.kubernetes.pod.uid\"=="+string(p.UID))
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(out) != "" {
+				return fmt.Errorf("containers left: %s", out)
+			}
+			return nil
+		})
 	}
 }

@@ -11,7 +11,9 @@
 //	testapp get [--timeout=2s] [--every=D --for=D] URL...
 //	    GET each URL once and print "URL STATUS BODY" (exit 1 on any failure); with
 //	    --every, again every D for --for, printing failures and "ok=N failed=M" at the end.
-//	/hostname (serve) answers the pod's hostname, to tell the backends of a Service apart.
+//	/hostname (serve) answers the pod's hostname, to tell the backends of a Service apart;
+//	/bytes?n=N answers N bytes (for rate measurements).
+//	testapp rate URL       GET URL and print "bytes=N seconds=S bits_per_second=R"
 package main
 
 import (
@@ -62,6 +64,8 @@ func main() {
 		}
 	case "get":
 		os.Exit(get(args))
+	case "rate":
+		os.Exit(rate(args))
 	case "sleep":
 		d, err := time.ParseDuration(firstOr(args, "1h"))
 		if err != nil {
@@ -135,6 +139,28 @@ func get(args []string) int {
 	return 0
 }
 
+func rate(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: testapp rate URL")
+		return 2
+	}
+	start := time.Now()
+	resp, err := http.Get(args[0])
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	secs := time.Since(start).Seconds()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Println(resp.Status, err)
+		return 1
+	}
+	fmt.Printf("bytes=%d seconds=%.3f bits_per_second=%.0f\n", n, secs, float64(n)*8/secs)
+	return 0
+}
+
 func exit(args []string) {
 	fs := flag.NewFlagSet("exit", flag.ExitOnError)
 	code := fs.Int("code", 0, "exit code")
@@ -188,6 +214,22 @@ func serve(args []string) {
 	mux.HandleFunc("/hostname", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := os.Hostname()
 		fmt.Fprintln(w, h)
+	})
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 {
+			http.Error(w, "n: want a byte count", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		chunk := make([]byte, 32<<10)
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		env := os.Environ()
