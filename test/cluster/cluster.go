@@ -384,8 +384,8 @@ func (c *Cluster) Logs(lines int) string {
 			continue
 		}
 		for _, unit := range []string{"kubelet", "containerd"} {
-			out, _ := n.Command("journalctl", "--no-pager", "-o", "cat", "-n", fmt.Sprint(lines), "-u", unit).CombinedOutput()
-			fmt.Fprintf(&sb, "----- %s %s (last %d lines)\n%s\n", n.Name, unit, lines, out)
+			out, err := n.Command("journalctl", "--no-pager", "-o", "cat", "-n", fmt.Sprint(lines), "-u", unit).CombinedOutput()
+			fmt.Fprintf(&sb, "----- %s %s (last %d lines; %v)\n%s\n", n.Name, unit, lines, err, out)
 		}
 	}
 	return sb.String()

@@ -71,6 +71,14 @@ func (c *Cluster) tearDownBridge() {
 		for exec.Command("iptables", append([]string{"-D"}, r...)...).Run() == nil {
 		}
 	}
+	// The nodes' links: gone with their namespaces, unless the kernel still holds a dead
+	// node's namespace (seen: a control plane's, minutes after all its processes ended).
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		if c.isNodeLink(i.Name) {
+			_ = run("ip", "link", "del", i.Name)
+		}
+	}
 	if _, err := net.InterfaceByName(c.opts.Bridge); err == nil {
 		_ = run("ip", "link", "del", c.opts.Bridge)
 	}
@@ -79,12 +87,40 @@ func (c *Cluster) tearDownBridge() {
 // hostIP is the machine's address on the bridge; nodes count up from .2.
 func (c *Cluster) hostIP() string { return c.opts.Subnet + ".1" }
 
+// nodeLink names node index's end of its veth on the machine.
+func (c *Cluster) nodeLink(index int) string {
+	name := fmt.Sprintf("mkc%d-%s", index, c.opts.Name)
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	return name
+}
+
+// isNodeLink says whether a link of the machine is one of this cluster's node links.
+func (c *Cluster) isNodeLink(name string) bool {
+	for i := 0; i < 100; i++ {
+		if name == c.nodeLink(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// NodeLinks lists the links of the machine that are this cluster's node links.
+func (c *Cluster) NodeLinks() []string {
+	var out []string
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		if c.isNodeLink(i.Name) {
+			out = append(out, i.Name)
+		}
+	}
+	return out
+}
+
 // plugNode gives a booted node its eth0 on the bridge.
 func (c *Cluster) plugNode(n *Node, index int) error {
-	host := fmt.Sprintf("mkc%d-%s", index, c.opts.Name)
-	if len(host) > 15 {
-		host = host[:15]
-	}
+	host := c.nodeLink(index)
 	if err := run("ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(n.Pid())); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -67,6 +67,8 @@ func runClusterSuite(t *testing.T, opts cluster.Options) {
 		{"Workloads", ct.workloads},
 		{"Drain", ct.drain},
 		{"NodeLost", ct.nodeLost},
+		{"Bandwidth", ct.bandwidth},
+		{"Reset", ct.reset},
 	} {
 		if !t.Run(st.name, func(t *testing.T) { st.fn(ctx, t) }) {
 			t.Logf("node logs:\n%s", c.Logs(40))
@@ -84,6 +86,12 @@ type clusterTest struct {
 }
 
 func (ct *clusterTest) workers() []*cluster.Node { return ct.c.Nodes[1:] }
+
+// kubectl runs the pinned kubectl against the cluster.
+func (ct *clusterTest) kubectl(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(bed.ToolsBin, "kubectl"), append([]string{"--kubeconfig=" + ct.c.Kubeconfig}, args...)...).CombinedOutput()
+	return string(out), err
+}
 
 // poll checks cond until it holds (cond's last error is the failure).
 func poll(ctx context.Context, t *testing.T, timeout time.Duration, what string, cond func(context.Context) error) {
@@ -120,6 +128,11 @@ func (ct *clusterTest) nodes(ctx context.Context, t *testing.T) {
 		}
 		if got, want := strings.HasPrefix(node.Status.NodeInfo.KubeletVersion, "minikubelet/"), !n.Upstream; got != want {
 			t.Errorf("%s: kubelet version %q, minikubelet wanted: %v", n.Name, node.Status.NodeInfo.KubeletVersion, want)
+		}
+		rss, err := n.Run("sh", "-c", "grep VmRSS /proc/$(systemctl show -p MainPID --value kubelet)/status")
+		t.Logf("%s: %s, kubelet %s", n.Name, node.Status.NodeInfo.KubeletVersion, strings.Join(strings.Fields(rss), " "))
+		if err != nil {
+			t.Error(err)
 		}
 		if node.Spec.PodCIDR == "" || !nodeAddress(node, n.IP) {
 			t.Errorf("%s: podCIDR %q, addresses %v", n.Name, node.Spec.PodCIDR, node.Status.Addresses)
@@ -161,8 +174,12 @@ func nodeAddress(n *v1.Node, ip string) bool {
 // tryPod runs a one-shot test-app pod on node and returns its output, or an error if it
 // does not succeed.
 func (ct *clusterTest) tryPod(ctx context.Context, node string, timeout time.Duration, args ...string) (string, error) {
+	return ct.tryPodAnnotated(ctx, node, nil, timeout, args...)
+}
+
+func (ct *clusterTest) tryPodAnnotated(ctx context.Context, node string, annotations map[string]string, timeout time.Duration, args ...string) (string, error) {
 	pod := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "client-", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "client-", Namespace: "default", Annotations: annotations},
 		Spec: v1.PodSpec{NodeName: node, RestartPolicy: v1.RestartPolicyNever, TerminationGracePeriodSeconds: ptr(int64(1)),
 			Containers: []v1.Container{{Name: "client", Image: testbed.TestAppImage, Args: args}}},
 	}
@@ -584,22 +601,9 @@ func (ct *clusterTest) drain(ctx context.Context, t *testing.T) {
 	if len(onVictim) == 0 {
 		t.Fatalf("no replica on %s to drain (spread: %v)", victim, pods)
 	}
-	// kubectl drain: cordon, then evict every pod but DaemonSet pods and mirror pods.
-	if _, err := ct.cs.CoreV1().Nodes().Patch(ctx, victim, "application/merge-patch+json", []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	list, err := ct.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + victim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range list.Items {
-		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "DaemonSet" {
-			continue
-		}
-		err := ct.cs.PolicyV1().Evictions(p.Namespace).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			t.Fatalf("evict %s: %v", p.Name, err)
-		}
+	// kubectl drain: cordon, then evict (the eviction API) every pod but DaemonSet pods.
+	if out, err := ct.kubectl(ctx, "drain", victim, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=2m"); err != nil {
+		t.Fatalf("kubectl drain: %v\n%s", err, out)
 	}
 	poll(ctx, t, 2*time.Minute, "evicted pods gone from "+victim, func(ctx context.Context) error {
 		l, err := ct.cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=drained", FieldSelector: "spec.nodeName=" + victim})
@@ -623,8 +627,8 @@ func (ct *clusterTest) drain(ctx context.Context, t *testing.T) {
 			t.Errorf("preStop of evicted %s did not run: %v", name, err)
 		}
 	}
-	if _, err := ct.cs.CoreV1().Nodes().Patch(ctx, victim, "application/merge-patch+json", []byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
+	if out, err := ct.kubectl(ctx, "uncordon", victim); err != nil {
+		t.Fatalf("kubectl uncordon: %v\n%s", err, out)
 	}
 	// Uncordoned: the scheduler places pods there again.
 	p := sleeper("after-uncordon")
@@ -675,6 +679,9 @@ func (ct *clusterTest) teardown(t *testing.T) {
 	}
 	if _, err := net.InterfaceByName(c.Bridge()); err == nil {
 		t.Errorf("bridge %s remains", c.Bridge())
+	}
+	if links := c.NodeLinks(); len(links) > 0 {
+		t.Errorf("node links remain: %v", links)
 	}
 	for _, cmd := range [][]string{{"ip", "route"}, {"iptables-save"}} {
 		out, _ := exec.Command(cmd[0], cmd[1:]...).Output()
@@ -781,5 +788,125 @@ func (ct *clusterTest) nodeLost(ctx context.Context, t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// bandwidth: the kubernetes.io/egress-bandwidth and ingress-bandwidth annotations hold a
+// pod to its rate (the CNI bandwidth plugin in the chain, as upstream's docs describe),
+// measured pod to pod across nodes. containerd gives the shaper a bucket of about 512 MiB
+// that passes at full speed first, so each transfer is that bucket plus a few seconds at
+// the rate, and the rate is measured over the last part only.
+func (ct *clusterTest) bandwidth(ctx context.Context, t *testing.T) {
+	const limit = 100e6 // bits/s: "100M"
+	w1, w2 := ct.workers()[0], ct.workers()[len(ct.workers())-1]
+	server := func(name string, annotations map[string]string) string {
+		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
+			Spec: v1.PodSpec{NodeName: w1.Name, TerminationGracePeriodSeconds: ptr(int64(1)),
+				Containers: []v1.Container{{Name: "serve", Image: testbed.TestAppImage, Args: []string{"serve", "--http=:8080"}}}}}
+		if _, err := ct.cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ct.cs.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{}) })
+		var ip string
+		poll(ctx, t, time.Minute, name+" Running", func(ctx context.Context) error {
+			got, err := ct.cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got.Status.Phase != v1.PodRunning || got.Status.PodIP == "" {
+				return fmt.Errorf("%s", describe(got))
+			}
+			ip = got.Status.PodIP
+			return nil
+		})
+		return ip
+	}
+	shaped := server("bw-shaped", map[string]string{"kubernetes.io/egress-bandwidth": "100M"})
+	free := server("bw-free", nil)
+	// The shaper's bucket, as the runtime set it for this rate.
+	var burst int64
+	poll(ctx, t, 30*time.Second, "a 100 Mbit/s shaper on "+w1.Name, func(context.Context) error {
+		out, err := w1.Run("tc", "-j", "qdisc", "show")
+		if err != nil {
+			return err
+		}
+		var qdiscs []struct {
+			Kind    string
+			Options struct{ Rate, Burst int64 }
+		}
+		if err := json.Unmarshal([]byte(out), &qdiscs); err != nil {
+			return err
+		}
+		for _, q := range qdiscs {
+			if q.Kind == "tbf" && q.Options.Rate == limit/8 {
+				burst = q.Options.Burst
+				return nil
+			}
+		}
+		return fmt.Errorf("no tbf at %d bytes/s: %s", int64(limit/8), out)
+	})
+	tail := int64(limit / 8 * 2) // two seconds at the rate
+	total := burst + tail + int64(limit/8)
+	measure := func(annotations map[string]string, ip string) float64 {
+		out, err := ct.tryPodAnnotated(ctx, w2.Name, annotations, 2*time.Minute,
+			"rate", "--tail="+strconv.FormatInt(tail, 10), "http://"+ip+":8080/bytes?n="+strconv.FormatInt(total, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(out) {
+			if v, ok := strings.CutPrefix(f, "tail_bits_per_second="); ok {
+				r, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+		}
+		t.Fatalf("no rate in %q", out)
+		return 0
+	}
+	inRange := func(what string, r float64) {
+		if r < 0.6*limit || r > 1.25*limit {
+			t.Errorf("%s: %.0f Mbit/s, want about %.0f", what, r/1e6, limit/1e6)
+		}
+	}
+	within := func(what string, r float64) {
+		t.Logf("%s: %.0f Mbit/s after the bucket", what, r/1e6)
+		inRange(what, r)
+	}
+	within("egress-bandwidth on the server", measure(nil, shaped))
+	within("ingress-bandwidth on the client", measure(map[string]string{"kubernetes.io/ingress-bandwidth": "100M"}, free))
+	if r := measure(nil, free); r < 3*limit {
+		t.Errorf("no annotation: %.0f Mbit/s; the unshaped path must be much faster than %.0f for the test to mean anything", r/1e6, limit/1e6)
+	}
+}
+
+// reset: kubeadm reset on a worker leaves it clean: its kubelet stopped, no pod left in its
+// containerd, kubeadm's and the kubelet's files gone; the node is deleted from the cluster
+// by the admin as kubeadm's docs say.
+func (ct *clusterTest) reset(ctx context.Context, t *testing.T) {
+	n := ct.workers()[len(ct.workers())-1]
+	if out, err := n.Run("kubeadm", "reset", "--force"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, _ := n.Run("systemctl", "is-active", "kubelet"); strings.TrimSpace(out) == "active" {
+		t.Error("kubelet still active after kubeadm reset")
+	}
+	out, err := n.Run("ctr", "-n", "k8s.io", "containers", "ls", "-q")
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("containers left after kubeadm reset (%v): %s", err, out)
+	}
+	for _, p := range []string{"/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf", "/var/lib/kubelet/config.yaml"} {
+		if _, err := os.Stat(n.Path(p)); err == nil {
+			t.Errorf("%s left after kubeadm reset", p)
+		}
+	}
+	for _, d := range []string{"/etc/kubernetes/pki", "/etc/kubernetes/manifests", "/var/lib/kubelet"} { // emptied, kept
+		if entries, err := os.ReadDir(n.Path(d)); err == nil && len(entries) > 0 {
+			t.Errorf("%s not emptied by kubeadm reset: %d entries", d, len(entries))
+		}
+	}
+	if err := ct.cs.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil {
+		t.Error(err)
 	}
 }

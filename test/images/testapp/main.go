@@ -13,7 +13,9 @@
 //	    --every, again every D for --for, printing failures and "ok=N failed=M" at the end.
 //	/hostname (serve) answers the pod's hostname, to tell the backends of a Service apart;
 //	/bytes?n=N answers N bytes (for rate measurements).
-//	testapp rate URL       GET URL and print "bytes=N seconds=S bits_per_second=R"
+//	testapp rate [--tail=N] URL
+//	    GET URL and print "bytes=N seconds=S bits_per_second=R" (and the rate of the last N
+//	    bytes alone: a traffic shaper lets a burst through at full speed first)
 package main
 
 import (
@@ -140,24 +142,48 @@ func get(args []string) int {
 }
 
 func rate(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: testapp rate URL")
+	fs := flag.NewFlagSet("rate", flag.ExitOnError)
+	tail := fs.Int64("tail", 0, "also measure the rate of the last N bytes alone (after a shaper's burst)")
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: testapp rate [--tail=N] URL")
 		return 2
 	}
 	start := time.Now()
-	resp, err := http.Get(args[0])
+	resp, err := http.Get(fs.Arg(0))
 	if err != nil {
 		fmt.Println(err)
 		return 1
 	}
 	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
-	secs := time.Since(start).Seconds()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Println(resp.Status, err)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Println(resp.Status)
 		return 1
 	}
-	fmt.Printf("bytes=%d seconds=%.3f bits_per_second=%.0f\n", n, secs, float64(n)*8/secs)
+	var n int64
+	tailStart := start
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := resp.Body.Read(buf)
+		if n < resp.ContentLength-*tail && n+int64(k) >= resp.ContentLength-*tail {
+			tailStart = time.Now()
+		}
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+	}
+	end := time.Now()
+	secs := end.Sub(start).Seconds()
+	fmt.Printf("bytes=%d seconds=%.3f bits_per_second=%.0f", n, secs, float64(n)*8/secs)
+	if *tail > 0 {
+		fmt.Printf(" tail_bits_per_second=%.0f", float64(*tail)*8/end.Sub(tailStart).Seconds())
+	}
+	fmt.Println()
 	return 0
 }
 
