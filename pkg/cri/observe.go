@@ -8,6 +8,10 @@ type ChangeOp int
 // The mutations a Change reports.
 const (
 	SandboxCreated ChangeOp = iota
+	// SandboxRunFailed: RunPodSandbox failed, and the runtime may have kept a sandbox
+	// anyway (containerd keeps one whose network set-up failed, and holds its name: a
+	// retry of the same attempt is refused until the kubelet sees and replaces it).
+	SandboxRunFailed
 	// SandboxStopping and ContainerStopping come before the stop call: the exit the call
 	// causes is then ours, and is read after the call (SandboxStopped / ContainerStopped,
 	// reported whether or not the call succeeded).

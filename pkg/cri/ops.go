@@ -12,8 +12,11 @@ import (
 // returns its ID.
 func (c *Client) RunSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
 	resp, err := call(ctx, c, "run_podsandbox", c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	uid := types.UID(cfg.GetMetadata().GetUid())
 	if err == nil {
-		c.changed(Change{Op: SandboxCreated, ID: resp.GetPodSandboxId(), PodUID: types.UID(cfg.GetMetadata().GetUid())})
+		c.changed(Change{Op: SandboxCreated, ID: resp.GetPodSandboxId(), PodUID: uid})
+	} else {
+		c.changed(Change{Op: SandboxRunFailed, PodUID: uid})
 	}
 	return resp.GetPodSandboxId(), err
 }

@@ -211,6 +211,9 @@ func (c *Cache) Observe(ch cri.Change) {
 	switch ch.Op {
 	case cri.SandboxCreated:
 		c.add(ch.ID, ch.PodUID, true, "")
+	case cri.SandboxRunFailed:
+		c.kickLocked() // a sandbox the runtime kept is found by a list only
+
 	case cri.ContainerCreated:
 		c.add(ch.ID, ch.PodUID, false, ch.SandboxID)
 	case cri.ContainerStarted:

@@ -404,3 +404,27 @@ func TestCacheOwnStopNeedsNoExitLooks(t *testing.T) {
 		t.Fatalf("own stop reported: %v", ch)
 	}
 }
+
+// A failed RunPodSandbox asks for a relist at once: containerd may keep the sandbox (its
+// network set-up failed) and refuses the same attempt's name until the kubelet has seen it.
+func TestCacheRelistsAfterFailedSandbox(t *testing.T) {
+	f := newFixture(t)
+	sbCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "kept"},
+		Labels: map[string]string{cri.LabelNode: "n", cri.LabelPodUID: "kept"}}
+	// The runtime keeps a sandbox behind the cache's back, then fails the call.
+	other := critesting.NewFake(f.rt, critest.NewFakeImageService())
+	if _, err := other.RunSandbox(f.ctx, sbCfg, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.rt.InjectError("RunPodSandbox", status.Error(codes.Unknown, "failed to setup network for sandbox"))
+	if _, err := f.cri.RunSandbox(f.ctx, sbCfg, ""); err == nil {
+		t.Fatal("injected error not returned")
+	}
+	if !f.cache.wantRelist {
+		t.Fatal("a failed RunPodSandbox did not ask for a relist")
+	}
+	f.cache.Relist(f.ctx)
+	if st := f.get("kept"); len(st.Sandboxes) != 1 {
+		t.Fatalf("the kept sandbox is not in the cache: %+v", st)
+	}
+}
