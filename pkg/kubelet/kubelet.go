@@ -114,6 +114,8 @@ func (s serverRuntime) PodState(ctx context.Context, _ string, uid types.UID) (*
 	return s.state.Get(ctx, uid)
 }
 
+func (s serverRuntime) Counts() (int, map[cri.ContainerState]int) { return s.state.Counts() }
+
 // apiClients are the API clients with the node's credentials: TLS bootstrap when
 // --kubeconfig is missing or expired (this waits for the CSR to be issued), client
 // certificate rotation (node/bootstrap.go). The first is limited by kubeAPIQPS and

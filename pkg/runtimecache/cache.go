@@ -185,6 +185,25 @@ func (c *Cache) RunningLogs(context.Context) (map[string]string, error) {
 	return out, nil
 }
 
+// Counts are the pods with a ready sandbox and the containers by state, as last seen
+// (upstream's kubelet_running_pods and kubelet_running_containers come from its PLEG
+// cache too).
+func (c *Cache) Counts() (runningPods int, containers map[cri.ContainerState]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	containers = map[cri.ContainerState]int{cri.StateCreated: 0, cri.StateRunning: 0, cri.StateExited: 0, cri.StateUnknown: 0}
+	ready := map[types.UID]bool{}
+	for _, o := range c.objs {
+		switch {
+		case o.sb != nil && o.sb.Ready:
+			ready[o.uid] = true
+		case o.ct != nil:
+			containers[o.ct.State]++
+		}
+	}
+	return len(ready), containers
+}
+
 // snapshot builds the model of one pod from the objects whose state is known.
 func (c *Cache) snapshot(uid types.UID) *cri.PodState {
 	c.mu.Lock()

@@ -428,3 +428,20 @@ func TestCacheRelistsAfterFailedSandbox(t *testing.T) {
 		t.Fatalf("the kept sandbox is not in the cache: %+v", st)
 	}
 }
+
+// Counts gives the metrics' running pods and containers by state from the cache alone.
+func TestCacheCounts(t *testing.T) {
+	f := newFixture(t)
+	_, a := f.startPod("a")
+	f.startPod("b")
+	f.exitBehindOurBack(a, 0)
+	f.cache.Relist(f.ctx)
+	f.calls()
+	pods, cts := f.cache.Counts()
+	if pods != 2 || cts[cri.StateRunning] != 1 || cts[cri.StateExited] != 1 || cts[cri.StateCreated] != 0 {
+		t.Errorf("counts: %d pods, containers %v; want 2 pods, 1 running and 1 exited", pods, cts)
+	}
+	if c := f.calls(); len(c) != 0 {
+		t.Errorf("Counts asked the runtime: %v", c)
+	}
+}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"math"
 	"net/http"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
@@ -18,7 +16,7 @@ import (
 )
 
 // metricsHandler serves /metrics: the runtime-operation metrics, pod start durations, the
-// running pods and containers (counted from the runtime at scrape time), and the process
+// running pods and containers (from the runtime state cache), and the process
 // and Go runtime metrics.
 func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
@@ -26,7 +24,7 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(cri.Collectors()...)
 	reg.MustRegister(runtimecache.Collectors()...)
 	reg.MustRegister(kmetrics.Collectors()...)
-	reg.MustRegister(&runtimeCollector{rt: s.cfg.Runtime, node: s.cfg.NodeName})
+	reg.MustRegister(&runtimeCollector{rt: s.cfg.Runtime})
 	if src := s.cfg.ServingCertificate; src != nil {
 		reg.MustRegister(servingCertTTL(src))
 	}
@@ -65,10 +63,10 @@ func servingCertTTL(src CertificateSource) prometheus.Collector {
 	})
 }
 
-// runtimeCollector counts this node's pods with a ready sandbox and its containers by state.
+// runtimeCollector counts this node's pods with a ready sandbox and its containers by
+// state, from the runtime state cache (a scrape makes no runtime call).
 type runtimeCollector struct {
-	rt   Runtime
-	node string
+	rt Runtime
 }
 
 func (c *runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -77,33 +75,9 @@ func (c *runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
-	// A scrape has no context of its own; bound the runtime calls.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sel := map[string]string{cri.LabelNode: c.node}
-
-	sbs, err := c.rt.ListSandboxes(ctx, &runtimeapi.PodSandboxFilter{
-		LabelSelector: sel, State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}})
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(runningPodsDesc, err)
-	} else {
-		pods := map[string]bool{}
-		for _, sb := range sbs {
-			pods[sb.Labels[cri.LabelPodUID]] = true
-		}
-		ch <- prometheus.MustNewConstMetric(runningPodsDesc, prometheus.GaugeValue, float64(len(pods)))
-	}
-
-	cts, err := c.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(runningContainersDesc, err)
-		return
-	}
-	counts := map[cri.ContainerState]int{cri.StateCreated: 0, cri.StateRunning: 0, cri.StateExited: 0, cri.StateUnknown: 0}
-	for _, ct := range cts {
-		counts[cri.StateOf(ct.State)]++
-	}
-	for state, n := range counts {
+	pods, containers := c.rt.Counts()
+	ch <- prometheus.MustNewConstMetric(runningPodsDesc, prometheus.GaugeValue, float64(pods))
+	for state, n := range containers {
 		ch <- prometheus.MustNewConstMetric(runningContainersDesc, prometheus.GaugeValue, float64(n), string(state))
 	}
 }

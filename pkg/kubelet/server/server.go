@@ -70,7 +70,8 @@ type CertificateSource interface {
 // Runtime is what the server needs from the container runtime (*cri.Client has it).
 type Runtime interface {
 	PodState(ctx context.Context, node string, uid types.UID) (*cri.PodState, error)
-	ListSandboxes(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	// Counts are the pods with a ready sandbox and the containers by state.
+	Counts() (runningPods int, containers map[cri.ContainerState]int)
 	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
 	ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error)
 	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)

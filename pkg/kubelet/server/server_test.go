@@ -40,8 +40,16 @@ func (f *fakeRuntime) PodState(_ context.Context, _ string, uid types.UID) (*cri
 	return &cri.PodState{UID: uid}, nil
 }
 
-func (f *fakeRuntime) ListSandboxes(context.Context, *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
-	return f.sandboxes, nil
+func (f *fakeRuntime) Counts() (int, map[cri.ContainerState]int) {
+	pods := map[string]bool{}
+	for _, sb := range f.sandboxes {
+		pods[sb.Labels[cri.LabelPodUID]] = true
+	}
+	containers := map[cri.ContainerState]int{}
+	for _, ct := range f.containers {
+		containers[cri.StateOf(ct.State)]++
+	}
+	return len(pods), containers
 }
 
 func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
