@@ -51,6 +51,8 @@ type Cluster struct {
 	// control-plane node's address).
 	Kubeconfig string
 	Client     kubernetes.Interface
+	// Kubectl is the pinned kubectl (the machine may have none).
+	Kubectl string
 }
 
 func withDefaults(o Options) Options {
@@ -114,7 +116,11 @@ func Up(ctx context.Context, opts Options) (*Cluster, error) {
 		name string
 		fn   func() error
 	}{
-		{"upstream tools (cached after the first build)", func() (err error) { toolsBin, err = testbed.BuildTools(); return }},
+		{"upstream tools (cached after the first build)", func() (err error) {
+			toolsBin, err = testbed.BuildTools()
+			c.Kubectl = filepath.Join(toolsBin, "kubectl")
+			return
+		}},
 		{"minikubelet", func() error {
 			agent = filepath.Join(c.Dir, "bin", "minikubelet")
 			return testbed.BuildGo("./cmd/minikubelet", agent, "-X github.com/minikubelet/minikubelet/pkg/version.Version=v0.1.0-cluster")

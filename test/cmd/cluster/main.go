@@ -50,7 +50,7 @@ func main() {
 		}
 		fmt.Printf("  %-22s %-12s %s\n", n.Name, n.IP, agent)
 	}
-	fmt.Printf("\n  export KUBECONFIG=%s\n  kubectl get nodes\n  make cluster-down   # removes it\n", c.Kubeconfig)
+	fmt.Printf("\n  export KUBECONFIG=%s\n  %s get nodes -o wide\n  make cluster-down   # removes it\n", c.Kubeconfig, c.Kubectl)
 }
 
 func envInt(name string, def int) (int, error) {
