@@ -497,8 +497,9 @@ func (ct *clusterTest) workloads(ctx context.Context, t *testing.T) {
 	if _, err := ct.cs.CoreV1().ReplicationControllers("default").Create(ctx, rc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		_ = ct.cs.CoreV1().ReplicationControllers("default").Delete(context.Background(), rc.Name, metav1.DeleteOptions{})
+	defer func() { // a ReplicationController orphans its pods unless told otherwise
+		bg := metav1.DeletePropagationBackground
+		_ = ct.cs.CoreV1().ReplicationControllers("default").Delete(context.Background(), rc.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 	}()
 	for _, n := range []int32{1, 3} {
 		if n != 1 {
@@ -602,6 +603,12 @@ func (ct *clusterTest) drain(ctx context.Context, t *testing.T) {
 		t.Fatalf("no replica on %s to drain (spread: %v)", victim, pods)
 	}
 	// kubectl drain: cordon, then evict (the eviction API) every pod but DaemonSet pods.
+	uncordoned := false
+	defer func() { // a failed drain must not leave the node cordoned for what follows
+		if !uncordoned {
+			_, _ = ct.kubectl(context.Background(), "uncordon", victim)
+		}
+	}()
 	if out, err := ct.kubectl(ctx, "drain", victim, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=2m"); err != nil {
 		t.Fatalf("kubectl drain: %v\n%s", err, out)
 	}
@@ -630,6 +637,7 @@ func (ct *clusterTest) drain(ctx context.Context, t *testing.T) {
 	if out, err := ct.kubectl(ctx, "uncordon", victim); err != nil {
 		t.Fatalf("kubectl uncordon: %v\n%s", err, out)
 	}
+	uncordoned = true
 	// Uncordoned: the scheduler places pods there again.
 	p := sleeper("after-uncordon")
 	p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": victim}
