@@ -105,3 +105,46 @@ func TestCapabilitiesAndPrivilegedSandbox(t *testing.T) {
 		t.Error("a privileged init container must make the sandbox privileged")
 	}
 }
+
+// AppArmor (field, pod fallback, deprecated annotation; both CRI forms), SELinux options
+// (container over pod) and procMount go to CRI as upstream passes them.
+func TestAppArmorSELinuxProcMount(t *testing.T) {
+	prof := "my-profile"
+	unmasked := v1.UnmaskedProcMount
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u",
+		Annotations: map[string]string{v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "old": "localhost/legacy"}},
+		Spec: v1.PodSpec{
+			SecurityContext: &v1.PodSecurityContext{AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeRuntimeDefault},
+				SELinuxOptions: &v1.SELinuxOptions{Type: "pod_t", Level: "s0:c1"}},
+			Containers: []v1.Container{
+				{Name: "inherits"},
+				{Name: "own", SecurityContext: &v1.SecurityContext{
+					AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeLocalhost, LocalhostProfile: &prof},
+					SELinuxOptions:  &v1.SELinuxOptions{Type: "own_t"}, ProcMount: &unmasked}},
+			}}}
+	sc := func(c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
+		cfg, err := ContainerConfig(pod, c, ContainerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Linux.SecurityContext
+	}
+	a := sc(&pod.Spec.Containers[0])
+	if a.Apparmor.GetProfileType() != runtimeapi.SecurityProfile_RuntimeDefault || a.ApparmorProfile != "runtime/default" ||
+		a.SelinuxOptions.GetType() != "pod_t" || a.SelinuxOptions.GetLevel() != "s0:c1" || a.MaskedPaths != nil {
+		t.Errorf("inherits: apparmor %v %q, selinux %v, masked %v", a.Apparmor, a.ApparmorProfile, a.SelinuxOptions, a.MaskedPaths)
+	}
+	b := sc(&pod.Spec.Containers[1])
+	if b.Apparmor.GetProfileType() != runtimeapi.SecurityProfile_Localhost || b.Apparmor.GetLocalhostRef() != prof || b.ApparmorProfile != "localhost/"+prof ||
+		b.SelinuxOptions.GetType() != "own_t" || b.MaskedPaths == nil || len(b.MaskedPaths) != 0 || b.ReadonlyPaths == nil {
+		t.Errorf("own: apparmor %v %q, selinux %v, masked %v readonly %v", b.Apparmor, b.ApparmorProfile, b.SelinuxOptions, b.MaskedPaths, b.ReadonlyPaths)
+	}
+	pod.Spec.SecurityContext = nil
+	c := sc(&v1.Container{Name: "old"})
+	if c.Apparmor.GetProfileType() != runtimeapi.SecurityProfile_Localhost || c.Apparmor.GetLocalhostRef() != "legacy" || c.SelinuxOptions != nil {
+		t.Errorf("annotation: apparmor %v, selinux %v", c.Apparmor, c.SelinuxOptions)
+	}
+	if d := sc(&v1.Container{Name: "plain"}); d.Apparmor != nil || d.ApparmorProfile != "" {
+		t.Errorf("nothing asked: apparmor %v %q, want the runtime's default", d.Apparmor, d.ApparmorProfile)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -275,12 +276,72 @@ func podIdentity(pod *v1.Pod) (user, group *runtimeapi.Int64Value, groups []int6
 	return user, group, groups
 }
 
+// appArmor is the container's AppArmor profile as upstream passes it: the container's
+// field, else the pod's, else upstream's deprecated annotation; both the profile and the
+// older string form (runtimes before the field read only that). Unset: the runtime's
+// default.
+func appArmor(pod *v1.Pod, c *v1.Container) (*runtimeapi.SecurityProfile, string) {
+	var p *v1.AppArmorProfile
+	if c.SecurityContext != nil && c.SecurityContext.AppArmorProfile != nil {
+		p = c.SecurityContext.AppArmorProfile
+	} else if pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.AppArmorProfile != nil {
+		p = pod.Spec.SecurityContext.AppArmorProfile
+	} else if a, ok := pod.Annotations[v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix+c.Name]; ok {
+		switch {
+		case a == v1.DeprecatedAppArmorBetaProfileRuntimeDefault:
+			p = &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeRuntimeDefault}
+		case a == v1.DeprecatedAppArmorBetaProfileNameUnconfined:
+			p = &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeUnconfined}
+		case strings.HasPrefix(a, v1.DeprecatedAppArmorBetaProfileNamePrefix):
+			name := strings.TrimPrefix(a, v1.DeprecatedAppArmorBetaProfileNamePrefix)
+			p = &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeLocalhost, LocalhostProfile: &name}
+		}
+	}
+	if p == nil {
+		return nil, ""
+	}
+	switch p.Type {
+	case v1.AppArmorProfileTypeUnconfined:
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}, v1.DeprecatedAppArmorBetaProfileNameUnconfined
+	case v1.AppArmorProfileTypeLocalhost:
+		name := ""
+		if p.LocalhostProfile != nil {
+			name = *p.LocalhostProfile
+		}
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: name},
+			v1.DeprecatedAppArmorBetaProfileNamePrefix + name
+	default:
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, v1.DeprecatedAppArmorBetaProfileRuntimeDefault
+	}
+}
+
+// seLinux is the container's SELinux options, else the pod's.
+func seLinux(pod *v1.Pod, c *v1.Container) *runtimeapi.SELinuxOption {
+	o := (*v1.SELinuxOptions)(nil)
+	if c.SecurityContext != nil && c.SecurityContext.SELinuxOptions != nil {
+		o = c.SecurityContext.SELinuxOptions
+	} else if pod.Spec.SecurityContext != nil {
+		o = pod.Spec.SecurityContext.SELinuxOptions
+	}
+	if o == nil {
+		return nil
+	}
+	return &runtimeapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
+}
+
 func securityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
 	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(pod)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
+	sc.Apparmor, sc.ApparmorProfile = appArmor(pod, c)
+	sc.SelinuxOptions = seLinux(pod, c)
 	csc := c.SecurityContext
 	if csc == nil {
 		return sc
+	}
+	if csc.ProcMount != nil && *csc.ProcMount == v1.UnmaskedProcMount {
+		// Nothing masked or read-only in /proc (an empty list, not none: none means the
+		// runtime's defaults).
+		sc.MaskedPaths, sc.ReadonlyPaths = []string{}, []string{}
 	}
 	if csc.RunAsUser != nil {
 		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}

@@ -265,7 +265,8 @@ func (p *parts) podWorkers(context.Context) error {
 	p.workers, err = podworker.New(podworker.Config{
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
-		Services: serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
+		AppArmorEnabled: podworker.HostAppArmorEnabled(),
+		Services:        serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 	})

@@ -14,6 +14,8 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
 )
 
 // mountType is the filesystem type mounted at path on the host ("" if none).
@@ -187,5 +189,36 @@ func TestContainerCapabilities(t *testing.T) {
 	}
 	if got := capEff(pod(&v1.SecurityContext{Privileged: ptr(true)})); got&netAdmin == 0 || got&chown == 0 {
 		t.Errorf("privileged: CapEff %#x, want every capability", got)
+	}
+}
+
+// TestAdmissionAppArmorAndOS: a pod asking for an AppArmor profile on a host that does not
+// enforce AppArmor is refused with upstream's reason (it would otherwise run with less
+// isolation than it asked for); pods for another OS, by field or label, are refused too.
+func TestAdmissionAppArmorAndOS(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "admission-os")
+	watchNode(ctx, t, k.NodeName, isReady)
+	failed := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed }
+	apparmor := newPod(k.NodeName, "sleep", "3600")
+	apparmor.Spec.SecurityContext = &v1.PodSecurityContext{AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeRuntimeDefault}}
+	windows := newPod(k.NodeName, "sleep", "3600")
+	windows.Spec.OS = &v1.PodOS{Name: v1.Windows}
+	labelled := newPod(k.NodeName, "sleep", "3600")
+	labelled.Labels = map[string]string{v1.LabelOSStable: "windows"}
+	want := map[*v1.Pod][2]string{
+		apparmor: {"AppArmor", "Cannot enforce AppArmor: AppArmor is not enabled on the host"},
+		windows:  {"PodOSNotSupported", "Failed to admit pod as the OS field doesn't match node OS"},
+		labelled: {"PodOSSelectorNodeLabelDoesNotMatch", "Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"},
+	}
+	if podworker.HostAppArmorEnabled() {
+		delete(want, apparmor) // enforced here: the pod runs
+	}
+	for p, w := range want {
+		got := watchPod(ctx, t, createPod(ctx, t, p), "rejected", failed)
+		if got.Status.Reason != w[0] || got.Status.Message != "Pod was rejected: "+w[1] {
+			t.Errorf("%s: reason %q message %q, want %q %q", p.Name, got.Status.Reason, got.Status.Message, w[0], w[1])
+		}
+		waitEvent(ctx, t, got, w[0], w[1])
 	}
 }

@@ -2,6 +2,8 @@ package podworker
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -64,12 +66,59 @@ func sysctlAllowed(name string, allowedUnsafe []string) bool {
 	return false
 }
 
+// HostAppArmorEnabled says whether the kernel enforces AppArmor (as runc decides it).
+func HostAppArmorEnabled() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && len(b) > 0 && b[0] == 'Y'
+}
+
+// appArmorRequired: the pod asks for an AppArmor profile other than unconfined, by field
+// or by upstream's deprecated per-container annotation.
+func appArmorRequired(pod *v1.Pod) bool {
+	confined := func(p *v1.AppArmorProfile) bool { return p != nil && p.Type != v1.AppArmorProfileTypeUnconfined }
+	if sc := pod.Spec.SecurityContext; sc != nil && confined(sc.AppArmorProfile) {
+		return true
+	}
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			if c.SecurityContext != nil && confined(c.SecurityContext.AppArmorProfile) {
+				return true
+			}
+		}
+	}
+	for k, v := range pod.Annotations {
+		if strings.HasPrefix(k, v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix) && v != v1.DeprecatedAppArmorBetaProfileNameUnconfined {
+			return true
+		}
+	}
+	return false
+}
+
+// admitOS is upstream's OS admission: a pod labelled for another OS, or whose os field
+// names another OS, is refused.
+func admitOS(pod *v1.Pod) (reason, message string) {
+	if name, ok := pod.Labels[v1.LabelOSStable]; ok && name != runtime.GOOS {
+		return "PodOSSelectorNodeLabelDoesNotMatch", "Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"
+	}
+	if pod.Spec.OS != nil && string(pod.Spec.OS.Name) != runtime.GOOS {
+		return "PodOSNotSupported", "Failed to admit pod as the OS field doesn't match node OS"
+	}
+	return "", ""
+}
+
 // admit decides whether the node takes a new pod, with upstream's reasons and messages
-// and in its order: sysctls; then room under maxPods, cpu and memory requests within
+// and in its order: sysctls; AppArmor (refused where the host cannot enforce it, never
+// run without); the OS; then room under maxPods, cpu and memory requests within
 // allocatable (counting the admitted pods still active); then free host ports.
 func (w *Workers) admit(pod *v1.Pod) (reason, message string) {
 	if msg := admitSysctls(pod, w.cfg.AllowedUnsafeSysctls); msg != "" {
 		return "SysctlForbidden", msg
+	}
+	if appArmorRequired(pod) && !w.cfg.AppArmorEnabled {
+		return "AppArmor", "Cannot enforce AppArmor: AppArmor is not enabled on the host"
+	}
+	if reason, msg := admitOS(pod); reason != "" {
+		return reason, msg
 	}
 	active := w.activeAdmitted(pod.UID)
 	if w.cfg.MaxPods > 0 && len(active) >= w.cfg.MaxPods {

@@ -6,6 +6,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func TestAdmitSysctls(t *testing.T) {
@@ -116,5 +117,38 @@ func TestHostPortsConflictAndRequests(t *testing.T) {
 	pod.Spec.InitContainers[0].Resources = req("100m")
 	if got := podRequest(pod, v1.ResourceCPU); got != 600 {
 		t.Errorf("cpu request %d, want 600 (containers + sidecar)", got)
+	}
+}
+
+// AppArmor and the pod's OS, as upstream admits them: a profile the host cannot enforce
+// refuses the pod (never runs it unconfined); unconfined needs nothing; another OS, by
+// label or by the os field, is refused.
+func TestAdmitAppArmorAndOS(t *testing.T) {
+	localhost := "my-profile"
+	for _, tc := range []struct {
+		name     string
+		pod      v1.Pod
+		apparmor bool
+		want     string
+	}{
+		{name: "nothing asked"},
+		{name: "pod runtime default, host without AppArmor", pod: v1.Pod{Spec: v1.PodSpec{SecurityContext: &v1.PodSecurityContext{
+			AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeRuntimeDefault}}}}, want: "AppArmor"},
+		{name: "container localhost, host without AppArmor", pod: v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c",
+			SecurityContext: &v1.SecurityContext{AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeLocalhost, LocalhostProfile: &localhost}}}}}}, want: "AppArmor"},
+		{name: "annotation, host without AppArmor", pod: v1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+			v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "c": v1.DeprecatedAppArmorBetaProfileRuntimeDefault}}}, want: "AppArmor"},
+		{name: "unconfined needs no AppArmor", pod: v1.Pod{Spec: v1.PodSpec{SecurityContext: &v1.PodSecurityContext{
+			AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeUnconfined}}}}},
+		{name: "runtime default on a host with AppArmor", apparmor: true, pod: v1.Pod{Spec: v1.PodSpec{SecurityContext: &v1.PodSecurityContext{
+			AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeRuntimeDefault}}}}},
+		{name: "windows os field", pod: v1.Pod{Spec: v1.PodSpec{OS: &v1.PodOS{Name: v1.Windows}}}, want: "PodOSNotSupported"},
+		{name: "linux os field", pod: v1.Pod{Spec: v1.PodSpec{OS: &v1.PodOS{Name: v1.Linux}}}},
+		{name: "windows os label", pod: v1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1.LabelOSStable: "windows"}}}, want: "PodOSSelectorNodeLabelDoesNotMatch"},
+	} {
+		w := &Workers{cfg: Config{AppArmorEnabled: tc.apparmor}, pods: map[types.UID]*worker{}}
+		if got, msg := w.admit(&tc.pod); got != tc.want {
+			t.Errorf("%s: %q (%s), want %q", tc.name, got, msg, tc.want)
+		}
 	}
 }

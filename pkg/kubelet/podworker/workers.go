@@ -52,6 +52,9 @@ type Config struct {
 	// MaxPods and AllowedUnsafeSysctls drive admission of new pods (0: no limit).
 	MaxPods              int
 	AllowedUnsafeSysctls []string
+	// AppArmorEnabled: the host enforces AppArmor (else pods asking for a profile are
+	// refused, as upstream).
+	AppArmorEnabled bool
 	// Services lists services for service-link env vars (nil: none).
 	Services       corelisters.ServiceLister
 	ServicesSynced func() bool
