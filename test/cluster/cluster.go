@@ -193,8 +193,8 @@ func (c *Cluster) bootNodes(toolsBin, agent, workerImages, cpImages string) erro
 			"etc/machine-id":                                       []byte(fmt.Sprintf("%032x\n", time.Now().UnixNano()+int64(i))),
 			"etc/default/kubelet":                                  []byte("KUBELET_EXTRA_ARGS=\n"),
 		}
-		for _, r := range registries {
-			files["etc/containerd/certs.d/"+r+"/hosts.toml"] = []byte(registryHost)
+		for _, r := range testbed.PublicRegistries { // each at a closed local port
+			files["etc/containerd/certs.d/"+r+"/hosts.toml"] = []byte(testbed.RegistryHostTOML("http://127.0.0.1:1"))
 		}
 		for p, data := range files {
 			mode := os.FileMode(0o644)

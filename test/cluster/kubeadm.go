@@ -61,11 +61,6 @@ func containerdConfig() string {
 `, PauseImage)
 }
 
-// registries are the hosts a pull could name; each is pointed at a closed local port.
-var registries = []string{"_default", "docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io"}
-
-const registryHost = "server = \"http://127.0.0.1:1\"\n\n[host.\"http://127.0.0.1:1\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
-
 // Token is the bootstrap token of `kubeadm init`, given to `kubeadm join`.
 const Token = "mkclst.0123456789abcdef"
 

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // The cluster's network, all on this machine:
@@ -58,19 +60,11 @@ func (c *Cluster) setUpBridge() error {
 	if err := run("ip", "link", "set", br, "up"); err != nil {
 		return err
 	}
-	for _, r := range c.guardRules() {
-		if err := run("iptables", append([]string{"-I"}, r...)...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return testbed.InsertRules(c.guardRules())
 }
 
 func (c *Cluster) tearDownBridge() {
-	for _, r := range c.guardRules() {
-		for exec.Command("iptables", append([]string{"-D"}, r...)...).Run() == nil {
-		}
-	}
+	testbed.DeleteRules(c.guardRules())
 	// The nodes' links: gone with their namespaces, unless the kernel still holds a dead
 	// node's namespace (seen: a control plane's, minutes after all its processes ended).
 	ifaces, _ := net.Interfaces()

@@ -42,16 +42,7 @@ func (n *Node) Pid() int {
 	if n.unshare == nil || n.unshare.Process == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.unshare.Process.Pid, n.unshare.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	pid, _ := strconv.Atoi(f[0])
-	return pid
+	return testbed.ChildOf(n.unshare.Process.Pid)
 }
 
 // Path is a path inside the node, reachable from the machine.
@@ -104,24 +95,9 @@ func (n *Node) boot() error {
 	if err := os.WriteFile(filepath.Join(n.dir, "boot.sh"), []byte(bootScript), 0o755); err != nil {
 		return err
 	}
-	var procs []string
-	for _, h := range testbed.CgroupHierarchies() {
-		cg := filepath.Join(h, n.cgroup)
-		if err := os.MkdirAll(cg, 0o755); err != nil {
-			return err
-		}
-		if filepath.Base(h) == "cpuset" { // a new cpuset takes no task before it has CPUs and memory nodes
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				v, err := os.ReadFile(filepath.Join(h, f))
-				if err != nil {
-					return err
-				}
-				if err := os.WriteFile(filepath.Join(cg, f), v, 0o644); err != nil {
-					return err
-				}
-			}
-		}
-		procs = append(procs, filepath.Join(cg, "cgroup.procs"))
+	procs, err := testbed.MakeCgroup(n.cgroup)
+	if err != nil {
+		return err
 	}
 	logf, err := os.Create(filepath.Join(n.dir, "boot.log"))
 	if err != nil {
@@ -165,11 +141,11 @@ func (n *Node) waitFor(timeout time.Duration, cond func() error) error {
 		select {
 		case <-n.done:
 			return fmt.Errorf("node %s ended: %v\nboot: %s\nconsole: %s", n.Name, err,
-				tail(filepath.Join(n.dir, "boot.log"), 20), tail(filepath.Join(n.dir, "console.log"), 20))
+				testbed.TailFile(filepath.Join(n.dir, "boot.log"), 20), testbed.TailFile(filepath.Join(n.dir, "console.log"), 20))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s: %v\nconsole: %s", n.Name, err, tail(filepath.Join(n.dir, "console.log"), 20))
+			return fmt.Errorf("node %s: %v\nconsole: %s", n.Name, err, testbed.TailFile(filepath.Join(n.dir, "console.log"), 20))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -197,16 +173,4 @@ func killNode(dir, cgroup string) {
 	for _, h := range testbed.CgroupHierarchies() {
 		testbed.RemoveCgroupTree(filepath.Join(h, cgroup))
 	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

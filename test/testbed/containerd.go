@@ -25,7 +25,9 @@ const PauseImage = "registry.k8s.io/pause:3.10"
 
 // registry hosts containerd might be asked for; each is pointed at a closed local port so
 // that a pull of an unknown image fails here at once instead of trying to leave the machine.
-var publicRegistries = []string{"_default", "docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io", "mcr.microsoft.com", "public.ecr.aws"}
+// PublicRegistries are the registry hosts a pull could name; the bed points each at a
+// local endpoint so that nothing is pulled from outside.
+var PublicRegistries = []string{"_default", "docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io", "mcr.microsoft.com", "public.ecr.aws"}
 
 func (b *Bed) containerdDir() string { return filepath.Join(b.Dir, "containerd") }
 
@@ -45,7 +47,7 @@ func (b *Bed) writeContainerdConfig() error {
 	if err := b.writeContainerdConfigFile(d, b.ContainerdSocket(), false); err != nil {
 		return err
 	}
-	for _, host := range publicRegistries {
+	for _, host := range PublicRegistries {
 		if err := b.writeRegistryHost(host, "http://127.0.0.1:1"); err != nil {
 			return err
 		}
@@ -97,8 +99,12 @@ func (b *Bed) writeRegistryHost(host, server string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(fmt.Sprintf(
-		"server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n", server, server)), 0o644)
+	return os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(RegistryHostTOML(server)), 0o644)
+}
+
+// RegistryHostTOML is a containerd hosts.toml sending a registry's pulls to server.
+func RegistryHostTOML(server string) string {
+	return fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n", server, server)
 }
 
 // writeCNIConfig: a bridge the project owns, no default route for pods, no masquerade,
@@ -142,8 +148,14 @@ func (b *Bed) guardRules() [][]string {
 	}
 }
 
-func (b *Bed) installGuard() error {
-	for _, r := range b.guardRules() {
+func (b *Bed) installGuard() error { return InsertRules(b.guardRules()) }
+
+func (b *Bed) removeGuard() { DeleteRules(b.guardRules()) }
+
+// InsertRules inserts each iptables rule (chain first) at the top of its chain, in order
+// (so the last comes first), unless it is there already.
+func InsertRules(rules [][]string) error {
+	for _, r := range rules {
 		if exec.Command("iptables", append([]string{"-C"}, r...)...).Run() == nil {
 			continue
 		}
@@ -154,8 +166,9 @@ func (b *Bed) installGuard() error {
 	return nil
 }
 
-func (b *Bed) removeGuard() {
-	for _, r := range b.guardRules() {
+// DeleteRules deletes every copy of each rule.
+func DeleteRules(rules [][]string) {
+	for _, r := range rules {
 		for exec.Command("iptables", append([]string{"-D"}, r...)...).Run() == nil {
 		}
 	}

@@ -96,9 +96,10 @@ func (p *Proc) Kill() {
 func (p *Proc) Wait() error { <-p.done; return p.err }
 
 // Tail returns the last n lines of the process's log.
-func (p *Proc) Tail(n int) string { return tailFile(p.LogPath, n) }
+func (p *Proc) Tail(n int) string { return TailFile(p.LogPath, n) }
 
-func tailFile(path string, n int) string {
+// TailFile is the last n lines of a file (the error, if it cannot be read).
+func TailFile(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return err.Error()

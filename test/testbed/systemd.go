@@ -74,24 +74,9 @@ func (b *Bed) StartSystemdRuntime() (*SystemdRuntime, error) {
 			return nil, err
 		}
 	}
-	var procs []string
-	for _, h := range CgroupHierarchies() {
-		cg := filepath.Join(h, b.systemdCgroup())
-		if err := os.MkdirAll(cg, 0o755); err != nil {
-			return nil, err
-		}
-		if filepath.Base(h) == "cpuset" { // a new cpuset takes no task before it has CPUs and memory nodes
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				v, err := os.ReadFile(filepath.Join(h, f))
-				if err != nil {
-					return nil, err
-				}
-				if err := os.WriteFile(filepath.Join(cg, f), v, 0o644); err != nil {
-					return nil, err
-				}
-			}
-		}
-		procs = append(procs, filepath.Join(cg, "cgroup.procs"))
+	procs, err := MakeCgroup(b.systemdCgroup())
+	if err != nil {
+		return nil, err
 	}
 	// The unit set: one target wanting one socket-activated proxy to systemd's private
 	// bus. A client outside systemd's PID namespace cannot talk to the bus itself (its
@@ -140,13 +125,13 @@ exec env container=minikubelet-testbed /lib/systemd/systemd --system --unit=mkbe
 	b.Systemd = rtm
 	var pid1 int
 	if err := waitFor(30*time.Second, sd, func() error {
-		if pid1 = childOf(sd.Pid()); pid1 == 0 {
+		if pid1 = ChildOf(sd.Pid()); pid1 == 0 {
 			return errors.New("systemd not started")
 		}
 		_, err := os.Stat(filepath.Join(run, "mkbed", "systemd-private"))
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("systemd: %w\n%s", err, tailFile(console, 20))
+		return nil, fmt.Errorf("systemd: %w\n%s", err, TailFile(console, 20))
 	}
 	if err := bindSystemdSocket(filepath.Join(run, "mkbed", "systemd-private")); err != nil {
 		return nil, err
@@ -191,6 +176,32 @@ func (b *Bed) stopSystemdRuntime() {
 		RemoveCgroupTree(filepath.Join(h, b.systemdCgroup()))
 	}
 	b.Systemd = nil
+}
+
+// MakeCgroup makes the cgroup name in every hierarchy (a cpuset one with its parent's CPUs
+// and memory nodes, without which it takes no task) and returns their cgroup.procs files,
+// for a process to move itself into.
+func MakeCgroup(name string) ([]string, error) {
+	var procs []string
+	for _, h := range CgroupHierarchies() {
+		cg := filepath.Join(h, name)
+		if err := os.MkdirAll(cg, 0o755); err != nil {
+			return nil, err
+		}
+		if filepath.Base(h) == "cpuset" {
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				v, err := os.ReadFile(filepath.Join(h, f))
+				if err != nil {
+					return nil, err
+				}
+				if err := os.WriteFile(filepath.Join(cg, f), v, 0o644); err != nil {
+					return nil, err
+				}
+			}
+		}
+		procs = append(procs, filepath.Join(cg, "cgroup.procs"))
+	}
+	return procs, nil
 }
 
 // CgroupHierarchies are the mounted cgroup hierarchies (v1 controllers, name=systemd,
@@ -255,8 +266,8 @@ func isMountPoint(path string) bool {
 	return err == nil && len(mounts) > 0
 }
 
-// childOf is the first child of pid (0 if none yet).
-func childOf(pid int) int {
+// ChildOf is the first child of pid (0 if none yet).
+func ChildOf(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
 		return 0

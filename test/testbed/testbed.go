@@ -244,7 +244,7 @@ func (b *Bed) Logs(lines int) string {
 	var sb strings.Builder
 	entries, _ := os.ReadDir(filepath.Join(b.Dir, "logs"))
 	for _, e := range entries {
-		fmt.Fprintf(&sb, "----- %s (last %d lines)\n%s\n", e.Name(), lines, tailFile(filepath.Join(b.Dir, "logs", e.Name()), lines))
+		fmt.Fprintf(&sb, "----- %s (last %d lines)\n%s\n", e.Name(), lines, TailFile(filepath.Join(b.Dir, "logs", e.Name()), lines))
 	}
 	return sb.String()
 }
