@@ -32,6 +32,10 @@ type Config struct {
 	// certificate (kubelet-client-current.pem) and the self-signed serving one.
 	BootstrapKubeconfigPath string
 	CertDir                 string
+
+	// ContainerLogsDir is where log shippers find each container's log as a symlink;
+	// upstream hard-codes /var/log/containers (minikubelet's own flag, for test beds).
+	ContainerLogsDir string
 }
 
 // DefaultResolvConf is the upstream default for resolvConf.

@@ -40,7 +40,7 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 	pre.BoolP("help", "h", false, "")
 	_ = pre.Parse(args)
 
-	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir}
+	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir, ContainerLogsDir: "/var/log/containers"}
 	var warnings []string
 	if c.ConfigFile != "" {
 		k, warn, err := LoadFile(c.ConfigFile)
@@ -132,6 +132,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&k.RotateCertificates, "rotate-certificates", k.RotateCertificates, "Renew the node's client certificate with a CertificateSigningRequest before it expires.")
 	fs.BoolVar(&k.ServerTLSBootstrap, "rotate-server-certificates", k.ServerTLSBootstrap, "Request the kubelet API's serving certificate with a kubernetes.io/kubelet-serving CertificateSigningRequest (to be approved by an admin) and renew it before it expires; kept in <cert-dir>/kubelet-server-current.pem.")
 	fs.StringVar(&c.RootDir, "root-dir", c.RootDir, "Directory for minikubelet's files (pod volumes, state).")
+	fs.StringVar(&c.ContainerLogsDir, "container-logs-dir", c.ContainerLogsDir, "Directory of the <pod>_<namespace>_<container>-<id>.log symlinks log shippers read (minikubelet's own flag; upstream's is fixed).")
 	fs.StringVar(&c.HostnameOverride, "hostname-override", c.HostnameOverride, "Node name to use instead of the hostname.")
 	fs.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "IP address of the node (default: the first non-loopback address of the host).")
 	fs.Var(labelsFlag{&c.NodeLabels}, "node-labels", "Labels to add when registering the node, as key=value pairs separated by commas.")

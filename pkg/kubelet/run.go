@@ -267,7 +267,7 @@ func (p *parts) podWorkers(context.Context) error {
 		Runtime: p.rt, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		AppArmorEnabled: podworker.HostAppArmorEnabled(),
 		Services:        serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
-		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, DNS: podDNS, Probes: probes,
+		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 	})
 	if err != nil {
@@ -339,7 +339,8 @@ func (p *parts) logRotation(context.Context) error {
 		return fmt.Errorf("containerLogMaxSize (--container-log-max-size): %w", err)
 	}
 	rot, err := logs.New(nodeLogs{p.rt, p.state}, logs.Config{MaxSize: maxLog.Value(),
-		MaxFiles: int(*k.ContainerLogMaxFiles), Interval: k.ContainerLogMonitorInterval.Duration})
+		MaxFiles: int(*k.ContainerLogMaxFiles), Interval: k.ContainerLogMonitorInterval.Duration,
+		SymlinkDir: p.cfg.ContainerLogsDir, PodLogsDir: k.PodLogsDir})
 	if err != nil {
 		return err
 	}

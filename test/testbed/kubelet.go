@@ -84,6 +84,7 @@ authorization: {mode: Webhook}
 	}
 	args = append(append(args,
 		"--root-dir="+root,
+		"--container-logs-dir="+filepath.Join(root, "container-logs"),
 		"--hostname-override="+name,
 		"--node-ip="+NodeIP,
 		"--container-runtime-endpoint="+b.CRIEndpoint(),

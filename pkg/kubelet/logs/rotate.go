@@ -33,6 +33,9 @@ type Config struct {
 	MaxFiles int
 	Interval time.Duration
 	Now      func() time.Time
+	// SymlinkDir (with the PodLogsDir the links point into): dangling links of removed
+	// containers are swept there each round, as upstream's container GC does.
+	SymlinkDir, PodLogsDir string
 }
 
 // Manager rotates logs of running containers.
@@ -82,9 +85,16 @@ func (m *Manager) RotateAll(ctx context.Context) {
 		logger.Error(err, "Listing container logs failed")
 		return
 	}
+	live := make(map[string]bool, len(logs))
 	for id, path := range logs {
+		live[id] = true
 		if err := m.rotate(ctx, id, path); err != nil {
 			logger.Error(err, "Rotating container log failed", "containerID", id, "path", path)
+		}
+	}
+	if m.cfg.SymlinkDir != "" {
+		if err := SweepDangling(m.cfg.SymlinkDir, m.cfg.PodLogsDir, live); err != nil {
+			logger.Error(err, "Removing dead container log symlinks failed", "dir", m.cfg.SymlinkDir)
 		}
 	}
 }

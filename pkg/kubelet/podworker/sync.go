@@ -410,6 +410,13 @@ func (w *Workers) removeSandboxes(ctx context.Context, pod *v1.Pod, st *cri.PodS
 		_ = w.cfg.Runtime.StopSandbox(ctx, sb.ID)
 		if err := w.cfg.Runtime.RemoveSandbox(ctx, sb.ID); err != nil {
 			klog.FromContext(ctx).Error(err, "Removing sandbox failed", "pod", klog.KObj(pod))
+			continue
+		}
+		// The runtime removed the sandbox's containers with it.
+		for _, ct := range st.Containers {
+			if ct.SandboxID == sb.ID {
+				w.unlinkLog(ctx, pod, &ct)
+			}
 		}
 	}
 }

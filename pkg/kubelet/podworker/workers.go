@@ -40,6 +40,8 @@ type Config struct {
 	Client     kubernetes.Interface
 	RootDir    string // pods/<uid>/... files live here
 	PodLogsDir string
+	// ContainerLogsDir holds the log shippers' symlinks (/var/log/containers); empty: none.
+	ContainerLogsDir string
 	// DNS is the node's DNS setup: pods' resolv.conf, hostnames and /etc/hosts.
 	DNS dns.Node
 	// CgroupsPerQOS and CgroupRoot place pods in their own cgroups (upstream's layout),
