@@ -359,7 +359,12 @@ func (p *parts) kubeletAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st, err := p.statsProvider()
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
+		Stats:   st,
 		Kubelet: &p.cfg.Kubelet, NodeName: p.nodeName, Hostname: p.hostname, NodeIPs: servingIPs,
 		CertDir: p.cfg.CertDir, Client: p.client, Runtime: serverRuntime{p.rt, p.state}, Pods: podsWithStatus(p.workers, p.statusMgr),
 		Transitions: p.statusMgr.Trace.Handler(), ServingCertificate: serving,

@@ -59,6 +59,8 @@ type Config struct {
 	Pods func() []*v1.Pod
 	// Transitions serves /debug/pods/{namespace}/{name}/transitions (nil: not served).
 	Transitions http.Handler
+	// Stats serves /stats/summary, /metrics/resource and /metrics/cadvisor (nil: not served).
+	Stats Stats
 }
 
 // CertificateSource is the current serving certificate (client-go's certificate.Manager
@@ -88,7 +90,6 @@ type Server struct {
 	handler http.Handler
 	authn   *authenticator
 	authz   *authorizer
-	node    nodeSampler
 }
 
 // New checks cfg, loads (or creates) the serving certificate and opens the listener, so
@@ -173,7 +174,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics/probes", probeMetricsHandler())
 	mux.HandleFunc("GET /pods", s.pods)
 	mux.HandleFunc("GET /configz", s.configz)
-	mux.HandleFunc("GET /stats/summary", s.statsSummary)
+	s.statsRoutes(mux)
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.containerLogs)
 	if s.cfg.Transitions != nil {
 		mux.Handle("GET /debug/pods/{namespace}/{name}/transitions", s.cfg.Transitions)

@@ -1,62 +1,109 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
-
-	"github.com/minikubelet/minikubelet/pkg/cri"
 )
 
-func TestStatsSummary(t *testing.T) {
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1"}}
-	labels := map[string]string{cri.LabelPodUID: "u1"}
-	cpu := func(ns uint64) *runtimeapi.CpuUsage {
-		return &runtimeapi.CpuUsage{Timestamp: 1, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: ns}}
-	}
-	mem := func(b uint64) *runtimeapi.MemoryUsage {
-		return &runtimeapi.MemoryUsage{Timestamp: 1, WorkingSetBytes: &runtimeapi.UInt64Value{Value: b}}
-	}
-	rt := &fakeRuntime{stats: []*runtimeapi.ContainerStats{
-		{Attributes: &runtimeapi.ContainerAttributes{Id: "a"}, Cpu: cpu(100), Memory: mem(1000)},
-		{Attributes: &runtimeapi.ContainerAttributes{Id: "b"}, Cpu: cpu(50), Memory: mem(500)},
-	}}
-	rt.containers = []*runtimeapi.Container{
-		{Id: "a", Labels: labels, Metadata: &runtimeapi.ContainerMetadata{Name: "app"}},
-		{Id: "b", Labels: labels, Metadata: &runtimeapi.ContainerMetadata{Name: "side"}},
-		{Id: "x", Labels: map[string]string{cri.LabelPodUID: "someone-else"}},
-	}
-	rv := &reviews{tokens: map[string]authnv1.UserInfo{"t": {Username: "x"}}, allow: func(authzv1.SubjectAccessReviewSpec) bool { return true }}
-	cs := newTestServer(t, testKubeletConfig(t), rv, nil, pod)
-	cs.cfg.Runtime = rt
-	proc := t.TempDir()
-	os.WriteFile(filepath.Join(proc, "stat"), []byte("cpu  100 5 50 1000 7 2 3 1 0 0\ncpu0 1 2 3 4\nbtime 1700000000\n"), 0o644)
-	os.WriteFile(filepath.Join(proc, "meminfo"), []byte("MemTotal: 1000 kB\nMemFree: 400 kB\nMemAvailable: 600 kB\n"), 0o644)
-	cs.node.procRoot = proc
+// fakeStats records how the summary was asked for.
+type fakeStats struct {
+	err        error
+	onlyCPUMem []bool
+}
 
-	w := do(t, cs.Handler(), "GET", "/stats/summary", "t")
-	var sum statsapi.Summary
-	if err := json.Unmarshal(w.Body.Bytes(), &sum); err != nil || w.Code != 200 {
-		t.Fatalf("%d %s %v", w.Code, w.Body, err)
+func (f *fakeStats) Summary(_ context.Context, only bool) (*statsapi.Summary, error) {
+	f.onlyCPUMem = append(f.onlyCPUMem, only)
+	if f.err != nil {
+		return nil, f.err
 	}
-	n := sum.Node
-	if n.NodeName != "n1" || n.StartTime.Unix() != 1700000000 || *n.CPU.UsageCoreNanoSeconds != 161*1e7 ||
-		*n.Memory.WorkingSetBytes != 400*1024 || *n.Memory.AvailableBytes != 600*1024 || *n.Memory.UsageBytes != 600*1024 {
-		t.Errorf("node stats %+v cpu %+v memory %+v", n, n.CPU, n.Memory)
+	return &statsapi.Summary{Node: statsapi.NodeStats{NodeName: "n1"}, Pods: []statsapi.PodStats{}}, nil
+}
+
+func (f *fakeStats) ResourceMetrics() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "resource") })
+}
+
+func (f *fakeStats) CadvisorMetrics() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "cadvisor") })
+}
+
+func statsServer(t *testing.T, st *fakeStats, allow func(authzv1.SubjectAccessReviewSpec) bool) *Server {
+	t.Helper()
+	k := testKubeletConfig(t)
+	rv := &reviews{tokens: map[string]authnv1.UserInfo{"t": {Username: "x"}}, allow: allow}
+	s := newTestServer(t, k, rv, nil)
+	s.cfg.Stats = st
+	s.handler = s.withAuth(s.routes())
+	return s
+}
+
+func TestStatsSummaryHandler(t *testing.T) {
+	for _, tc := range []struct {
+		method, path, form string
+		wantOnly           bool
+	}{
+		{"GET", "/stats/summary", "", false},
+		{"GET", "/stats/summary?only_cpu_and_memory=true", "", true},
+		{"GET", "/stats/summary?only_cpu_and_memory=true&x=1", "", true}, // unknown parameters are ignored
+		{"GET", "/stats/summary?only_cpu_and_memory=1", "", false},       // only "true" counts
+		{"GET", "/stats/summary?only_cpu_and_memory=true&only_cpu_and_memory=true", "", false},
+		{"POST", "/stats/summary", "only_cpu_and_memory=true", true},
+	} {
+		t.Run(tc.method+" "+tc.path+" "+tc.form, func(t *testing.T) {
+			st := &fakeStats{}
+			s := statsServer(t, st, func(authzv1.SubjectAccessReviewSpec) bool { return true })
+			r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.form))
+			r.Header.Set("Authorization", "Bearer t")
+			if tc.form != "" {
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, r)
+			var sum statsapi.Summary
+			if err := json.Unmarshal(w.Body.Bytes(), &sum); err != nil || w.Code != 200 || sum.Node.NodeName != "n1" {
+				t.Fatalf("%d %s %v", w.Code, w.Body, err)
+			}
+			if len(st.onlyCPUMem) != 1 || st.onlyCPUMem[0] != tc.wantOnly {
+				t.Errorf("only_cpu_and_memory seen as %v, want %v", st.onlyCPUMem, tc.wantOnly)
+			}
+		})
 	}
-	if len(sum.Pods) != 1 || len(sum.Pods[0].Containers) != 2 {
-		t.Fatalf("pods %+v", sum.Pods)
+}
+
+func TestStatsSummaryError(t *testing.T) {
+	s := statsServer(t, &fakeStats{err: errors.New("runtime down")}, func(authzv1.SubjectAccessReviewSpec) bool { return true })
+	w := do(t, s.Handler(), "GET", "/stats/summary", "t")
+	if w.Code != 500 || w.Body.String() != "Internal Error: runtime down" {
+		t.Errorf("%d %q", w.Code, w.Body)
 	}
-	p := sum.Pods[0]
-	if p.PodRef.UID != "u1" || *p.CPU.UsageCoreNanoSeconds != 150 || *p.Memory.WorkingSetBytes != 1500 {
-		t.Errorf("pod stats %+v cpu %+v memory %+v", p.PodRef, p.CPU, p.Memory)
+}
+
+// Stats are nodes/stats and the metrics nodes/metrics: a user with only one is refused
+// the other.
+func TestStatsAuthorization(t *testing.T) {
+	allow := func(spec authzv1.SubjectAccessReviewSpec) bool {
+		return spec.ResourceAttributes.Subresource == "metrics"
+	}
+	s := statsServer(t, &fakeStats{}, allow)
+	for path, want := range map[string]int{"/stats/summary": 403, "/metrics/resource": 200, "/metrics/cadvisor": 200} {
+		if w := do(t, s.Handler(), "GET", path, "t"); w.Code != want {
+			t.Errorf("%s: %d %s, want %d", path, w.Code, w.Body, want)
+		}
+		if w := do(t, s.Handler(), "GET", path, ""); w.Code != 401 {
+			t.Errorf("%s without credentials: %d, want 401", path, w.Code)
+		}
+	}
+	if w := do(t, s.Handler(), "GET", "/metrics/cadvisor", "t"); w.Body.String() != "cadvisor" {
+		t.Errorf("/metrics/cadvisor served %q", w.Body)
 	}
 }
