@@ -77,6 +77,7 @@ fuzz:
 	$(GO) test ./pkg/cri -run '^$$' -fuzz FuzzParseLogLine -fuzztime 20s
 	$(GO) test ./pkg/kubelet/server -run '^$$' -fuzz FuzzParseLogOptions -fuzztime 20s
 	$(GO) test ./pkg/kubelet/server -run '^$$' -fuzz FuzzRequestAttributes -fuzztime 20s
+	$(GO) test ./pkg/kubelet/server -run '^$$' -fuzz FuzzNodeLogQuery -fuzztime 20s
 	$(GO) test ./pkg/kubelet/dns -run '^$$' -fuzz FuzzPodDNS -fuzztime 20s
 
 clean:

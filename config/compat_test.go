@@ -24,6 +24,11 @@ const compatDoc = "../docs/compatibility.md"
 
 // supportedFields are the KubeletConfiguration fields minikubelet acts on, with how.
 var supportedFields = map[string]string{
+	"featureGates":                               "read for `ContainerCheckpoint` (false: no `/checkpoint`) and the logging gates (`LoggingBetaOptions`, `LoggingAlphaOptions`, `ContextualLogging`); every other gate keeps v1.37's default",
+	"logging":                                    "component-base's logging configuration applied to klog as upstream (`format: text` or `json`, `verbosity`, `vmodule`, `flushFrequency`, split streams)",
+	"enableSystemLogHandler":                     "`/logs/` serves the node's log folder (`/var/log/`, or `--node-log-dir`); false: 405 as upstream",
+	"enableSystemLogQuery":                       "the `/logs/?query=` form (upstream's NodeLogQuery: services from journalctl, else their files in the log folder; upstream's 400/406 messages)",
+	"tracing":                                    "OTLP gRPC spans (service `kubelet`): `syncPod` per pod sync and one per CRI call, sampled at `samplingRatePerMillion` (component-base's tracer provider, as upstream)",
 	"enableProfilingHandler":                     "Go's profiles at `/debug/pprof` on the kubelet API (authorized as `nodes/proxy`), on by default as upstream",
 	"staticPodPath":                              "manifests (YAML/JSON) read every second, mirror pods in the API",
 	"podLogsDir":                                 "",
@@ -128,7 +133,6 @@ var ignoredFields = map[string]string{
 	"makeIPTablesUtilChains":                     "no iptables rules are made",
 	"iptablesMasqueradeBit":                      "no iptables rules are made",
 	"iptablesDropBit":                            "no iptables rules are made",
-	"featureGates":                               "no feature gates: v1.37's defaults",
 	"failSwapOn":                                 "swap is not checked",
 	"memorySwap.swapBehavior":                    "containers get no swap settings",
 	"containerLogMaxWorkers":                     "one rotation loop",
@@ -142,9 +146,6 @@ var ignoredFields = map[string]string{
 	"volumePluginDir":                            "no FlexVolume plugins",
 	"providerID":                                 "no cloud provider",
 	"kernelMemcgNotification":                    "memory pressure is polled",
-	"logging":                                    "klog text output; use -v and --vmodule",
-	"enableSystemLogHandler":                     "no /logs/ handler",
-	"enableSystemLogQuery":                       "no /logs/ handler",
 	"shutdownGracePeriod":                        "no graceful node shutdown",
 	"shutdownGracePeriodCriticalPods":            "no graceful node shutdown",
 	"shutdownGracePeriodByPodPriority":           "no graceful node shutdown",
@@ -155,7 +156,6 @@ var ignoredFields = map[string]string{
 	"memoryThrottlingFactor":                     "no memory QoS",
 	"memoryReservationPolicy":                    "no memory QoS",
 	"registerNode":                               "the node always registers",
-	"tracing":                                    "no tracing",
 	"localStorageCapacityIsolation":              "ephemeral-storage limits are not enforced",
 	"failCgroupV1":                               "cgroup v1 and v2 are both used",
 	"userNamespaces.idsPerPod":                   "no user namespaces",
@@ -193,18 +193,13 @@ var ignoredFlagNotes = map[string]string{
 	"image-credential-provider-config":         "no credential provider plugins (pull secrets only)",
 	"runtime-cgroups":                          "processes are not moved into cgroups",
 	"seccomp-default":                          "pods without a seccomp profile run Unconfined",
-	"log-flush-frequency":                      "klog's default",
-	"logging-format":                           "klog text output",
-	"log-json-info-buffer-size":                "klog text output",
-	"log-json-split-stream":                    "klog text output",
-	"log-text-info-buffer-size":                "one output stream",
-	"log-text-split-stream":                    "one output stream",
 	"pod-infra-container-image":                "removed upstream; the sandbox image is the runtime's setting",
 	"container-runtime":                        "removed upstream",
 }
 
 // ownFlags are minikubelet's flags the upstream kubelet does not have, and why.
 var ownFlags = map[string]string{
+	"node-log-dir":       "the folder the kubelet API serves at `/logs/` (default `/var/log/`, upstream's fixed folder); test beds give each node its own",
 	"container-logs-dir": "where the `<pod>_<namespace>_<container>-<id>.log` symlinks go (default `/var/log/containers`, upstream's fixed folder); test beds running several nodes on one host give each its own",
 }
 

@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
@@ -36,6 +37,9 @@ type Config struct {
 	// ContainerLogsDir is where log shippers find each container's log as a symlink;
 	// upstream hard-codes /var/log/containers (minikubelet's own flag, for test beds).
 	ContainerLogsDir string
+	// NodeLogDir is the folder the kubelet API's /logs/ serves; upstream hard-codes
+	// /var/log/ (minikubelet's own flag, for test beds).
+	NodeLogDir string
 }
 
 // DefaultResolvConf is the upstream default for resolvConf.
@@ -119,6 +123,7 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.ResolverConfig == nil {
 		c.ResolverConfig = ptr(DefaultResolvConf)
 	}
+	logsapi.SetRecommendedLoggingConfiguration(&c.Logging)
 	if c.EvictionHard == nil {
 		c.EvictionHard = map[string]string{
 			"memory.available":  "100Mi",

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -11,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
 	cliflag "k8s.io/component-base/cli/flag"
-	"k8s.io/klog/v2"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
@@ -40,7 +39,7 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 	pre.BoolP("help", "h", false, "")
 	_ = pre.Parse(args)
 
-	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir, ContainerLogsDir: "/var/log/containers"}
+	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir, ContainerLogsDir: "/var/log/containers", NodeLogDir: "/var/log/"}
 	var warnings []string
 	if c.ConfigFile != "" {
 		k, warn, err := LoadFile(c.ConfigFile)
@@ -173,12 +172,11 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.Var(cliflag.NewLangleSeparatedMapStringString(&k.EvictionHard), "eviction-hard", "Hard eviction thresholds (memory.available<100Mi,nodefs.available<10%): left out of allocatable and used for the pressure conditions (pods are not evicted).")
 	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver: cgroupfs or systemd (pod cgroups as systemd slices; the runtime must use systemd cgroups too).")
 
-	// klog's -v and friends, under their upstream names.
-	gfs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(gfs)
-	for _, name := range []string{"v", "vmodule"} {
-		fs.AddGoFlag(gfs.Lookup(name))
-	}
+	fs.Var(cliflag.NewMapStringBool(&k.FeatureGates), "feature-gates", "Feature gates, as key=true|false pairs separated by commas (merged into featureGates); minikubelet reads ContainerCheckpoint and the logging gates.")
+	fs.StringVar(&c.NodeLogDir, "node-log-dir", c.NodeLogDir, "Folder the kubelet API serves at /logs/ (upstream's fixed /var/log/).")
+	// -v, --vmodule, --logging-format and the --log-* flags set the logging section, as
+	// upstream's (applied to klog by ApplyLogging).
+	logsapi.AddFlags(&k.Logging, fs)
 }
 
 // labelsFlag parses k=v,k2=v2 into a map (upstream's mapStringString flag).

@@ -32,15 +32,15 @@ func TestKubeadmFlagsEnv(t *testing.T) {
 	// Several ignored flags, a bool one without a value among them: still one line, in
 	// name order, and the flags after the bool one are not swallowed as its value.
 	c, warnings, err = Parse([]string{"--fail-swap-on=false", "--cloud-provider=external", "--seccomp-default", "--max-pods=20",
-		"--kubeconfig=/k", "--node-labels=a=b", "--feature-gates=Foo=true,Bar=false"}, io.Discard)
+		"--kubeconfig=/k", "--node-labels=a=b", "--feature-gates=ContainerCheckpoint=false"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "ignoring upstream kubelet flags minikubelet does not implement: --cloud-provider, --fail-swap-on, --feature-gates, --seccomp-default"
+	want := "ignoring upstream kubelet flags minikubelet does not implement: --cloud-provider, --fail-swap-on, --seccomp-default"
 	if len(warnings) != 1 || warnings[0] != want {
 		t.Errorf("warnings %q, want [%q]", warnings, want)
 	}
-	if c.Kubelet.MaxPods != 20 || c.NodeLabels["a"] != "b" {
+	if c.Kubelet.MaxPods != 20 || c.NodeLabels["a"] != "b" || c.Kubelet.FeatureGates["ContainerCheckpoint"] {
 		t.Errorf("flags after an ignored one lost: maxPods %d labels %v", c.Kubelet.MaxPods, c.NodeLabels)
 	}
 

@@ -121,5 +121,8 @@ func Validate(c *Config) error {
 			add("registerWithTaints (--register-with-taints): effect %q of %q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect, t.Key)
 		}
 	}
+	for _, e := range validateLoggingAndTracing(k) {
+		errs = append(errs, e)
+	}
 	return utilerrors.NewAggregate(errs)
 }

@@ -29,12 +29,18 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "minikubelet: %v\n", err)
 		return 2
 	}
-	for _, w := range warnings {
-		klog.InfoS("Config warning", "warning", w)
-	}
 	if err := config.Validate(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "minikubelet: invalid configuration: %v\n", err)
 		return 2
+	}
+	// The logging section (--logging-format, -v ...) is applied to klog before anything
+	// is logged, as upstream's kubelet does.
+	if err := config.ApplyLogging(&cfg.Kubelet); err != nil {
+		fmt.Fprintf(os.Stderr, "minikubelet: logging: %v\n", err)
+		return 2
+	}
+	for _, w := range warnings {
+		klog.InfoS("Config warning", "warning", w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -37,14 +37,18 @@ type Client struct {
 
 // Dial connects lazily to the runtime and image endpoints ("unix:///path" or "/path").
 // Use Version to check that the runtime answers.
-func Dial(runtimeEndpoint, imageEndpoint string) (*Client, error) {
-	rt, err := dial(runtimeEndpoint)
+func Dial(runtimeEndpoint, imageEndpoint string, options ...DialOption) (*Client, error) {
+	var extra []grpc.DialOption
+	for _, o := range options {
+		o(&extra)
+	}
+	rt, err := dial(runtimeEndpoint, extra)
 	if err != nil {
 		return nil, err
 	}
 	img := rt
 	if imageEndpoint != "" && imageEndpoint != runtimeEndpoint {
-		if img, err = dial(imageEndpoint); err != nil {
+		if img, err = dial(imageEndpoint, extra); err != nil {
 			rt.Close()
 			return nil, err
 		}
@@ -57,7 +61,7 @@ func Dial(runtimeEndpoint, imageEndpoint string) (*Client, error) {
 	}, nil
 }
 
-func dial(endpoint string) (*grpc.ClientConn, error) {
+func dial(endpoint string, extra []grpc.DialOption) (*grpc.ClientConn, error) {
 	target := endpoint
 	if strings.HasPrefix(endpoint, "/") {
 		target = "unix://" + endpoint
@@ -67,12 +71,12 @@ func dial(endpoint string) (*grpc.ClientConn, error) {
 	}
 	// After the runtime restarts, reconnect within a second (gRPC's default back-off grows
 	// to two minutes), so the node and the event stream recover promptly.
-	return grpc.NewClient(target,
+	return grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second,
 			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
-	)
+	}, extra...)...)
 }
 
 // NewFromServices wraps already-made service clients (tests use cri-api's fakes through this).

@@ -21,6 +21,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/tracing"
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/config"
@@ -63,6 +64,8 @@ type parts struct {
 	runners []runner
 	// closers release what the build steps opened, last first.
 	closers []func()
+	// tracer traces pod syncs and CRI calls (tracing.go).
+	tracer tracing.TracerProvider
 }
 
 type runner struct {
@@ -85,7 +88,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		}
 	}()
 	for _, build := range []func(context.Context) error{
-		p.apiClients, p.runtime, p.machineFacts, p.events, p.nodeController, p.healthz,
+		p.apiClients, p.tracing, p.runtime, p.machineFacts, p.events, p.nodeController, p.healthz,
 		p.podWorkers, p.podSources, p.logRotation, p.kubeletAPI,
 	} {
 		if err := build(ctx); errors.Is(err, errStopped) {
@@ -139,7 +142,7 @@ func (p *parts) apiClients(ctx context.Context) error {
 // told of every mutation made through it.
 func (p *parts) runtime(ctx context.Context) error {
 	k := &p.cfg.Kubelet
-	rt, err := cri.Dial(k.ContainerRuntimeEndpoint, k.ImageServiceEndpoint)
+	rt, err := cri.Dial(k.ContainerRuntimeEndpoint, k.ImageServiceEndpoint, cri.WithTracerProvider(p.tracer))
 	if err != nil {
 		return fmt.Errorf("--container-runtime-endpoint: %w", err)
 	}
@@ -267,6 +270,7 @@ func (p *parts) podWorkers(context.Context) error {
 		Runtime: p.rt, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		AppArmorEnabled: podworker.HostAppArmorEnabled(),
 		Services:        serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
+		Tracer:  p.tracer.Tracer(instrumentationScope),
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 	})
@@ -368,6 +372,7 @@ func (p *parts) kubeletAPI(ctx context.Context) error {
 		Kubelet: &p.cfg.Kubelet, NodeName: p.nodeName, Hostname: p.hostname, NodeIPs: servingIPs,
 		CertDir: p.cfg.CertDir, Client: p.client, Runtime: serverRuntime{p.rt, p.state}, Pods: podsWithStatus(p.workers, p.statusMgr),
 		Transitions: p.statusMgr.Trace.Handler(), ServingCertificate: serving,
+		RootDir: p.cfg.RootDir, NodeLogDir: p.cfg.NodeLogDir,
 	})
 	if err != nil {
 		return err

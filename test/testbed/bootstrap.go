@@ -113,7 +113,7 @@ func (b *Bed) StartMinikubeletBootstrap(name string, tok BootstrapToken, extra .
 			return nil, err
 		}
 	}
-	return b.startMinikubelet(name, kc, append([]string{"--bootstrap-kubeconfig=" + tok.Kubeconfig}, extra...))
+	return b.startMinikubelet(name, kc, "", append([]string{"--bootstrap-kubeconfig=" + tok.Kubeconfig}, extra...))
 }
 
 func randomToken(n int) string {

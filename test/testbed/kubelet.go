@@ -34,19 +34,29 @@ func (b *Bed) StartMinikubelet(name string, extra ...string) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.startMinikubelet(name, kc, extra)
+	return b.startMinikubelet(name, kc, "", extra)
+}
+
+// StartMinikubeletWithConfig is StartMinikubelet with extraConfig (KubeletConfiguration
+// fields, YAML at the top level) appended to the node's config file.
+func (b *Bed) StartMinikubeletWithConfig(name, extraConfig string, extra ...string) (*Kubelet, error) {
+	kc, err := b.NodeKubeconfig(name)
+	if err != nil {
+		return nil, err
+	}
+	return b.startMinikubelet(name, kc, extraConfig, extra)
 }
 
 // StartMinikubeletStandalone starts minikubelet with no API server at all: it runs the
 // static pods of manifestDir; its kubelet API lets anonymous requests in (the upstream
 // kubelet's defaults without a config file, as there is no API server to ask).
 func (b *Bed) StartMinikubeletStandalone(name, manifestDir string) (*Kubelet, error) {
-	return b.startMinikubelet(name, "", []string{"--pod-manifest-path=" + manifestDir,
+	return b.startMinikubelet(name, "", "", []string{"--pod-manifest-path=" + manifestDir,
 		"--anonymous-auth=true", "--authentication-token-webhook=false", "--authorization-mode=AlwaysAllow"})
 }
 
 // startMinikubelet starts minikubelet with the kubeconfig path kc ("" for none).
-func (b *Bed) startMinikubelet(name, kc string, extra []string) (*Kubelet, error) {
+func (b *Bed) startMinikubelet(name, kc, extraConfig string, extra []string) (*Kubelet, error) {
 	root := filepath.Join(b.Dir, "kubelet-"+name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
@@ -75,7 +85,7 @@ authentication:
   webhook: {enabled: true}
   x509: {clientCAFile: %s}
 authorization: {mode: Webhook}
-`, filepath.Join(root, "pod-logs"), resolv, port, b.PKI.CAFile())), 0o644); err != nil {
+%s`, filepath.Join(root, "pod-logs"), resolv, port, b.PKI.CAFile(), extraConfig)), 0o644); err != nil {
 		return nil, err
 	}
 	args := []string{"--config=" + cfgFile}

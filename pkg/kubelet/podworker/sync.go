@@ -39,6 +39,8 @@ type pass struct {
 // report. It returns when to sync again (0: the resync period) and whether the worker is
 // finished (the pod is gone).
 func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
+	ctx, span := w.startSyncSpan(ctx, wk)
+	defer span.End()
 	p, err := w.observe(ctx, wk)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Reading runtime state failed", "pod", klog.KObj(p.pod))

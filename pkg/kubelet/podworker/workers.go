@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -66,6 +67,8 @@ type Config struct {
 	Probes *probe.Manager
 	// ResyncPeriod bounds how long a pod goes without a sync (default 10s).
 	ResyncPeriod time.Duration
+	// Tracer traces each sync as a "syncPod" span (nil: not traced).
+	Tracer trace.Tracer
 }
 
 // StateReader gives a pod's runtime state, reflecting every mutation made through Runtime.

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,6 +59,44 @@ func FuzzRequestAttributes(f *testing.F) {
 			default:
 				t.Fatalf("%s %q: unknown subresource %q", method, path, s)
 			}
+		}
+	})
+}
+
+// FuzzNodeLogQuery: any query string parses to nil, a query, or errors (400), and a parsed
+// query validates to errors (406) or to exactly one file or at most four safe services,
+// never a panic; nothing validated names a path out of the log folder.
+func FuzzNodeLogQuery(f *testing.F) {
+	for _, q := range []string{"", "query=kubelet", "query=/a.log", "query=../x", "query=a&query=b&tailLines=5", "tailLines=-1",
+		"boot=1", "sinceTime=2026-01-01T00:00:00Z&untilTime=2025-01-01T00:00:00Z", "pattern=(", "query=%0A", "query=/%2e%2e/x"} {
+		f.Add(q)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		n, errs := parseNodeLogQuery(q)
+		if n != nil && len(errs) > 0 {
+			t.Fatalf("%q: both a query and errors", raw)
+		}
+		if n == nil {
+			return
+		}
+		if errs := n.validate(dir); len(errs) > 0 {
+			return
+		}
+		if len(n.Files) > 1 || len(n.Files) == 1 && len(n.Services) > 0 || len(n.Services) > maxServices {
+			t.Fatalf("%q: accepted %+v", raw, n)
+		}
+		for _, s := range n.Services {
+			if unsafeServiceChars.MatchString(s) || strings.HasPrefix(s, "-") && strings.ContainsAny(s, " =") {
+				t.Fatalf("%q: unsafe service %q", raw, s)
+			}
+		}
+		if n.TailLines != nil && (*n.TailLines < 0 || *n.TailLines > maxTailLines) || n.Boot != nil && *n.Boot > 0 {
+			t.Fatalf("%q: accepted options %+v", raw, n.logQueryOptions)
 		}
 	})
 }

@@ -61,6 +61,10 @@ type Config struct {
 	Transitions http.Handler
 	// Stats serves /stats/summary, /metrics/resource and /metrics/cadvisor (nil: not served).
 	Stats Stats
+	// RootDir is the kubelet's root directory (checkpoints go to <RootDir>/checkpoints).
+	RootDir string
+	// NodeLogDir is the folder /logs/ serves ("": upstream's /var/log/).
+	NodeLogDir string
 }
 
 // CertificateSource is the current serving certificate (client-go's certificate.Manager
@@ -80,6 +84,10 @@ type Runtime interface {
 	Exec(ctx context.Context, id string, cmd []string, s cri.Streams) (string, error)
 	Attach(ctx context.Context, id string, s cri.Streams) (string, error)
 	PortForward(ctx context.Context, sandboxID string, ports []int32) (string, error)
+	// For /runningpods, /run and /checkpoint (handlers_node.go).
+	ListSandboxes(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	RunInContainer(ctx context.Context, id string, cmd []string) ([]byte, error)
+	CheckpointContainer(ctx context.Context, id, location string, timeout int64) error
 }
 
 // Server is the kubelet API server.
@@ -188,6 +196,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
+	s.nodeRoutes(mux)
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.exec)
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{uid}/{container}", s.exec)
