@@ -157,6 +157,9 @@ type ContainerOptions struct {
 	Mounts       []*runtimeapi.Mount
 	// SeccompDir holds Localhost seccomp profiles (<root-dir>/seccomp upstream).
 	SeccompDir string
+	// TargetID is the container whose process namespace an ephemeral container
+	// joins (its targetContainerName); "" for every other container.
+	TargetID string
 }
 
 // ContainerConfig translates one container of pod into the CRI container config.
@@ -210,10 +213,20 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 		},
 	}
 	cfg.Linux.SecurityContext.Seccomp = seccompProfile(pod, c, o.SeccompDir)
+	targetPID(cfg.Linux.SecurityContext.NamespaceOptions, o.TargetID)
 	if o.Init {
 		cfg.Annotations[AnnotationInit] = "true"
 	}
 	return cfg, nil
+}
+
+// targetPID puts an ephemeral container in its target's process namespace, as upstream:
+// only when the container would otherwise get its own (a hostPID or shared-namespace pod
+// already sees the target's processes).
+func targetPID(ns *runtimeapi.NamespaceOption, targetID string) {
+	if targetID != "" && ns.Pid == runtimeapi.NamespaceMode_CONTAINER {
+		ns.Pid, ns.TargetId = runtimeapi.NamespaceMode_TARGET, targetID
+	}
 }
 
 func specGrace(pod *v1.Pod) int64 {

@@ -11,6 +11,10 @@ type start struct {
 	Container    *v1.Container
 	Init         bool
 	RestartCount int
+	// Ephemeral: an ephemeral container (Container is its common part), started once and
+	// never again; Target is its targetContainerName ("" for none).
+	Ephemeral bool
+	Target    string
 }
 
 // actions is what one sync must do to move the runtime toward the spec.
@@ -39,7 +43,8 @@ type inBackOffFunc func(c *v1.Container, last *cri.Container) bool
 type startedFunc func(c *v1.Container, containerID string) bool
 
 // computeActions decides, from the spec and the runtime state alone, what a sync does.
-// It follows the upstream kubelet's computePodActions for regular and init containers.
+// It follows the upstream kubelet's computePodActions for regular, init and ephemeral
+// containers.
 //
 //	no ready sandbox ──(something still to run)──> KillPod + CreateSandbox, start from the
 //	                                                first init container (or all containers)
@@ -50,42 +55,88 @@ type startedFunc func(c *v1.Container, containerID string) bool
 //	container: absent -> start; running -> keep (kill+start if its spec changed);
 //	           exited -> restart per restartPolicy, subject to back-off
 //	nothing running and nothing to start -> KillPod (the pod is done)
+//	ephemeral: never started -> start (first, in a ready sandbox not being killed); else
+//	           nothing, ever
 func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff inBackOffFunc, started startedFunc) actions {
 	if terminating {
 		return actions{KillPod: true}
 	}
-	var a actions
 	sb := st.ReadySandbox()
 	if sb == nil {
-		if !anythingToRun(pod, st) {
-			return actions{KillPod: len(st.Sandboxes) > 0}
-		}
-		a.KillPod = len(st.Sandboxes) > 0
-		a.CreateSandbox = true
-		if len(st.Sandboxes) > 0 {
-			a.SandboxAttempt = st.Sandboxes[0].Attempt + 1
-		}
-		// A new sandbox runs the init containers again from the start.
-		if len(pod.Spec.InitContainers) > 0 {
-			c := &pod.Spec.InitContainers[0]
-			a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
-			return a
-		}
-		for i := range pod.Spec.Containers {
-			c := &pod.Spec.Containers[i]
-			last, _ := st.Latest(c.Name)
-			if last == nil || shouldRestart(pod, last) {
-				a.Start = append(a.Start, start{Container: c, RestartCount: nextRestartCount(st, c.Name)})
-			}
-		}
+		return sandboxActions(pod, st)
+	}
+	a := initActions(pod, st, sb, inBackOff, started)
+	if a.done {
+		return withEphemeral(pod, st, a.actions)
+	}
+	regularActions(pod, st, inBackOff, &a.actions)
+	return withEphemeral(pod, st, a.actions)
+}
+
+// withEphemeral adds the ephemeral containers never started in the pod, first, as
+// upstream: they may start while initialization still runs (or fails), but never into a
+// sandbox that is being stopped, and never a second time (whatever became of the first).
+func withEphemeral(pod *v1.Pod, st *cri.PodState, a actions) actions {
+	if a.KillPod {
 		return a
 	}
+	var eph []start
+	for i := range pod.Spec.EphemeralContainers {
+		ec := &pod.Spec.EphemeralContainers[i]
+		if last, _ := st.Latest(ec.Name); last == nil {
+			eph = append(eph, start{Container: (*v1.Container)(&ec.EphemeralContainerCommon), Ephemeral: true, Target: ec.TargetContainerName})
+		}
+	}
+	if len(eph) > 0 {
+		a.Start = append(eph, a.Start...)
+	}
+	return a
+}
 
-	// Init containers, one at a time, in this sandbox. A sidecar must be running, and
-	// started if it has a startup probe, before the next step; it is restarted whenever it
-	// stops. Once a regular container ran in this sandbox the pod is initialized: a
-	// restarted sidecar's startup probe no longer holds anything up (upstream's
-	// isPreviouslyInitialized).
+// sandboxActions: there is no ready sandbox. A new one is made when something is still to
+// run, starting from the first init container (or every container).
+func sandboxActions(pod *v1.Pod, st *cri.PodState) actions {
+	if !anythingToRun(pod, st) {
+		return actions{KillPod: len(st.Sandboxes) > 0}
+	}
+	a := actions{KillPod: len(st.Sandboxes) > 0, CreateSandbox: true}
+	if len(st.Sandboxes) > 0 {
+		a.SandboxAttempt = st.Sandboxes[0].Attempt + 1
+	}
+	// A new sandbox runs the init containers again from the start.
+	if len(pod.Spec.InitContainers) > 0 {
+		c := &pod.Spec.InitContainers[0]
+		a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
+		return a
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		last, _ := st.Latest(c.Name)
+		if last == nil || shouldRestart(pod, last) {
+			a.Start = append(a.Start, start{Container: c, RestartCount: nextRestartCount(st, c.Name)})
+		}
+	}
+	return a
+}
+
+// initStep is the init containers' part of the decision; done: regular containers wait.
+type initStep struct {
+	actions
+	done bool
+}
+
+// initActions: init containers, one at a time, in this sandbox. A sidecar must be
+// running, and started if it has a startup probe, before the next step; it is restarted
+// whenever it stops. Once a regular container ran in this sandbox the pod is initialized:
+// a restarted sidecar's startup probe no longer holds anything up (upstream's
+// isPreviouslyInitialized).
+func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBackOffFunc, started startedFunc) initStep {
+	var a initStep
+	wait := func() initStep { a.done = true; return a }
+	startInit := func(c *v1.Container, restarts int) initStep {
+		a.Start = []start{{Container: c, Init: true, RestartCount: restarts}}
+		return wait()
+	}
 	initialized := regularStartedIn(pod, st, sb.ID)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
@@ -93,45 +144,45 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 		if isSidecar(c) {
 			switch {
 			case last == nil:
-				a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
-				return a
+				return startInit(c, nextRestartCount(st, c.Name))
 			case last.State == cri.StateRunning:
 				if !initialized && c.StartupProbe != nil && started != nil && !started(c, last.ID) {
-					return a // wait for its startup probe
+					return wait() // for its startup probe
 				}
 				continue
 			case last.State == cri.StateUnknown:
-				return a
+				return wait()
 			case inBackOff(c, last):
 				a.BackOff = append(a.BackOff, c)
-				return a
+				return wait()
 			default:
-				a.Start = []start{{Container: c, Init: true, RestartCount: last.RestartCount + 1}}
-				return a
+				return startInit(c, last.RestartCount+1)
 			}
 		}
 		switch {
 		case last == nil:
-			a.Start = []start{{Container: c, Init: true, RestartCount: nextRestartCount(st, c.Name)}}
-			return a
+			return startInit(c, nextRestartCount(st, c.Name))
 		case last.State == cri.StateRunning || last.State == cri.StateUnknown:
-			return a // wait for it to finish
+			return wait() // for it to finish
 		case last.State == cri.StateExited && last.ExitCode == 0:
 			continue
-		default: // failed (or created but never started)
-			if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-				a.PodFailed, a.KillPod = true, true
-				return a
-			}
-			if inBackOff(c, last) {
-				a.BackOff = append(a.BackOff, c)
-				return a
-			}
-			a.Start = []start{{Container: c, Init: true, RestartCount: last.RestartCount + 1}}
-			return a
+		case pod.Spec.RestartPolicy == v1.RestartPolicyNever: // failed (or never started)
+			a.PodFailed, a.KillPod = true, true
+			return wait()
+		case inBackOff(c, last):
+			a.BackOff = append(a.BackOff, c)
+			return wait()
+		default:
+			return startInit(c, last.RestartCount+1)
 		}
 	}
+	return a
+}
 
+// regularActions: container absent -> start; running -> keep (kill+start if its spec
+// changed); exited -> restart per restartPolicy, subject to back-off. Nothing running and
+// nothing to start -> KillPod (the pod is done; sidecars go with it).
+func regularActions(pod *v1.Pod, st *cri.PodState, inBackOff inBackOffFunc, a *actions) {
 	running := 0
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -157,9 +208,8 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 		}
 	}
 	if running == 0 && len(a.Start) == 0 && len(a.BackOff) == 0 {
-		a.KillPod = true // every regular container is done for good (sidecars go with them)
+		a.KillPod = true
 	}
-	return a
 }
 
 // isSidecar reports a native sidecar: an init container with restartPolicy Always.

@@ -2,6 +2,7 @@ package podworker
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -169,5 +170,71 @@ func TestComputeActionsSidecarStartupProbe(t *testing.T) {
 		if got := fmt.Sprintf("kill=%v start=%s", a.KillPod, names(a.Start)); got != tc.want {
 			t.Errorf("%s: got %s want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Ephemeral containers start once, into a ready sandbox, first (even while init
+// containers run or fail), as upstream's computePodActions; never again whatever became of
+// them, never into a sandbox to be made or killed.
+func TestComputeActionsEphemeral(t *testing.T) {
+	never, always := v1.RestartPolicyNever, v1.RestartPolicyAlways
+	withEph := func(p *v1.Pod, names ...string) *v1.Pod {
+		for _, n := range names {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
+				EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: n, Image: "busybox"}, TargetContainerName: "a"})
+		}
+		return p
+	}
+	noBackOff := func(*v1.Container, *cri.Container) bool { return false }
+	allBackOff := func(*v1.Container, *cri.Container) bool { return true }
+	running := func(name string) cri.Container { return ctr(name, "sb", cri.StateRunning, 0, 0) }
+	cases := []struct {
+		name        string
+		pod         *v1.Pod
+		sandboxes   []cri.Sandbox
+		cs          []cri.Container
+		terminating bool
+		backOff     inBackOffFunc
+		want        string
+	}{
+		{"added to a running pod", withEph(spec(always, nil, "a"), "dbg"), readySandbox, []cri.Container{running("a")}, false, noBackOff,
+			"kill=false create=false start=dbg/0 eph=dbg>a"},
+		{"two, in spec order, before a restart", withEph(spec(always, nil, "a"), "d1", "d2"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 1, 0)}, false, noBackOff,
+			"kill=false create=false start=d1/0 d2/0 a/1 eph=d1>a d2>a"},
+		{"running: left alone", withEph(spec(always, nil, "a"), "dbg"), readySandbox, []cri.Container{running("a"), running("dbg")}, false, noBackOff,
+			"kill=false create=false start= eph="},
+		{"exited: never restarted", withEph(spec(always, nil, "a"), "dbg"), readySandbox, []cri.Container{running("a"), ctr("dbg", "sb", cri.StateExited, 1, 0)}, false, noBackOff,
+			"kill=false create=false start= eph="},
+		{"created but never started: not again", withEph(spec(always, nil, "a"), "dbg"), readySandbox, []cri.Container{running("a"), ctr("dbg", "sb", cri.StateCreated, 0, 0)}, false, noBackOff,
+			"kill=false create=false start= eph="},
+		{"while an init container runs", withEph(spec(always, []string{"i"}, "a"), "dbg"), readySandbox, []cri.Container{running("i")}, false, noBackOff,
+			"kill=false create=false start=dbg/0 eph=dbg>a"},
+		{"while an init container is in back-off", withEph(spec(always, []string{"i"}, "a"), "dbg"), readySandbox, []cri.Container{ctr("i", "sb", cri.StateExited, 1, 0)}, false, allBackOff,
+			"kill=false create=false start=dbg/0 eph=dbg>a"},
+		{"not when an init container failed the pod", withEph(spec(never, []string{"i"}, "a"), "dbg"), readySandbox, []cri.Container{ctr("i", "sb", cri.StateExited, 1, 0)}, false, noBackOff,
+			"kill=true create=false start= eph="},
+		{"not into a sandbox to be made", withEph(spec(always, nil, "a"), "dbg"), deadSandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 137, 0)}, false, noBackOff,
+			"kill=true create=true start=a/1 eph="},
+		{"not when the pod's containers are done", withEph(spec(never, nil, "a"), "dbg"), readySandbox, []cri.Container{ctr("a", "sb", cri.StateExited, 0, 0)}, false, noBackOff,
+			"kill=true create=false start= eph="},
+		{"not when terminating", withEph(spec(always, nil, "a"), "dbg"), readySandbox, []cri.Container{running("a")}, true, noBackOff,
+			"kill=true create=false start= eph="},
+		{"an instance in an old sandbox counts", withEph(spec(always, nil, "a"), "dbg"), readySandbox, []cri.Container{running("a"), ctr("dbg", "old", cri.StateExited, 137, 0)}, false, noBackOff,
+			"kill=false create=false start= eph="},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.cs}, tc.terminating, tc.backOff, nil)
+			eph := ""
+			for _, s := range a.Start {
+				if s.Ephemeral {
+					eph += s.Container.Name + ">" + s.Target + " "
+				}
+			}
+			got := fmt.Sprintf("kill=%v create=%v start=%s eph=%s", a.KillPod, a.CreateSandbox, strings.TrimSpace(names(a.Start)), strings.TrimSpace(eph))
+			if got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
 	}
 }

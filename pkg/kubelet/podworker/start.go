@@ -74,6 +74,11 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", wt.Reason)
 		return wt, err
 	}
+	targetID, err := ephemeralTarget(s, st)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
 	if err := w.verifyNonRoot(ctx, pod, c, imageRef); err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
@@ -99,7 +104,7 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 	}
 	cfg, err := cri.ContainerConfig(pod, c, cri.ContainerOptions{
 		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts,
-		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp")})
+		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp"), TargetID: targetID})
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
@@ -114,17 +119,11 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 			w.crashBack.Next(backOffKey(pod, c), last.FinishedAt)
 		}
 	}
-	id, err := w.cfg.Runtime.CreateContainer(ctx, sandboxID, cfg, sbCfg)
+	id, wt, err := w.createAndStart(ctx, pod, c, sandboxID, cfg, sbCfg)
 	if err != nil {
-		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
+		return wt, err
 	}
-	w.event(pod, c, v1.EventTypeNormal, "Created", "Container created")
-	if err := w.cfg.Runtime.StartContainer(ctx, id); err != nil {
-		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return status.Waiting{Reason: "RunContainerError", Message: err.Error()}, err
-	}
-	w.event(pod, c, v1.EventTypeNormal, "Started", "Container started")
+	w.linkLog(ctx, pod, c.Name, id, filepath.Join(sbCfg.LogDirectory, cfg.LogPath))
 	podIP := ""
 	if len(podIPs) > 0 {
 		podIP = podIPs[0]
@@ -134,11 +133,11 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 	}
 	klog.FromContext(ctx).V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "restartCount", s.RestartCount)
 	// Keep the newest two instances (current and previous, for logs --previous).
-	w.removeOldInstances(ctx, st, c.Name)
+	w.removeOldInstances(ctx, pod, st, c.Name)
 	return status.Waiting{}, nil
 }
 
-func (w *Workers) removeOldInstances(ctx context.Context, st *cri.PodState, name string) {
+func (w *Workers) removeOldInstances(ctx context.Context, pod *v1.Pod, st *cri.PodState, name string) {
 	seen := 0
 	for _, ct := range st.Containers {
 		if ct.Name != name {
@@ -146,9 +145,43 @@ func (w *Workers) removeOldInstances(ctx context.Context, st *cri.PodState, name
 		}
 		seen++
 		if seen >= 2 && ct.State == cri.StateExited {
-			_ = w.cfg.Runtime.RemoveContainer(ctx, ct.ID)
+			if w.cfg.Runtime.RemoveContainer(ctx, ct.ID) == nil {
+				w.unlinkLog(ctx, pod, &ct)
+			}
 		}
 	}
+}
+
+// createAndStart creates and starts the configured container, with upstream's events and
+// waiting reasons for each step that fails.
+func (w *Workers) createAndStart(ctx context.Context, pod *v1.Pod, c *v1.Container, sandboxID string,
+	cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, status.Waiting, error) {
+	id, err := w.cfg.Runtime.CreateContainer(ctx, sandboxID, cfg, sbCfg)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return "", status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
+	}
+	w.event(pod, c, v1.EventTypeNormal, "Created", "Container created")
+	if err := w.cfg.Runtime.StartContainer(ctx, id); err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return id, status.Waiting{Reason: "RunContainerError", Message: err.Error()}, err
+	}
+	w.event(pod, c, v1.EventTypeNormal, "Started", "Container started")
+	return id, status.Waiting{}, nil
+}
+
+// ephemeralTarget is the ID of the container whose process namespace an ephemeral
+// container joins: the newest instance of its target, whatever its state (the runtime
+// refuses one that is not running), as upstream's getTargetID.
+func ephemeralTarget(s start, st *cri.PodState) (string, error) {
+	if !s.Ephemeral || s.Target == "" {
+		return "", nil
+	}
+	last, _ := st.Latest(s.Target)
+	if last == nil {
+		return "", fmt.Errorf("unable to find target container %s", s.Target)
+	}
+	return last.ID, nil
 }
 
 // containerMounts: the termination-message file (a fresh one per instance) and the

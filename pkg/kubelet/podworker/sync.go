@@ -514,6 +514,11 @@ func containerByName(pod *v1.Pod, name string) *v1.Container {
 			return &pod.Spec.Containers[i]
 		}
 	}
+	for i := range pod.Spec.EphemeralContainers {
+		if ec := &pod.Spec.EphemeralContainers[i]; ec.Name == name {
+			return (*v1.Container)(&ec.EphemeralContainerCommon)
+		}
+	}
 	return nil
 }
 
@@ -528,7 +533,8 @@ func (w *Workers) event(pod *v1.Pod, c *v1.Container, typ, reason, format string
 }
 
 // ContainerRef is the event reference upstream uses: the pod, with the container's field
-// path (spec.containers{name} or spec.initContainers{name}) when c is given.
+// path (spec.containers{name}, spec.initContainers{name} or spec.ephemeralContainers{name})
+// when c is given.
 func ContainerRef(pod *v1.Pod, c *v1.Container) *v1.ObjectReference {
 	ref := &v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
 	if c != nil {
@@ -536,6 +542,11 @@ func ContainerRef(pod *v1.Pod, c *v1.Container) *v1.ObjectReference {
 		for i := range pod.Spec.InitContainers {
 			if pod.Spec.InitContainers[i].Name == c.Name {
 				field = "spec.initContainers{%s}"
+			}
+		}
+		for i := range pod.Spec.EphemeralContainers {
+			if pod.Spec.EphemeralContainers[i].Name == c.Name {
+				field = "spec.ephemeralContainers{%s}"
 			}
 		}
 		ref.FieldPath = fmt.Sprintf(field, c.Name)

@@ -94,6 +94,7 @@ func Generate(in Input) v1.PodStatus {
 	for i := range pod.Spec.Containers {
 		st.ContainerStatuses = append(st.ContainerStatuses, containerStatus(&pod.Spec.Containers[i], in, defaultWaiting, old.ContainerStatuses))
 	}
+	st.EphemeralContainerStatuses = ephemeralStatuses(pod, in, old.EphemeralContainerStatuses)
 	st.Phase = phase(pod, st, initDone)
 	if isTerminal(old.Phase) {
 		st.Phase = old.Phase // never leave a terminal phase
@@ -162,6 +163,39 @@ func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.
 		cs.Started = new(bool)
 	}
 	return cs
+}
+
+// ephemeralStatuses are the ephemeral containers' statuses, sorted by name, as upstream
+// builds them: like other containers', but never ready nor started (no probes), waiting
+// PodInitializing by default whenever the pod has init containers, and a terminated
+// status kept once the runtime no longer has the container (it is never run again).
+func ephemeralStatuses(pod *v1.Pod, in Input, old []v1.ContainerStatus) []v1.ContainerStatus {
+	if len(pod.Spec.EphemeralContainers) == 0 {
+		return nil
+	}
+	defaultWaiting := "ContainerCreating"
+	if len(pod.Spec.InitContainers) > 0 {
+		defaultWaiting = "PodInitializing"
+	}
+	eph := in
+	eph.Started, eph.Ready = nil, nil
+	out := make([]v1.ContainerStatus, 0, len(pod.Spec.EphemeralContainers))
+	for i := range pod.Spec.EphemeralContainers {
+		c := (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		cs := containerStatus(c, eph, defaultWaiting, old)
+		_, waiting := in.Waiting[c.Name]
+		if last, _ := in.State.Latest(c.Name); last == nil && !waiting {
+			for _, o := range old {
+				if o.Name == c.Name && o.State.Terminated != nil {
+					cs = o
+				}
+			}
+		}
+		cs.Ready, cs.Started = false, nil
+		out = append(out, cs)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // displayImage reports the image as the spec names it when the runtime's name is the same

@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,96 @@ func TestGenerateSidecarInitializedOnceStarted(t *testing.T) {
 		if c := findCondition(st.Conditions, v1.PodInitialized); c.Status != want {
 			t.Errorf("sidecar started=%v: Initialized=%s, want %s", started, c.Status, want)
 		}
+	}
+}
+
+// ephSummary renders the ephemeral container statuses: name, state, ready, started,
+// restart count, image, imageID and container ID.
+func ephSummary(st v1.PodStatus) string {
+	var out []string
+	for _, c := range st.EphemeralContainerStatuses {
+		s := "none"
+		switch {
+		case c.State.Running != nil:
+			s = "running"
+		case c.State.Terminated != nil:
+			s = fmt.Sprintf("terminated(%s,%d)", c.State.Terminated.Reason, c.State.Terminated.ExitCode)
+		case c.State.Waiting != nil:
+			s = "waiting(" + c.State.Waiting.Reason + ":" + c.State.Waiting.Message + ")"
+		}
+		started := "nil"
+		if c.Started != nil {
+			started = fmt.Sprint(*c.Started)
+		}
+		out = append(out, fmt.Sprintf("%s:%s ready=%v started=%s r%d %s %s %s", c.Name, s, c.Ready, started, c.RestartCount, c.Image, c.ImageID, c.ContainerID))
+	}
+	return strings.Join(out, " ; ")
+}
+
+// Ephemeral containers get statuses of their own, as upstream's
+// convertToAPIContainerStatuses: sorted by name, never ready nor started, restart count 0,
+// waiting with the start's failure reason; they change neither phase nor conditions.
+func TestGenerateEphemeral(t *testing.T) {
+	always := v1.RestartPolicyAlways
+	ready := []cri.Sandbox{{ID: "sb", Ready: true, IPs: []string{"10.0.0.5"}}}
+	withEph := func(p *v1.Pod, names ...string) *v1.Pod {
+		for _, n := range names {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
+				EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: n, Image: "busybox:1.35"}, TargetContainerName: "a"})
+		}
+		return p
+	}
+	eph := func(name string, state cri.ContainerState, exit int32) cri.Container {
+		c := inst(name, state, exit, 0)
+		c.Image, c.ImageRef = "docker.io/library/busybox:1.35", "sha256:bb"
+		return c
+	}
+	oldTerminated := []v1.ContainerStatus{{Name: "dbg", Image: "busybox:1.35", ContainerID: "containerd://gone",
+		State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", ContainerID: "containerd://gone"}}}}
+	cases := []struct {
+		name    string
+		pod     *v1.Pod
+		cs      []cri.Container
+		waiting map[string]Waiting
+		old     []v1.ContainerStatus
+		want    string
+	}{
+		{"none", pod(always, nil, "a"), []cri.Container{inst("a", cri.StateRunning, 0, 0)}, nil, nil, ""},
+		{"not created yet", withEph(pod(always, nil, "a"), "dbg"), []cri.Container{inst("a", cri.StateRunning, 0, 0)}, nil, nil,
+			"dbg:waiting(ContainerCreating:) ready=false started=nil r0 busybox:1.35  "},
+		{"pod with init containers: PodInitializing, as upstream", withEph(pod(always, []string{"i"}, "a"), "dbg"),
+			[]cri.Container{inst("i", cri.StateExited, 0, 0), inst("a", cri.StateRunning, 0, 0)}, nil, nil,
+			"dbg:waiting(PodInitializing:) ready=false started=nil r0 busybox:1.35  "},
+		{"running", withEph(pod(always, nil, "a"), "dbg"), []cri.Container{inst("a", cri.StateRunning, 0, 0), eph("dbg", cri.StateRunning, 0)}, nil, nil,
+			"dbg:running ready=false started=nil r0 busybox:1.35 sha256:bb containerd://dbg0"},
+		{"terminated", withEph(pod(always, nil, "a"), "dbg"), []cri.Container{inst("a", cri.StateRunning, 0, 0), eph("dbg", cri.StateExited, 0)}, nil, nil,
+			"dbg:terminated(Completed,0) ready=false started=nil r0 busybox:1.35 sha256:bb containerd://dbg0"},
+		{"failed", withEph(pod(always, nil, "a"), "dbg"), []cri.Container{inst("a", cri.StateRunning, 0, 0), eph("dbg", cri.StateExited, 3)}, nil, nil,
+			"dbg:terminated(Error,3) ready=false started=nil r0 busybox:1.35 sha256:bb containerd://dbg0"},
+		{"target missing", withEph(pod(always, nil, "a", "b"), "dbg"), []cri.Container{inst("a", cri.StateRunning, 0, 0)},
+			map[string]Waiting{"dbg": {Reason: "CreateContainerConfigError", Message: "unable to find target container b"}}, nil,
+			"dbg:waiting(CreateContainerConfigError:unable to find target container b) ready=false started=nil r0 busybox:1.35  "},
+		{"gone from the runtime: terminated kept", withEph(pod(always, nil, "a"), "dbg"), []cri.Container{inst("a", cri.StateRunning, 0, 0)}, nil, oldTerminated,
+			"dbg:terminated(Completed,0) ready=false started=nil r0 busybox:1.35  containerd://gone"},
+		{"sorted by name", withEph(pod(always, nil, "a"), "zz", "aa"), []cri.Container{inst("a", cri.StateRunning, 0, 0), eph("zz", cri.StateRunning, 0)}, nil, nil,
+			"aa:waiting(ContainerCreating:) ready=false started=nil r0 busybox:1.35   ; zz:running ready=false started=nil r0 busybox:1.35 sha256:bb containerd://zz0"},
+	}
+	yes := func(*v1.Container, string) bool { return true }
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.pod.Status.EphemeralContainerStatuses = tc.old
+			in := Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: ready, Containers: tc.cs}, Waiting: tc.waiting, Now: time.Unix(300, 0), Started: yes, Ready: yes}
+			st := Generate(in)
+			if got := ephSummary(st); got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+			// The rest of the status is what it would be without ephemeral containers.
+			plain := tc.pod.DeepCopy()
+			plain.Spec.EphemeralContainers = nil
+			in.Pod = plain
+			if got, want := summaryWithLast(st), summaryWithLast(Generate(in)); got != want {
+				t.Errorf("ephemeral containers changed the pod's status:\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
