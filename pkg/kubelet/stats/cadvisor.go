@@ -138,11 +138,12 @@ func (c *cadvisorCollector) Collect(ch chan<- prometheus.Metric) {
 		root.emit(cadFsUsage, prometheus.GaugeValue, float64(*n.Fs.UsedBytes), n.Fs.Time.Time, dev)
 		root.emit(cadFsLimit, prometheus.GaugeValue, float64(val(n.Fs.CapacityBytes)), n.Fs.Time.Time, dev)
 	}
-	cgroups := map[string]string{
+	cgroups := map[string]cgroupRef{
 		statsapi.SystemContainerKubelet: c.p.kubeletCgroup(), statsapi.SystemContainerRuntime: c.p.runtimeCgroup(ctx, r.now),
 		statsapi.SystemContainerPods: c.p.podsCgroup()}
 	for _, sc := range n.SystemContainers {
-		if id := cgroups[sc.Name]; id != "" && id != "/" {
+		// cAdvisor names a cgroup by its path; the memory hierarchy's here.
+		if id := cgroups[sc.Name].mem; id != "" && id != "/" {
 			sr := row{ch, []string{"", id, "", "", "", ""}}
 			sr.cpuMem(sc.CPU, sc.Memory)
 			sr.seen(r.now, sc.StartTime.Time)

@@ -148,25 +148,35 @@ func (h host) meminfo() map[string]uint64 {
 	return out
 }
 
-// processCgroup returns the cgroup of a process (the memory hierarchy's on v1), or "".
-func (h host) processCgroup(pid string) string {
+// cgroupRef names a cgroup in the CPU accounting and the memory hierarchies (the same
+// path on v2; on v1 a process may sit in different cgroups of each).
+type cgroupRef struct{ cpu, mem string }
+
+func sameCgroup(path string) cgroupRef { return cgroupRef{cpu: path, mem: path} }
+
+// processCgroup returns the cgroups of a process (empty when unknown).
+func (h host) processCgroup(pid string) cgroupRef {
+	var ref cgroupRef
 	b, err := os.ReadFile(filepath.Join(h.proc, pid, "cgroup"))
 	if err != nil {
-		return ""
+		return ref
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
 		}
-		if h.v2 && parts[0] == "0" && parts[1] == "" {
-			return parts[2]
-		}
-		if !h.v2 && strings.Contains(","+parts[1]+",", ",memory,") {
-			return parts[2]
+		ctrls := "," + parts[1] + ","
+		switch {
+		case h.v2 && parts[0] == "0" && parts[1] == "":
+			return sameCgroup(parts[2])
+		case !h.v2 && strings.Contains(ctrls, ",memory,"):
+			ref.mem = parts[2]
+		case !h.v2 && strings.Contains(ctrls, ",cpuacct,"):
+			ref.cpu = parts[2]
 		}
 	}
-	return ""
+	return ref
 }
 
 // netDev is one interface's counters from /proc/<pid>/net/dev.

@@ -74,7 +74,7 @@ type Provider struct {
 	mu  sync.Mutex
 	cpu map[string]cpuSample // previous CPU sample by container ID, "pod/<uid>", "node" ...
 	// rtCgroup is the runtime process's cgroup, looked up at most every rtCgroupTTL.
-	rtCgroup   string
+	rtCgroup   cgroupRef
 	rtCgroupAt time.Time
 }
 
@@ -129,9 +129,7 @@ func (p *Provider) measure(ctx context.Context) (*round, error) {
 	}
 	sstats, err := p.cfg.Runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{LabelSelector: sel})
 	if err != nil {
-		// Pod figures are then summed from the containers (upstream's fallback too).
-		klog.FromContext(ctx).V(2).Info("Pod sandbox stats unavailable", "err", err)
-		sstats = nil
+		sstats = p.sandboxStatsOneByOne(ctx, cstats, err)
 	}
 	r := &round{now: time.Now()}
 	byUID := map[types.UID]*podRound{}
@@ -173,9 +171,38 @@ func (p *Provider) measure(ctx context.Context) (*round, error) {
 	return r, nil
 }
 
-// fillFromState picks the pod's current containers as upstream does (every running one;
-// for a name with none running, its newest), with their start times and images, from
-// the runtime state cache; and the pod's start (its newest sandbox's creation).
+// sandboxStatsOneByOne asks for each pod's sandbox stats alone after the list failed:
+// containerd fails the whole list for one sandbox it cannot measure (one without a
+// cgroup, one being torn down). Pods still without are summed from their containers, as
+// upstream's fallback.
+func (p *Provider) sandboxStatsOneByOne(ctx context.Context, cstats []*runtimeapi.ContainerStats, listErr error) []*runtimeapi.PodSandboxStats {
+	logger := klog.FromContext(ctx)
+	logger.V(4).Info("Pod sandbox stats list failed; asking per sandbox", "err", listErr)
+	var out []*runtimeapi.PodSandboxStats
+	done := map[types.UID]bool{}
+	for _, c := range cstats {
+		uid := types.UID(c.GetAttributes().GetLabels()[cri.LabelPodUID])
+		if uid == "" || done[uid] {
+			continue
+		}
+		done[uid] = true
+		st, err := p.cfg.State.Get(ctx, uid)
+		if err != nil || st == nil || len(st.Sandboxes) == 0 || !st.Sandboxes[0].Ready {
+			continue
+		}
+		one, err := p.cfg.Runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{Id: st.Sandboxes[0].ID})
+		if err != nil {
+			logger.V(4).Info("Pod sandbox stats unavailable", "pod", uid, "err", err)
+			continue
+		}
+		out = append(out, one...)
+	}
+	return out
+}
+
+// fillFromState picks the pod's running containers (upstream leaves exited ones out of
+// usage), with their start times and images, from the runtime state cache; and the
+// pod's start (its newest sandbox's creation).
 func (p *Provider) fillFromState(ctx context.Context, pr *podRound, stats []*runtimeapi.ContainerStats) {
 	st, err := p.cfg.State.Get(ctx, pr.uid)
 	if err != nil || st == nil {
@@ -192,25 +219,17 @@ func (p *Provider) fillFromState(ctx context.Context, pr *podRound, stats []*run
 	if pr.name == "" && pr.pod != nil {
 		pr.name, pr.ns = pr.pod.Name, pr.pod.Namespace
 	}
-	known := map[string]cri.Container{}
-	running := map[string]bool{}
-	newest := map[string]cri.Container{}
+	running := map[string]cri.Container{}
 	for _, c := range st.Containers {
-		known[c.ID] = c
-		running[c.Name] = running[c.Name] || c.State == cri.StateRunning
-		if n, ok := newest[c.Name]; !ok || c.CreatedAt.After(n.CreatedAt) {
-			newest[c.Name] = c
+		if c.State == cri.StateRunning {
+			running[c.ID] = c
 		}
 	}
 	for _, s := range stats {
-		c, ok := known[s.GetAttributes().GetId()]
-		if !ok {
-			continue // gone, or not yet seen by the cache
+		// Not running, gone, or not yet seen by the cache: no usage to report.
+		if c, ok := running[s.GetAttributes().GetId()]; ok {
+			pr.containers = append(pr.containers, ctrRound{stats: s, name: c.Name, image: c.Image, created: c.CreatedAt})
 		}
-		if c.State != cri.StateRunning && (running[c.Name] || newest[c.Name].ID != c.ID) {
-			continue
-		}
-		pr.containers = append(pr.containers, ctrRound{stats: s, name: c.Name, image: c.Image, created: c.CreatedAt})
 	}
 }
 

@@ -16,9 +16,9 @@ const rtCgroupTTL = 5 * time.Minute
 
 // runtimeCgroup is the runtime system container: runtimeCgroups when configured, else the
 // cgroup of the process that serves the runtime's socket (found by its peer credentials).
-func (p *Provider) runtimeCgroup(ctx context.Context, now time.Time) string {
+func (p *Provider) runtimeCgroup(ctx context.Context, now time.Time) cgroupRef {
 	if p.cfg.RuntimeCgroups != "" {
-		return p.cfg.RuntimeCgroups
+		return sameCgroup(p.cfg.RuntimeCgroups)
 	}
 	p.mu.Lock()
 	if !p.rtCgroupAt.IsZero() && now.Sub(p.rtCgroupAt) < rtCgroupTTL {
@@ -26,7 +26,7 @@ func (p *Provider) runtimeCgroup(ctx context.Context, now time.Time) string {
 		return p.rtCgroup
 	}
 	p.mu.Unlock()
-	cg := ""
+	var cg cgroupRef
 	if pid := socketPeer(ctx, p.cfg.RuntimeEndpoint); pid > 0 {
 		cg = p.host.processCgroup(strconv.Itoa(pid))
 	}

@@ -103,11 +103,14 @@ func (p *Provider) containerStats(pr *podRound, c ctrRound, now time.Time, full 
 	} else {
 		cs.Memory = &statsapi.MemoryStats{Time: metav1.NewTime(now), WorkingSetBytes: new(uint64), UsageBytes: new(uint64), RSSBytes: new(uint64)}
 	}
-	cs.Swap = &statsapi.SwapStats{Time: metav1.NewTime(now), SwapUsageBytes: new(uint64)}
+	cs.Swap = &statsapi.SwapStats{Time: metav1.NewTime(now), SwapUsageBytes: new(uint64), SwapAvailableBytes: new(uint64)}
 	if sw := s.GetSwap(); sw != nil {
-		cs.Swap = &statsapi.SwapStats{Time: stamp(sw.Timestamp, now), SwapUsageBytes: u64(sw.SwapUsageBytes), SwapAvailableBytes: u64(sw.SwapAvailableBytes)}
-		if cs.Swap.SwapUsageBytes == nil {
-			cs.Swap.SwapUsageBytes = new(uint64)
+		cs.Swap.Time = stamp(sw.Timestamp, now)
+		if sw.SwapUsageBytes != nil {
+			cs.Swap.SwapUsageBytes = u64(sw.SwapUsageBytes)
+		}
+		if sw.SwapAvailableBytes != nil {
+			cs.Swap.SwapAvailableBytes = u64(sw.SwapAvailableBytes)
 		}
 	}
 	if !full {
@@ -204,7 +207,7 @@ func (p *Provider) ephemeralStorage(ps *statsapi.PodStats, pr *podRound, now tim
 // the host's interfaces, the node filesystem, the runtime's and the task limits.
 func (p *Provider) nodeStats(ctx context.Context, now time.Time, full bool, rootFs *fsInfo) statsapi.NodeStats {
 	ns := statsapi.NodeStats{NodeName: p.cfg.NodeName, StartTime: metav1.NewTime(p.host.bootTime())}
-	root := p.cgroupStats("node", "/", now)
+	root := p.cgroupStats("node", sameCgroup("/"), now)
 	ns.CPU, ns.Memory = root.CPU, root.Memory
 	if ns.Memory != nil {
 		if total := p.host.meminfo()["MemTotal"]; total >= *ns.Memory.WorkingSetBytes {
@@ -262,12 +265,15 @@ func (p *Provider) runtimeFs(ctx context.Context, now time.Time) *statsapi.Runti
 // summary names them.
 func (p *Provider) systemContainers(ctx context.Context, now time.Time) []statsapi.ContainerStats {
 	var out []statsapi.ContainerStats
-	for _, sc := range []struct{ name, cgroup string }{
+	for _, sc := range []struct {
+		name   string
+		cgroup cgroupRef
+	}{
 		{statsapi.SystemContainerKubelet, p.kubeletCgroup()},
 		{statsapi.SystemContainerRuntime, p.runtimeCgroup(ctx, now)},
 		{statsapi.SystemContainerPods, p.podsCgroup()},
 	} {
-		if sc.cgroup == "" {
+		if sc.cgroup.mem == "" && sc.cgroup.cpu == "" {
 			continue
 		}
 		cs := p.cgroupStats("sys/"+sc.name, sc.cgroup, now)
@@ -283,41 +289,41 @@ func (p *Provider) systemContainers(ctx context.Context, now time.Time) []statsa
 	return out
 }
 
-func (p *Provider) kubeletCgroup() string {
+func (p *Provider) kubeletCgroup() cgroupRef {
 	if p.cfg.KubeletCgroups != "" {
-		return p.cfg.KubeletCgroups
+		return sameCgroup(p.cfg.KubeletCgroups)
 	}
 	return p.host.processCgroup("self")
 }
 
 // podsCgroup is the cgroup all pods are under: <cgroupRoot>/kubepods with QoS cgroups,
 // else the cgroup root (upstream's GetPodCgroupRoot).
-func (p *Provider) podsCgroup() string {
+func (p *Provider) podsCgroup() cgroupRef {
 	if !p.cfg.CgroupsPerQOS {
-		return p.cfg.CgroupRoot
+		return sameCgroup(p.cfg.CgroupRoot)
 	}
 	if p.cfg.CgroupDriver == cri.SystemdDriver {
 		root := strings.TrimSuffix(p.cfg.CgroupRoot, "/")
-		return root + "/kubepods.slice"
+		return sameCgroup(root + "/kubepods.slice")
 	}
-	return filepath.Join(p.cfg.CgroupRoot, "kubepods")
+	return sameCgroup(filepath.Join(p.cfg.CgroupRoot, "kubepods"))
 }
 
 // cgroupStats reads a cgroup's CPU and memory (nil when it cannot be read).
-func (p *Provider) cgroupStats(key, cgroup string, now time.Time) statsapi.ContainerStats {
+func (p *Provider) cgroupStats(key string, cg cgroupRef, now time.Time) statsapi.ContainerStats {
 	var cs statsapi.ContainerStats
-	if usage, ok := p.host.cgroupCPU(cgroup); ok {
+	if usage, ok := p.host.cgroupCPU(cg.cpu); cg.cpu != "" && ok {
 		cs.CPU = &statsapi.CPUStats{Time: metav1.NewTime(now), UsageCoreNanoSeconds: &usage,
 			UsageNanoCores: p.rate(key, now.UnixNano(), usage, now)}
 	}
-	if m, ok := p.host.cgroupMemory(cgroup); ok {
+	if m, ok := p.host.cgroupMemory(cg.mem); cg.mem != "" && ok {
 		cs.Memory = &statsapi.MemoryStats{Time: metav1.NewTime(now), UsageBytes: &m.usage, WorkingSetBytes: &m.workingSet,
 			RSSBytes: &m.rss, PageFaults: &m.pgfault, MajorPageFaults: &m.pgmajfault}
 		if m.limit > 0 && m.limit >= m.workingSet {
 			avail := m.limit - m.workingSet
 			cs.Memory.AvailableBytes = &avail
 		}
-		cs.StartTime = metav1.NewTime(p.host.cgroupCreated(cgroup))
+		cs.StartTime = metav1.NewTime(p.host.cgroupCreated(cg.mem))
 	}
 	return cs
 }
