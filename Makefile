@@ -21,6 +21,7 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	@# Debian's containerd package may start a system instance; the test bed runs its own.
 	@hack/build-tools.sh >/dev/null
+	@hack/build-metrics-server.sh >/dev/null
 
 tools: deps
 

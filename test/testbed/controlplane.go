@@ -71,6 +71,12 @@ func (b *Bed) startAPIServer() error {
 	if err != nil {
 		return err
 	}
+	// The aggregation layer's front proxy, as kubeadm sets it up, so extension API servers
+	// (metrics-server) can be registered.
+	fpCrt, fpKey, err := pki.Issue("front-proxy-client", "front-proxy-client", nil, nil)
+	if err != nil {
+		return err
+	}
 	b.APIServerURL = "https://127.0.0.1:" + strconv.Itoa(port)
 	p, err := b.start("kube-apiserver", filepath.Join(b.ToolsBin, "kube-apiserver"), []string{
 		"--etcd-servers=" + b.EtcdURL,
@@ -90,6 +96,12 @@ func (b *Bed) startAPIServer() error {
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--cert-dir=" + filepath.Join(b.Dir, "apiserver-certs"),
+		"--requestheader-client-ca-file=" + pki.CAFile(),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + fpCrt, "--proxy-client-key-file=" + fpKey,
 	}, nil)
 	if err != nil {
 		return err

@@ -56,6 +56,11 @@ func up(opts testbed.Options) error {
 	if err := runExamplePod(ctx, b); err != nil {
 		return fmt.Errorf("%v\n%s", err, k.Tail(30))
 	}
+	// `kubectl top` and HPAs need the metrics API; it keeps running with the bed.
+	if _, err := b.StartMetricsServer(ctx); err != nil {
+		return err
+	}
+	fmt.Println("metrics-server up (kubectl top node)")
 	kubectl := exec.Command(filepath.Join(b.ToolsBin, "kubectl"), "--kubeconfig", b.AdminKubeconfig, "get", "nodes,pods", "-o", "wide")
 	kubectl.Stdout, kubectl.Stderr = os.Stdout, os.Stderr
 	if err := kubectl.Run(); err != nil {
