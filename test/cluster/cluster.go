@@ -131,7 +131,8 @@ func Up(ctx context.Context, opts Options) (*Cluster, error) {
 		{"kubeadm init", c.initControlPlane},
 		{"kubeadm join", c.joinWorkers},
 		{"pod network", c.setUpPodNetwork},
-		{"nodes Ready, kube-proxy and CoreDNS running", func() error { return c.waitHealthy(ctx, 5*time.Minute) }},
+		{"add-ons (metrics-server)", c.applyAddOns},
+		{"nodes Ready, kube-proxy, CoreDNS and metrics-server running", func() error { return c.waitHealthy(ctx, 5*time.Minute) }},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -328,7 +329,7 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		return err
 	}
 	var waiting []string
-	proxies, dns := 0, 0
+	proxies, dns, metrics := 0, 0, 0
 	for _, p := range pods.Items {
 		if strings.HasPrefix(p.Name, "kube-proxy-") {
 			proxies++
@@ -336,12 +337,15 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		if strings.HasPrefix(p.Name, "coredns-") {
 			dns++
 		}
+		if strings.HasPrefix(p.Name, "metrics-server-") {
+			metrics++
+		}
 		if !podReady(&p) {
 			waiting = append(waiting, p.Name+" ("+string(p.Status.Phase)+")")
 		}
 	}
-	if len(waiting) > 0 || proxies != len(c.Nodes) || dns == 0 {
-		return fmt.Errorf("kube-system: %d kube-proxy, %d coredns; not ready: %s", proxies, dns, strings.Join(waiting, ", "))
+	if len(waiting) > 0 || proxies != len(c.Nodes) || dns == 0 || metrics == 0 {
+		return fmt.Errorf("kube-system: %d kube-proxy, %d coredns, %d metrics-server; not ready: %s", proxies, dns, metrics, strings.Join(waiting, ", "))
 	}
 	return nil
 }

@@ -68,6 +68,9 @@ func buildImages(toolsBin, workDir string) (all, controlPlane map[string]v1.Imag
 	if all[CoreDNSImage], err = binImage("coredns", "coredns", nil, v1.Config{Entrypoint: []string{"/coredns"}, Env: pathEnv}); err != nil {
 		return nil, nil, err
 	}
+	if all[MetricsServerImage], err = metricsServerImage(); err != nil {
+		return nil, nil, fmt.Errorf("metrics-server image: %w", err)
+	}
 	for k, v := range all {
 		controlPlane[k] = v
 	}

@@ -62,6 +62,7 @@ func runClusterSuite(t *testing.T, opts cluster.Options) {
 		fn   func(context.Context, *testing.T)
 	}{
 		{"Nodes", ct.nodes},
+		{"Top", ct.top},
 		{"Service", ct.service},
 		{"Scheduling", ct.scheduling},
 		{"Workloads", ct.workloads},
@@ -917,4 +918,36 @@ func (ct *clusterTest) reset(ctx context.Context, t *testing.T) {
 	if err := ct.cs.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil {
 		t.Error(err)
 	}
+}
+
+// top: the metrics-server add-on (its image built here, run as a pod on a worker) scrapes
+// every node's /metrics/resource, upstream kubelets' too: `kubectl top node` lists each
+// node with CPU and memory, and `kubectl top pod` the kube-system pods.
+func (ct *clusterTest) top(ctx context.Context, t *testing.T) {
+	poll(ctx, t, 2*time.Minute, "kubectl top node with every node", func(ctx context.Context) error {
+		out, err := ct.kubectl(ctx, "top", "node", "--no-headers")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		rows := map[string][]string{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 5 {
+				rows[f[0]] = f
+			}
+		}
+		for _, n := range ct.c.Nodes {
+			f := rows[n.Name]
+			if f == nil || f[1] == "0m" || f[3] == "0Mi" || strings.Contains(strings.Join(f, " "), "unknown") {
+				return fmt.Errorf("node %s: %v in\n%s", n.Name, f, out)
+			}
+		}
+		return nil
+	})
+	poll(ctx, t, time.Minute, "kubectl top pod -n kube-system", func(ctx context.Context) error {
+		out, err := ct.kubectl(ctx, "top", "pod", "-n", "kube-system", "--no-headers")
+		if err != nil || !strings.Contains(out, "kube-apiserver-") || !strings.Contains(out, "metrics-server-") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
 }
