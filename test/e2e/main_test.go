@@ -64,16 +64,22 @@ func startKubelet(t *testing.T, name string, extra ...string) *testbed.Kubelet {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopWhenDone(t, k)
+	return k
+}
+
+// stopWhenDone stops node agent k when the test ends (printing its log tail if the test
+// failed) and deletes its Node.
+func stopWhenDone(t *testing.T, k *testbed.Kubelet) {
 	t.Cleanup(func() {
 		_ = k.Stop(15 * time.Second)
 		if t.Failed() {
-			t.Logf("node agent %s log tail:\n%s", name, k.Tail(60))
+			t.Logf("node agent %s log tail:\n%s", k.NodeName, k.Tail(60))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = bed.Client.CoreV1().Nodes().Delete(ctx, name, deleteNow)
+		_ = bed.Client.CoreV1().Nodes().Delete(ctx, k.NodeName, deleteNow)
 	})
-	return k
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

@@ -39,15 +39,7 @@ func startConfigured(t *testing.T, name, extraConfig string, extra ...string) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = k.Stop(15 * time.Second)
-		if t.Failed() {
-			t.Logf("node agent %s log tail:\n%s", name, k.Tail(60))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = bed.Client.CoreV1().Nodes().Delete(ctx, name, deleteNow)
-	})
+	stopWhenDone(t, k)
 	return k
 }
 
