@@ -138,8 +138,15 @@ func TestReliabilityAPIServerOutage(t *testing.T) {
 	watchNode(ctx, t, k.NodeName, isReady)
 	live := testAppPod(k.NodeName, "serve", "--http=:8080")
 	live.Spec.Containers[0].LivenessProbe = httpProbe("/healthz", 8080)
+	// Liveness (failureThreshold 1) starts only once the app serves: a probe racing the
+	// app's start would restart it before the outage.
+	live.Spec.Containers[0].StartupProbe = httpProbe("/healthz", 8080)
+	live.Spec.Containers[0].StartupProbe.FailureThreshold = 30
 	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
-	pl := watchPod(ctx, t, createPod(ctx, t, live), "Running", running)
+	pl := watchPod(ctx, t, createPod(ctx, t, live), "started (serving)", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return running(p) && cs != nil && cs.Started != nil && *cs.Started
+	})
 	done := newPod(k.NodeName, "sh", "-c", "sleep 15; exit 0")
 	done.Spec.RestartPolicy = v1.RestartPolicyNever
 	pd := watchPod(ctx, t, createPod(ctx, t, done), "Running", running)

@@ -243,7 +243,10 @@ func TestServerPortForward(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	k := startKubelet(t, "srv-pf")
 	watchNode(ctx, t, k.NodeName, isReady)
-	p := watchPod(ctx, t, createPod(ctx, t, testAppPod(k.NodeName, "serve", "--http=:8080")), "running", containerRunning("main"))
+	// Forwarded only once the app serves (Ready), as a user waits for a pod to be Ready.
+	pod := testAppPod(k.NodeName, "serve", "--http=:8080")
+	pod.Spec.Containers[0].ReadinessProbe = httpProbe("/healthz", 8080)
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Ready", podReady)
 	rc := adminConfig(t)
 	u := bed.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.Namespace).Name(p.Name).SubResource("portforward").URL()
 
