@@ -86,7 +86,7 @@ func TestObserveNodeLogs(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(dir, "e2e"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "observe.log"), []byte(content), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "e2e", "nested.log"), []byte("nested\n"), 0o644))
-	must(t, testbed.AddProxyableNodeIP())
+	must(t, bed.AddProxyableNodeIP())
 	k := startConfigured(t, "obs-logs", "enableSystemLogQuery: true\n", "--node-log-dir="+dir, "--node-ip="+testbed.UpstreamNodeIP)
 	watchNode(ctx, t, k.NodeName, isReady)
 	admin := adminConfig(t)
@@ -136,7 +136,7 @@ func TestObserveNodeLogs(t *testing.T) {
 // 1.6's refusal on with upstream's status and message.
 func TestObserveKubeletAPI(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
-	must(t, testbed.AddProxyableNodeIP())
+	must(t, bed.AddProxyableNodeIP())
 	k := startConfigured(t, "obs-api", "", "--node-ip="+testbed.UpstreamNodeIP)
 	watchNode(ctx, t, k.NodeName, isReady)
 	p := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sleep", "3600")), "running", containerRunning("main"))

@@ -228,6 +228,7 @@ func (b *Bed) cleanup() {
 	killShimsOf(filepath.Join(b.containerdDir(), "containerd.sock"))
 	killRecorded(b.Dir)
 	unmountUnder(b.Dir)
+	b.releaseNodeIP()
 	_ = os.RemoveAll(b.Dir)
 	b.removeGuard()
 	deleteLink(b.opts.Bridge)

@@ -3,7 +3,6 @@ package testbed
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -36,8 +35,8 @@ func (b *Bed) StartUpstreamKubelet(name string, extra ...string) (*Kubelet, erro
 
 // StartUpstreamKubeletWith is StartUpstreamKubelet with options.
 func (b *Bed) StartUpstreamKubeletWith(name string, o UpstreamOptions) (*Kubelet, error) {
-	if out, err := exec.Command("ip", "addr", "replace", UpstreamNodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("add %s to lo: %v: %s", UpstreamNodeIP, err, out)
+	if err := b.AddProxyableNodeIP(); err != nil {
+		return nil, err
 	}
 	kc, err := b.NodeKubeconfig(name)
 	if err != nil {
