@@ -82,6 +82,11 @@ func Generate(in Input) v1.PodStatus {
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := containerStatus(c, in, "PodInitializing", old.InitContainerStatuses)
+		if !isSidecar(c) {
+			// As upstream's prober manager: a regular init container is ready once it
+			// exited 0, never while it runs or after it failed.
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		}
 		if !initContainerDone(c, cs, regularStarted) {
 			initDone = false
 		}
@@ -112,10 +117,15 @@ func Generate(in Input) v1.PodStatus {
 // initContainerDone: a sidecar is done once running and started (its startup probe, if
 // any, passed); any other init container once it exited 0.
 func initContainerDone(c *v1.Container, cs v1.ContainerStatus, regularStarted bool) bool {
-	if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+	if isSidecar(c) {
 		return cs.State.Running != nil && (cs.Started == nil || *cs.Started) || regularStarted
 	}
 	return cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+}
+
+// isSidecar: a restartable init container (restartPolicy Always).
+func isSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
 
 func isTerminal(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
@@ -232,8 +242,7 @@ func terminated(c *cri.Container) *v1.ContainerStateTerminated {
 func phase(pod *v1.Pod, st v1.PodStatus, initDone bool) v1.PodPhase {
 	if !initDone {
 		for i, cs := range st.InitContainerStatuses {
-			c := &pod.Spec.InitContainers[i]
-			if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+			if isSidecar(&pod.Spec.InitContainers[i]) {
 				continue // sidecars are restarted, never fail the pod
 			}
 			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
@@ -333,46 +342,8 @@ func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady bool, sandboxMsg stri
 	}
 	out = append(out, init)
 
-	// ContainersReady and Ready
-	var unready []string
-	for _, cs := range st.ContainerStatuses {
-		if !cs.Ready {
-			unready = append(unready, cs.Name)
-		}
-	}
-	cr := v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue}
-	switch {
-	case st.Phase == v1.PodSucceeded:
-		cr.Status, cr.Reason = v1.ConditionFalse, "PodCompleted"
-	case st.Phase == v1.PodFailed:
-		cr.Status, cr.Reason = v1.ConditionFalse, "PodFailed"
-	case !initDone:
-		cr.Status, cr.Reason = v1.ConditionFalse, "ContainersNotInitialized"
-		cr.Message = init.Message
-	case len(unready) > 0:
-		cr.Status, cr.Reason = v1.ConditionFalse, "ContainersNotReady"
-		cr.Message = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
-	}
-	out = append(out, cr)
-	ready := cr
-	ready.Type = v1.PodReady
-	if ready.Status == v1.ConditionTrue {
-		var notReady []string
-		for _, g := range pod.Spec.ReadinessGates {
-			c := findCondition(old, g.ConditionType)
-			if c == nil || c.Status != v1.ConditionTrue {
-				notReady = append(notReady, string(g.ConditionType))
-			}
-		}
-		if len(notReady) > 0 {
-			ready.Status, ready.Reason = v1.ConditionFalse, "ReadinessGatesNotReady"
-			ready.Message = fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", notReady[0])
-			if c := findCondition(old, v1.PodConditionType(notReady[0])); c != nil {
-				ready.Message = fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %s", notReady[0], c.Status)
-			}
-		}
-	}
-	out = append(out, ready)
+	cr := containersReady(pod, st)
+	out = append(out, cr, podReady(pod, cr, old))
 	out = append(out, v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionTrue})
 
 	for i := range out {
@@ -390,6 +361,61 @@ func conditions(pod *v1.Pod, st v1.PodStatus, sandboxReady bool, sandboxMsg stri
 	}
 	sort.SliceStable(out, func(i, j int) bool { return order(out[i].Type) < order(out[j].Type) })
 	return out
+}
+
+// containersReady follows upstream's GenerateContainersReadyCondition: sidecars (in spec
+// order) and regular containers must all be ready. Running init containers give no
+// reason of their own: the regular containers are simply not ready yet.
+func containersReady(pod *v1.Pod, st v1.PodStatus) v1.PodCondition {
+	cr := v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue}
+	switch st.Phase {
+	case v1.PodSucceeded:
+		cr.Status, cr.Reason = v1.ConditionFalse, "PodCompleted"
+		return cr
+	case v1.PodFailed:
+		cr.Status, cr.Reason = v1.ConditionFalse, "PodFailed"
+		return cr
+	}
+	var unready []string
+	for i, cs := range st.InitContainerStatuses {
+		if isSidecar(&pod.Spec.InitContainers[i]) && !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	if len(unready) > 0 {
+		cr.Status, cr.Reason = v1.ConditionFalse, "ContainersNotReady"
+		cr.Message = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	}
+	return cr
+}
+
+// podReady follows upstream's GeneratePodReadyCondition: ContainersReady's status, reason
+// and message unless it is True; then every readiness gate's condition must be True, each
+// one that is not named in the message.
+func podReady(pod *v1.Pod, cr v1.PodCondition, old []v1.PodCondition) v1.PodCondition {
+	ready := cr
+	ready.Type = v1.PodReady
+	if ready.Status != v1.ConditionTrue {
+		return ready
+	}
+	var msgs []string
+	for _, g := range pod.Spec.ReadinessGates {
+		switch c := findCondition(old, g.ConditionType); {
+		case c == nil:
+			msgs = append(msgs, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", g.ConditionType))
+		case c.Status != v1.ConditionTrue:
+			msgs = append(msgs, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %s", g.ConditionType, c.Status))
+		}
+	}
+	if len(msgs) > 0 {
+		ready.Status, ready.Reason, ready.Message = v1.ConditionFalse, "ReadinessGatesNotReady", strings.Join(msgs, ", ")
+	}
+	return ready
 }
 
 // order puts conditions in the order the upstream kubelet reports them.

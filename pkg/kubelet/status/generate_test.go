@@ -46,7 +46,7 @@ func TestGenerate(t *testing.T) {
 		{"nothing yet", pod(always, nil, "a"), nil, nil, nil,
 			"Pending | ContainersReady=False(ContainersNotReady) Initialized=True PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(ContainersNotReady) | a:waiting(ContainerCreating) r0"},
 		{"init running", pod(always, []string{"i"}, "a"), ready, []cri.Container{inst("i", cri.StateRunning, 0, 0)}, nil,
-			"Pending | ContainersReady=False(ContainersNotInitialized) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotInitialized) | i:running r0 a:waiting(PodInitializing) r0"},
+			"Pending | ContainersReady=False(ContainersNotReady) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotReady) | i:running r0 a:waiting(PodInitializing) r0"},
 		{"running", pod(always, []string{"i"}, "a"), ready, []cri.Container{inst("i", cri.StateExited, 0, 0), inst("a", cri.StateRunning, 0, 0)}, nil,
 			"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True | i:terminated(Completed) r0 a:running r0"},
 		{"succeeded", pod(never, nil, "a"), stopped, []cri.Container{inst("a", cri.StateExited, 0, 0)}, nil,
@@ -215,5 +215,102 @@ func TestGenerateEphemeral(t *testing.T) {
 				t.Errorf("ephemeral containers changed the pod's status:\n got %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+// readiness renders each init and regular container's ready flag and the
+// ContainersReady and Ready conditions with their messages.
+func readiness(st v1.PodStatus) string {
+	var out []string
+	for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for _, c := range list {
+			out = append(out, fmt.Sprintf("%s=%v", c.Name, c.Ready))
+		}
+	}
+	for _, t := range []v1.PodConditionType{v1.ContainersReady, v1.PodReady} {
+		c := findCondition(st.Conditions, t)
+		out = append(out, fmt.Sprintf("%s=%s(%s:%s)", t, c.Status, c.Reason, c.Message))
+	}
+	return strings.Join(out, " ")
+}
+
+// Init containers' ready flags and the readiness conditions, as upstream's prober manager
+// (UpdatePodStatus) and GenerateContainersReadyCondition: a regular init container is
+// ready only once it exited 0; a sidecar like a regular container (running, started,
+// readiness probe passed) and it counts for ContainersReady.
+func TestGenerateInitReadiness(t *testing.T) {
+	always, never := v1.RestartPolicyAlways, v1.RestartPolicyNever
+	sidecarPod := func(policy v1.RestartPolicy, inits []string, sidecars map[string]bool, cs ...string) *v1.Pod {
+		p := pod(policy, inits, cs...)
+		restart := v1.ContainerRestartPolicyAlways
+		for i := range p.Spec.InitContainers {
+			if sidecars[p.Spec.InitContainers[i].Name] {
+				p.Spec.InitContainers[i].RestartPolicy = &restart
+			}
+		}
+		return p
+	}
+	side := map[string]bool{"side": true}
+	ready := []cri.Sandbox{{ID: "sb", Ready: true}}
+	stopped := []cri.Sandbox{{ID: "sb"}}
+	notReady := func(name string) func(*v1.Container, string) bool {
+		return func(c *v1.Container, _ string) bool { return c.Name != name }
+	}
+	cases := []struct {
+		name    string
+		pod     *v1.Pod
+		sbs     []cri.Sandbox
+		cs      []cri.Container
+		waiting map[string]Waiting
+		ready   func(*v1.Container, string) bool
+		want    string
+	}{
+		{"init running: not ready", pod(always, []string{"i"}, "a"), ready, []cri.Container{inst("i", cri.StateRunning, 0, 0)}, nil, nil,
+			"i=false a=false ContainersReady=False(ContainersNotReady:containers with unready status: [a]) Ready=False(ContainersNotReady:containers with unready status: [a])"},
+		{"init completed: ready", pod(always, []string{"i", "j"}, "a"), ready,
+			[]cri.Container{inst("i", cri.StateExited, 0, 0), inst("j", cri.StateExited, 0, 0), inst("a", cri.StateRunning, 0, 0)}, nil, nil,
+			"i=true j=true a=true ContainersReady=True(:) Ready=True(:)"},
+		{"init failed: not ready", pod(never, []string{"i"}, "a"), stopped, []cri.Container{inst("i", cri.StateExited, 1, 0)}, nil, nil,
+			"i=false a=false ContainersReady=False(PodFailed:) Ready=False(PodFailed:)"},
+		{"init failed, backing off: not ready", pod(always, []string{"i"}, "a"), ready,
+			[]cri.Container{inst("i", cri.StateExited, 1, 1), inst("i", cri.StateExited, 1, 0)},
+			map[string]Waiting{"i": {Reason: "CrashLoopBackOff"}}, nil,
+			"i=false a=false ContainersReady=False(ContainersNotReady:containers with unready status: [a]) Ready=False(ContainersNotReady:containers with unready status: [a])"},
+		{"completed pod keeps init ready", pod(never, []string{"i"}, "a"), stopped,
+			[]cri.Container{inst("i", cri.StateExited, 0, 0), inst("a", cri.StateExited, 0, 0)}, nil, nil,
+			"i=true a=false ContainersReady=False(PodCompleted:) Ready=False(PodCompleted:)"},
+		{"sidecar running and ready", sidecarPod(always, []string{"i", "side"}, side, "a"), ready,
+			[]cri.Container{inst("i", cri.StateExited, 0, 0), inst("side", cri.StateRunning, 0, 0), inst("a", cri.StateRunning, 0, 0)}, nil, nil,
+			"i=true side=true a=true ContainersReady=True(:) Ready=True(:)"},
+		{"sidecar not ready holds ContainersReady", sidecarPod(always, []string{"side"}, side, "a", "b"), ready,
+			[]cri.Container{inst("side", cri.StateRunning, 0, 0), inst("a", cri.StateRunning, 0, 0), inst("b", cri.StateRunning, 0, 0)}, nil, notReady("side"),
+			"side=false a=true b=true ContainersReady=False(ContainersNotReady:containers with unready status: [side]) Ready=False(ContainersNotReady:containers with unready status: [side])"},
+		{"sidecars listed before containers", sidecarPod(always, []string{"side"}, side, "a"), ready,
+			[]cri.Container{inst("side", cri.StateRunning, 0, 0)}, nil, notReady("side"),
+			"side=false a=false ContainersReady=False(ContainersNotReady:containers with unready status: [side a]) Ready=False(ContainersNotReady:containers with unready status: [side a])"},
+		{"sidecar exited 0 is not ready", sidecarPod(never, []string{"side"}, side, "a"), stopped,
+			[]cri.Container{inst("side", cri.StateExited, 0, 0), inst("a", cri.StateExited, 0, 0)}, nil, nil,
+			"side=false a=false ContainersReady=False(PodCompleted:) Ready=False(PodCompleted:)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: tc.sbs, Containers: tc.cs}, Waiting: tc.waiting, Now: time.Unix(300, 0), Ready: tc.ready}
+			if got := readiness(Generate(in)); got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// Every readiness gate not True is named in Ready's message, as upstream joins them.
+func TestGenerateReadinessGatesMessage(t *testing.T) {
+	p := pod(v1.RestartPolicyAlways, nil, "a")
+	p.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "x/missing"}, {ConditionType: "x/false"}, {ConditionType: "x/true"}}
+	p.Status.Conditions = []v1.PodCondition{{Type: "x/false", Status: v1.ConditionFalse}, {Type: "x/true", Status: v1.ConditionTrue}}
+	state := &cri.PodState{Sandboxes: []cri.Sandbox{{ID: "sb", Ready: true}}, Containers: []cri.Container{inst("a", cri.StateRunning, 0, 0)}}
+	c := findCondition(Generate(Input{Pod: p, State: state, Now: time.Unix(300, 0)}).Conditions, v1.PodReady)
+	want := `corresponding condition of pod readiness gate "x/missing" does not exist., the status of pod readiness gate "x/false" is not "True", but False`
+	if c.Status != v1.ConditionFalse || c.Reason != "ReadinessGatesNotReady" || c.Message != want {
+		t.Errorf("Ready: %+v", c)
 	}
 }
