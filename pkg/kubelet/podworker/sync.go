@@ -73,6 +73,12 @@ func (w *Workers) observe(ctx context.Context, wk *worker) (*pass, error) {
 	if st, ok := w.cfg.Status.Status(pod.UID); ok {
 		st.Conditions = status.WithForeignConditions(st.Conditions, pod.Status.Conditions)
 		pod.Status = st
+		if st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed {
+			// Upstream's pod worker takes no updates once the pod finished: its status
+			// keeps observing the generation it had then (a later spec change or the
+			// deletion's generation bump is not observed).
+			pod.Generation = st.ObservedGeneration
+		}
 	}
 	p := &pass{pod: pod, removed: removed, deleting: pod.DeletionTimestamp != nil,
 		finished: pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed, waiting: map[string]status.Waiting{}}

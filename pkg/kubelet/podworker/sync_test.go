@@ -2,6 +2,7 @@ package podworker
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -208,5 +209,61 @@ func TestSyncStartCallBudget(t *testing.T) {
 	w.sync(context.Background(), wk)
 	if c := append(rt.GetCalls(), img.Called...); len(c) != 0 {
 		t.Fatalf("steady sync made runtime calls %v", c)
+	}
+}
+
+// observedGeneration follows the spec the worker acted on, as upstream: a spec change
+// is observed at once even when it cannot be applied (an image that cannot be pulled),
+// and once the pod finished, later changes (a deletion's bump) are no longer observed.
+func TestSyncObservedGeneration(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []v1.RestartPolicy{v1.RestartPolicyAlways, v1.RestartPolicyNever} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1", Generation: 1}, Spec: v1.PodSpec{
+			NodeName: "n", RestartPolicy: policy, TerminationGracePeriodSeconds: new(int64(2)),
+			Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}}}}
+		w, rt, st := newSyncFixture(t, pod, nil)
+		wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+		observed := func(step string, want int64, phase v1.PodPhase) v1.PodStatus {
+			t.Helper()
+			ps, _ := st.Status(pod.UID)
+			if ps.ObservedGeneration != want || ps.Phase != phase {
+				t.Fatalf("%s: observedGeneration %d phase %s, want %d %s", step, ps.ObservedGeneration, ps.Phase, want, phase)
+			}
+			for _, c := range ps.Conditions {
+				if c.ObservedGeneration != want {
+					t.Errorf("%s: condition %s observedGeneration %d, want %d", step, c.Type, c.ObservedGeneration, want)
+				}
+			}
+			return ps
+		}
+		update := func(change func(*v1.Pod)) {
+			p := wk.pod.DeepCopy()
+			change(p)
+			p.Generation++
+			wk.pod = p
+		}
+		w.sync(ctx, wk)
+		observed("started", 1, v1.PodRunning)
+		if policy == v1.RestartPolicyAlways {
+			update(func(p *v1.Pod) { p.Spec.Containers[0].Image = "absent:1" })
+			fixtureImages.InjectError("PullImage", errors.New("not found"))
+			w.sync(ctx, wk)
+			if ps := observed("unpullable image", 2, v1.PodRunning); ps.ContainerStatuses[0].State.Waiting == nil ||
+				ps.ContainerStatuses[0].State.Waiting.Reason != "ErrImagePull" {
+				t.Fatalf("main %+v, want waiting ErrImagePull", ps.ContainerStatuses[0].State)
+			}
+			continue
+		}
+		cache := w.cfg.State.(*runtimecache.Cache)
+		for id, c := range rt.Containers {
+			c.State, c.ExitCode, c.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, 0, time.Now().UnixNano()
+			cache.Event(cri.Event{Kind: cri.EventExit, ID: id})
+		}
+		cache.HandleExits(ctx)
+		w.sync(ctx, wk)
+		observed("succeeded", 1, v1.PodSucceeded)
+		update(func(p *v1.Pod) { p.Spec.ActiveDeadlineSeconds = new(int64(60)) })
+		w.sync(ctx, wk)
+		observed("after finishing", 1, v1.PodSucceeded)
 	}
 }

@@ -57,10 +57,17 @@ func NewManager(client kubernetes.Interface) *Manager {
 		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}}
 }
 
-// SetStatus records the newest status of pod and wakes the writer.
+// SetStatus records the newest status of pod and wakes the writer. As upstream's
+// SetPodStatus, the status observes the generation of the pod given (the spec the node
+// acted on, even one it cannot apply), never going back below what was observed before.
 func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 	m.mu.Lock()
 	cur := m.pending[pod.UID]
+	prev := pod.Status.ObservedGeneration
+	if cur != nil {
+		prev = cur.status.ObservedGeneration
+	}
+	st.ObservedGeneration = max(pod.Generation, prev)
 	if cur != nil && apiequality.Semantic.DeepEqual(cur.status, st) {
 		m.mu.Unlock()
 		return

@@ -254,3 +254,48 @@ func TestManagerReconcilesForeignChanges(t *testing.T) {
 		t.Errorf("after a foreign Ready=False: %d patches, conditions %v; want Ready=True back and the gate kept", len(patches(c)), got.Status.Conditions)
 	}
 }
+
+// observedGeneration is the generation of the pod the status was set for, as upstream's
+// SetPodStatus: a status that differs only by it is written, and it never goes back.
+func TestManagerObservedGeneration(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1", Generation: 1}}
+	c := fake.NewSimpleClientset(p)
+	m := NewManager(c)
+	ctx := context.Background()
+	observed := func(wantGen int64, wantPatches int) {
+		t.Helper()
+		if err := m.Flush(ctx, p.UID); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := m.Status(p.UID)
+		ps := patches(c)
+		if st.ObservedGeneration != wantGen || len(ps) != wantPatches {
+			t.Fatalf("observedGeneration %d with %d patches, want %d with %d", st.ObservedGeneration, len(ps), wantGen, wantPatches)
+		}
+		api, err := c.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{})
+		if err != nil || api.Status.ObservedGeneration != wantGen {
+			t.Fatalf("API holds observedGeneration %d (%v), want %d", api.Status.ObservedGeneration, err, wantGen)
+		}
+	}
+	m.SetStatus(p, running(true))
+	observed(1, 1)
+
+	// A spec update (generation 2) with the same status otherwise: written.
+	p2 := p.DeepCopy()
+	p2.Generation = 2
+	m.SetStatus(p2, running(true))
+	observed(2, 2)
+
+	// A status set for an older copy of the pod does not take it back.
+	m.SetStatus(p, running(false))
+	observed(2, 3)
+
+	// Without a status held, the API's observedGeneration is the floor.
+	m2 := NewManager(nil)
+	old := p.DeepCopy()
+	old.Status.ObservedGeneration = 5
+	m2.SetStatus(old, running(true))
+	if st, _ := m2.Status(p.UID); st.ObservedGeneration != 5 {
+		t.Errorf("observedGeneration %d, want the API's 5", st.ObservedGeneration)
+	}
+}
