@@ -479,26 +479,15 @@ const (
 	maxTermMsgLogLines = 80
 )
 
-// readTerminationMessages adds to exited containers' messages what the container wrote to
-// its termination-message file (at most 4096 bytes) or, with FallbackToLogsOnError and a
-// non-zero exit, the tail of its log; appended to the runtime's message after ": ", as
-// upstream does.
+// readTerminationMessages adds to exited containers' messages what upstream's
+// convertToKubeContainerStatus does, appended to the runtime's message after ": ".
 func readTerminationMessages(st *cri.PodState) {
 	for i := range st.Containers {
 		c := &st.Containers[i]
 		if c.State != cri.StateExited {
 			continue
 		}
-		msg := ""
-		if f, err := os.Open(c.TermMsgHostPath); err == nil && c.TermMsgHostPath != "" {
-			buf := make([]byte, maxTermMsgBytes)
-			n, _ := io.ReadFull(f, buf)
-			f.Close()
-			msg = string(buf[:n])
-		}
-		if msg == "" && c.TermMsgPolicy == string(v1.TerminationMessageFallbackToLogsOnError) && c.ExitCode != 0 && c.LogPath != "" {
-			msg, _ = cri.TailLogContent(c.LogPath, maxTermMsgLogLines, maxTermMsgLogBytes)
-		}
+		msg := terminationMessage(c)
 		if msg == "" {
 			continue
 		}
@@ -507,6 +496,51 @@ func readTerminationMessages(st *cri.PodState) {
 		}
 		c.Message += msg
 	}
+}
+
+// terminationMessage is the last 4096 bytes of the container's termination-message file
+// or, with FallbackToLogsOnError, a failure (not ContainerCannotRun) and an empty or
+// missing file, the tail of its log; errors read as upstream reports them.
+func terminationMessage(c *cri.Container) string {
+	fallback := c.TermMsgPolicy == string(v1.TerminationMessageFallbackToLogsOnError) && c.ExitCode != 0 && c.Reason != "ContainerCannotRun"
+	if c.TermMsgHostPath != "" {
+		data, err := readAtMostLast(c.TermMsgHostPath, maxTermMsgBytes)
+		switch {
+		case os.IsNotExist(err):
+		case err != nil:
+			return fmt.Sprintf("Error on reading termination log %s: %v", c.TermMsgHostPath, err)
+		case len(data) > 0 || !fallback:
+			return string(data)
+		}
+	}
+	if !fallback || c.LogPath == "" {
+		return ""
+	}
+	msg, err := cri.TailLogContent(c.LogPath, maxTermMsgLogLines, maxTermMsgLogBytes)
+	if err != nil {
+		return fmt.Sprintf("Error on reading termination message from logs: %v", err)
+	}
+	return msg
+}
+
+// readAtMostLast reads the last limit bytes of the file at path.
+func readAtMostLast(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(fi.Size()-limit, 0)
+	buf := make([]byte, fi.Size()-off)
+	n, err := f.ReadAt(buf, off)
+	if err == io.EOF {
+		err = nil
+	}
+	return buf[:n], err
 }
 
 func containerByName(pod *v1.Pod, name string) *v1.Container {

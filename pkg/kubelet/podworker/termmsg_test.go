@@ -1,0 +1,60 @@
+package podworker
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// Termination messages as upstream's convertToKubeContainerStatus: the file's last 4096
+// bytes, else (FallbackToLogsOnError, a failure other than ContainerCannotRun) the log's
+// tail, appended to the runtime's message.
+func TestReadTerminationMessages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fallback, file := string(v1.TerminationMessageFallbackToLogsOnError), string(v1.TerminationMessageReadFile)
+	long := strings.Repeat("a", 100) + strings.Repeat("b", 4096)
+	doneLog := write("done.log", "2026-11-23T10:00:00.000000001Z stdout P DONE\n")
+	empty, missing := write("empty", ""), filepath.Join(dir, "missing")
+	cases := []struct {
+		name          string
+		policy        string
+		exit          int32
+		reason, msg   string
+		termFile, log string
+		want          string
+	}{
+		{"file", file, 0, "", "", write("bye", "bye"), doneLog, "bye"},
+		{"file's last 4096 bytes", file, 1, "", "", write("long", long), doneLog, strings.Repeat("b", 4096)},
+		{"fallback: partial log line (echo -n DONE; false)", fallback, 1, "", "", empty, doneLog, "DONE"},
+		{"fallback with the file missing", fallback, 1, "", "", missing, doneLog, "DONE"},
+		{"fallback: file wins", fallback, 1, "", "", write("msg", "from file"), doneLog, "from file"},
+		{"fallback: no log on success", fallback, 0, "", "", empty, doneLog, ""},
+		{"fallback: none for ContainerCannotRun", fallback, 128, "ContainerCannotRun", "", empty, doneLog, ""},
+		{"policy File: no log", file, 1, "", "", empty, doneLog, ""},
+		{"after the runtime's message", fallback, 137, "OOMKilled", "oom", empty, doneLog, "oom: DONE"},
+		{"log unreadable", fallback, 1, "", "", empty, missing,
+			`Error on reading termination message from logs: failed to try resolving symlinks in path "` + missing + `": lstat ` + missing + `: no such file or directory`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &cri.PodState{Containers: []cri.Container{{Name: "c", State: cri.StateExited, ExitCode: tc.exit, Reason: tc.reason,
+				Message: tc.msg, TermMsgPolicy: tc.policy, TermMsgHostPath: tc.termFile, LogPath: tc.log}}}
+			readTerminationMessages(st)
+			if got := st.Containers[0].Message; got != tc.want {
+				t.Errorf("message %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
