@@ -198,6 +198,11 @@ func (w *Workers) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int
 		if err := os.WriteFile(termPath, nil, 0o666); err != nil {
 			return nil, "", err
 		}
+		// The umask cut the mode; as upstream, the file is writable by any user the
+		// container runs as.
+		if err := os.Chmod(termPath, 0o666); err != nil {
+			return nil, "", err
+		}
 		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: termPath})
 	}
 	// As upstream: no hosts file before a pod-network pod has an address.

@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 )
@@ -56,5 +58,26 @@ func TestReadTerminationMessages(t *testing.T) {
 				t.Errorf("message %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// The termination-message file is mode 0666 whatever the umask, as upstream, so that a
+// container running as any user can write it.
+func TestTerminationMessageFileWritable(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	w := &Workers{cfg: Config{RootDir: t.TempDir()}}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	c := &v1.Container{Name: "c", TerminationMessagePath: "/tmp/msg"}
+	mounts, termPath, err := w.containerMounts(pod, c, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mounts) != 1 || mounts[0].ContainerPath != "/tmp/msg" || mounts[0].HostPath != termPath {
+		t.Fatalf("mounts %v, termination file %s", mounts, termPath)
+	}
+	fi, err := os.Stat(termPath)
+	if err != nil || fi.Mode().Perm() != 0o666 {
+		t.Errorf("termination file mode %v, %v; want 0666", fi.Mode().Perm(), err)
 	}
 }
