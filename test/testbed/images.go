@@ -25,17 +25,28 @@ const (
 	TestAppImage = "docker.io/minikubelet/testapp:v1"
 )
 
-// RepoRoot is the root of the minikubelet source tree.
+// RepoRoot is the root of the minikubelet source tree: a clone, or this module's copy in
+// another module's module cache.
 func RepoRoot() string {
 	_, File, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(File), "..", ".."))
+	root := filepath.Clean(filepath.Join(filepath.Dir(File), "..", ".."))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		// Built with -trimpath: the file name is no path; ask the go command.
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/minikubelet/minikubelet").Output()
+		if err == nil && strings.TrimSpace(string(out)) != "" {
+			return strings.TrimSpace(string(out))
+		}
+	}
+	return root
 }
 
-// BuildGo builds a package of this repository into out as a static binary.
+// BuildGo builds a package of this repository into out as a static binary. The build
+// runs in RepoRoot with this module's own go.mod (so also in a read-only module cache
+// copy), outside any workspace the calling module's environment names.
 func BuildGo(pkg, out string, ldflags string) error {
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}

@@ -142,7 +142,7 @@ func CheckPrerequisites() error {
 }
 
 func (b *Bed) buildTools() (err error) {
-	b.ToolsBin, err = BuildTools()
+	b.ToolsBin, err = FindTools()
 	return err
 }
 
@@ -211,6 +211,7 @@ func (b *Bed) Stop() {
 func (b *Bed) cleanup() {
 	killRecorded(b.Dir, "minikubelet-", "kubelet-")
 	b.stopSystemdRuntime()
+	b.cleanupNodeRuntimes()
 	if _, err := os.Stat(filepath.Join(b.containerdDir(), "config.toml")); err == nil {
 		if b.Containerd == nil || b.Containerd.Exited() {
 			killRecorded(b.Dir, "containerd")
