@@ -26,6 +26,7 @@ type Registry struct {
 
 	mu            sync.Mutex
 	manifestPulls map[string]int // repo -> manifest requests (a pull resolves with HEAD or GET)
+	failing       map[string]int // repo -> HTTP status every request for it gets (FailPulls)
 }
 
 func startRegistry() (*Registry, error) {
@@ -33,7 +34,7 @@ func startRegistry() (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: ln.Addr().String(), User: "puller", Password: "s3cret", manifestPulls: map[string]int{}}
+	r := &Registry{Host: ln.Addr().String(), User: "puller", Password: "s3cret", manifestPulls: map[string]int{}, failing: map[string]int{}}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if strings.HasPrefix(req.URL.Path, "/v2/private/") {
@@ -48,6 +49,10 @@ func startRegistry() (*Registry, error) {
 			r.mu.Lock()
 			r.manifestPulls[repo]++
 			r.mu.Unlock()
+		}
+		if status := r.failStatus(req.URL.Path); status != 0 {
+			http.Error(w, "testbed: pulls of this repository fail", status)
+			return
 		}
 		inner.ServeHTTP(w, req)
 	})}
@@ -79,3 +84,32 @@ func (r *Registry) ManifestPulls(repo string) int {
 
 // Close stops the registry.
 func (r *Registry) Close() error { return r.srv.Close() }
+
+// FailPulls makes every request for repo (manifests and blobs) answer status (e.g. 503)
+// until RestorePulls: a pull of it fails as a broken or overloaded registry makes it fail.
+func (r *Registry) FailPulls(repo string, status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failing[repo] = status
+}
+
+// RestorePulls undoes FailPulls.
+func (r *Registry) RestorePulls(repo string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.failing, repo)
+}
+
+// failStatus is the status FailPulls set for the repository a /v2/<repo>/{manifests,blobs}/
+// path names, or 0.
+func (r *Registry) failStatus(path string) int {
+	rest := strings.TrimPrefix(path, "/v2/")
+	for _, sep := range []string{"/manifests/", "/blobs/"} {
+		if repo, _, ok := strings.Cut(rest, sep); ok {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.failing[repo]
+		}
+	}
+	return 0
+}
