@@ -89,7 +89,7 @@ func OOMContainer(ctx context.Context, endpoint, id string) error {
 	if err != nil {
 		return err
 	}
-	hog := exec.Command("/bin/busybox", "sh", "-c", "read _ && exec /bin/busybox tail /dev/zero")
+	hog := exec.Command("/bin/busybox", "sh", "-c", "read go && exec /bin/busybox tail /dev/zero")
 	hog.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	start, err := hog.StdinPipe()
 	if err != nil {
