@@ -7,10 +7,12 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
 // TestServerTransitionTrace: the kubelet API serves every status transition of a pod at
-// /debug/pods/<ns>/<name>/transitions, in order, and the start histograms count it.
+// /debug/pods/<ns>/<name>/transitions, in order (the first with the whole status, later
+// ones a diff each), and the start histograms count it.
 func TestServerTransitionTrace(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	k := startKubelet(t, "trace")
@@ -30,10 +32,41 @@ func TestServerTransitionTrace(t *testing.T) {
 		Transitions []struct {
 			From, To string
 			Since    time.Duration `json:"sinceFirstSeen"`
+			Status   *v1.PodStatus
+			Diff     json.RawMessage
 		}
 	}
 	if err := json.Unmarshal([]byte(body), &trace); err != nil {
 		t.Fatal(err)
+	}
+	if len(trace.Transitions) == 0 {
+		t.Fatalf("no transitions: %s", body)
+	}
+	// The first entry holds the whole status, every later one a diff from the one before:
+	// replayed, they end in the status the API holds.
+	first := trace.Transitions[0]
+	if first.Status == nil || first.Status.Phase != v1.PodPending || len(first.Diff) != 0 {
+		t.Fatalf("first entry has no whole Pending status: %+v", first)
+	}
+	cur, err := json.Marshal(first.Status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tr := range trace.Transitions[1:] {
+		if tr.Status != nil || len(tr.Diff) == 0 || string(tr.Diff) == "{}" {
+			t.Fatalf("entry %d is not a diff: status %v, diff %s", i+1, tr.Status, tr.Diff)
+		}
+		if cur, err = strategicpatch.StrategicMergePatch(cur, tr.Diff, v1.PodStatus{}); err != nil {
+			t.Fatalf("entry %d: diff %s does not apply: %v", i+1, tr.Diff, err)
+		}
+	}
+	var final v1.PodStatus
+	if err := json.Unmarshal(cur, &final); err != nil {
+		t.Fatal(err)
+	}
+	if final.Phase != v1.PodFailed || len(final.ContainerStatuses) != 1 || final.ContainerStatuses[0].State.Terminated == nil ||
+		final.ContainerStatuses[0].State.Terminated.ExitCode != 3 || final.ObservedGeneration != p.Generation {
+		t.Errorf("replayed trace ends in %+v, want Failed with main exited 3 at generation %d", final, p.Generation)
 	}
 	var phases []string
 	for i, tr := range trace.Transitions {

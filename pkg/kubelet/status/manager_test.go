@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -285,6 +286,9 @@ func TestManagerObservedGeneration(t *testing.T) {
 	p2.Generation = 2
 	m.SetStatus(p2, running(true))
 	observed(2, 2)
+	if tr := m.Trace.Transitions("ns", "p"); len(tr) != 2 || tr[1].From != tr[1].To || !strings.Contains(string(tr[1].Diff), `"observedGeneration":2`) {
+		t.Errorf("trace does not show the generation change: %+v", tr)
+	}
 
 	// A status set for an older copy of the pod does not take it back.
 	m.SetStatus(p, running(false))

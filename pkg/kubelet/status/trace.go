@@ -1,6 +1,7 @@
 package status
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
 	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
 )
@@ -20,8 +22,15 @@ type Transition struct {
 	// At is wall-clock time; Since is the monotonic time since the pod was first seen.
 	At    time.Time     `json:"at"`
 	Since time.Duration `json:"sinceFirstSeen"`
-	From  string        `json:"from"`
-	To    string        `json:"to"`
+	// From and To are the summaries (Summary) before and after; equal when only details
+	// outside the summary changed.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Status is the whole status, on the first entry only; every later entry has Diff
+	// instead, the strategic merge patch (as the API server applies to a pod's status)
+	// from the previous entry's status to this one's.
+	Status *v1.PodStatus   `json:"status,omitempty"`
+	Diff   json.RawMessage `json:"diff,omitempty"`
 }
 
 // maxTransitions bounds each pod's trace; older entries are dropped first.
@@ -41,9 +50,13 @@ type Trace struct {
 // keepGone is how many traces of deleted pods stay readable.
 const keepGone = 256
 
+// podTrace holds one full status (the first entry's) and diffs, plus the newest status as
+// JSON to diff the next one against.
 type podTrace struct {
+	mu             sync.Mutex
 	first          time.Time // carries the monotonic clock reading
 	last           string
+	lastJSON       []byte
 	entries        []Transition
 	running, ready bool
 }
@@ -53,29 +66,69 @@ func NewTrace() *Trace {
 	return &Trace{pods: map[types.UID]*podTrace{}, byName: map[string]types.UID{}}
 }
 
-// Record notes st as pod's newest status; a change of its summary is a transition.
+// Record notes st as pod's newest status; any change of it is a transition.
 func (t *Trace) Record(pod *v1.Pod, st v1.PodStatus) {
 	if t == nil {
 		return
 	}
 	now := time.Now()
-	sum := Summary(st)
+	cur, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	pt := t.pods[pod.UID]
 	if pt == nil {
 		pt = &podTrace{first: now}
 		t.pods[pod.UID] = pt
 		t.byName[pod.Namespace+"/"+pod.Name] = pod.UID
 	}
-	if sum == pt.last {
+	t.mu.Unlock()
+	// Diffs are computed under the pod's own lock only: other pods' records go on.
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if bytes.Equal(cur, pt.lastJSON) {
 		return
 	}
-	if len(pt.entries) == maxTransitions {
-		pt.entries = append(pt.entries[:0], pt.entries[1:]...)
+	tr := Transition{At: now, Since: now.Sub(pt.first), From: pt.last, To: Summary(st)}
+	if pt.lastJSON == nil {
+		tr.Status = st.DeepCopy()
+	} else {
+		diff, err := strategicpatch.CreateTwoWayMergePatch(pt.lastJSON, cur, v1.PodStatus{})
+		if err != nil || string(diff) == "{}" {
+			return // no change the API would see
+		}
+		tr.Diff = diff
 	}
-	pt.entries = append(pt.entries, Transition{At: now, Since: now.Sub(pt.first), From: pt.last, To: sum})
-	pt.last = sum
+	if len(pt.entries) == maxTransitions {
+		pt.dropOldest()
+	}
+	pt.entries = append(pt.entries, tr)
+	pt.last, pt.lastJSON = tr.To, cur
+	pt.observeStart(now, st)
+}
+
+// dropOldest drops the first entry; the next one becomes first and so gets the whole
+// status, its diff applied to the dropped one's.
+func (pt *podTrace) dropOldest() {
+	if len(pt.entries) > 1 && pt.entries[0].Status != nil {
+		next := &pt.entries[1]
+		base, err := json.Marshal(pt.entries[0].Status)
+		if err == nil {
+			var full []byte
+			if full, err = strategicpatch.StrategicMergePatch(base, next.Diff, v1.PodStatus{}); err == nil {
+				var st v1.PodStatus
+				if json.Unmarshal(full, &st) == nil {
+					next.Status, next.Diff = &st, nil
+				}
+			}
+		}
+	}
+	pt.entries = append(pt.entries[:0], pt.entries[1:]...)
+}
+
+// observeStart feeds the start histograms the first time the pod is Running and Ready.
+func (pt *podTrace) observeStart(now time.Time, st v1.PodStatus) {
 	if !pt.running && st.Phase == v1.PodRunning {
 		pt.running = true
 		kmetrics.ObserveRunning(now.Sub(pt.first))
@@ -93,11 +146,13 @@ func (t *Trace) Record(pod *v1.Pod, st v1.PodStatus) {
 // Transitions returns the trace of the current pod namespace/name (nil if unknown).
 func (t *Trace) Transitions(namespace, name string) []Transition {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	pt := t.pods[t.byName[namespace+"/"+name]]
+	t.mu.Unlock()
 	if pt == nil {
 		return nil
 	}
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
 	return append([]Transition(nil), pt.entries...)
 }
 
