@@ -48,22 +48,14 @@ func TestServerTransitionTrace(t *testing.T) {
 	if first.Status == nil || first.Status.Phase != v1.PodPending || len(first.Diff) != 0 {
 		t.Fatalf("first entry has no whole Pending status: %+v", first)
 	}
-	cur, err := json.Marshal(first.Status)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var diffs []json.RawMessage
 	for i, tr := range trace.Transitions[1:] {
 		if tr.Status != nil || len(tr.Diff) == 0 || string(tr.Diff) == "{}" {
 			t.Fatalf("entry %d is not a diff: status %v, diff %s", i+1, tr.Status, tr.Diff)
 		}
-		if cur, err = strategicpatch.StrategicMergePatch(cur, tr.Diff, v1.PodStatus{}); err != nil {
-			t.Fatalf("entry %d: diff %s does not apply: %v", i+1, tr.Diff, err)
-		}
+		diffs = append(diffs, tr.Diff)
 	}
-	var final v1.PodStatus
-	if err := json.Unmarshal(cur, &final); err != nil {
-		t.Fatal(err)
-	}
+	final := replayDiffs(t, first.Status, diffs)
 	if final.Phase != v1.PodFailed || len(final.ContainerStatuses) != 1 || final.ContainerStatuses[0].State.Terminated == nil ||
 		final.ContainerStatuses[0].State.Terminated.ExitCode != 3 || final.ObservedGeneration != p.Generation {
 		t.Errorf("replayed trace ends in %+v, want Failed with main exited 3 at generation %d", final, p.Generation)
@@ -98,4 +90,24 @@ func TestServerTransitionTrace(t *testing.T) {
 			t.Logf("measured: container exit -> worker woken: %s s", strings.Fields(line)[1])
 		}
 	}
+}
+
+// replayDiffs applies each strategic merge patch of a transition trace in turn to the
+// first entry's whole status.
+func replayDiffs(t *testing.T, first *v1.PodStatus, diffs []json.RawMessage) v1.PodStatus {
+	t.Helper()
+	cur, err := json.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range diffs {
+		if cur, err = strategicpatch.StrategicMergePatch(cur, d, v1.PodStatus{}); err != nil {
+			t.Fatalf("diff %d %s does not apply: %v", i+1, d, err)
+		}
+	}
+	var st v1.PodStatus
+	if err := json.Unmarshal(cur, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
