@@ -40,10 +40,10 @@ func (c *Cluster) KillContainer(ctx context.Context, pod *v1.Pod, container stri
 }
 
 // OOMContainer makes the kernel OOM-kill a running container, whatever it runs: its
-// memory limit is lowered to its usage plus 8 MiB and a process of the kit's own (immune
-// to the OOM killer) joins its memory cgroup and outgrows that. The container terminates
-// with reason OOMKilled and exit code 137, reported by the runtime as for any OOM kill.
-// Needs cgroup v1's memory controller.
+// memory limit is lowered to its usage plus 16 MiB, its processes are made the most
+// killable, and a process of the kit's own joins its memory cgroup and fills that on
+// tmpfs. The container terminates with reason OOMKilled and exit code 137, reported by
+// the runtime as for any OOM kill. Needs cgroup v1's memory controller and /dev/shm.
 func (c *Cluster) OOMContainer(ctx context.Context, pod *v1.Pod, container string) error {
 	endpoint, id, err := c.runningContainer(ctx, pod, container)
 	if err != nil {

@@ -76,10 +76,14 @@ func memoryCgroup(pid int) (string, error) {
 
 // OOMContainer makes the kernel OOM-kill a container, which the runtime then reports as
 // OOMKilled (exit 137). The container's memory limit is lowered to its current usage plus
-// a little, and a hog process of the bed's own joins the container's memory cgroup and
-// grows past it. The hog is exempt from the OOM killer (oom_score_adj -1000), so the
-// kernel kills the container's processes until its main process is gone; then the hog is
-// killed. Works whatever the container runs.
+// 16 MiB, and a hog process of the bed's own joins the container's memory cgroup and
+// writes a file on tmpfs past it (tmpfs pages are charged to the cgroup but are nobody's
+// RSS). The kernel kills the process of the cgroup with the highest badness (RSS plus
+// oom_score_adj in thousandths of the limit), so the container's processes are made the
+// most killable (oom_score_adj 1000, what BestEffort pods have anyway) while the hog keeps
+// a lower score and a tiny RSS: the container's processes go first (lowering the hog's
+// score instead would need CAP_SYS_RESOURCE, which root may lack). Once the main process
+// is gone the hog is stopped and its file removed. Works whatever the container runs.
 func OOMContainer(ctx context.Context, endpoint, id string) error {
 	pid, err := ContainerPID(ctx, endpoint, id)
 	if err != nil {
@@ -89,7 +93,12 @@ func OOMContainer(ctx context.Context, endpoint, id string) error {
 	if err != nil {
 		return err
 	}
-	hog := exec.Command("/bin/busybox", "sh", "-c", "read go && exec /bin/busybox tail /dev/zero")
+	tmp, err := os.MkdirTemp("/dev/shm", "mkbed-oom-")
+	if err != nil {
+		return fmt.Errorf("a tmpfs for the memory hog: %w", err)
+	}
+	defer os.RemoveAll(tmp) // uncharges the file's pages
+	hog := exec.Command("/bin/busybox", "sh", "-c", "read go && exec /bin/busybox dd if=/dev/zero of="+filepath.Join(tmp, "fill")+" bs=64k")
 	hog.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	start, err := hog.StdinPipe()
 	if err != nil {
@@ -99,7 +108,34 @@ func OOMContainer(ctx context.Context, endpoint, id string) error {
 		return fmt.Errorf("memory hog: %w", err)
 	}
 	defer func() { _ = hog.Process.Kill(); _ = hog.Wait() }()
-	hp := strconv.Itoa(hog.Process.Pid)
+	if err := oomSetUp(cg, hog.Process.Pid); err != nil {
+		return fmt.Errorf("OOM set-up: %w", err)
+	}
+	if _, err := start.Write([]byte("\n")); err != nil { // the hog starts writing
+		return err
+	}
+	return waitGone(ctx, pid, cg)
+}
+
+// oomSetUp makes every process in cgroup cg the most killable, moves the hog in and
+// lowers the limit to the cgroup's usage plus 16 MiB.
+func oomSetUp(cg string, hog int) error {
+	adj, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", hog))
+	if err != nil {
+		return err
+	}
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(adj))); n >= 1000 {
+		return fmt.Errorf("this process's oom_score_adj is %d: the hog would be killed as soon as the container", n)
+	}
+	procs, err := os.ReadFile(filepath.Join(cg, "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	for _, p := range strings.Fields(string(procs)) {
+		if err := os.WriteFile("/proc/"+p+"/oom_score_adj", []byte("1000"), 0o644); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
 	usage, err := os.ReadFile(filepath.Join(cg, "memory.usage_in_bytes"))
 	if err != nil {
 		return err
@@ -108,19 +144,10 @@ func OOMContainer(ctx context.Context, endpoint, id string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range [][2]string{
-		{fmt.Sprintf("/proc/%s/oom_score_adj", hp), "-1000"},
-		{filepath.Join(cg, "cgroup.procs"), hp},
-		{filepath.Join(cg, "memory.limit_in_bytes"), strconv.FormatInt(u+8<<20, 10)},
-	} {
-		if err := os.WriteFile(w[0], []byte(w[1]), 0o644); err != nil {
-			return fmt.Errorf("OOM set-up: write %s: %w", w[0], err)
-		}
-	}
-	if _, err := start.Write([]byte("\n")); err != nil {
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(hog)), 0o644); err != nil {
 		return err
 	}
-	return waitGone(ctx, pid, cg)
+	return os.WriteFile(filepath.Join(cg, "memory.limit_in_bytes"), []byte(strconv.FormatInt(u+16<<20, 10)), 0o644)
 }
 
 // waitGone waits until process pid has left cgroup cg (it was killed), polling often so
