@@ -3,6 +3,9 @@ package cri
 import (
 	"context"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -23,8 +26,31 @@ func (c *Client) ImageStatus(ctx context.Context, image string) (*runtimeapi.Ima
 }
 
 // PullImage pulls image with optional registry credentials; it returns the image ref.
+// A failed pull's message is the gRPC error as upstream's CRI client gives it to its
+// events and status: "rpc error: code = NotFound desc = ...", the code left out only
+// when it is Unknown.
 func (c *Client) PullImage(ctx context.Context, image string, auth *runtimeapi.AuthConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
-	resp, err := call(ctx, c, "pull_image", c.images.PullImage, &runtimeapi.PullImageRequest{
+	var raw error
+	keep := func(ctx context.Context, req *runtimeapi.PullImageRequest, opts ...grpc.CallOption) (*runtimeapi.PullImageResponse, error) {
+		resp, err := c.images.PullImage(ctx, req, opts...)
+		raw = err
+		return resp, err
+	}
+	resp, err := call(ctx, c, "pull_image", keep, &runtimeapi.PullImageRequest{
 		Image: &runtimeapi.ImageSpec{Image: image}, Auth: auth, SandboxConfig: sbCfg})
+	if err != nil {
+		if st, ok := status.FromError(raw); ok && st.Code() != codes.Unknown {
+			return "", &pullError{msg: raw.Error(), native: err}
+		}
+	}
 	return resp.GetImageRef(), err
 }
+
+// pullError reads as the runtime's gRPC error and unwraps to its errdefs form.
+type pullError struct {
+	msg    string
+	native error
+}
+
+func (e *pullError) Error() string { return e.msg }
+func (e *pullError) Unwrap() error { return e.native }

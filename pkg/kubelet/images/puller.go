@@ -92,7 +92,7 @@ func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 	policy := c.ImagePullPolicy
 	if policy == v1.PullNever || policy == v1.PullIfNotPresent {
 		if ref != "" {
-			p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+			p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			return ref, status.Waiting{}, nil
 		}
 		if policy == v1.PullNever {
