@@ -29,6 +29,9 @@ type Input struct {
 	// started and ready as soon as it runs (no probes).
 	Started func(c *v1.Container, containerID string) bool
 	Ready   func(c *v1.Container, containerID string) bool
+	// Actuated is what the node reports as applied to the pod's cgroup and containers
+	// (resources.go); the zero value reports nothing.
+	Actuated Actuated
 }
 
 // Generate derives the pod's status. Conditions not owned by the kubelet (PodScheduled,
@@ -111,6 +114,7 @@ func Generate(in Input) v1.PodStatus {
 		sandboxMsg = "pod sandbox is not ready"
 	}
 	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, sandboxMsg, initDone, old.Conditions, now)
+	st.Resources, st.AllocatedResources = podResources(pod, old, in.Actuated)
 	return st
 }
 
@@ -143,6 +147,7 @@ func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.
 		if previous != nil && previous.State == cri.StateExited {
 			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(previous)}
 		}
+		setContainerResources(&cs, c, latest, old, in.Actuated)
 	} else {
 		// Keep restartCount and lastState of instances that are gone (e.g. garbage
 		// collected or removed with an old sandbox).
