@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/distribution/reference"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 	v1 "k8s.io/api/core/v1"
@@ -182,19 +182,20 @@ func sharedPullKey(image string, auths []*runtimeapi.AuthConfig) string {
 // withDefaultTag adds ":latest" to a reference with neither tag nor digest, as upstream.
 // Short names ("busybox", "busybox:1.35") are valid: the runtime completes them.
 func withDefaultTag(image string) (string, error) {
-	invalid := fmt.Errorf("couldn't parse image name %q: invalid reference format", image)
-	if image == "" || strings.TrimSpace(image) != image {
-		return "", invalid
-	}
-	ref, err := name.ParseReference(image, name.WeakValidation)
+	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
-		return "", invalid
+		return "", fmt.Errorf("couldn't parse image name %q: %v", image, err)
 	}
-	if _, digest := ref.(name.Digest); digest {
+	if _, digested := named.(reference.Digested); digested {
 		return image, nil
 	}
-	if last := image[strings.LastIndex(image, "/")+1:]; strings.Contains(last, ":") {
-		return image, nil
+	tag := "latest"
+	if t, ok := named.(reference.Tagged); ok {
+		tag = t.Tag()
 	}
-	return image + ":latest", nil
+	// Appended, not re-rendered: a short name stays short (no docker.io/library/).
+	if !strings.HasSuffix(image, ":"+tag) {
+		image += ":" + tag
+	}
+	return image, nil
 }

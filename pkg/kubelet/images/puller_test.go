@@ -116,7 +116,7 @@ func TestEnsureImagePolicy(t *testing.T) {
 		{name: "untagged gets :latest", image: "reg/app", policy: v1.PullAlways,
 			wantPulls: "reg/app:latest ", wantRef: "sha256:pulled", wantEvents: "Normal Pulling, Normal Pulled"},
 		{name: "invalid name", image: "Bad/Name", policy: v1.PullAlways, wantReason: "InvalidImageName",
-			wantMsg:    `Failed to apply default image tag "Bad/Name": couldn't parse image name "Bad/Name": invalid reference format`,
+			wantMsg:    `Failed to apply default image tag "Bad/Name": couldn't parse image name "Bad/Name": invalid reference format: repository name (Name) must be lowercase`,
 			wantEvents: "Warning InspectFailed"},
 		{name: "inspect fails", image: "reg/app:1", policy: v1.PullIfNotPresent, inspectErr: errors.New("runtime down"),
 			wantReason: "ImageInspectError", wantMsg: `Failed to inspect image "reg/app:1": runtime down`, wantEvents: "Warning InspectFailed"},
