@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
 APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all build deps tools up down cluster cluster-down test test-long test-upstream unit e2e lint fuzz clean
+.PHONY: all build deps tools up down cluster cluster-down test test-long test-upstream unit e2e examples lint fuzz clean
 
 all: build
 
@@ -56,6 +56,14 @@ e2e: deps
 test: deps lint unit
 	@mkdir -p _output
 	$(MAKE) e2e
+	$(MAKE) examples
+
+# The test kit's example (examples/crashwatch: its own module, using package kit of this
+# tree): a controller tested on a kit cluster against a crash loop and a failing probe.
+examples: deps
+	@mkdir -p _output
+	cd examples/crashwatch && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m -v ./... 2>&1 | tee ../../_output/examples.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:|cluster up' ; \
+	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- examples failed; last lines of _output/examples.log:"; tail -n 200 ../../_output/examples.log; fi; exit $$rc
 
 # The long reliability runs: 100 pods churning for 10 minutes on a throttled node
 # (RSS, goroutines, status coalescing; TestReliabilityChurnThrottled runs 60 s in `make
