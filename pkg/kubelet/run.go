@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -256,7 +257,8 @@ func (p *parts) podWorkers(context.Context) error {
 		p.recorder.Event(&v1.ObjectReference{Kind: "Node", Name: p.nodeName, UID: types.UID(p.nodeName)}, v1.EventTypeWarning, e.Reason, e.Message)
 	})
 	p.statusMgr = status.NewManager(p.client)
-	allocatable := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now()).Allocatable
+	nodeStatus := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now())
+	allocatable := nodeStatus.Allocatable
 	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable})
 	if err != nil {
 		return err
@@ -268,8 +270,8 @@ func (p *parts) podWorkers(context.Context) error {
 	p.workers, err = podworker.New(podworker.Config{
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
-		AppArmorEnabled: podworker.HostAppArmorEnabled(),
-		Services:        serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
+		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: p.admissionNode(nodeStatus),
+		Services: serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
 		Tracer:  p.tracer.Tracer(instrumentationScope),
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
@@ -298,6 +300,49 @@ func (p *parts) services() (corelisters.ServiceLister, func() bool) {
 		informer.ShutdownWithin(f, time.Second)
 	})
 	return lister, synced
+}
+
+// admissionNode: the node pods are admitted against, from an informer watching this node
+// only; before it has the node, or on a standalone node, the node this kubelet registers
+// (labels, --node-labels, registerWithTaints, status), as upstream's getNodeAnyWay.
+func (p *parts) admissionNode(st v1.NodeStatus) func() (*v1.Node, error) {
+	local := p.localNode(st)
+	if p.client == nil {
+		return func() (*v1.Node, error) { return local.DeepCopy(), nil }
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(p.client, 0, informers.WithTransform(informer.StripManagedFields),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.nodeName).String()
+		}))
+	nodes := f.Core().V1().Nodes()
+	lister, synced := nodes.Lister(), nodes.Informer().HasSynced
+	p.add("node informer", func(ctx context.Context) {
+		f.Start(ctx.Done())
+		<-ctx.Done()
+		informer.ShutdownWithin(f, time.Second)
+	})
+	return func() (*v1.Node, error) {
+		if synced() {
+			if n, err := lister.Get(p.nodeName); err == nil {
+				return n, nil
+			}
+		}
+		return local.DeepCopy(), nil
+	}
+}
+
+// localNode is the Node object this kubelet registers, as the node controller builds it,
+// with status st.
+func (p *parts) localNode(st v1.NodeStatus) *v1.Node {
+	labels := map[string]string{
+		v1.LabelHostname: p.hostname, v1.LabelOSStable: p.machine.OperatingSystem, v1.LabelArchStable: p.machine.Architecture,
+		"beta.kubernetes.io/os": p.machine.OperatingSystem, "beta.kubernetes.io/arch": p.machine.Architecture,
+	}
+	for k, v := range p.cfg.NodeLabels {
+		labels[k] = v
+	}
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: p.nodeName, Labels: labels},
+		Spec: v1.NodeSpec{Taints: p.cfg.Kubelet.RegisterWithTaints}, Status: st}
 }
 
 // podSources: pods bound to the node from the API, and static pods from manifest files,

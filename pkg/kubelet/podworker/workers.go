@@ -52,6 +52,11 @@ type Config struct {
 	CgroupDriver  string
 	// Slices stops pod slices (systemd driver; nil: the system's systemd over D-Bus).
 	Slices SliceStopper
+	// Node gives the node new pods are admitted against: its labels (node affinity,
+	// nodeSelector), NoExecute taints, allocatable and features (nil: a node of NodeName
+	// with the OS label, Allocatable and MaxPods). Admission also GETs the node through
+	// Client when node affinity is a pod's only failure.
+	Node func() (*v1.Node, error)
 	// MaxPods and AllowedUnsafeSysctls drive admission of new pods (0: no limit).
 	MaxPods              int
 	AllowedUnsafeSysctls []string
