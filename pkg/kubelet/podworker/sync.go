@@ -106,6 +106,9 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		w.cfg.Status.SetStatus(pod, w.podStatus(pod, p.state, w.stillWaiting(wk, p.state), p.deadline, acts.PodFailed))
 	}
 	if acts.KillPod {
+		if p.deadline {
+			w.event(pod, nil, v1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+		}
 		w.killPod(ctx, pod, p.state, gracePeriod(pod))
 	}
 	for _, c := range acts.Kill {
@@ -270,8 +273,9 @@ func (w *Workers) admission(ctx context.Context, wk *worker, pod *v1.Pod, state 
 		if rejected {
 			klog.FromContext(ctx).Info("Pod rejected", "pod", klog.KObj(pod), "reason", reason, "message", msg)
 			w.event(pod, nil, v1.EventTypeWarning, reason, "%s", msg)
+			now := metav1.Now() // upstream's status manager starts every pod it reports, rejected ones too
 			w.cfg.Status.SetStatus(pod, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg,
-				QOSClass: pod.Status.QOSClass, Conditions: pod.Status.Conditions})
+				QOSClass: pod.Status.QOSClass, Conditions: pod.Status.Conditions, StartTime: &now})
 		}
 	}
 	if !rejected {
@@ -307,19 +311,14 @@ func (w *Workers) stillCreating(wk *worker, pod *v1.Pod, state *cri.PodState, de
 // podStatus derives the pod's status from the runtime state and the waiting reasons.
 func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string]status.Waiting, deadline, podFailed bool) v1.PodStatus {
 	readTerminationMessages(state)
-	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now()}
+	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now(),
+		Terminal: pod.DeletionTimestamp != nil}
 	if p := w.cfg.Probes; p != nil {
 		in.Started = func(c *v1.Container, id string) bool { return p.Started(pod.UID, c, id) }
 		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
 	}
-	st := status.Generate(in)
-	if deadline {
-		st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
-	}
-	if podFailed {
-		st.Phase = v1.PodFailed
-	}
-	return st
+	in.Failed, in.DeadlineExceeded = podFailed, deadline
+	return status.Generate(in)
 }
 
 func (w *Workers) setWaiting(wk *worker, waiting map[string]status.Waiting) {
@@ -562,6 +561,16 @@ func containerByName(pod *v1.Pod, name string) *v1.Container {
 	return nil
 }
 
+// isRegular: c (from containerByName) is one of the pod's regular containers.
+func isRegular(pod *v1.Pod, c *v1.Container) bool {
+	for i := range pod.Spec.Containers {
+		if &pod.Spec.Containers[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
 // podDesc is upstream's format.Pod: name_namespace(uid).
 func podDesc(pod *v1.Pod) string {
 	return fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID)
@@ -596,43 +605,65 @@ func ContainerRef(pod *v1.Pod, c *v1.Container) *v1.ObjectReference {
 
 // killUnhealthy stops running containers that failed their liveness or startup probe, as
 // upstream: event Killing "Container X failed liveness probe, will be restarted", grace from
-// the probe's terminationGracePeriodSeconds when set. It reports whether it killed any.
+// the probe's terminationGracePeriodSeconds when set. When none will be restarted and no
+// other regular container keeps running, upstream kills the whole pod instead, and the
+// event says "Stopping container X". It reports whether it killed any.
 func (w *Workers) killUnhealthy(ctx context.Context, pod *v1.Pod, st *cri.PodState) bool {
-	p := w.cfg.Probes
 	sb := st.ReadySandbox()
-	if p == nil || sb == nil {
+	if w.cfg.Probes == nil || sb == nil {
 		return false
 	}
-	killed := false
+	failing, kept := w.unhealthy(pod, st, sb.ID)
+	restart := pod.Spec.RestartPolicy != v1.RestartPolicyNever
+	podIP := ""
+	if len(sb.IPs) > 0 {
+		podIP = sb.IPs[0]
+	}
+	for _, f := range failing {
+		msg := fmt.Sprintf("Container %s failed %s probe", f.spec.Name, strings.ToLower(string(f.kind)))
+		switch {
+		case restart:
+			msg += ", will be restarted"
+		case kept == 0:
+			msg = "Stopping container " + f.spec.Name
+		}
+		w.event(pod, f.spec, v1.EventTypeNormal, "Killing", "%s", msg)
+		grace := gracePeriod(pod)
+		if f.probe.TerminationGracePeriodSeconds != nil {
+			grace = max(*f.probe.TerminationGracePeriodSeconds, minGracePeriod)
+		}
+		w.stopContainer(ctx, pod, f.spec, f.spec.Name, f.id, grace, podIP)
+	}
+	return len(failing) > 0
+}
+
+type failedProbe struct {
+	spec  *v1.Container
+	id    string
+	kind  probe.Kind
+	probe *v1.Probe
+}
+
+// unhealthy lists the running containers of sandbox sb that failed a liveness or startup
+// probe, and counts the running regular containers that did not.
+func (w *Workers) unhealthy(pod *v1.Pod, st *cri.PodState, sb string) (failing []failedProbe, kept int) {
 	for _, inst := range st.Containers {
-		if inst.State != cri.StateRunning || inst.SandboxID != sb.ID {
+		if inst.State != cri.StateRunning || inst.SandboxID != sb {
 			continue
 		}
 		c := containerByName(pod, inst.Name)
 		if c == nil {
 			continue
 		}
-		kind, pr, failed := p.Failed(pod.UID, c, inst.ID)
-		if !failed {
-			continue
+		kind, pr, failed := w.cfg.Probes.Failed(pod.UID, c, inst.ID)
+		switch {
+		case failed:
+			failing = append(failing, failedProbe{spec: c, id: inst.ID, kind: kind, probe: pr})
+		case isRegular(pod, c):
+			kept++
 		}
-		msg := fmt.Sprintf("Container %s failed %s probe", c.Name, strings.ToLower(string(kind)))
-		if pod.Spec.RestartPolicy != v1.RestartPolicyNever {
-			msg += ", will be restarted"
-		}
-		w.event(pod, c, v1.EventTypeNormal, "Killing", "%s", msg)
-		grace := gracePeriod(pod)
-		if pr.TerminationGracePeriodSeconds != nil {
-			grace = max(*pr.TerminationGracePeriodSeconds, minGracePeriod)
-		}
-		podIP := ""
-		if len(sb.IPs) > 0 {
-			podIP = sb.IPs[0]
-		}
-		w.stopContainer(ctx, pod, c, c.Name, inst.ID, grace, podIP)
-		killed = true
 	}
-	return killed
+	return failing, kept
 }
 
 // syncProbes points the probe workers at the pod's running containers (none once the pod

@@ -32,6 +32,13 @@ type Input struct {
 	// Actuated is what the node reports as applied to the pod's cgroup and containers
 	// (resources.go); the zero value reports nothing.
 	Actuated Actuated
+	// Terminal: the pod is being terminated (deleted): once its containers have stopped it
+	// is Succeeded or Failed whatever its restartPolicy, as upstream's podIsTerminal.
+	Terminal bool
+	// Failed: the pod failed for good (an init container failed under restartPolicy
+	// Never); DeadlineExceeded: it ran past activeDeadlineSeconds. Either makes it Failed,
+	// its conditions following.
+	Failed, DeadlineExceeded bool
 }
 
 // Generate derives the pod's status. Conditions not owned by the kubelet (PodScheduled,
@@ -69,7 +76,9 @@ func Generate(in Input) v1.PodStatus {
 		if len(st.PodIPs) > 0 {
 			st.PodIP = st.PodIPs[0].IP
 		}
-	} else if isTerminal(old.Phase) {
+	} else {
+		// As upstream's PLEG: with no ready sandbox (a finished pod, a sandbox being
+		// replaced) the last known addresses stay.
 		st.PodIP, st.PodIPs = old.PodIP, old.PodIPs
 	}
 
@@ -103,11 +112,19 @@ func Generate(in Input) v1.PodStatus {
 		st.ContainerStatuses = append(st.ContainerStatuses, containerStatus(&pod.Spec.Containers[i], in, defaultWaiting, old.ContainerStatuses))
 	}
 	st.EphemeralContainerStatuses = ephemeralStatuses(pod, in, old.EphemeralContainerStatuses)
-	st.Phase = phase(pod, st, initDone)
+	st.Phase = phase(pod, st, initDone, in.Terminal && pod.Annotations[annotationConfigSource] != "file")
 	if isTerminal(old.Phase) {
 		st.Phase = old.Phase // never leave a terminal phase
 	}
 	st.Reason, st.Message = old.Reason, old.Message
+	if !isTerminal(old.Phase) {
+		if in.Failed {
+			st.Phase = v1.PodFailed
+		}
+		if in.DeadlineExceeded {
+			st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+		}
+	}
 	// Upstream's messages for a pod that needs a (new) sandbox.
 	sandboxMsg := "no pod sandbox exists"
 	if len(in.State.Sandboxes) > 0 {
@@ -135,7 +152,7 @@ func isSidecar(c *v1.Container) bool {
 func isTerminal(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
 
 func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.ContainerStatus) v1.ContainerStatus {
-	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image}
+	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image, VolumeMounts: volumeMountStatuses(c)}
 	latest, previous := in.State.Latest(c.Name)
 	if latest != nil {
 		cs.RestartCount = int32(latest.RestartCount)
@@ -238,13 +255,15 @@ func terminated(c *cri.Container) *v1.ContainerStateTerminated {
 		}
 	}
 	if c.StartedAt.IsZero() {
-		t.StartedAt = metav1.Time{}
+		// Never started (StartError): upstream converts the runtime's 0 to the epoch.
+		t.StartedAt = metav1.NewTime(time.Unix(0, 0))
 	}
 	return t
 }
 
-// phase follows the upstream kubelet's getPhase.
-func phase(pod *v1.Pod, st v1.PodStatus, initDone bool) v1.PodPhase {
+// phase follows the upstream kubelet's getPhase: terminal (a pod being terminated; upstream leaves static pods
+// out) makes stopped containers final whatever the restartPolicy.
+func phase(pod *v1.Pod, st v1.PodStatus, initDone, terminal bool) v1.PodPhase {
 	if !initDone {
 		for i, cs := range st.InitContainerStatuses {
 			if isSidecar(&pod.Spec.InitContainers[i]) {
@@ -279,6 +298,11 @@ func phase(pod *v1.Pod, st v1.PodStatus, initDone bool) v1.PodPhase {
 		return v1.PodPending
 	case running > 0:
 		return v1.PodRunning
+	case stopped > 0 && terminal:
+		if stopped == succeeded {
+			return v1.PodSucceeded
+		}
+		return v1.PodFailed
 	case stopped > 0:
 		switch pod.Spec.RestartPolicy {
 		case v1.RestartPolicyAlways:
@@ -304,17 +328,18 @@ var kubeletOwned = map[v1.PodConditionType]bool{
 	v1.PodScheduled: true, // upstream's kubelet always reports it True (pods bound by nodeName too)
 }
 
-// WithForeignConditions returns the kubelet's own conditions from ours plus every other
-// condition as the API has it (readiness gates, DisruptionTarget ... set by others).
+// WithForeignConditions returns every condition others own as the API has it (readiness
+// gates, DisruptionTarget ...), first as upstream lists them, then the kubelet's own from
+// ours.
 func WithForeignConditions(ours, api []v1.PodCondition) []v1.PodCondition {
 	var out []v1.PodCondition
-	for _, c := range ours {
-		if kubeletOwned[c.Type] {
+	for _, c := range api {
+		if !kubeletOwned[c.Type] {
 			out = append(out, c)
 		}
 	}
-	for _, c := range api {
-		if !kubeletOwned[c.Type] {
+	for _, c := range ours {
+		if kubeletOwned[c.Type] {
 			out = append(out, c)
 		}
 	}
@@ -437,7 +462,7 @@ func order(t v1.PodConditionType) int {
 	case v1.PodScheduled:
 		return 4
 	}
-	return 5
+	return -1 // others' conditions come first, as upstream keeps them ahead of its own
 }
 
 func findCondition(conds []v1.PodCondition, t v1.PodConditionType) *v1.PodCondition {

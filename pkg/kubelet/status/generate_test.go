@@ -314,3 +314,73 @@ func TestGenerateReadinessGatesMessage(t *testing.T) {
 		t.Errorf("Ready: %+v", c)
 	}
 }
+
+// TestGenerateTerminating: a pod being deleted whose containers stopped is Succeeded or
+// Failed whatever its restartPolicy (upstream's podIsTerminal), except a static pod; the
+// last pod addresses stay while no sandbox is ready.
+func TestGenerateTerminating(t *testing.T) {
+	always := v1.RestartPolicyAlways
+	stopped := []cri.Sandbox{{ID: "sb", Ready: false}}
+	static := pod(always, nil, "a")
+	static.Annotations = map[string]string{annotationConfigSource: "file"}
+	cases := []struct {
+		name     string
+		pod      *v1.Pod
+		cs       []cri.Container
+		terminal bool
+		want     v1.PodPhase
+	}{
+		{"deleted, exit 0", pod(always, nil, "a"), []cri.Container{inst("a", cri.StateExited, 0, 0)}, true, v1.PodSucceeded},
+		{"deleted, killed", pod(always, nil, "a", "b"), []cri.Container{inst("a", cri.StateExited, 0, 0), inst("b", cri.StateExited, 137, 0)}, true, v1.PodFailed},
+		{"deleted, one still running", pod(always, nil, "a", "b"), []cri.Container{inst("a", cri.StateExited, 0, 0), inst("b", cri.StateRunning, 0, 0)}, true, v1.PodRunning},
+		{"not deleted, restarts", pod(always, nil, "a"), []cri.Container{inst("a", cri.StateExited, 0, 0)}, false, v1.PodRunning},
+		{"static pod deleted", static, []cri.Container{inst("a", cri.StateExited, 0, 0)}, true, v1.PodRunning},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.pod.Status.PodIP, tc.pod.Status.PodIPs = "10.0.0.5", []v1.PodIP{{IP: "10.0.0.5"}}
+			st := Generate(Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: stopped, Containers: tc.cs}, Terminal: tc.terminal, Now: time.Unix(300, 0)})
+			if st.Phase != tc.want {
+				t.Errorf("phase %s, want %s", st.Phase, tc.want)
+			}
+			if st.PodIP != "10.0.0.5" || len(st.PodIPs) != 1 {
+				t.Errorf("pod IPs %q %v, want the last known kept", st.PodIP, st.PodIPs)
+			}
+		})
+	}
+}
+
+// TestGenerateDeadlineExceeded: a pod past its deadline is Failed with upstream's reason,
+// and its conditions say PodFailed, not ContainersNotReady.
+func TestGenerateDeadlineExceeded(t *testing.T) {
+	ready := []cri.Sandbox{{ID: "sb", Ready: true, IPs: []string{"10.0.0.5"}}}
+	st := Generate(Input{Pod: pod(v1.RestartPolicyAlways, nil, "a"), State: &cri.PodState{Sandboxes: ready,
+		Containers: []cri.Container{inst("a", cri.StateExited, 137, 0)}}, DeadlineExceeded: true, Now: time.Unix(300, 0)})
+	if st.Phase != v1.PodFailed || st.Reason != "DeadlineExceeded" || st.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("phase %s reason %q message %q", st.Phase, st.Reason, st.Message)
+	}
+	for _, c := range st.Conditions {
+		if (c.Type == v1.PodReady || c.Type == v1.ContainersReady) && c.Reason != "PodFailed" {
+			t.Errorf("%s reason %q, want PodFailed", c.Type, c.Reason)
+		}
+	}
+}
+
+// TestGenerateVolumeMountsAndStartError: container statuses list the volume mounts (a
+// read-only one as not recursively read-only), also while waiting; an instance that never
+// started reports the epoch as startedAt, as upstream converts the runtime's 0.
+func TestGenerateVolumeMountsAndStartError(t *testing.T) {
+	p := pod(v1.RestartPolicyNever, nil, "a")
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "v", MountPath: "/v"}, {Name: "r", MountPath: "/r", ReadOnly: true}}
+	st := Generate(Input{Pod: p, State: &cri.PodState{}, Now: time.Unix(300, 0)})
+	vm := st.ContainerStatuses[0].VolumeMounts
+	if len(vm) != 2 || vm[0].Name != "v" || vm[0].RecursiveReadOnly != nil || !vm[1].ReadOnly || vm[1].RecursiveReadOnly == nil || *vm[1].RecursiveReadOnly != v1.RecursiveReadOnlyDisabled {
+		t.Errorf("volume mounts %+v", vm)
+	}
+	c := inst("a", cri.StateExited, 128, 0)
+	c.StartedAt, c.Reason = time.Time{}, "StartError"
+	st = Generate(Input{Pod: p, State: &cri.PodState{Containers: []cri.Container{c}}, Now: time.Unix(300, 0)})
+	if term := st.ContainerStatuses[0].State.Terminated; term == nil || !term.StartedAt.Time.Equal(time.Unix(0, 0)) {
+		t.Errorf("terminated %+v, want startedAt at the epoch", term)
+	}
+}
