@@ -28,8 +28,8 @@
 // for a status a Matcher accepts, after the one the previous wait on that pod matched, and
 // on failure returns the whole trace in its error.
 //
-// Requirements: root on Linux with cgroup v1 (as the machine minikubelet is developed
-// on), the Debian packages and the pinned upstream tools `make deps` installs and builds
+// Requirements: root on Linux (OOMContainer needs cgroup v1's memory controller, as on
+// the machine minikubelet is developed on), the Debian packages and the pinned upstream tools `make deps` installs and builds
 // in a clone of minikubelet (cached in ~/.cache/minikubelet, found from any module; or
 // set MINIKUBELET_TOOLS_BIN), and the go command (the kit builds minikubelet and the
 // test images from this module's source in the module cache). See examples/crashwatch.
