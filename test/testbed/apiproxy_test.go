@@ -108,7 +108,7 @@ func TestRegistryFailPulls(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = remote.Image(ref)
+		_, err = remote.Image(ref, remote.WithRetryStatusCodes()) // no retries of the 503
 		return err
 	}
 	r.FailPulls("a", http.StatusServiceUnavailable)
