@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -74,16 +75,15 @@ func Layer(files []File) (v1.Layer, error) {
 	for d := range dirs {
 		dl = append(dl, d)
 	}
-	// Parents before children.
-	for len(dl) > 0 {
-		shortest := 0
-		for i, d := range dl {
-			if strings.Count(d, "/") < strings.Count(dl[shortest], "/") {
-				shortest = i
-			}
+	// Parents before children, in a fixed order so that every build of an image has the
+	// same digest and size (upstream's recorded "Image size" events compare equal).
+	sort.Slice(dl, func(i, j int) bool {
+		if di, dj := strings.Count(dl[i], "/"), strings.Count(dl[j], "/"); di != dj {
+			return di < dj
 		}
-		d := dl[shortest]
-		dl = append(dl[:shortest], dl[shortest+1:]...)
+		return dl[i] < dl[j]
+	})
+	for _, d := range dl {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: now}); err != nil {
 			return nil, err
 		}

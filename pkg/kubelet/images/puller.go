@@ -130,7 +130,8 @@ func (p *Puller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, image, 
 	ref, _ := v.(string)
 	if err != nil {
 		p.backOff.Next(key, p.backOff.Clock.Now())
-		p.lastErr.Store(key, err.Error())
+		// Kept for the back-off's message, led by the reason as upstream stores it.
+		p.lastErr.Store(key, "ErrImagePull: "+err.Error())
 		p.cfg.Event(pod, c, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
 		return "", status.Waiting{Reason: "ErrImagePull", Message: err.Error()}, err
 	}

@@ -185,7 +185,7 @@ func TestEnsureImageBackOff(t *testing.T) {
 	}
 	*events = nil
 	_, wt, err := p.EnsureImage(ctx, pod, c)
-	if wt.Reason != "ImagePullBackOff" || wt.Message != `Back-off pulling image "reg/app:1": registry down` || err == nil {
+	if wt.Reason != "ImagePullBackOff" || wt.Message != `Back-off pulling image "reg/app:1": ErrImagePull: registry down` || err == nil {
 		t.Errorf("in back-off: %+v %v", wt, err)
 	}
 	if strings.Join(*events, ",") != `Normal BackOff Back-off pulling image "reg/app:1"` || len(rt.pulls) != 1 {
