@@ -1,155 +1,314 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/yaml"
 
-	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
-// signature is the observable state of a pod the suite compares, one line:
-// "Phase | Cond=Status(Reason) ... | container:state(reason) rN ..." (the same rendering
-// as minikubelet's transition trace).
-func signature(p *v1.Pod) string { return status.Summary(p.Status) }
+// The transition suite runs each case's pod on one node and takes the pod's whole status
+// (normalised, see normalize.go) at each of the case's steps, plus the pod's events. The
+// expected values are upstream's: `MINIKUBELET_E2E_RECORD=1 make test-upstream` records
+// them from the pinned upstream kubelet into testdata/transitions; `make test-upstream`
+// checks that upstream still produces them and `make test` that minikubelet does.
 
-// transitionCase: want lists what observed signatures must contain, in this order (each
-// matched by a later signature than the previous); the last one is the end. One entry may
-// require several fragments of the same signature, joined by " && ".
+// transitionNode is the node name of both agents' runs, so that messages naming the node
+// compare equal.
+const transitionNode = "transitions"
+
+var recordTransitions = os.Getenv("MINIKUBELET_E2E_RECORD") == "1"
+
+// step is one point of a case: the first status for which until holds is taken; then (if
+// set) acts on the pod, e.g. updates its spec or deletes it.
+type step struct {
+	name  string
+	until func(p *v1.Pod) bool
+	then  func(ctx context.Context, t *testing.T, p *v1.Pod)
+}
+
 type transitionCase struct {
-	name   string
-	pod    func(node string) *v1.Pod
-	want   []string
-	during func(t *testing.T, p *v1.Pod) // optional action once the first state is seen
+	name  string
+	pod   func(node string) *v1.Pod
+	steps []step
 }
 
-func bb(node string, policy v1.RestartPolicy, cmd ...string) *v1.Pod {
-	p := newPod(node, cmd...)
-	p.Spec.RestartPolicy = policy
-	return p
+// golden is what one case records: the normalised status at each step and the set of the
+// pod's events ("Type Reason component: message").
+type golden struct {
+	Steps  []goldenStep `json:"steps"`
+	Events []string     `json:"events"`
 }
 
-func withInit(p *v1.Pod, cmd ...string) *v1.Pod {
-	p.Spec.InitContainers = []v1.Container{{Name: "init", Image: testbed.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent, Command: cmd}}
-	return p
+type goldenStep struct {
+	Name   string         `json:"name"`
+	Status map[string]any `json:"status"`
 }
 
-func withImage(p *v1.Pod, image string, policy v1.PullPolicy) *v1.Pod {
-	p.Spec.Containers[0].Image, p.Spec.Containers[0].ImagePullPolicy = image, policy
-	return p
-}
-
-func transitionCases() []transitionCase {
-	never, onFailure, always := v1.RestartPolicyNever, v1.RestartPolicyOnFailure, v1.RestartPolicyAlways
-	return []transitionCase{
-		{"exit0-never", func(n string) *v1.Pod { return bb(n, never, "true") },
-			[]string{"Succeeded | ContainersReady=False(PodCompleted) Initialized=True(PodCompleted) PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodCompleted) | main:terminated(Completed) r0"}, nil},
-		{"exit1-never", func(n string) *v1.Pod { return bb(n, never, "false") },
-			[]string{"Failed | ContainersReady=False(PodFailed) Initialized=True PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | main:terminated(Error) r0"}, nil},
-		{"exit0-onfailure", func(n string) *v1.Pod { return bb(n, onFailure, "true") },
-			[]string{"Succeeded | && main:terminated(Completed) r0"}, nil},
-		{"exit1-onfailure-restarts", func(n string) *v1.Pod { return bb(n, onFailure, "false") },
-			[]string{"main:waiting(CrashLoopBackOff) r1"}, nil},
-		{"exit0-always-restarts", func(n string) *v1.Pod { return bb(n, always, "true") },
-			[]string{"Running | ", "main:waiting(CrashLoopBackOff) r1"}, nil},
-		{"running-ready", func(n string) *v1.Pod { return bb(n, always, "sleep", "3600") },
-			[]string{"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True | main:running r0"}, nil},
-		{"init-fails-never", func(n string) *v1.Pod { return withInit(bb(n, never, "sleep", "3600"), "false") },
-			[]string{"Failed | ContainersReady=False(PodFailed) Initialized=False(ContainersNotInitialized) PodReadyToStartContainers=False(PodSandboxNotReady) PodScheduled=True Ready=False(PodFailed) | init:terminated(Error) r0 main:waiting(PodInitializing) r0"}, nil},
-		{"init-fails-onfailure", func(n string) *v1.Pod { return withInit(bb(n, onFailure, "sleep", "3600"), "false") },
-			[]string{"Pending | ", "Initialized=False(ContainersNotInitialized)", "init:waiting(CrashLoopBackOff) r1 main:waiting(PodInitializing) r0"}, nil},
-		{"init-fails-always", func(n string) *v1.Pod { return withInit(bb(n, always, "sleep", "3600"), "false") },
-			[]string{"Pending | ", "init:waiting(CrashLoopBackOff) r1 main:waiting(PodInitializing) r0"}, nil},
-		{"init-then-run", func(n string) *v1.Pod { return withInit(bb(n, always, "sleep", "3600"), "true") },
-			[]string{"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True | init:terminated(Completed) r0 main:running r0"}, nil},
-		{"image-never-missing", func(n string) *v1.Pod {
-			return withImage(bb(n, always, "true"), "docker.io/library/absent:1", v1.PullNever)
-		},
-			[]string{"Pending | ContainersReady=False(ContainersNotReady) Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=False(ContainersNotReady) | main:waiting(ErrImageNeverPull) r0"}, nil},
-		{"invalid-image-name", func(n string) *v1.Pod {
-			return withImage(bb(n, always, "true"), "Not_A::Valid/Name", v1.PullIfNotPresent)
-		},
-			[]string{"Pending | ", "main:waiting(InvalidImageName) r0"}, nil},
-		{"pull-missing-tag", func(n string) *v1.Pod {
-			return withImage(bb(n, always, "true"), bed.Registry.Host+"/e2e/busybox:absent", v1.PullIfNotPresent)
-		}, []string{"main:waiting(ErrImagePull) r0", "main:waiting(ImagePullBackOff) r0"}, nil},
-		{"crash-loop", func(n string) *v1.Pod { return bb(n, always, "sh", "-c", "exit 3") },
-			[]string{"main:waiting(CrashLoopBackOff) r1"}, nil},
-		{"termination-message", func(n string) *v1.Pod {
-			p := testAppPod(n, "exit", "--code=4", "--message=done")
-			p.Spec.RestartPolicy = never
-			return p
-		}, []string{"Failed | && main:terminated(Error) r0"}, nil},
-		{"oom-killed", func(n string) *v1.Pod {
-			// dd itself must be the process the OOM killer ends (exec), so the exit is 137.
-			p := bb(n, never, "sh", "-c", "exec dd if=/dev/zero of=/dev/shm/fill bs=1M count=60")
-			p.Spec.Containers[0].Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("24Mi")}
-			return p
-		}, []string{"Failed | && main:terminated(OOMKilled) r0"}, nil},
-		{"readiness-gate", func(n string) *v1.Pod {
-			p := bb(n, always, "sleep", "3600")
-			p.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "example.com/gate"}}
-			return p
-		}, []string{"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=False(ReadinessGatesNotReady) | main:running r0",
-			"Running | ContainersReady=True Initialized=True PodReadyToStartContainers=True PodScheduled=True Ready=True example.com/gate=True | main:running r0"},
-			func(t *testing.T, p *v1.Pod) {
-				// The gate's owner (this test) sets its condition.
-				p.Status.Conditions = append(p.Status.Conditions, v1.PodCondition{Type: "example.com/gate", Status: v1.ConditionTrue, LastTransitionTime: metav1.Now()})
-				if _, err := bed.Client.CoreV1().Pods(p.Namespace).UpdateStatus(t.Context(), p, metav1.UpdateOptions{}); err != nil {
-					t.Errorf("set readiness gate: %v", err)
-				}
-			}},
-	}
-}
-
-func containsAll(sig, want string) bool {
-	for _, part := range strings.Split(want, " && ") {
-		if !strings.Contains(sig, part) {
-			return false
-		}
-	}
-	return true
+func goldenPath(name string) string {
+	return filepath.Join("testdata", "transitions", name+".yaml")
 }
 
 func TestStatusTransitions(t *testing.T) {
-	ctx := ctxFor(t, 5*time.Minute)
-	k := startKubelet(t, "transitions")
+	ctx := ctxFor(t, 15*time.Minute)
+	k := startKubelet(t, transitionNode)
 	watchNode(ctx, t, k.NodeName, isReady)
-	if _, err := bed.Registry.Push("e2e/busybox", "v1", bed.Images[testbed.BusyboxImage]); err != nil {
+	pushRegistryBusybox(t)
+	cases := transitionCases()
+	seen := map[string]bool{}
+	for _, tc := range cases {
+		if seen[tc.name] {
+			t.Fatalf("case %s twice", tc.name)
+		}
+		seen[tc.name] = true
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			runTransitionCase(t, k, tc)
+		})
+	}
+}
+
+// pushRegistryBusybox serves busybox from the bed's registry as e2e/busybox:v1, made a
+// distinct image (a label) so that its pulls never touch the local busybox's image record:
+// containerd 1.6 briefly loses an image's other names while it adds one by a pull.
+func pushRegistryBusybox(t *testing.T) {
+	img := bed.Images[testbed.BusyboxImage]
+	cf, err := img.ConfigFile()
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range transitionCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			cctx := ctxFor(t, 90*time.Second)
-			p := createPod(cctx, t, tc.pod(k.NodeName))
-			var seen []string
-			next := 0
-			acted := false
-			watchPod(cctx, t, p, tc.want[len(tc.want)-1], func(p *v1.Pod) bool {
-				sig := signature(p)
-				if len(seen) == 0 || seen[len(seen)-1] != sig {
-					seen = append(seen, sig)
-				}
-				if containsAll(sig, tc.want[next]) {
-					next++
-					if tc.during != nil && !acted && next == 1 {
-						acted = true
-						tc.during(t, p)
-					}
-				}
-				if next == len(tc.want) {
-					return true
-				}
+	cfg := cf.Config
+	cfg.Labels = map[string]string{"minikubelet.test/served-by": "registry"}
+	if img, err = mutate.Config(img, cfg); err == nil {
+		_, err = bed.Registry.Push("e2e/busybox", "v1", img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runTransitionCase(t *testing.T, k *testbed.Kubelet, tc transitionCase) {
+	ctx := ctxFor(t, 3*time.Minute)
+	pod := tc.pod(k.NodeName)
+	pod.Name = "tr-" + tc.name
+	p := createPod(ctx, t, pod)
+	norm := newNormalizer(k)
+	var got golden
+	var trail []string // every distinct normalised status, for failure messages
+	watchPodEvents(ctx, t, p, func(p *v1.Pod) bool {
+		st := norm.status(p)
+		if s := mustYAML(t, st); len(trail) == 0 || trail[len(trail)-1] != s {
+			trail = append(trail, s)
+		}
+		for len(got.Steps) < len(tc.steps) {
+			s := tc.steps[len(got.Steps)]
+			if !s.until(p) {
 				return false
-			})
-			if t.Failed() || testing.Verbose() {
-				t.Logf("observed:\n  %s", strings.Join(seen, "\n  "))
 			}
-		})
+			got.Steps = append(got.Steps, goldenStep{Name: s.name, Status: st})
+			if s.then != nil {
+				s.then(ctx, t, p)
+				return false // the action's effect comes in a later version
+			}
+		}
+		return true
+	}, func() string { return strings.Join(trail, "---\n") })
+
+	path := goldenPath(tc.name)
+	if recordTransitions {
+		if !upstream {
+			t.Fatal("MINIKUBELET_E2E_RECORD=1 records upstream's behaviour: run it with make test-upstream")
+		}
+		got.Events = stableEvents(ctx, t, p, norm)
+		writeGolden(t, path, got)
+		return
+	}
+	want := readGolden(t, path)
+	for i := range want.Steps {
+		if i >= len(got.Steps) {
+			break
+		}
+		if d := cmp.Diff(want.Steps[i], got.Steps[i]); d != "" {
+			t.Errorf("step %q differs from upstream (-upstream +got):\n%s", want.Steps[i].Name, d)
+		}
+	}
+	if len(want.Steps) != len(got.Steps) {
+		t.Errorf("%d steps, upstream's record has %d", len(got.Steps), len(want.Steps))
+	}
+	if t.Failed() {
+		t.Logf("every status seen:\n%s", strings.Join(trail, "---\n"))
+	}
+	events := waitEvents(ctx, p, norm, want.Events)
+	if d := cmp.Diff(want.Events, events); d != "" {
+		t.Errorf("events differ from upstream (-upstream +got):\n%s", d)
+	}
+}
+
+// watchPodEvents calls cond on every version of p until it returns true, failing with
+// trail() when the context ends first.
+func watchPodEvents(ctx context.Context, t *testing.T, p *v1.Pod, cond func(*v1.Pod) bool, trail func() string) {
+	t.Helper()
+	sel := fields.OneTermEqualSelector("metadata.name", p.Name).String()
+	rv := p.ResourceVersion
+	if cond(p) {
+		return
+	}
+	for {
+		w, err := bed.Client.CoreV1().Pods(p.Namespace).Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv})
+		if err != nil {
+			t.Fatalf("watch: %v; statuses seen:\n%s", err, trail())
+		}
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				break
+			}
+			o, ok := ev.Object.(*v1.Pod)
+			if !ok || ev.Type == watch.Deleted {
+				continue
+			}
+			rv = o.ResourceVersion
+			if cond(o) {
+				w.Stop()
+				return
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			t.Fatalf("steps not reached before the timeout; statuses seen:\n%s", trail())
+		}
+	}
+}
+
+// podEvents returns the pod's events, normalised, sorted and without repeats.
+func podEvents(ctx context.Context, p *v1.Pod, norm *normalizer) ([]string, error) {
+	sel := fields.OneTermEqualSelector("involvedObject.uid", string(p.UID)).String()
+	list, err := bed.Client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, e := range list.Items {
+		s := fmt.Sprintf("%s %s %s: %s", e.Type, e.Reason, e.Source.Component, norm.text(e.Message))
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// waitEvents waits (bounded) until the pod's events are want, as events are sent
+// asynchronously, and returns the last list.
+func waitEvents(ctx context.Context, p *v1.Pod, norm *normalizer, want []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var got []string
+	for {
+		if l, err := podEvents(ctx, p, norm); err == nil {
+			got = l
+			if slices.Equal(got, want) {
+				return got
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return got
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// stableEvents (recording only) returns the pod's events once the list has not changed for
+// 3 s, as the recorder has nothing to compare with.
+func stableEvents(ctx context.Context, t *testing.T, p *v1.Pod, norm *normalizer) []string {
+	var last []string
+	since := time.Now()
+	for time.Since(since) < 3*time.Second {
+		l, err := podEvents(ctx, p, norm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(l, last) {
+			last, since = l, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return last
+}
+
+func mustYAML(t *testing.T, v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeGolden(t *testing.T, path string, g golden) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hdr := "# Recorded from the upstream kubelet v1.37.2 by MINIKUBELET_E2E_RECORD=1 make test-upstream.\n"
+	if err := os.WriteFile(path, []byte(hdr+mustYAML(t, g)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readGolden(t *testing.T, path string) golden {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("upstream's record: %v (record it with MINIKUBELET_E2E_RECORD=1 make test-upstream)", err)
+	}
+	var g golden
+	// Through JSON, so that numbers decode as the normaliser's do (float64).
+	j, err := yaml.YAMLToJSON(b)
+	if err == nil {
+		err = json.Unmarshal(j, &g)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if g.Events == nil {
+		g.Events = []string{}
+	}
+	return g
+}
+
+// updateSpec changes the pod's spec through the API (retrying on conflicts with the
+// node's status writes).
+func updateSpec(ctx context.Context, t *testing.T, p *v1.Pod, change func(*v1.Pod)) {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := bed.Client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(cur)
+		_, err = bed.Client.CoreV1().Pods(p.Namespace).Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Errorf("update %s: %v", p.Name, err)
 	}
 }
