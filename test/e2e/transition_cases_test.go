@@ -119,6 +119,12 @@ func deletePod(grace int64) func(ctx context.Context, t *testing.T, p *v1.Pod) {
 
 func deleting(p *v1.Pod) bool { return p.DeletionTimestamp != nil }
 
+// knownDifferences are differences from upstream recorded in docs/differences.md, by case:
+// status paths (dotted) left out of the comparison at every step, each with its reason.
+var knownDifferences = map[string][]knownDifference{
+	"oom-killed": {{"resources.limits", "upstream without pod cgroups (as the bed runs it) drops the pod-level limits it cannot read back once the pod has run; docs/differences.md"}},
+}
+
 func transitionCases() []transitionCase {
 	cases := append(exitCases(), initCases()...)
 	cases = append(cases, imageCases()...)
@@ -168,10 +174,14 @@ func exitCases() []transitionCase {
 		}, []step{{name: "done", until: all(settledTerminal(v1.PodSucceeded))}}},
 		{"oom-killed", func(n string) *v1.Pod {
 			// dd itself must be the process the OOM killer ends (exec), so the exit is 137.
-			p := shPod(n, never, "exec dd if=/dev/zero of=/dev/shm/fill bs=1M count=60")
+			// It starts after a second, once the API has seen the pod Running: upstream
+			// reports a Running pod's resources from its cgroup, so the status it ends
+			// with depends on whether the pod was ever Running.
+			p := shPod(n, never, "sleep 1; exec dd if=/dev/zero of=/dev/shm/fill bs=1M count=60")
 			p.Spec.Containers[0].Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("24Mi")}
 			return p
-		}, []step{{name: "oom", until: settledTerminal(v1.PodFailed)}}},
+		}, []step{{name: "running", until: all(phaseIs(v1.PodRunning), runningC("main"))},
+			{name: "oom", until: settledTerminal(v1.PodFailed)}}},
 		{"active-deadline", func(n string) *v1.Pod {
 			p := bb(n, always, "sleep", "3600")
 			p.Spec.ActiveDeadlineSeconds = ptr(int64(3))
