@@ -1,8 +1,9 @@
 // Package images pulls the containers' images as the upstream kubelet does: the
 // imagePullPolicy as written in the spec, the pod's imagePullSecrets as registry
 // credentials, a pull back-off per container, concurrent identical pulls shared, and
-// upstream's waiting reasons (InvalidImageName, ErrImageNeverPull, ErrImagePull,
-// ImagePullBackOff) and Pulling/Pulled/Failed/BackOff events.
+// upstream's waiting reasons (InvalidImageName, ImageInspectError, ErrImageNeverPull,
+// ErrImagePull, RegistryUnavailable, SignatureValidationFailed, ImagePullBackOff) and
+// Pulling/Pulled/Failed/BackOff events.
 package images
 
 import (
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	crierrors "k8s.io/cri-api/pkg/errors"
 
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 )
@@ -82,15 +84,18 @@ func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 		p.cfg.Event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
 		return "", status.Waiting{Reason: "InvalidImageName", Message: msg}, fmt.Errorf("%s", msg)
 	}
-	ref, err := p.cfg.Runtime.ImageRef(ctx, image)
-	if err != nil {
-		// Upstream's ErrImageInspect, whose text is the reason.
-		msg := fmt.Sprintf("Failed to inspect image %q: %v", c.Image, err)
-		p.cfg.Event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
-		return "", status.Waiting{Reason: "ImageInspectError", Message: msg}, err
-	}
 	policy := c.ImagePullPolicy
 	if policy == v1.PullNever || policy == v1.PullIfNotPresent {
+		// Only these policies look for the image first (upstream's imagePullPrecheck).
+		ref, err := p.cfg.Runtime.ImageRef(ctx, image)
+		if err != nil {
+			// Upstream's ErrImageInspect, whose text is the reason; its message quotes the
+			// failed lookup's ref, which is empty, not the image (image_manager.go
+			// imagePullPrecheck). No back-off: the next sync retries.
+			msg := fmt.Sprintf(`Failed to inspect image "": %v`, err)
+			p.cfg.Event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
+			return "", status.Waiting{Reason: "ImageInspectError", Message: msg}, err
+		}
 		if ref != "" {
 			p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			return ref, status.Waiting{}, nil
@@ -130,10 +135,11 @@ func (p *Puller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, image, 
 	ref, _ := v.(string)
 	if err != nil {
 		p.backOff.Next(key, p.backOff.Clock.Now())
-		// Kept for the back-off's message, led by the reason as upstream stores it.
-		p.lastErr.Store(key, "ErrImagePull: "+err.Error())
 		p.cfg.Event(pod, c, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
-		return "", status.Waiting{Reason: "ErrImagePull", Message: err.Error()}, err
+		wt := pullFailure(image, err)
+		// Kept for the back-off's message, led by the reason as upstream stores it.
+		p.lastErr.Store(key, wt.Reason+": "+wt.Message)
+		return "", wt, err
 	}
 	p.backOff.Reset(key)
 	total := time.Since(start)
@@ -143,6 +149,26 @@ func (p *Puller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, image, 
 	p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.",
 		image, pulled, total, p.imageSize(ctx, image))
 	return ref, status.Waiting{}, nil
+}
+
+// pullFailure is the waiting reason and message of a failed pull, as upstream's
+// evalCRIPullErr reads the runtime's error: a message led by "RegistryUnavailable" or
+// "SignatureValidationFailed" (cri-api's errors; tested on the text as the CRI client
+// gives it, so a gRPC code other than Unknown hides them) names its own reason.
+func pullFailure(image string, err error) status.Waiting {
+	msg := err.Error()
+	for _, e := range []struct {
+		reason error
+		why    string
+	}{
+		{crierrors.ErrRegistryUnavailable, "the registry is unavailable"},
+		{crierrors.ErrSignatureValidationFailed, "the signature validation failed"},
+	} {
+		if rest, ok := strings.CutPrefix(msg, e.reason.Error()); ok {
+			return status.Waiting{Reason: e.reason.Error(), Message: fmt.Sprintf("image pull failed for %s because %s%s", image, e.why, rest)}
+		}
+	}
+	return status.Waiting{Reason: "ErrImagePull", Message: msg}
 }
 
 // pullWithAuth tries each credential in turn (as upstream), then anonymously.

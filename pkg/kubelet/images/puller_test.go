@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -119,7 +121,11 @@ func TestEnsureImagePolicy(t *testing.T) {
 			wantMsg:    `Failed to apply default image tag "Bad/Name": couldn't parse image name "Bad/Name": invalid reference format: repository name (Name) must be lowercase`,
 			wantEvents: "Warning InspectFailed"},
 		{name: "inspect fails", image: "reg/app:1", policy: v1.PullIfNotPresent, inspectErr: errors.New("runtime down"),
-			wantReason: "ImageInspectError", wantMsg: `Failed to inspect image "reg/app:1": runtime down`, wantEvents: "Warning InspectFailed"},
+			wantReason: "ImageInspectError", wantMsg: `Failed to inspect image "": runtime down`, wantEvents: "Warning InspectFailed"},
+		{name: "inspect fails under Never", image: "reg/app:1", policy: v1.PullNever, inspectErr: errors.New("runtime down"),
+			wantReason: "ImageInspectError", wantMsg: `Failed to inspect image "": runtime down`, wantEvents: "Warning InspectFailed"},
+		{name: "Always does not inspect", image: "reg/app:1", policy: v1.PullAlways, inspectErr: errors.New("runtime down"),
+			wantPulls: "reg/app:1 ", wantRef: "sha256:pulled", wantEvents: "Normal Pulling, Normal Pulled"},
 		{name: "pull fails", image: "reg/app:1", policy: v1.PullIfNotPresent, pullErr: errors.New("no such image"),
 			wantPulls: "reg/app:1 ", wantReason: "ErrImagePull", wantMsg: "no such image", wantEvents: "Normal Pulling, Warning Failed"},
 	} {
@@ -167,6 +173,43 @@ func TestEnsureImageEventMessages(t *testing.T) {
 	}
 	if e := (*events)[2]; !strings.Contains(e, " including waiting). Image size: 1234 bytes.") {
 		t.Errorf("event %q: no size", e)
+	}
+}
+
+// A runtime's pull error led by cri-api's RegistryUnavailable or SignatureValidationFailed
+// is its own waiting reason with upstream's message (evalCRIPullErr), and leads the
+// back-off's message; behind a gRPC code other than Unknown it is a plain ErrImagePull.
+func TestEnsureImagePullErrorReasons(t *testing.T) {
+	for _, tc := range []struct {
+		pullErr             error
+		wantReason, wantMsg string
+	}{
+		{errors.New("RegistryUnavailable: dial tcp 10.0.0.1:5000: connect: connection refused"), "RegistryUnavailable",
+			"image pull failed for reg/app:1 because the registry is unavailable: dial tcp 10.0.0.1:5000: connect: connection refused"},
+		{errors.New("RegistryUnavailable"), "RegistryUnavailable", "image pull failed for reg/app:1 because the registry is unavailable"},
+		{errors.New("SignatureValidationFailed: no trusted signature"), "SignatureValidationFailed",
+			"image pull failed for reg/app:1 because the signature validation failed: no trusted signature"},
+		{grpcstatus.Error(codes.Unavailable, "RegistryUnavailable: down"), "ErrImagePull",
+			"rpc error: code = Unavailable desc = RegistryUnavailable: down"},
+		{errors.New("failed to resolve reference: RegistryUnavailable"), "ErrImagePull", "failed to resolve reference: RegistryUnavailable"},
+	} {
+		t.Run(tc.pullErr.Error(), func(t *testing.T) {
+			ctx := context.Background()
+			p, _, events := newTestPuller(&fakeRuntime{pullErr: tc.pullErr})
+			pod, c := testPod("reg/app:1", v1.PullAlways)
+			_, wt, err := p.EnsureImage(ctx, pod, c)
+			if wt.Reason != tc.wantReason || wt.Message != tc.wantMsg || err != tc.pullErr {
+				t.Errorf("got %+v %v, want %q %q", wt, err, tc.wantReason, tc.wantMsg)
+			}
+			wantEvents := []string{`Normal Pulling Pulling image "reg/app:1"`, `Warning Failed Failed to pull image "reg/app:1": ` + tc.pullErr.Error()}
+			if strings.Join(*events, "\n") != strings.Join(wantEvents, "\n") {
+				t.Errorf("events %q, want %q", *events, wantEvents)
+			}
+			_, wt, _ = p.EnsureImage(ctx, pod, c)
+			if want := `Back-off pulling image "reg/app:1": ` + tc.wantReason + ": " + tc.wantMsg; wt.Reason != "ImagePullBackOff" || wt.Message != want {
+				t.Errorf("in back-off: %+v, want message %q", wt, want)
+			}
+		})
 	}
 }
 
