@@ -31,6 +31,7 @@ type Client struct {
 	runtime         runtimeapi.RuntimeServiceClient
 	images          runtimeapi.ImageServiceClient
 	observer        func(Change)
+	network         NetworkState // as Ready last found it
 	// Timeout bounds each call that the caller's context does not already bound.
 	Timeout time.Duration
 }

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -17,13 +18,59 @@ func (c *Client) Ready(ctx context.Context) []string {
 	var errs []string
 	rt := condition(st, runtimeapi.RuntimeReady)
 	if rt == nil || !rt.Status {
-		errs = append(errs, fmt.Sprintf("container runtime not ready: %s", condString(runtimeapi.RuntimeReady, rt)))
+		errs = append(errs, fmt.Sprintf("container runtime not ready: %s", condString(rt)))
 	}
 	nw := condition(st, runtimeapi.NetworkReady)
+	var netErr error
 	if nw == nil || !nw.Status {
-		errs = append(errs, fmt.Sprintf("container runtime network not ready: %s", condString(runtimeapi.NetworkReady, nw)))
+		netErr = fmt.Errorf("container runtime network not ready: %s", condString(nw))
+		errs = append(errs, netErr.Error())
 	}
+	c.network.set(netErr)
 	return errs
+}
+
+// Network is the runtime network's readiness as the last Ready found it: the pod workers
+// read it on each sync without a CRI call of their own, as upstream's pods read the
+// runtimeState its status poll keeps.
+func (c *Client) Network() *NetworkState { return &c.network }
+
+// NetworkState is the runtime network's last known readiness. Until a first Status
+// answer it is unknown, which Err reports as ready: a node whose runtime is not polled
+// (no node controller) must not hold its pods back forever.
+type NetworkState struct {
+	mu      sync.Mutex
+	err     error
+	onReady []func()
+}
+
+// Err is why the runtime network is not ready, as upstream's runtimeState.networkErrors
+// words it; nil when ready or not yet known.
+func (n *NetworkState) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+// OnReady calls f (without blocking the poll for long) each time the network becomes
+// ready after not being ready.
+func (n *NetworkState) OnReady(f func()) {
+	n.mu.Lock()
+	n.onReady = append(n.onReady, f)
+	n.mu.Unlock()
+}
+
+func (n *NetworkState) set(err error) {
+	n.mu.Lock()
+	back := n.err != nil && err == nil
+	n.err = err
+	fs := n.onReady
+	n.mu.Unlock()
+	if back {
+		for _, f := range fs {
+			f()
+		}
+	}
 }
 
 // RuntimeVersion returns "name://version" as the node reports it, e.g. "containerd://1.6.20".
@@ -45,9 +92,9 @@ func condition(st *runtimeapi.RuntimeStatus, t string) *runtimeapi.RuntimeCondit
 }
 
 // condString formats like the upstream kubelet's RuntimeCondition.String.
-func condString(t string, c *runtimeapi.RuntimeCondition) string {
+func condString(c *runtimeapi.RuntimeCondition) string {
 	if c == nil {
-		return fmt.Sprintf("%s=false reason: message:%s condition not reported", t, t)
+		return "<nil>" // upstream formats the missing condition's nil pointer
 	}
 	return fmt.Sprintf("%s=%t reason:%s message:%s", c.Type, c.Status, c.Reason, c.Message)
 }

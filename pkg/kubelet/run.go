@@ -275,6 +275,7 @@ func (p *parts) podWorkers(context.Context) error {
 		Tracer:  p.tracer.Tracer(instrumentationScope),
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
+		Network: p.rt.Network(), // kept by the node controller's runtime poll
 	})
 	if err != nil {
 		return err

@@ -49,6 +49,9 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	if done, next := w.admission(ctx, wk, p.pod, p.state, p.removed); done || next >= 0 {
 		return max(next, 0), done
 	}
+	if next, held := w.networkGate(ctx, wk, p); held {
+		return next, false
+	}
 	// Containers that failed liveness or startup probes are killed first; the decision
 	// then restarts them per restartPolicy.
 	if w.killUnhealthy(ctx, p.pod, p.state) {

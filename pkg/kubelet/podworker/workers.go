@@ -74,6 +74,9 @@ type Config struct {
 	ResyncPeriod time.Duration
 	// Tracer traces each sync as a "syncPod" span (nil: not traced).
 	Tracer trace.Tracer
+	// Network holds pods off the host network back while the runtime's network is not
+	// ready (nil: never).
+	Network Network
 }
 
 // StateReader gives a pod's runtime state, reflecting every mutation made through Runtime.
@@ -121,6 +124,9 @@ func New(cfg Config) (*Workers, error) {
 		crashBack: flowcontrol.NewBackOff(backOffInitial, backOffMax),
 	}
 	w.images = images.New(images.Config{Runtime: cfg.Runtime, Client: cfg.Client, Event: w.event})
+	if cfg.Network != nil {
+		cfg.Network.OnReady(w.wakeAll)
+	}
 	return w, nil
 }
 
