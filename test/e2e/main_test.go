@@ -43,6 +43,9 @@ var upstream = os.Getenv("MINIKUBELET_E2E_AGENT") == "upstream"
 // (same names, same meaning); it ignores the others a test passes.
 var sharedFlags = []string{"--cluster-dns=", "--cluster-domain=", "--resolv-conf="}
 
+// runtimeEndpointFlag points a node at another runtime (both agents).
+const runtimeEndpointFlag = "--container-runtime-endpoint="
+
 // startKubelet starts a node agent (minikubelet, or the upstream kubelet under
 // test-upstream) for one test and stops it (printing its log tail if the test failed)
 // when the test ends.
@@ -51,13 +54,15 @@ func startKubelet(t *testing.T, name string, extra ...string) *testbed.Kubelet {
 	start := bed.StartMinikubelet
 	if upstream {
 		start = func(name string, extra ...string) (*testbed.Kubelet, error) {
-			var shared []string
+			var o testbed.UpstreamOptions
 			for _, f := range extra {
-				if slices.ContainsFunc(sharedFlags, func(p string) bool { return strings.HasPrefix(f, p) }) {
-					shared = append(shared, f)
+				if ep, ok := strings.CutPrefix(f, runtimeEndpointFlag); ok {
+					o.Endpoint = ep // a config field upstream, a flag of minikubelet
+				} else if slices.ContainsFunc(sharedFlags, func(p string) bool { return strings.HasPrefix(f, p) }) {
+					o.Flags = append(o.Flags, f)
 				}
 			}
-			return bed.StartUpstreamKubelet(name, shared...)
+			return bed.StartUpstreamKubeletWith(name, o)
 		}
 	}
 	k, err := start(name, extra...)

@@ -190,6 +190,8 @@ func exitCases() []transitionCase {
 		{"graceful-delete", func(n string) *v1.Pod { return bb(n, always, "sleep", "3600") },
 			[]step{{name: "ready", until: podReadyNow, then: deletePod(2)},
 				{name: "terminated", until: all(deleting, terminatedIn("main", "Error"))}}},
+		{"forced-delete", func(n string) *v1.Pod { return bb(n, always, "sleep", "3600") },
+			[]step{{name: "ready", until: podReadyNow, then: deletePod(0)}, {name: "gone", gone: true}}},
 		{"graceful-delete-trap", func(n string) *v1.Pod {
 			return shPod(n, always, "trap 'exit 0' TERM; while true; do sleep 0.1; done")
 		}, []step{{name: "ready", until: podReadyNow, then: deletePod(5)},
@@ -393,4 +395,20 @@ func admissionCases() []transitionCase {
 			return p
 		}, []step{{name: "rejected", until: phaseIs(v1.PodFailed)}}},
 	}
+}
+
+// networkNotReadyCase: a pod created while the runtime's pod network is not ready waits in
+// ContainerCreating (NetworkNotReady events), then starts once the network is back. It
+// runs alone (TestStatusTransitionsNetworkNotReady): it breaks the network of the bed's
+// shared containerd.
+func networkNotReadyCase() transitionCase {
+	return transitionCase{"network-not-ready", func(n string) *v1.Pod { return bb(n, v1.RestartPolicyAlways, "sleep", "3600") },
+		[]step{{name: "waiting", until: all(waitingIn("main", "ContainerCreating"), condIs(v1.PodReadyToStartContainers, v1.ConditionFalse),
+			func(p *v1.Pod) bool { return p.Status.StartTime != nil }),
+			then: func(ctx context.Context, t *testing.T, p *v1.Pod) {
+				if err := bed.RestorePodNetwork(); err != nil {
+					t.Error(err)
+				}
+			}},
+			{name: "ready", until: podReadyNow}}}
 }

@@ -41,6 +41,8 @@ type step struct {
 	name  string
 	until func(p *v1.Pod) bool
 	then  func(ctx context.Context, t *testing.T, p *v1.Pod)
+	// gone: the step is the pod's removal from the API (its last version is taken).
+	gone bool
 }
 
 type transitionCase struct {
@@ -87,9 +89,21 @@ func goldenPath(name string) string {
 	return filepath.Join("testdata", "transitions", name+".yaml")
 }
 
+// startTransitionNode starts the suite's node on a containerd of its own (runtime name),
+// with only the bed's images: other tests pull the same images under other names, and a
+// runtime then reports a container's image by whichever name it lists first.
+func startTransitionNode(t *testing.T, runtime string) *testbed.Kubelet {
+	rt, err := bed.StartNodeRuntime(runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop() })
+	return startKubelet(t, transitionNode, runtimeEndpointFlag+rt.Endpoint())
+}
+
 func TestStatusTransitions(t *testing.T) {
 	ctx := ctxFor(t, 15*time.Minute)
-	k := startKubelet(t, transitionNode)
+	k := startTransitionNode(t, "transitions")
 	watchNode(ctx, t, k.NodeName, isReady)
 	pushRegistryBusybox(t)
 	cases := transitionCases()
@@ -135,14 +149,14 @@ func runTransitionCase(t *testing.T, k *testbed.Kubelet, tc transitionCase) {
 	norm := newNormalizer(k)
 	var got golden
 	var trail []string // every distinct normalised status, for failure messages
-	watchPodEvents(ctx, t, p, func(p *v1.Pod) bool {
+	watchPodEvents(ctx, t, p, func(p *v1.Pod, deleted bool) bool {
 		st := norm.status(p)
 		if s := mustYAML(t, st); len(trail) == 0 || trail[len(trail)-1] != s {
 			trail = append(trail, s)
 		}
 		for len(got.Steps) < len(tc.steps) {
 			s := tc.steps[len(got.Steps)]
-			if !s.until(p) {
+			if s.gone != deleted || (s.until != nil && !s.until(p)) {
 				return false
 			}
 			got.Steps = append(got.Steps, goldenStep{Name: s.name, Status: st})
@@ -186,13 +200,13 @@ func runTransitionCase(t *testing.T, k *testbed.Kubelet, tc transitionCase) {
 	}
 }
 
-// watchPodEvents calls cond on every version of p until it returns true, failing with
-// trail() when the context ends first.
-func watchPodEvents(ctx context.Context, t *testing.T, p *v1.Pod, cond func(*v1.Pod) bool, trail func() string) {
+// watchPodEvents calls cond on every version of p (deleted: the last one, at its removal)
+// until it returns true, failing with trail() when the context ends first.
+func watchPodEvents(ctx context.Context, t *testing.T, p *v1.Pod, cond func(p *v1.Pod, deleted bool) bool, trail func() string) {
 	t.Helper()
 	sel := fields.OneTermEqualSelector("metadata.name", p.Name).String()
 	rv := p.ResourceVersion
-	if cond(p) {
+	if cond(p, false) {
 		return
 	}
 	for {
@@ -205,11 +219,11 @@ func watchPodEvents(ctx context.Context, t *testing.T, p *v1.Pod, cond func(*v1.
 				break
 			}
 			o, ok := ev.Object.(*v1.Pod)
-			if !ok || ev.Type == watch.Deleted {
+			if !ok {
 				continue
 			}
 			rv = o.ResourceVersion
-			if cond(o) {
+			if cond(o, ev.Type == watch.Deleted) {
 				w.Stop()
 				return
 			}
@@ -335,4 +349,26 @@ func updateSpec(ctx context.Context, t *testing.T, p *v1.Pod, change func(*v1.Po
 	if err != nil {
 		t.Errorf("update %s: %v", p.Name, err)
 	}
+}
+
+// TestStatusTransitionsNetworkNotReady: the NetworkPluginNotReady case, on a node whose
+// runtime reports its pod network not ready (the bed's CNI config moved away) from before
+// the pod is created until the case's first step.
+func TestStatusTransitionsNetworkNotReady(t *testing.T) {
+	ctx := ctxFor(t, 5*time.Minute)
+	k := startTransitionNode(t, "transitions-net")
+	watchNode(ctx, t, k.NodeName, isReady)
+	t.Cleanup(func() {
+		if err := bed.RestorePodNetwork(); err != nil {
+			t.Errorf("restore the pod network: %v", err)
+		}
+	})
+	if err := bed.BreakPodNetwork(); err != nil {
+		t.Fatal(err)
+	}
+	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool {
+		c := readyCondition(n)
+		return c != nil && c.Status == v1.ConditionFalse && strings.Contains(c.Message, "NetworkReady=false")
+	})
+	runTransitionCase(t, k, networkNotReadyCase())
 }

@@ -1,7 +1,10 @@
 package testbed
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -40,4 +43,25 @@ func (b *Bed) StartAPIServer() error {
 	}
 	b.procs[i] = p
 	return b.waitAPIReady(p, 2*time.Minute)
+}
+
+// cniConfig is the bed's CNI network config, which containerd watches.
+func (b *Bed) cniConfig() string {
+	return filepath.Join(b.containerdDir(), "net.d", "10-minikubelet.conflist")
+}
+
+// BreakPodNetwork moves the bed's CNI config away: containerd then reports
+// NetworkReady=false (NetworkPluginNotReady) and can make no pod sandbox on the pod
+// network until RestorePodNetwork.
+func (b *Bed) BreakPodNetwork() error {
+	return os.Rename(b.cniConfig(), b.cniConfig()+".away")
+}
+
+// RestorePodNetwork puts the CNI config back (a no-op if it is in place).
+func (b *Bed) RestorePodNetwork() error {
+	err := os.Rename(b.cniConfig()+".away", b.cniConfig())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }

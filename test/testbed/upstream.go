@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ type UpstreamOptions struct {
 	MaxPods int
 	// Flags are appended to the command line (upstream's names), overriding the config.
 	Flags []string
+	// Endpoint is the CRI endpoint (default: the bed's containerd), e.g. a NodeRuntime's.
+	Endpoint string
 }
 
 // StartUpstreamKubelet starts the pinned upstream kubelet (test/tools) as node name on the
@@ -80,7 +83,7 @@ authentication:
 authorization: {mode: Webhook}
 evictionHard: {}
 imageGCHighThresholdPercent: 100
-`, b.CRIEndpoint(), cfgExtra, resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
+`, cmp.Or(o.Endpoint, b.CRIEndpoint()), cfgExtra, resolv, filepath.Join(root, "pod-logs"), port, b.PKI.CAFile())
 	cfgFile := filepath.Join(root, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return nil, err
