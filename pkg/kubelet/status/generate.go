@@ -57,30 +57,8 @@ func Generate(in Input) v1.PodStatus {
 	if st.StartTime == nil {
 		st.StartTime = &now
 	}
-	for _, ip := range in.HostIPs {
-		st.HostIPs = append(st.HostIPs, v1.HostIP{IP: ip})
-	}
-	if len(st.HostIPs) > 0 {
-		st.HostIP = st.HostIPs[0].IP
-	}
 	sb := in.State.ReadySandbox()
-	if pod.Spec.HostNetwork {
-		st.PodIP, st.PodIPs = st.HostIP, nil
-		for _, ip := range st.HostIPs {
-			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip.IP})
-		}
-	} else if sb != nil {
-		for _, ip := range sb.IPs {
-			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
-		}
-		if len(st.PodIPs) > 0 {
-			st.PodIP = st.PodIPs[0].IP
-		}
-	} else {
-		// As upstream's PLEG: with no ready sandbox (a finished pod, a sandbox being
-		// replaced) the last known addresses stay.
-		st.PodIP, st.PodIPs = old.PodIP, old.PodIPs
-	}
+	setAddresses(&st, pod, old, sb, in.HostIPs)
 
 	// Regular containers that ever ran mean initialization finished, even if sidecars have
 	// since stopped (a completed pod).
@@ -133,6 +111,34 @@ func Generate(in Input) v1.PodStatus {
 	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, sandboxMsg, initDone, old.Conditions, now)
 	st.Resources, st.AllocatedResources = podResources(pod, old, in.Actuated)
 	return st
+}
+
+// setAddresses sets the node's and the pod's addresses: a host-network pod has the node's,
+// others their ready sandbox's; with no ready sandbox (a finished pod, a sandbox being
+// replaced) the last known ones stay, as upstream's PLEG keeps them.
+func setAddresses(st *v1.PodStatus, pod *v1.Pod, old v1.PodStatus, sb *cri.Sandbox, hostIPs []string) {
+	for _, ip := range hostIPs {
+		st.HostIPs = append(st.HostIPs, v1.HostIP{IP: ip})
+	}
+	if len(st.HostIPs) > 0 {
+		st.HostIP = st.HostIPs[0].IP
+	}
+	switch {
+	case pod.Spec.HostNetwork:
+		st.PodIP, st.PodIPs = st.HostIP, nil
+		for _, ip := range st.HostIPs {
+			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip.IP})
+		}
+	case sb != nil:
+		for _, ip := range sb.IPs {
+			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
+		}
+		if len(st.PodIPs) > 0 {
+			st.PodIP = st.PodIPs[0].IP
+		}
+	default:
+		st.PodIP, st.PodIPs = old.PodIP, old.PodIPs
+	}
 }
 
 // initContainerDone: a sidecar is done once running and started (its startup probe, if
