@@ -213,3 +213,19 @@ func killShimsOf(socket string) {
 		}
 	}
 }
+
+// closeInheritedFiles marks every file this process inherited beyond stdin, stdout and
+// stderr close-on-exec, so the bed's processes do not hold them: a lock the caller took
+// (e.g. flock(1)'s, which serialises heavy runs) would otherwise stay held by a bed whose
+// test binary was killed, and every later run would wait on it.
+func closeInheritedFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Only the shims naming this bed's socket are stopped.
@@ -32,5 +34,23 @@ func TestKillShimsOf(t *testing.T) {
 	}
 	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("another bed's shim: %v", err)
+	}
+}
+
+// TestCloseInheritedFiles: a file descriptor the process holds without close-on-exec is
+// marked close-on-exec, so bed processes do not inherit it.
+func TestCloseInheritedFiles(t *testing.T) {
+	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC != 0 {
+		t.Fatalf("setup: flags %d, %v", flags, err)
+	}
+	closeInheritedFiles()
+	if flags, err = unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("fd %d not close-on-exec: flags %d, %v", fd, flags, err)
 	}
 }

@@ -59,6 +59,7 @@ func Start(opts Options) (*Bed, error) {
 		return nil, errors.New("testbed: Options.Name is required")
 	}
 	opts = withDefaults(opts)
+	closeInheritedFiles()
 	if err := CheckPrerequisites(); err != nil {
 		return nil, err
 	}
