@@ -335,13 +335,7 @@ func (p *parts) admissionNode(st v1.NodeStatus) func() (*v1.Node, error) {
 // localNode is the Node object this kubelet registers, as the node controller builds it,
 // with status st.
 func (p *parts) localNode(st v1.NodeStatus) *v1.Node {
-	labels := map[string]string{
-		v1.LabelHostname: p.hostname, v1.LabelOSStable: p.machine.OperatingSystem, v1.LabelArchStable: p.machine.Architecture,
-		"beta.kubernetes.io/os": p.machine.OperatingSystem, "beta.kubernetes.io/arch": p.machine.Architecture,
-	}
-	for k, v := range p.cfg.NodeLabels {
-		labels[k] = v
-	}
+	labels := node.Labels(p.hostname, p.machine, p.cfg.NodeLabels)
 	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: p.nodeName, Labels: labels},
 		Spec: v1.NodeSpec{Taints: p.cfg.Kubelet.RegisterWithTaints}, Status: st}
 }

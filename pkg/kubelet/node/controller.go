@@ -288,18 +288,25 @@ func (c *Controller) inputs() StatusInputs {
 	}
 }
 
-// InitialNode is the Node object this kubelet registers.
-func (c *Controller) InitialNode() *v1.Node {
+// Labels are the labels this kubelet gives its Node: hostname, OS and architecture (also
+// the beta names), then the configured ones (--node-labels).
+func Labels(hostname string, m Machine, configured map[string]string) map[string]string {
 	labels := map[string]string{
-		v1.LabelHostname:          c.cfg.Hostname,
-		v1.LabelOSStable:          c.cfg.Machine.OperatingSystem,
-		v1.LabelArchStable:        c.cfg.Machine.Architecture,
-		"beta.kubernetes.io/os":   c.cfg.Machine.OperatingSystem,
-		"beta.kubernetes.io/arch": c.cfg.Machine.Architecture,
+		v1.LabelHostname:          hostname,
+		v1.LabelOSStable:          m.OperatingSystem,
+		v1.LabelArchStable:        m.Architecture,
+		"beta.kubernetes.io/os":   m.OperatingSystem,
+		"beta.kubernetes.io/arch": m.Architecture,
 	}
-	for k, v := range c.cfg.Labels {
+	for k, v := range configured {
 		labels[k] = v
 	}
+	return labels
+}
+
+// InitialNode is the Node object this kubelet registers.
+func (c *Controller) InitialNode() *v1.Node {
+	labels := Labels(c.cfg.Hostname, c.cfg.Machine, c.cfg.Labels)
 	return &v1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        c.cfg.NodeName,
