@@ -60,6 +60,11 @@ func (b *Bed) writeContainerdConfig() error {
 // cgroups or cgroupfs.
 func (b *Bed) writeContainerdConfigFile(dir, socket string, systemdCgroup bool) error {
 	main := b.containerdDir()
+	if b.containerdBinDir() != "" && !systemdCgroup { // the systemd runtime is Debian's
+		cfg := containerd2Config(filepath.Join(dir, "root"), filepath.Join(dir, "state"), socket, filepath.Join(dir, "opt"),
+			systemdCgroup, filepath.Join(main, "net.d"), filepath.Join(main, "certs.d"))
+		return os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644)
+	}
 	cfg := fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
@@ -176,7 +181,7 @@ func DeleteRules(rules [][]string) {
 
 // StartContainerd starts (or restarts) the test bed's containerd and waits for CRI.
 func (b *Bed) StartContainerd() error {
-	p, err := b.start("containerd", "containerd", []string{"--config", filepath.Join(b.containerdDir(), "config.toml")}, nil)
+	p, err := b.startContainerdProc("containerd", filepath.Join(b.containerdDir(), "config.toml"))
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func (b *Bed) StartNodeRuntime(name string) (*NodeRuntime, error) {
 
 // Start starts the runtime (again, after Stop) and waits until it answers CRI.
 func (r *NodeRuntime) Start() error {
-	p, err := r.b.start("containerd-rt-"+r.Name, "containerd", []string{"--config", filepath.Join(r.dir(), "config.toml")}, nil)
+	p, err := r.b.startContainerdProc("containerd-rt-"+r.Name, filepath.Join(r.dir(), "config.toml"))
 	if err != nil {
 		return err
 	}

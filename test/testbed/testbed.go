@@ -27,6 +27,9 @@ type Options struct {
 	// EtcdFsync makes etcd sync its writes to disk as in production; by default it runs
 	// with --unsafe-no-fsync, which keeps the tests fast.
 	EtcdFsync bool
+	// Runtime is RuntimeContainerd (Debian's 1.6) or RuntimeContainerd2; default
+	// DefaultRuntime ($MINIKUBELET_RUNTIME).
+	Runtime string
 	// Log receives progress lines (nil: quiet).
 	Log func(format string, args ...any)
 }
@@ -50,7 +53,8 @@ type Bed struct {
 	// MinikubeletBin is the node agent binary the bed built.
 	MinikubeletBin string
 
-	procs []*Proc // control plane, stopped in reverse order
+	procs      []*Proc // control plane, stopped in reverse order
+	runtimeDir string  // folder of a containerd 2.x binary; "" for Debian's
 }
 
 // Start builds what is missing and starts everything but the node agent.
@@ -59,6 +63,9 @@ func Start(opts Options) (*Bed, error) {
 		return nil, errors.New("testbed: Options.Name is required")
 	}
 	opts = withDefaults(opts)
+	if err := checkRuntime(opts.Runtime); err != nil {
+		return nil, err
+	}
 	closeInheritedFiles()
 	if err := CheckPrerequisites(); err != nil {
 		return nil, err
@@ -83,6 +90,7 @@ func Start(opts Options) (*Bed, error) {
 		{"PKI", func() (err error) { b.PKI, err = NewPKI(filepath.Join(b.Dir, "pki")); return }},
 		{"images", func() (err error) { b.Images, err = BuildImages(filepath.Join(b.Dir, "images")); return }},
 		{"registry", b.startRegistry},
+		{"runtime " + opts.Runtime, b.prepareRuntime},
 		{"containerd", b.startContainerdFirst},
 		{"etcd", b.startEtcd},
 		{"kube-apiserver", b.startAPIServer},
@@ -116,6 +124,9 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.Log == nil {
 		opts.Log = func(string, ...any) {}
+	}
+	if opts.Runtime == "" {
+		opts.Runtime = DefaultRuntime()
 	}
 	return opts
 }

@@ -1,0 +1,127 @@
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// The container runtimes a bed can run (Options.Runtime, default from $MINIKUBELET_RUNTIME).
+const (
+	// RuntimeContainerd is Debian's containerd (1.6): CRI without RuntimeConfig or
+	// GetContainerEvents.
+	RuntimeContainerd = "containerd"
+	// RuntimeContainerd2 is containerd 2.x built from test/tools/containerd2 (its pin) by
+	// hack/build-containerd2.sh, with Debian's runc.
+	RuntimeContainerd2 = "containerd2"
+	// RuntimeEnv picks the runtime of beds whose Options leave it empty (`make up`, `make test`).
+	RuntimeEnv = "MINIKUBELET_RUNTIME"
+)
+
+// DefaultRuntime is $MINIKUBELET_RUNTIME, else Debian's containerd.
+func DefaultRuntime() string {
+	if r := os.Getenv(RuntimeEnv); r != "" {
+		return r
+	}
+	return RuntimeContainerd
+}
+
+func checkRuntime(r string) error {
+	if r != RuntimeContainerd && r != RuntimeContainerd2 {
+		return fmt.Errorf("testbed: unknown runtime %q (%s): want %q or %q", r, RuntimeEnv, RuntimeContainerd, RuntimeContainerd2)
+	}
+	return nil
+}
+
+// Runtime is the runtime the bed runs (RuntimeContainerd or RuntimeContainerd2).
+func (b *Bed) Runtime() string { return b.opts.Runtime }
+
+// runtimeBinFile records, in the bed's folder, where the bed's containerd binary lives,
+// so that a later run cleaning up after this one starts the same containerd on its state.
+func (b *Bed) runtimeBinFile() string { return filepath.Join(b.containerdDir(), "bin-dir") }
+
+// prepareRuntime builds (or finds cached) the bed's containerd and records its folder.
+func (b *Bed) prepareRuntime() error {
+	if b.opts.Runtime == RuntimeContainerd {
+		return nil
+	}
+	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", "build-containerd2.sh")).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("hack/build-containerd2.sh: %v\n%s", err, ee.Stderr)
+		}
+		return err
+	}
+	b.runtimeDir = strings.TrimSpace(string(out))
+	if err := os.MkdirAll(b.containerdDir(), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(b.runtimeBinFile(), []byte(b.runtimeDir), 0o644)
+}
+
+// containerdBinDir is the folder of the bed's containerd, or "" for Debian's (on PATH).
+func (b *Bed) containerdBinDir() string {
+	if b.runtimeDir != "" {
+		return b.runtimeDir
+	}
+	if d, err := os.ReadFile(b.runtimeBinFile()); err == nil {
+		return strings.TrimSpace(string(d))
+	}
+	return ""
+}
+
+// startContainerdProc starts the bed's containerd binary as name with config; a
+// containerd 2.x finds its own runc shim first on PATH.
+func (b *Bed) startContainerdProc(name, config string) (*Proc, error) {
+	dir := b.containerdBinDir()
+	if dir == "" {
+		return b.start(name, "containerd", []string{"--config", config}, nil)
+	}
+	return b.start(name, filepath.Join(dir, "containerd"), []string{"--config", config},
+		[]string{"PATH=" + dir + ":" + os.Getenv("PATH")})
+}
+
+// containerd2Config is the CRI part of a containerd 2.x config (version 3): the same
+// settings as the 1.6 one, under 2.x's plugin names. NRI is off: its socket is one
+// machine-wide path that two runtimes would share.
+func containerd2Config(root, state, socket, opt string, systemdCgroup bool, netd, certs string) string {
+	return fmt.Sprintf(`version = 3
+root = %[1]q
+state = %[2]q
+imports = []
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[5]q
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        SystemdCgroup = %[6]t
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [%[7]q]
+    conf_dir = %[8]q
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %[9]q
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = %[10]q
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+`, root, state, socket, socket+".ttrpc", opt, systemdCgroup, CNIBinDir, netd, PauseImage, certs)
+}
