@@ -39,6 +39,9 @@ type Mount struct {
 	HostPath string
 	// ReadOnly: content volumes are always mounted read-only, as upstream.
 	ReadOnly bool
+	// Image: an image volume, which the runtime mounts from the image itself (no
+	// HostPath); its pull is the pod worker's.
+	Image bool
 }
 
 // Manager owns the pods' volume folders.

@@ -59,6 +59,8 @@ func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vo
 	case src.Projected != nil:
 		files, err := m.projectedFiles(ctx, pod, podIPs, src.Projected)
 		return writeContent(m.volumeDir(pod, pluginProjected, vol.Name), files, err, true, gid)
+	case src.Image != nil:
+		return imageVolume(), nil
 	}
 	return Mount{}, fmt.Errorf("volume type %s is not supported by minikubelet", sourceType(src))
 }
