@@ -53,6 +53,7 @@ type parts struct {
 	rt                 *cri.Client
 	state              *runtimecache.Cache
 	recorder           record.EventRecorder
+	runtimeName        string // the runtime's name (CRI Version), the scheme of container IDs
 	addrs              []v1.NodeAddress
 	machine            node.Machine
 	reserved           v1.ResourceList
@@ -167,6 +168,7 @@ func (p *parts) runtime(ctx context.Context) error {
 	p.logger.Info("Connected to container runtime", "runtime", rv.GetRuntimeName(), "version", rv.GetRuntimeVersion(), "criVersion", rv.GetRuntimeApiVersion())
 	// Runtime events update the cache at once; its periodic relist repairs what an
 	// interrupted event stream missed.
+	p.runtimeName = rv.GetRuntimeName()
 	p.add("runtime state cache", p.state.Run)
 	p.add("runtime events", func(ctx context.Context) { rt.WatchEvents(ctx, p.state.Event) })
 	return nil
@@ -269,7 +271,7 @@ func (p *parts) podWorkers(context.Context) error {
 	}, func(uid types.UID) { p.workers.Wake(uid) })
 	p.workers, err = podworker.New(podworker.Config{
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
-		Runtime: p.rt, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
+		Runtime: p.rt, RuntimeName: p.runtimeName, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: p.admissionNode(nodeStatus),
 		Services: serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
 		Tracer:  p.tracer.Tracer(instrumentationScope),

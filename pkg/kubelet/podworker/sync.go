@@ -315,7 +315,7 @@ func (w *Workers) stillCreating(wk *worker, pod *v1.Pod, state *cri.PodState, de
 func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string]status.Waiting, deadline, podFailed bool) v1.PodStatus {
 	readTerminationMessages(state)
 	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now(),
-		Terminal: pod.DeletionTimestamp != nil}
+		Terminal: pod.DeletionTimestamp != nil, RuntimeName: w.cfg.RuntimeName}
 	if p := w.cfg.Probes; p != nil {
 		in.Started = func(c *v1.Container, id string) bool { return p.Started(pod.UID, c, id) }
 		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }

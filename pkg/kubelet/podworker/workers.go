@@ -34,6 +34,8 @@ type Config struct {
 	Allocatable v1.ResourceList
 	Runtime     *cri.Client
 	// State is the runtime's state of the node's pods (runtimecache.Cache), read instead
+	// RuntimeName is the runtime's name (CRI Version), the scheme of container IDs.
+	RuntimeName string
 	// of listing the runtime.
 	State      StateReader
 	Status     *status.Manager

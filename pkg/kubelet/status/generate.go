@@ -25,6 +25,9 @@ type Input struct {
 	Waiting map[string]Waiting // by container name
 	HostIPs []string
 	Now     time.Time
+	// RuntimeName is the runtime's name from its CRI Version answer ("containerd",
+	// "cri-o"): container IDs read "<RuntimeName>://<id>", as upstream forms them.
+	RuntimeName string
 	// Started and Ready give probe results for a running container instance; nil means
 	// started and ready as soon as it runs (no probes).
 	Started func(c *v1.Container, containerID string) bool
@@ -162,13 +165,13 @@ func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.
 	latest, previous := in.State.Latest(c.Name)
 	if latest != nil {
 		cs.RestartCount = int32(latest.RestartCount)
-		cs.ContainerID = "containerd://" + latest.ID
+		cs.ContainerID = containerID(in.RuntimeName, latest.ID)
 		if latest.Image != "" {
 			cs.Image = displayImage(c.Image, latest.Image)
 		}
 		cs.ImageID = latest.ImageRef
 		if previous != nil && previous.State == cri.StateExited {
-			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(previous)}
+			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(previous, in.RuntimeName)}
 		}
 		setContainerResources(&cs, c, latest, old, in.Actuated)
 	} else {
@@ -190,11 +193,11 @@ func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.
 	case hasWaiting:
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
 		if latest != nil && latest.State == cri.StateExited {
-			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(latest)}
+			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(latest, in.RuntimeName)}
 		}
 		cs.Started = new(bool)
 	case latest != nil && latest.State == cri.StateExited:
-		cs.State.Terminated = terminated(latest)
+		cs.State.Terminated = terminated(latest, in.RuntimeName)
 		cs.Started = new(bool)
 	default:
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: defaultWaiting}
@@ -245,14 +248,17 @@ func displayImage(spec, runtime string) string {
 	return runtime
 }
 
-func terminated(c *cri.Container) *v1.ContainerStateTerminated {
+// containerID is a container's ID as the API shows it: "<runtime>://<id>".
+func containerID(runtimeName, id string) string { return runtimeName + "://" + id }
+
+func terminated(c *cri.Container, runtimeName string) *v1.ContainerStateTerminated {
 	t := &v1.ContainerStateTerminated{
 		ExitCode:    c.ExitCode,
 		Reason:      c.Reason,
 		Message:     c.Message,
 		StartedAt:   metav1.NewTime(c.StartedAt),
 		FinishedAt:  metav1.NewTime(c.FinishedAt),
-		ContainerID: "containerd://" + c.ID,
+		ContainerID: containerID(runtimeName, c.ID),
 	}
 	if t.Reason == "" {
 		t.Reason = "Error"

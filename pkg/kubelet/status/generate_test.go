@@ -202,7 +202,8 @@ func TestGenerateEphemeral(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.pod.Status.EphemeralContainerStatuses = tc.old
-			in := Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: ready, Containers: tc.cs}, Waiting: tc.waiting, Now: time.Unix(300, 0), Started: yes, Ready: yes}
+			in := Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: ready, Containers: tc.cs}, Waiting: tc.waiting, Now: time.Unix(300, 0), Started: yes, Ready: yes,
+				RuntimeName: "containerd"}
 			st := Generate(in)
 			if got := ephSummary(st); got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
@@ -382,5 +383,26 @@ func TestGenerateVolumeMountsAndStartError(t *testing.T) {
 	st = Generate(Input{Pod: p, State: &cri.PodState{Containers: []cri.Container{c}}, Now: time.Unix(300, 0)})
 	if term := st.ContainerStatuses[0].State.Terminated; term == nil || !term.StartedAt.Time.Equal(time.Unix(0, 0)) {
 		t.Errorf("terminated %+v, want startedAt at the epoch", term)
+	}
+}
+
+// Container IDs carry the runtime's name from its Version answer, whatever the runtime.
+func TestGenerateContainerIDRuntimeName(t *testing.T) {
+	ready := []cri.Sandbox{{ID: "sb", Ready: true}}
+	restarted := []cri.Container{inst("a", cri.StateRunning, 0, 1), inst("a", cri.StateExited, 1, 0), inst("b", cri.StateExited, 0, 0)}
+	for _, tc := range []struct{ runtime, want string }{
+		{"containerd", "a=containerd://a1 last=containerd://a0 b=containerd://b0 terminated=containerd://b0"},
+		{"cri-o", "a=cri-o://a1 last=cri-o://a0 b=cri-o://b0 terminated=cri-o://b0"},
+	} {
+		t.Run(tc.runtime, func(t *testing.T) {
+			st := Generate(Input{Pod: pod(v1.RestartPolicyNever, nil, "a", "b"), State: &cri.PodState{Sandboxes: ready, Containers: restarted},
+				Now: time.Unix(300, 0), RuntimeName: tc.runtime})
+			a, b := st.ContainerStatuses[0], st.ContainerStatuses[1]
+			got := fmt.Sprintf("a=%s last=%s b=%s terminated=%s", a.ContainerID, a.LastTerminationState.Terminated.ContainerID,
+				b.ContainerID, b.State.Terminated.ContainerID)
+			if got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -110,7 +110,7 @@ func TestGenerateResources(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := Generate(Input{Pod: tc.pod, State: &cri.PodState{Sandboxes: ready, Containers: tc.cs}, Waiting: tc.waiting,
-				Actuated: tc.act, Now: time.Unix(300, 0)})
+				Actuated: tc.act, Now: time.Unix(300, 0), RuntimeName: "containerd"})
 			if got := resourcesOf(st); got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
 			}
