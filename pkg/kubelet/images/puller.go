@@ -67,24 +67,31 @@ func New(cfg Config) *Puller {
 // GC forgets back-offs unused for a while (call it now and then).
 func (p *Puller) GC() { p.backOff.GC() }
 
-// RetryIn is how long until a container's pull in back-off may be tried again (0: none).
-func (p *Puller) RetryIn(pod *v1.Pod, c *v1.Container) time.Duration {
-	return p.backOff.Get(backOffKey(pod, c))
+// RetryIn is how long until a pull of image for pod in back-off may be tried again (0: none).
+func (p *Puller) RetryIn(pod *v1.Pod, image string) time.Duration {
+	return p.backOff.Get(backOffKey(pod, image))
 }
 
-func backOffKey(pod *v1.Pod, c *v1.Container) string { return string(pod.UID) + "_" + c.Image }
+// backOffKey: one back-off per pod and image as written, shared by the containers and
+// image volumes naming it (upstream's podUID_image).
+func backOffKey(pod *v1.Pod, image string) string { return string(pod.UID) + "_" + image }
 
 // EnsureImage applies the container's imagePullPolicy exactly as written in the spec and
 // returns the image ref to create the container from; on failure, the waiting reason and
 // message upstream reports.
 func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, status.Waiting, error) {
-	image, err := withDefaultTag(c.Image)
+	return p.ensure(ctx, pod, c, c.Image, c.ImagePullPolicy)
+}
+
+// ensure makes requested present under policy. Events go to container c, or to the pod
+// when c is nil (an image volume's pull, as upstream's getImageVolumes records them).
+func (p *Puller) ensure(ctx context.Context, pod *v1.Pod, c *v1.Container, requested string, policy v1.PullPolicy) (string, status.Waiting, error) {
+	image, err := withDefaultTag(requested)
 	if err != nil {
-		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)
+		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", requested, err)
 		p.cfg.Event(pod, c, v1.EventTypeWarning, "InspectFailed", "%s", msg)
 		return "", status.Waiting{Reason: "InvalidImageName", Message: msg}, fmt.Errorf("%s", msg)
 	}
-	policy := c.ImagePullPolicy
 	if policy == v1.PullNever || policy == v1.PullIfNotPresent {
 		// Only these policies look for the image first (upstream's imagePullPrecheck).
 		ref, err := p.cfg.Runtime.ImageRef(ctx, image)
@@ -97,16 +104,16 @@ func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 			return "", status.Waiting{Reason: "ImageInspectError", Message: msg}, err
 		}
 		if ref != "" {
-			p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", requested)
 			return ref, status.Waiting{}, nil
 		}
 		if policy == v1.PullNever {
-			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", requested)
 			p.cfg.Event(pod, c, v1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
 			return "", status.Waiting{Reason: "ErrImageNeverPull", Message: msg}, fmt.Errorf("%s", msg)
 		}
 	}
-	key := backOffKey(pod, c)
+	key := backOffKey(pod, requested)
 	if p.backOff.IsInBackOffSinceUpdate(key, p.backOff.Clock.Now()) {
 		msg := fmt.Sprintf("Back-off pulling image %q", image)
 		p.cfg.Event(pod, c, v1.EventTypeNormal, "BackOff", "%s", msg)
@@ -118,8 +125,8 @@ func (p *Puller) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 	return p.pull(ctx, pod, c, image, key)
 }
 
-// pull pulls image for the container (sharing an identical pull in flight) and feeds the
-// back-off with the outcome.
+// pull pulls image for the container or image volume (sharing an identical pull in
+// flight) and feeds the back-off with the outcome.
 func (p *Puller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, image, key string) (string, status.Waiting, error) {
 	p.lastErr.Delete(key)
 	p.cfg.Event(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)

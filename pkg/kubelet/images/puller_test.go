@@ -223,7 +223,7 @@ func TestEnsureImageBackOff(t *testing.T) {
 	if _, wt, _ := p.EnsureImage(ctx, pod, c); wt.Reason != "ErrImagePull" {
 		t.Fatalf("first pull: %+v", wt)
 	}
-	if d := p.RetryIn(pod, c); d != 10*time.Second {
+	if d := p.RetryIn(pod, c.Image); d != 10*time.Second {
 		t.Errorf("retry in %v, want 10s", d)
 	}
 	*events = nil
@@ -238,7 +238,7 @@ func TestEnsureImageBackOff(t *testing.T) {
 	if _, wt, _ := p.EnsureImage(ctx, pod, c); wt.Reason != "ErrImagePull" || len(rt.pulls) != 2 {
 		t.Fatalf("after the back-off: %+v, pulls %q", wt, rt.pulls)
 	}
-	if d := p.RetryIn(pod, c); d != 20*time.Second {
+	if d := p.RetryIn(pod, c.Image); d != 20*time.Second {
 		t.Errorf("retry in %v after the second failure, want 20s", d)
 	}
 	clock.Step(21 * time.Second)
@@ -246,7 +246,7 @@ func TestEnsureImageBackOff(t *testing.T) {
 	if ref, wt, err := p.EnsureImage(ctx, pod, c); ref == "" || err != nil {
 		t.Fatalf("third pull: %q %+v %v", ref, wt, err)
 	}
-	if d := p.RetryIn(pod, c); d != 0 {
+	if d := p.RetryIn(pod, c.Image); d != 0 {
 		t.Errorf("retry in %v after a success, want 0", d)
 	}
 }

@@ -37,9 +37,21 @@ func (w *Workers) inBackOff(pod *v1.Pod) inBackOffFunc {
 	}
 }
 
-// pullRetryIn: how long until an image pull in back-off may be tried again (0: none).
+// pullRetryIn: how long until a pull in back-off of the container's image, or of an image
+// volume it mounts, may be tried again (the soonest; 0: none).
 func (w *Workers) pullRetryIn(pod *v1.Pod, c *v1.Container) time.Duration {
-	return w.images.RetryIn(pod, c)
+	soonest := w.images.RetryIn(pod, c.Image)
+	for _, vm := range c.VolumeMounts {
+		for _, vol := range pod.Spec.Volumes {
+			if vol.Name != vm.Name || vol.Image == nil {
+				continue
+			}
+			if d := w.images.RetryIn(pod, vol.Image.Reference); d > 0 && (soonest == 0 || d < soonest) {
+				soonest = d
+			}
+		}
+	}
+	return soonest
 }
 
 // verifyNonRoot applies runAsNonRoot against the image's user (only asked of the runtime
@@ -67,8 +79,12 @@ func (w *Workers) verifyNonRoot(ctx context.Context, pod *v1.Pod, c *v1.Containe
 
 // startContainer pulls, creates and starts one container. On failure it returns the
 // waiting reason and message upstream reports for that step.
-func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, s start, st *cri.PodState) (status.Waiting, error) {
+func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, s start, st *cri.PodState, pulls imageVolumePulls) (status.Waiting, error) {
 	c := s.Container
+	// Image volumes first, as upstream: their failure is reported before the image's pull.
+	if wt, err := w.imageVolumeFailure(pod, c, pulls); err != nil {
+		return wt, err
+	}
 	imageRef, wt, err := w.images.EnsureImage(ctx, pod, c)
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", wt.Reason)
@@ -95,7 +111,7 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 	mounts, termPath, err := w.containerMounts(pod, c, s.RestartCount, podIPs)
 	if err == nil {
 		var vm []*runtimeapi.Mount
-		vm, err = w.volumeMounts(ctx, pod, c, env)
+		vm, err = w.volumeMounts(ctx, pod, c, env, pulls)
 		mounts = append(mounts, vm...)
 	}
 	if err != nil {

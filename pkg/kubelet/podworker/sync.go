@@ -166,8 +166,9 @@ func (w *Workers) stillWaiting(wk *worker, state *cri.PodState) map[string]statu
 
 // startAll starts the decided containers in the sandbox, noting why any did not start.
 func (w *Workers) startAll(ctx context.Context, p *pass, sandboxID string) {
+	pulls := w.pullImageVolumes(ctx, p)
 	for _, s := range p.acts.Start {
-		wt, err := w.startContainer(ctx, p.pod, sandboxID, s, p.state)
+		wt, err := w.startContainer(ctx, p.pod, sandboxID, s, p.state, pulls)
 		if err == nil {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
@@ -20,7 +21,7 @@ var propagation = map[v1.MountPropagationMode]runtimeapi.MountPropagation{
 // volumeMounts maps a container's volumeMounts onto the pod's prepared volumes: subPath
 // and subPathExpr (expanded with the container's env) resolved safely inside the volume,
 // content volumes always read-only.
-func (w *Workers) volumeMounts(ctx context.Context, pod *v1.Pod, c *v1.Container, env []*runtimeapi.KeyValue) ([]*runtimeapi.Mount, error) {
+func (w *Workers) volumeMounts(ctx context.Context, pod *v1.Pod, c *v1.Container, env []*runtimeapi.KeyValue, pulls imageVolumePulls) ([]*runtimeapi.Mount, error) {
 	if len(c.VolumeMounts) == 0 {
 		return nil, nil
 	}
@@ -38,15 +39,9 @@ func (w *Workers) volumeMounts(ctx context.Context, pod *v1.Pod, c *v1.Container
 		if !ok {
 			return nil, fmt.Errorf("cannot find volume %q to mount into container %q", vm.Name, c.Name)
 		}
-		host := vol.HostPath
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
 			sub = cri.Expand(vm.SubPathExpr, func(k string) (string, bool) { v, ok := envMap[k]; return v, ok })
-		}
-		if sub != "" {
-			if host, err = volume.SubPath(vol.HostPath, sub); err != nil {
-				return nil, err
-			}
 		}
 		mode := v1.MountPropagationNone
 		if vm.MountPropagation != nil {
@@ -55,6 +50,20 @@ func (w *Workers) volumeMounts(ctx context.Context, pod *v1.Pod, c *v1.Container
 		prop, ok := propagation[mode]
 		if !ok {
 			return nil, fmt.Errorf("invalid mountPropagation %q for volume %q", mode, vm.Name)
+		}
+		if vol.Image {
+			m, err := imageVolumeMount(vm, sub, prop, pulls)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+			continue
+		}
+		host := vol.HostPath
+		if sub != "" {
+			if host, err = volume.SubPath(vol.HostPath, sub); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, &runtimeapi.Mount{
 			ContainerPath: vm.MountPath, HostPath: host,
@@ -73,4 +82,75 @@ func hasMountAt(c *v1.Container, path string) bool {
 		}
 	}
 	return false
+}
+
+// imageVolumePulls are one sync's pulls of the pod's image volumes, by volume name.
+type imageVolumePulls map[string]imageVolumePull
+
+// imageVolumePull is the image to mount, or why it could not be pulled.
+type imageVolumePull struct {
+	spec *runtimeapi.ImageSpec
+	wt   status.Waiting
+	err  error
+}
+
+// pullImageVolumes pulls the pod's image volumes once per sync that starts containers or
+// finds them in crash back-off, before any starts, as upstream's SyncPod (lazyStart ->
+// getImageVolumes): each under its pullPolicy, events on the pod. A failed pull holds back
+// only the containers that mount it (imageVolumeFailure).
+func (w *Workers) pullImageVolumes(ctx context.Context, p *pass) imageVolumePulls {
+	if len(p.acts.Start)+len(p.acts.BackOff) == 0 {
+		return nil
+	}
+	pulls := imageVolumePulls{}
+	handler := ""
+	for i := range p.pod.Spec.Volumes {
+		vol := &p.pod.Spec.Volumes[i]
+		if vol.Image == nil {
+			continue
+		}
+		if len(pulls) == 0 && p.pod.Spec.RuntimeClassName != nil {
+			// Resolved already for the sandbox; a failure now leaves the default handler.
+			handler, _ = w.runtimeHandler(ctx, p.pod)
+		}
+		ref, wt, err := w.images.EnsureVolumeImage(ctx, p.pod, vol.Image)
+		if err != nil {
+			pulls[vol.Name] = imageVolumePull{wt: wt, err: err}
+			continue
+		}
+		pulls[vol.Name] = imageVolumePull{spec: cri.ImageVolumeSpec(p.pod, vol.Image, ref, handler)}
+	}
+	return pulls
+}
+
+// imageVolumeFailure is why c cannot start when an image volume it mounts failed to pull:
+// as upstream's toKubeContainerImageVolumes, a Failed "Error: <reason>" event per such
+// mount and the last one's reason and message as the container's waiting state.
+func (w *Workers) imageVolumeFailure(pod *v1.Pod, c *v1.Container, pulls imageVolumePulls) (status.Waiting, error) {
+	var (
+		wt  status.Waiting
+		err error
+	)
+	for _, vm := range c.VolumeMounts {
+		if r, ok := pulls[vm.Name]; ok && r.err != nil {
+			w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", r.wt.Reason)
+			wt, err = r.wt, r.err
+		}
+	}
+	return wt, err
+}
+
+// imageVolumeMount is the CRI mount of an image volume: subPath checked as upstream
+// (relative, no ".."), then passed to the runtime, which resolves it inside the image.
+func imageVolumeMount(vm v1.VolumeMount, sub string, prop runtimeapi.MountPropagation, pulls imageVolumePulls) (*runtimeapi.Mount, error) {
+	r, ok := pulls[vm.Name]
+	if !ok || r.spec == nil {
+		return nil, fmt.Errorf("image volume %q was not pulled", vm.Name)
+	}
+	if sub != "" {
+		if err := volume.CheckSubPath(sub); err != nil {
+			return nil, err
+		}
+	}
+	return cri.ImageVolumeMount(vm.MountPath, r.spec, sub, prop), nil
 }
