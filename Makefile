@@ -5,8 +5,15 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1
 LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
 APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl
 E2E_TIMEOUT ?= 40m
+# The test bed's container runtime (`make up`, `make test`, `make bench`): containerd
+# (Debian's 1.6) or containerd2 (2.x, built from test/tools/containerd2). make test runs
+# the whole e2e suite on RUNTIME and E2E_OTHER_TESTS on the other one.
+RUNTIME ?= $(or $(MINIKUBELET_RUNTIME),containerd)
+OTHER_RUNTIME := $(if $(filter containerd2,$(RUNTIME)),containerd,containerd2)
+export MINIKUBELET_RUNTIME := $(RUNTIME)
+E2E_OTHER_TESTS ?= TestPodLifecycle|TestStatusTransitions|TestProbe|TestReliability|TestRuntime
 
-.PHONY: all build deps tools up down cluster cluster-down test test-long test-upstream unit e2e examples lint fuzz clean
+.PHONY: all build deps tools up down cluster cluster-down test test-long test-upstream unit e2e e2e-other examples lint fuzz clean
 
 all: build
 
@@ -22,6 +29,7 @@ deps:
 	@# Debian's containerd package may start a system instance; the test bed runs its own.
 	@hack/build-tools.sh >/dev/null
 	@hack/build-metrics-server.sh >/dev/null
+	@hack/build-containerd2.sh >/dev/null
 
 tools: deps
 
@@ -53,9 +61,17 @@ e2e: deps
 	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/ 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; \
 	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- e2e failed; last lines of _output/e2e.log:"; tail -n 300 _output/e2e.log; fi; exit $$rc
 
+# The named suites again on the other runtime (lifecycle, status transitions, probes,
+# reliability, runtime features).
+e2e-other: deps
+	@mkdir -p _output
+	MINIKUBELET_RUNTIME=$(OTHER_RUNTIME) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run '$(E2E_OTHER_TESTS)' ./test/e2e/ 2>&1 | tee _output/e2e-$(OTHER_RUNTIME).log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; \
+	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- e2e on $(OTHER_RUNTIME) failed; last lines of _output/e2e-$(OTHER_RUNTIME).log:"; tail -n 300 _output/e2e-$(OTHER_RUNTIME).log; fi; exit $$rc
+
 test: deps lint unit
 	@mkdir -p _output
 	$(MAKE) e2e
+	$(MAKE) e2e-other
 	$(MAKE) examples
 
 # The test kit's example (examples/crashwatch: its own module, using package kit of this
