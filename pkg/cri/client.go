@@ -32,6 +32,7 @@ type Client struct {
 	images          runtimeapi.ImageServiceClient
 	observer        func(Change)
 	network         NetworkState // as Ready last found it
+	handlers        HandlerState // as Ready last found them
 	events          eventState   // which stream WatchEvents reads
 	// Timeout bounds each call that the caller's context does not already bound.
 	Timeout time.Duration

@@ -3,6 +3,8 @@ package cri
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -10,15 +12,21 @@ import (
 
 // Ready returns why the runtime is not ready to run pods, in the upstream kubelet's words
 // (these become the node's Ready condition message); nil means ready.
+//
+// When the runtime is ready, its handlers and features are kept too (Handlers), as
+// upstream's updateRuntimeUp keeps them in its runtimeState only then.
 func (c *Client) Ready(ctx context.Context) []string {
-	st, err := c.Status(ctx)
+	resp, err := call(ctx, c, "status", c.runtime.Status, &runtimeapi.StatusRequest{})
 	if err != nil {
 		return []string{"container runtime is down"}
 	}
+	st := resp.GetStatus()
 	var errs []string
 	rt := condition(st, runtimeapi.RuntimeReady)
 	if rt == nil || !rt.Status {
 		errs = append(errs, fmt.Sprintf("container runtime not ready: %s", condString(rt)))
+	} else {
+		c.handlers.set(resp.GetRuntimeHandlers(), resp.GetFeatures())
 	}
 	nw := condition(st, runtimeapi.NetworkReady)
 	var netErr error
@@ -71,6 +79,104 @@ func (n *NetworkState) set(err error) {
 			f()
 		}
 	}
+}
+
+// Handlers is the runtime's handlers and features as the last ready Status listed them.
+func (c *Client) Handlers() *HandlerState { return &c.handlers }
+
+// HandlerSupportsUserNamespaces says whether the runtime handler (RuntimeClass handler, ""
+// for the default) runs pods in user namespaces, with upstream's answers
+// (kubelet_getters.go HandlerSupportsUserNamespaces): no handlers listed (a runtime older
+// than the field, containerd 1.6) means no, a handler not listed is an error. Until a
+// first ready Status (the node controller polls it) the runtime is asked now, so a pod
+// synced before the first poll is not refused for want of an answer.
+func (c *Client) HandlerSupportsUserNamespaces(ctx context.Context, handler string) (bool, error) {
+	if !c.handlers.Known() {
+		c.Ready(ctx)
+	}
+	return c.handlers.SupportsUserNamespaces(handler)
+}
+
+// RuntimeHandler is one handler of the runtime and what it supports (CRI RuntimeHandler,
+// upstream's kubecontainer.RuntimeHandler).
+type RuntimeHandler struct {
+	Name                    string // "" is the default handler
+	RecursiveReadOnlyMounts bool
+	UserNamespaces          bool
+}
+
+// RuntimeFeatures are the runtime's own features (CRI RuntimeFeatures).
+type RuntimeFeatures struct {
+	SupplementalGroupsPolicy  bool
+	UserNamespacesHostNetwork bool
+	MountOptions              bool
+}
+
+// HandlerState is the runtime's handlers (sorted by name, as upstream's runtimeState) and
+// features as last reported; unknown until a first ready Status.
+type HandlerState struct {
+	mu       sync.Mutex
+	known    bool
+	handlers []RuntimeHandler
+	features *RuntimeFeatures
+}
+
+// Known says whether a ready Status has been read yet.
+func (h *HandlerState) Known() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.known
+}
+
+// Handlers is the runtime's handlers; empty for a runtime that lists none.
+func (h *HandlerState) Handlers() []RuntimeHandler {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.handlers)
+}
+
+// Features is the runtime's features; nil when it reports none.
+func (h *HandlerState) Features() *RuntimeFeatures {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.features == nil {
+		return nil
+	}
+	f := *h.features
+	return &f
+}
+
+// SupportsUserNamespaces answers as upstream's HandlerSupportsUserNamespaces.
+func (h *HandlerState) SupportsUserNamespaces(handler string) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.handlers) == 0 {
+		return false, nil // a runtime older than the field
+	}
+	for _, rh := range h.handlers {
+		if rh.Name == handler {
+			return rh.UserNamespaces, nil
+		}
+	}
+	return false, fmt.Errorf("the handler %q is not known", handler)
+}
+
+func (h *HandlerState) set(list []*runtimeapi.RuntimeHandler, f *runtimeapi.RuntimeFeatures) {
+	handlers := make([]RuntimeHandler, 0, len(list))
+	for _, rh := range list {
+		handlers = append(handlers, RuntimeHandler{Name: rh.GetName(),
+			RecursiveReadOnlyMounts: rh.GetFeatures().GetRecursiveReadOnlyMounts(),
+			UserNamespaces:          rh.GetFeatures().GetUserNamespaces()})
+	}
+	slices.SortFunc(handlers, func(a, b RuntimeHandler) int { return strings.Compare(a.Name, b.Name) })
+	var features *RuntimeFeatures
+	if f != nil {
+		features = &RuntimeFeatures{SupplementalGroupsPolicy: f.GetSupplementalGroupsPolicy(),
+			UserNamespacesHostNetwork: f.GetUserNamespacesHostNetwork(), MountOptions: f.GetMountOptions()}
+	}
+	h.mu.Lock()
+	h.known, h.handlers, h.features = true, handlers, features
+	h.mu.Unlock()
 }
 
 // RuntimeVersion returns "name://version" as the node reports it, e.g. "containerd://1.6.20".

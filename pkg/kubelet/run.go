@@ -219,6 +219,7 @@ func (p *parts) nodeController(context.Context) error {
 		UpdateFrequency:      k.NodeStatusUpdateFrequency.Duration,
 		ReportFrequency:      k.NodeStatusReportFrequency.Duration,
 		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
+		Handlers:             p.rt.Handlers(), // kept by its runtime poll (Ready)
 	})
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 )
 
@@ -37,6 +38,13 @@ type RuntimeStatus interface {
 	Ready(ctx context.Context) []string
 	// Version is the runtime's "name://version", e.g. "containerd://1.6.20".
 	Version(ctx context.Context) (string, error)
+}
+
+// RuntimeHandlers are the runtime's handlers as its last ready Status listed them
+// (cri.HandlerState, kept by the Ready poll).
+type RuntimeHandlers interface {
+	Known() bool
+	Handlers() []cri.RuntimeHandler
 }
 
 // Config is what a Controller needs; New rejects missing fields.
@@ -60,6 +68,8 @@ type Config struct {
 	Machine         Machine
 	// PressureFunc measures resource pressure each status round (nil: none).
 	PressureFunc func() Pressure
+	// Handlers are reported in status.runtimeHandlers (nil: none reported).
+	Handlers RuntimeHandlers
 
 	UpdateFrequency      time.Duration // compute status (default 10s)
 	ReportFrequency      time.Duration // post even if unchanged (default 5m)
@@ -275,7 +285,7 @@ func (c *Controller) sync(ctx context.Context) error {
 }
 
 func (c *Controller) inputs() StatusInputs {
-	return StatusInputs{
+	in := StatusInputs{
 		Machine:        c.cfg.Machine,
 		Addresses:      c.cfg.Addresses,
 		MaxPods:        c.cfg.MaxPods,
@@ -286,6 +296,10 @@ func (c *Controller) inputs() StatusInputs {
 		RuntimeErrors:  c.currentRuntimeErrors(),
 		Pressure:       c.cfg.PressureFunc(),
 	}
+	if h := c.cfg.Handlers; h != nil && h.Known() {
+		in.RuntimeHandlers, in.RuntimeHandlersKnown = h.Handlers(), true
+	}
+	return in
 }
 
 // Labels are the labels this kubelet gives its Node: hostname, OS and architecture (also

@@ -7,6 +7,8 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
 )
 
 // StatusInputs is everything the node status is derived from.
@@ -21,6 +23,10 @@ type StatusInputs struct {
 	// RuntimeErrors says why the node is not ready; empty means ready.
 	RuntimeErrors []string
 	Pressure      Pressure
+	// RuntimeHandlers are the runtime's handlers (RuntimeHandlersKnown: once a ready
+	// Status listed them; until then the node keeps what it had).
+	RuntimeHandlers      []cri.RuntimeHandler
+	RuntimeHandlersKnown bool
 }
 
 // Pressure is the node's resource pressure as last measured.
@@ -84,6 +90,10 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 		}
 	}
 
+	handlers := old.RuntimeHandlers
+	if in.RuntimeHandlersKnown {
+		handlers = nodeRuntimeHandlers(in.RuntimeHandlers)
+	}
 	return v1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: allocatable,
@@ -107,7 +117,22 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 		Images:          old.Images,
 		VolumesInUse:    old.VolumesInUse,
 		VolumesAttached: old.VolumesAttached,
+		// Features (upstream sets only supplementalGroupsPolicy there, from the runtime's
+		// features) and declaredFeatures are not reported.
+		RuntimeHandlers: handlers,
 	}
+}
+
+// nodeRuntimeHandlers is status.runtimeHandlers as upstream's RuntimeHandlers setter
+// (nodestatus/setters.go) writes it: every handler, the default one named "", with both
+// features stated; none for a runtime that lists none (containerd 1.6).
+func nodeRuntimeHandlers(hs []cri.RuntimeHandler) []v1.NodeRuntimeHandler {
+	out := make([]v1.NodeRuntimeHandler, len(hs))
+	for i, h := range hs {
+		out[i] = v1.NodeRuntimeHandler{Name: h.Name, Features: &v1.NodeRuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: new(h.RecursiveReadOnlyMounts), UserNamespaces: new(h.UserNamespaces)}}
+	}
+	return out
 }
 
 // joinErrors formats like k8s.io/apimachinery's aggregate error: one message alone, or "[a, b]".

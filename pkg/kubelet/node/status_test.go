@@ -1,12 +1,15 @@
 package node
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
 )
 
 func inputs() StatusInputs {
@@ -151,5 +154,36 @@ func TestThresholdBytes(t *testing.T) {
 		if (err != nil) != tc.err || got != tc.want {
 			t.Errorf("ThresholdBytes(%q,%d) = %d,%v; want %d, err=%v", tc.in, tc.total, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// status.runtimeHandlers as upstream's RuntimeHandlers setter: each handler with both
+// features stated, none for a runtime listing none, and what the node had until the
+// runtime's handlers are known.
+func TestBuildStatusRuntimeHandlers(t *testing.T) {
+	had := []v1.NodeRuntimeHandler{{Name: "old"}}
+	for _, tc := range []struct {
+		name     string
+		known    bool
+		handlers []cri.RuntimeHandler
+		want     string
+	}{
+		{name: "not yet known", want: `[{"name":"old"}]`},
+		{name: "containerd 1.6", known: true, want: `[]`},
+		{name: "containerd 2", known: true, handlers: []cri.RuntimeHandler{
+			{Name: "", RecursiveReadOnlyMounts: true, UserNamespaces: true}, {Name: "runc", RecursiveReadOnlyMounts: true, UserNamespaces: true}, {Name: "kata"}},
+			want: `[{"name":"","features":{"recursiveReadOnlyMounts":true,"userNamespaces":true}},` +
+				`{"name":"runc","features":{"recursiveReadOnlyMounts":true,"userNamespaces":true}},` +
+				`{"name":"kata","features":{"recursiveReadOnlyMounts":false,"userNamespaces":false}}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := inputs()
+			in.RuntimeHandlers, in.RuntimeHandlersKnown = tc.handlers, tc.known
+			s := BuildStatus(in, v1.NodeStatus{RuntimeHandlers: had}, metav1.Now())
+			got, err := json.Marshal(s.RuntimeHandlers)
+			if err != nil || string(got) != tc.want {
+				t.Errorf("runtimeHandlers %s, want %s", got, tc.want)
+			}
+		})
 	}
 }
