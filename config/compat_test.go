@@ -71,6 +71,7 @@ var supportedFields = map[string]string{
 	"registerWithTaints":                         "",
 	"containerRuntimeEndpoint":                   "unix sockets",
 	"imageServiceEndpoint":                       "unix sockets",
+	"userNamespaces.idsPerPod":                   "the IDs of each `hostUsers: false` pod's user namespace (default 65536; a multiple of 65536, as upstream's validation)",
 }
 
 // ignoredFields are read and not acted on, with why.
@@ -158,7 +159,6 @@ var ignoredFields = map[string]string{
 	"registerNode":                               "the node always registers",
 	"localStorageCapacityIsolation":              "ephemeral-storage limits are not enforced",
 	"failCgroupV1":                               "cgroup v1 and v2 are both used",
-	"userNamespaces.idsPerPod":                   "no user namespaces",
 }
 
 // flagNotes are notes for flags that set no config field minikubelet has a note for

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
 
 func TestParseDefaultsAndFlags(t *testing.T) {
@@ -180,5 +181,30 @@ func TestClusterDNSFlags(t *testing.T) {
 	}
 	if err := Validate(c); err != nil {
 		t.Errorf("Validate: %v (upstream starts)", err)
+	}
+}
+
+// userNamespaces.idsPerPod as upstream's validation_linux.go.
+func TestValidateIDsPerPod(t *testing.T) {
+	for _, tc := range []struct {
+		ids  int64
+		want string
+	}{
+		{ids: 65536},
+		{ids: 4 * 65536},
+		{ids: 65535, want: "userNamespaces.idsPerPod: 65535 must not be less than 65536"},
+		{ids: 0, want: "userNamespaces.idsPerPod: 0 must not be less than 65536"},
+		{ids: 65536 + 1, want: "userNamespaces.idsPerPod: 65537 must be a multiple of 65536"},
+		{ids: 65536 << 16, want: "userNamespaces.idsPerPod: 4294967296 must not be more than 4294967295"},
+	} {
+		c, _, err := Parse([]string{"--kubeconfig=/k"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Kubelet.UserNamespaces = &kubeletv1beta1.UserNamespaces{IDsPerPod: &tc.ids}
+		err = Validate(c)
+		if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
+			t.Errorf("idsPerPod %d: %v, want %q", tc.ids, err, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strings"
 
@@ -121,8 +122,31 @@ func Validate(c *Config) error {
 			add("registerWithTaints (--register-with-taints): effect %q of %q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect, t.Key)
 		}
 	}
+	if msg := validateIDsPerPod(k.UserNamespaces); msg != "" {
+		add("userNamespaces.idsPerPod: %s", msg)
+	}
 	for _, e := range validateLoggingAndTracing(k) {
 		errs = append(errs, e)
 	}
 	return utilerrors.NewAggregate(errs)
+}
+
+// userNsUnitLength is the ID space of one user namespace (upstream's validation_linux.go).
+const userNsUnitLength = 65536
+
+// validateIDsPerPod checks userNamespaces.idsPerPod as upstream's validation_linux.go: a
+// multiple of 65536, at least that, and within 32 bits.
+func validateIDsPerPod(u *kubeletv1beta1.UserNamespaces) string {
+	if u == nil || u.IDsPerPod == nil {
+		return ""
+	}
+	switch ids := *u.IDsPerPod; {
+	case ids < userNsUnitLength:
+		return fmt.Sprintf("%d must not be less than %d", ids, userNsUnitLength)
+	case ids%userNsUnitLength != 0:
+		return fmt.Sprintf("%d must be a multiple of %d", ids, userNsUnitLength)
+	case ids > math.MaxUint32:
+		return fmt.Sprintf("%d must not be more than %d", ids, int64(math.MaxUint32))
+	}
+	return ""
 }

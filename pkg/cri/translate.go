@@ -34,6 +34,11 @@ type SandboxOptions struct {
 	CgroupsPerQOS bool
 	CgroupRoot    string
 	CgroupDriver  string
+	// Userns is the pod's user namespace (userns.Manager.PodNamespace): NODE, or POD with
+	// the pod's ID mappings for `hostUsers: false`. Containers must be given the same
+	// (ContainerOptions.Userns): the runtime refuses a container whose user namespace
+	// differs from its sandbox's.
+	Userns *runtimeapi.UserNamespace
 }
 
 // SandboxConfig translates a pod into the CRI sandbox config for the given attempt.
@@ -73,7 +78,7 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 				Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 		}
 	}
-	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod), Privileged: hasPrivileged(pod)}
+	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod, o.Userns), Privileged: hasPrivileged(pod)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
 	// The pause container has no Localhost profile folder; it gets the runtime's default.
 	if sc.Seccomp = seccompProfile(pod, nil, ""); sc.Seccomp.ProfileType == runtimeapi.SecurityProfile_Localhost {
@@ -107,8 +112,11 @@ func hasPrivileged(pod *v1.Pod) bool {
 	return false
 }
 
-func namespaces(pod *v1.Pod) *runtimeapi.NamespaceOption {
-	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
+// namespaces is the pod's namespaces as upstream's NamespacesForPod: network, IPC and PID
+// from the spec, the user namespace as given (nil: not set).
+func namespaces(pod *v1.Pod, userns *runtimeapi.UserNamespace) *runtimeapi.NamespaceOption {
+	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD,
+		UsernsOptions: userns}
 	if pod.Spec.HostNetwork {
 		ns.Network = runtimeapi.NamespaceMode_NODE
 	}
@@ -160,6 +168,8 @@ type ContainerOptions struct {
 	// TargetID is the container whose process namespace an ephemeral container
 	// joins (its targetContainerName); "" for every other container.
 	TargetID string
+	// Userns is the pod's user namespace, the same as its sandbox's (SandboxOptions.Userns).
+	Userns *runtimeapi.UserNamespace
 }
 
 // ContainerConfig translates one container of pod into the CRI container config.
@@ -209,15 +219,30 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       resources(pod, c),
-			SecurityContext: securityContext(pod, c),
+			SecurityContext: securityContext(pod, c, o.Userns),
 		},
 	}
+	idmapMounts(cfg.Mounts, o.Userns)
 	cfg.Linux.SecurityContext.Seccomp = seccompProfile(pod, c, o.SeccompDir)
 	targetPID(cfg.Linux.SecurityContext.NamespaceOptions, o.TargetID)
 	if o.Init {
 		cfg.Annotations[AnnotationInit] = "true"
 	}
 	return cfg, nil
+}
+
+// idmapMounts gives every mount of a container in its own user namespace the pod's ID
+// mappings, as upstream (kuberuntime_container_linux.go
+// applyPlatformSpecificContainerConfig): the runtime then makes ID-mapped mounts, so the
+// volumes' files, owned by host IDs, show as the IDs inside the pod; no ownership is
+// changed on disk. A NODE namespace has no mappings, which leaves the mounts as they are.
+func idmapMounts(mounts []*runtimeapi.Mount, userns *runtimeapi.UserNamespace) {
+	if userns == nil {
+		return
+	}
+	for _, m := range mounts {
+		m.UidMappings, m.GidMappings = userns.Uids, userns.Gids
+	}
 }
 
 // targetPID puts an ephemeral container in its target's process namespace, as upstream:
@@ -342,8 +367,8 @@ func seLinux(pod *v1.Pod, c *v1.Container) *runtimeapi.SELinuxOption {
 	return &runtimeapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
 }
 
-func securityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
-	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(pod)}
+func securityContext(pod *v1.Pod, c *v1.Container, userns *runtimeapi.UserNamespace) *runtimeapi.LinuxContainerSecurityContext {
+	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(pod, userns)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
 	sc.Apparmor, sc.ApparmorProfile = appArmor(pod, c)
 	sc.SelinuxOptions = seLinux(pod, c)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/userns"
 	"github.com/minikubelet/minikubelet/pkg/probe"
 	"github.com/minikubelet/minikubelet/pkg/runtimecache"
 	"github.com/minikubelet/minikubelet/pkg/version"
@@ -254,7 +256,7 @@ func (p *parts) healthz(context.Context) error {
 
 // podWorkers: the status manager, volumes, services for env vars, probes and the pod
 // workers that use them.
-func (p *parts) podWorkers(context.Context) error {
+func (p *parts) podWorkers(ctx context.Context) error {
 	k := &p.cfg.Kubelet
 	podDNS := nodeDNS(k, p.cfg.NodeIP, func(e dns.Event) {
 		p.recorder.Event(&v1.ObjectReference{Kind: "Node", Name: p.nodeName, UID: types.UID(p.nodeName)}, v1.EventTypeWarning, e.Reason, e.Message)
@@ -271,6 +273,10 @@ func (p *parts) podWorkers(context.Context) error {
 		p.recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
 	}, func(uid types.UID) { p.workers.Wake(uid) })
 	p.workers, err = podworker.New(podworker.Config{
+	usernsMgr, err := p.usernsManager(ctx)
+	if err != nil {
+		return err
+	}
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, RuntimeName: p.runtimeName, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: p.admissionNode(nodeStatus),
@@ -284,6 +290,7 @@ func (p *parts) podWorkers(context.Context) error {
 		return err
 	}
 	p.add("status manager", p.statusMgr.Run)
+		Userns:  usernsMgr,
 	p.add("pod workers", p.workers.Run)
 	p.add("probes", probes.Run)
 	p.add("volumes", volumes.Run)
@@ -295,6 +302,22 @@ func (p *parts) services() (corelisters.ServiceLister, func() bool) {
 	if p.client == nil {
 		return nil, nil
 	}
+// usernsManager: the user namespaces of `hostUsers: false` pods, their blocks read back
+// from the pods' directories (a start that cannot read them fails, as upstream's).
+func (p *parts) usernsManager(ctx context.Context) (*userns.Manager, error) {
+	k := &p.cfg.Kubelet
+	var idsPerPod int64
+	if k.UserNamespaces != nil && k.UserNamespaces.IDsPerPod != nil {
+		idsPerPod = *k.UserNamespaces.IDsPerPod
+	}
+	m, err := userns.New(ctx, userns.Config{PodsDir: filepath.Join(p.cfg.RootDir, "pods"), IDsPerPod: idsPerPod,
+		MaxPods: int(k.MaxPods), Runtime: p.rt})
+	if err != nil {
+		return nil, fmt.Errorf("create user namespace manager: %w", err)
+	}
+	return m, nil
+}
+
 	f := informers.NewSharedInformerFactoryWithOptions(p.client, 0, informers.WithTransform(informer.StripManagedFields))
 	services := f.Core().V1().Services()
 	lister, synced := services.Lister(), services.Informer().HasSynced

@@ -118,15 +118,22 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
+	userNs, err := w.podUserns(ctx, pod)
+	if err != nil {
+		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
 	cfg, err := cri.ContainerConfig(pod, c, cri.ContainerOptions{
 		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts,
-		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp"), TargetID: targetID})
+		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp"), TargetID: targetID, Userns: userNs})
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	cfg.Annotations[cri.AnnotationTermMsgHostPath] = termPath
-	sbCfg, _ := cri.SandboxConfig(pod, 0, w.sandboxOptions())
+	sbOpts := w.sandboxOptions()
+	sbOpts.Userns = userNs // the runtime checks the container's against it
+	sbCfg, _ := cri.SandboxConfig(pod, 0, sbOpts)
 	if err := os.MkdirAll(filepath.Join(sbCfg.LogDirectory, c.Name), 0o755); err != nil {
 		return status.Waiting{Reason: "CreateContainerError", Message: err.Error()}, err
 	}

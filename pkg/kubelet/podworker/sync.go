@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
@@ -248,6 +250,7 @@ func (w *Workers) forget(ctx context.Context, pod *v1.Pod, state *cri.PodState) 
 	w.removePodCgroups(ctx, pod)
 	w.cfg.Status.Forget(pod.UID)
 	w.crashBack.Reset(string(pod.UID))
+	w.cfg.Userns.Release(ctx, pod.UID)
 	// Unmount before removing: RemoveAll must never walk into a live mount.
 	if err := w.cfg.Volumes.TearDown(pod.UID); err != nil {
 		klog.FromContext(ctx).Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
@@ -432,9 +435,19 @@ func (w *Workers) removeSandboxes(ctx context.Context, pod *v1.Pod, st *cri.PodS
 	}
 }
 
+// createSandbox forms the sandbox config, as upstream's generatePodSandboxConfig, and runs
+// it. A pod asking for a user namespace the runtime handler cannot give fails here with
+// upstream's message (no sandbox is made: it never runs with the host's users).
 func (w *Workers) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
 	o, err := w.podSandboxOptions(pod)
 	if err != nil {
+		return "", err
+	}
+	handler, err := w.runtimeHandler(ctx, pod)
+	if err != nil {
+		return "", err
+	}
+	if o.Userns, err = w.cfg.Userns.PodNamespace(ctx, pod, handler); err != nil {
 		return "", err
 	}
 	cfg, err := cri.SandboxConfig(pod, attempt, o)
@@ -444,11 +457,20 @@ func (w *Workers) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", err
 	}
-	handler, err := w.runtimeHandler(ctx, pod)
-	if err != nil {
-		return "", err
-	}
 	return w.cfg.Runtime.RunSandbox(ctx, cfg, handler)
+}
+
+// podUserns is the pod's user namespace for its containers' configs, the same as its
+// sandbox got (only a `hostUsers: false` pod needs its RuntimeClass handler).
+func (w *Workers) podUserns(ctx context.Context, pod *v1.Pod) (*runtimeapi.UserNamespace, error) {
+	handler := ""
+	if h := pod.Spec.HostUsers; h != nil && !*h {
+		var err error
+		if handler, err = w.runtimeHandler(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	return w.cfg.Userns.PodNamespace(ctx, pod, handler)
 }
 
 // runtimeHandler is the CRI handler of the pod's runtimeClassName (the RuntimeClass

@@ -22,6 +22,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/images"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/userns"
 	"github.com/minikubelet/minikubelet/pkg/probe"
 	"github.com/minikubelet/minikubelet/pkg/volume"
 )
@@ -79,6 +80,9 @@ type Config struct {
 	// Network holds pods off the host network back while the runtime's network is not
 	// ready (nil: never).
 	Network Network
+	// Userns gives `hostUsers: false` pods their user namespace (nil: such pods are
+	// refused at sandbox creation, as on a runtime without user namespaces).
+	Userns *userns.Manager
 }
 
 // StateReader gives a pod's runtime state, reflecting every mutation made through Runtime.
