@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -55,6 +56,9 @@ type Container struct {
 	// GracePeriod is the pod's terminationGracePeriodSeconds when the container was
 	// created (-1: not recorded).
 	GracePeriod int64
+	// User is the identity the runtime reports the process runs as (containerd 2.x does;
+	// 1.6 reports none), as upstream shows it in containerStatuses[].user.
+	User *v1.ContainerUser
 }
 
 // StateOf names a CRI container state.
@@ -157,6 +161,7 @@ func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Conta
 		GracePeriod: grace, TermMsgPolicy: ct.Annotations[AnnotationTermMsgPolicy],
 	}
 	out.State = StateOf(cs.GetState())
+	out.User = containerUser(cs.GetUser())
 	if cs != nil {
 		if cs.StartedAt > 0 {
 			out.StartedAt = time.Unix(0, cs.StartedAt)
@@ -171,6 +176,18 @@ func toContainer(ct *runtimeapi.Container, cs *runtimeapi.ContainerStatus) Conta
 		if cs.ImageRef != "" {
 			out.ImageRef = cs.ImageRef
 		}
+	}
+	return out
+}
+
+// containerUser converts the runtime's ContainerUser; nil when it reports none.
+func containerUser(u *runtimeapi.ContainerUser) *v1.ContainerUser {
+	if u == nil {
+		return nil
+	}
+	out := &v1.ContainerUser{}
+	if l := u.GetLinux(); l != nil {
+		out.Linux = &v1.LinuxContainerUser{UID: l.GetUid(), GID: l.GetGid(), SupplementalGroups: l.GetSupplementalGroups()}
 	}
 	return out
 }

@@ -170,6 +170,7 @@ func containerStatus(c *v1.Container, in Input, defaultWaiting string, old []v1.
 			cs.Image = displayImage(c.Image, latest.Image)
 		}
 		cs.ImageID = latest.ImageRef
+		cs.User = latest.User
 		if previous != nil && previous.State == cri.StateExited {
 			cs.LastTerminationState = v1.ContainerState{Terminated: terminated(previous, in.RuntimeName)}
 		}

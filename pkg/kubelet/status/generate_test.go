@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -404,5 +405,28 @@ func TestGenerateContainerIDRuntimeName(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGenerateContainerUser: the user the runtime reports for a container's latest
+// instance is shown as upstream shows it; none reported (containerd 1.6) leaves it unset.
+func TestGenerateContainerUser(t *testing.T) {
+	user := &v1.ContainerUser{Linux: &v1.LinuxContainerUser{UID: 1000, GID: 3000, SupplementalGroups: []int64{3000, 4000}}}
+	running := inst("a", cri.StateRunning, 0, 1)
+	running.User = user
+	exited := inst("a", cri.StateExited, 1, 0)
+	for _, tc := range []struct {
+		name string
+		cs   []cri.Container
+		want *v1.ContainerUser
+	}{
+		{"reported", []cri.Container{running, exited}, user},
+		{"not reported", []cri.Container{exited}, nil},
+		{"no instance", nil, nil},
+	} {
+		st := Generate(Input{Pod: pod(v1.RestartPolicyAlways, nil, "a"), State: &cri.PodState{Containers: tc.cs}, Now: time.Unix(300, 0)})
+		if got := st.ContainerStatuses[0].User; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: user %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }
