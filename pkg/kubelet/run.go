@@ -268,15 +268,15 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	usernsMgr, err := p.usernsManager(ctx)
+	if err != nil {
+		return err
+	}
 	serviceLister, servicesSynced := p.services()
 	probes := probe.NewManager(p.rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		p.recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
 	}, func(uid types.UID) { p.workers.Wake(uid) })
 	p.workers, err = podworker.New(podworker.Config{
-	usernsMgr, err := p.usernsManager(ctx)
-	if err != nil {
-		return err
-	}
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, RuntimeName: p.runtimeName, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: p.admissionNode(nodeStatus),
@@ -285,23 +285,18 @@ func (p *parts) podWorkers(ctx context.Context) error {
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 		Network: p.rt.Network(), // kept by the node controller's runtime poll
+		Userns:  usernsMgr,
 	})
 	if err != nil {
 		return err
 	}
 	p.add("status manager", p.statusMgr.Run)
-		Userns:  usernsMgr,
 	p.add("pod workers", p.workers.Run)
 	p.add("probes", probes.Run)
 	p.add("volumes", volumes.Run)
 	return nil
 }
 
-// services: the services informer, for the service-link env vars pods get.
-func (p *parts) services() (corelisters.ServiceLister, func() bool) {
-	if p.client == nil {
-		return nil, nil
-	}
 // usernsManager: the user namespaces of `hostUsers: false` pods, their blocks read back
 // from the pods' directories (a start that cannot read them fails, as upstream's).
 func (p *parts) usernsManager(ctx context.Context) (*userns.Manager, error) {
@@ -318,6 +313,11 @@ func (p *parts) usernsManager(ctx context.Context) (*userns.Manager, error) {
 	return m, nil
 }
 
+// services: the services informer, for the service-link env vars pods get.
+func (p *parts) services() (corelisters.ServiceLister, func() bool) {
+	if p.client == nil {
+		return nil, nil
+	}
 	f := informers.NewSharedInformerFactoryWithOptions(p.client, 0, informers.WithTransform(informer.StripManagedFields))
 	services := f.Core().V1().Services()
 	lister, synced := services.Lister(), services.Informer().HasSynced
