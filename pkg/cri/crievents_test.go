@@ -50,9 +50,8 @@ func (e *containerdEvents) Subscribe(_ *eventsapi.SubscribeRequest, s eventsapi.
 	return nil
 }
 
-// watch serves rt (and ev, if not nil) on a unix socket, runs WatchEvents against it and
-// returns the client and the events it notifies.
-func watch(t *testing.T, rt *eventsRuntime, ev *containerdEvents) (*Client, <-chan Event) {
+// serveCRI serves rt (and ev, if not nil) on a unix socket and returns a client of it.
+func serveCRI(t *testing.T, rt runtimeapi.RuntimeServiceServer, ev eventsapi.EventsServer) *Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "cri.sock")
 	ln, err := net.Listen("unix", sock)
@@ -69,6 +68,23 @@ func watch(t *testing.T, rt *eventsRuntime, ev *containerdEvents) (*Client, <-ch
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		c.Close()
+		srv.Stop()
+	})
+	return c
+}
+
+// watch runs WatchEvents against rt (and ev) and returns the client and the events it
+// notifies.
+func watch(t *testing.T, rt *eventsRuntime, ev *containerdEvents) (*Client, <-chan Event) {
+	t.Helper()
+	var c *Client
+	if ev != nil {
+		c = serveCRI(t, rt, ev)
+	} else {
+		c = serveCRI(t, rt, nil)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan Event, 100)
 	var wg sync.WaitGroup
@@ -76,8 +92,6 @@ func watch(t *testing.T, rt *eventsRuntime, ev *containerdEvents) (*Client, <-ch
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		c.Close()
-		srv.Stop()
 	})
 	return c, got
 }

@@ -53,9 +53,9 @@ type parts struct {
 	nodeName, hostname string
 	client, heartbeat  kubernetes.Interface // nil: standalone
 	rt                 *cri.Client
+	runtimeName        string // the runtime's name (CRI Version), the scheme of container IDs
 	state              *runtimecache.Cache
 	recorder           record.EventRecorder
-	runtimeName        string // the runtime's name (CRI Version), the scheme of container IDs
 	addrs              []v1.NodeAddress
 	machine            node.Machine
 	reserved           v1.ResourceList
@@ -168,9 +168,14 @@ func (p *parts) runtime(ctx context.Context) error {
 		return fmt.Errorf("--container-runtime-endpoint %s: runtime not reachable: %w", k.ContainerRuntimeEndpoint, oneLine(err))
 	}
 	p.logger.Info("Connected to container runtime", "runtime", rv.GetRuntimeName(), "version", rv.GetRuntimeVersion(), "criVersion", rv.GetRuntimeApiVersion())
+	p.runtimeName = rv.GetRuntimeName()
+	// As upstream, the runtime's cgroup driver wins over the configured one: pods' cgroup
+	// parents, the cgroup manager and stats all read it from here on.
+	if k.CgroupDriver, err = rt.CgroupDriver(ctx, k.CgroupDriver); err != nil {
+		return fmt.Errorf("--container-runtime-endpoint %s: %w", k.ContainerRuntimeEndpoint, oneLine(err))
+	}
 	// Runtime events update the cache at once; its periodic relist repairs what an
 	// interrupted event stream missed.
-	p.runtimeName = rv.GetRuntimeName()
 	p.add("runtime state cache", p.state.Run)
 	p.add("runtime events", func(ctx context.Context) { rt.WatchEvents(ctx, p.state.Event) })
 	return nil
