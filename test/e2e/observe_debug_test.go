@@ -249,7 +249,7 @@ func debugBadTarget(ctx context.Context, t *testing.T, node string) {
 	}
 	p = watchPod(ctx, t, p, "dbg-done failed", failed("dbg-done", "CreateContainerError"))
 	s := ephemeralStatus(p, "dbg-done")
-	doneID := strings.TrimPrefix(containerStatus(p, "done").ContainerID, "containerd://")
+	doneID := containerID(p, "done")
 	if msg := s.State.Waiting.Message; !strings.Contains(msg, doneID) || !strings.Contains(msg, "is not running") || s.ContainerID != "" {
 		t.Errorf("target not running: %+v (want the runtime's error naming %s)", s, doneID)
 	}

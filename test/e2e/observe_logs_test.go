@@ -24,7 +24,7 @@ func TestObserveLogSymlinks(t *testing.T) {
 	// About 40 KB/s after the marker line: a rotation every few seconds.
 	pod := newPod(k.NodeName, "sh", "-c", `echo `+marker+`; i=0; while true; do i=$((i+1)); echo "line $i $(head -c 1990 /dev/zero | tr '\0' x)"; sleep 0.05; done`)
 	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", containerRunning("main"))
-	id := strings.TrimPrefix(containerStatus(p, "main").ContainerID, "containerd://")
+	id := containerID(p, "main")
 	link := filepath.Join(k.RootDir, "container-logs", p.Name+"_"+p.Namespace+"_main-"+id+".log")
 	live := filepath.Join(k.RootDir, "pod-logs", p.Namespace+"_"+p.Name+"_"+string(p.UID), "main", "0.log")
 	if target, err := os.Readlink(link); err != nil || target != live {

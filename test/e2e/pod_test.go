@@ -34,7 +34,7 @@ func TestPodLifecycleRunsAndDeletes(t *testing.T) {
 	}
 	cs := containerStatus(p, "main")
 	if cs == nil || cs.State.Running == nil || !cs.Ready || cs.Started == nil || !*cs.Started ||
-		!strings.HasPrefix(cs.ContainerID, "containerd://") || cs.ImageID == "" || cs.Image != pod.Spec.Containers[0].Image {
+		!strings.Contains(cs.ContainerID, "://") || cs.ImageID == "" || cs.Image != pod.Spec.Containers[0].Image {
 		t.Fatalf("container status: %+v", cs)
 	}
 	for _, ct := range []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.ContainersReady, v1.PodReady, v1.PodScheduled} {

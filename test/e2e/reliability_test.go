@@ -292,7 +292,7 @@ func TestReliabilityContainerdRestart(t *testing.T) {
 	pod := testAppPod(k.NodeName, "serve", "--http=:8080")
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
 	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	before := containerStatus(p, "main").ContainerID
+	before := containerID(p, "main")
 
 	if err := bed.StopContainerd(); err != nil {
 		t.Fatal(err)
@@ -309,7 +309,7 @@ func TestReliabilityContainerdRestart(t *testing.T) {
 	}
 	restarted = true
 	watchNode(ctx, t, k.NodeName, isReady)
-	if _, cts := runtimeObjects(ctx, t, string(p.UID)); len(cts) != 1 || "containerd://"+cts[0] != before {
+	if _, cts := runtimeObjects(ctx, t, string(p.UID)); len(cts) != 1 || cts[0] != before {
 		t.Fatalf("containers after the containerd restart %v, want the one adopted %s", cts, before)
 	}
 	crt, key, err := bed.PKI.Issue("e2e-rel-admin", "e2e-rel-admin", []string{"system:masters"}, nil)
@@ -328,7 +328,7 @@ func TestReliabilityContainerdRestart(t *testing.T) {
 	fastBefore := fast()
 	get(t, p.Status.PodIP+":8080", "/exit?code=4")
 	done := watchPod(ctx, t, p, "Failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
-	if cs := containerStatus(done, "main"); cs.ContainerID != before || cs.RestartCount != 0 || cs.State.Terminated.ExitCode != 4 {
+	if cs := containerStatus(done, "main"); containerID(done, "main") != before || cs.RestartCount != 0 || cs.State.Terminated.ExitCode != 4 {
 		t.Errorf("after the exit: %s", describe(done))
 	}
 	if after := fast(); after == fastBefore {

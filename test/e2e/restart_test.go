@@ -77,7 +77,7 @@ func TestPodLifecycleRestartAdoptsAndReapsOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cs := containerStatus(p, "main"); cs.RestartCount != 0 || cs.State.Running == nil || cs.ContainerID != "containerd://"+keepBefore[0] {
+	if cs := containerStatus(p, "main"); cs.RestartCount != 0 || cs.State.Running == nil || containerID(p, "main") != keepBefore[0] {
 		t.Errorf("adopted pod status: %s (%s)", describe(p), cs.ContainerID)
 	}
 }
