@@ -34,9 +34,9 @@ type Config struct {
 	// Allocatable is the node's allocatable resources (the downward API's unset limits).
 	Allocatable v1.ResourceList
 	Runtime     *cri.Client
-	// State is the runtime's state of the node's pods (runtimecache.Cache), read instead
 	// RuntimeName is the runtime's name (CRI Version), the scheme of container IDs.
 	RuntimeName string
+	// State is the runtime's state of the node's pods (runtimecache.Cache), read instead
 	// of listing the runtime.
 	State      StateReader
 	Status     *status.Manager
