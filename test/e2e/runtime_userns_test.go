@@ -56,7 +56,7 @@ func TestRuntimeUserNamespaces(t *testing.T) {
 		_ = bed.Client.CoreV1().ConfigMaps(cm.Namespace).Delete(context.Background(), cm.Name, metav1.DeleteOptions{})
 	})
 	pod := newPod(k.NodeName, "sh", "-c", `echo "uid_map $(cat /proc/self/uid_map)"; echo "gid_map $(cat /proc/self/gid_map)"; `+
-		`echo "cfg $(cat /cfg/greeting) owner $(stat -c %u:%g /cfg/greeting)"; `+
+		`echo "cfg $(cat /cfg/greeting) owner $(stat -L -c %u:%g /cfg/greeting)"; `+
 		`echo written > /scratch/f && echo "scratch $(cat /scratch/f) owner $(stat -c %u:%g /scratch/f)"; sleep 3600`)
 	pod.Spec.HostUsers = new(false)
 	pod.Spec.Volumes = []v1.Volume{
