@@ -151,6 +151,9 @@ func (w *Workers) admit(pod *v1.Pod) (reason, message string) {
 	if appArmorRequired(pod) && !w.cfg.AppArmorEnabled {
 		return "AppArmor", "Cannot enforce AppArmor: AppArmor is not enabled on the host"
 	}
+	if reason, msg := admitUserNamespace(pod); reason != "" {
+		return reason, msg
+	}
 	return "", ""
 }
 

@@ -82,3 +82,27 @@ func TestSyncHostUsersFalse(t *testing.T) {
 		})
 	}
 }
+
+// Upstream's declared-features admission refuses a host-network pod in its own user
+// namespace (the node never declares UserNamespacesHostNetworkSupport); others pass.
+func TestAdmitUserNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		hostNetwork bool
+		hostUsers   *bool
+		want        string
+	}{
+		{name: "host network, hostUsers false", hostNetwork: true, hostUsers: new(false),
+			want: "PodFeatureUnsupported: Pod requires node features that are not available: UserNamespacesHostNetworkSupport"},
+		{name: "host network, hostUsers unset", hostNetwork: true, want: ": "},
+		{name: "host network, hostUsers true", hostNetwork: true, hostUsers: new(true), want: ": "},
+		{name: "pod network, hostUsers false", hostUsers: new(false), want: ": "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &v1.Pod{Spec: v1.PodSpec{HostNetwork: tc.hostNetwork, HostUsers: tc.hostUsers}}
+			if reason, msg := admitUserNamespace(pod); reason+": "+msg != tc.want {
+				t.Errorf("got %q, want %q", reason+": "+msg, tc.want)
+			}
+		})
+	}
+}
