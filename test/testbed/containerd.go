@@ -61,7 +61,7 @@ func (b *Bed) writeContainerdConfig() error {
 func (b *Bed) writeContainerdConfigFile(dir, socket string, systemdCgroup bool) error {
 	main := b.containerdDir()
 	if b.containerdBinDir() != "" && !systemdCgroup { // the systemd runtime is Debian's
-		cfg := containerd2Config(filepath.Join(dir, "root"), filepath.Join(dir, "state"), socket, filepath.Join(dir, "opt"),
+		cfg := containerd2Config(b.containerdBinDir(), filepath.Join(dir, "root"), filepath.Join(dir, "state"), socket, filepath.Join(dir, "opt"),
 			systemdCgroup, filepath.Join(main, "net.d"), filepath.Join(main, "certs.d"))
 		return os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644)
 	}

@@ -85,10 +85,10 @@ func (b *Bed) startContainerdProc(name, config string) (*Proc, error) {
 		[]string{"PATH=" + dir + ":" + os.Getenv("PATH")})
 }
 
-// containerd2Config is the CRI part of a containerd 2.x config (version 3): the same
-// settings as the 1.6 one, under 2.x's plugin names. NRI is off: its socket is one
-// machine-wide path that two runtimes would share.
-func containerd2Config(root, state, socket, opt string, systemdCgroup bool, netd, certs string) string {
+// containerd2Config is a containerd 2.x config (version 3): the same settings as the 1.6
+// one, under 2.x's plugin names, with the runc built beside it (binDir). NRI is off: its
+// socket is one machine-wide path that two runtimes would share.
+func containerd2Config(binDir, root, state, socket, opt string, systemdCgroup bool, netd, certs string) string {
 	return fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
@@ -111,6 +111,7 @@ imports = []
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = %[6]t
+        BinaryName = %[11]q
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = [%[7]q]
     conf_dir = %[8]q
@@ -123,5 +124,5 @@ imports = []
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, root, state, socket, socket+".ttrpc", opt, systemdCgroup, CNIBinDir, netd, PauseImage, certs)
+`, root, state, socket, socket+".ttrpc", opt, systemdCgroup, CNIBinDir, netd, PauseImage, certs, filepath.Join(binDir, "runc"))
 }
