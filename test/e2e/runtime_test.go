@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,40 @@ func TestPodLifecycleExitSeenFromRuntimeEvents(t *testing.T) {
 	t.Logf("exit -> terminated status seen by a watch: %v", took)
 	if took > 1500*time.Millisecond {
 		t.Errorf("exit took %v to reach the API; want the runtime event path (well under the 5s relist)", took)
+	}
+	// Which stream carried it: CRI's GetContainerEvents where the runtime serves it
+	// (containerd 2.x), containerd's own events on 1.6, which lacks it.
+	want := map[string]string{testbed.RuntimeContainerd: "containerd", testbed.RuntimeContainerd2: "cri"}[bed.Runtime()]
+	if line := `"Watching container runtime events" source="` + want + `"`; !strings.Contains(k.Tail(100000), line) {
+		t.Errorf("node log lacks %s (runtime %s)", line, bed.Runtime())
+	}
+}
+
+// TestRuntimeCgroupDriverFromRuntime: as upstream v1.37, the cgroup driver is the one the
+// runtime reports through CRI RuntimeConfig (containerd 2.x: cgroupfs on the bed), over
+// the config's (here systemd, which would put pods in slices this runtime cannot make);
+// a runtime without RuntimeConfig (1.6) leaves the config's driver.
+func TestRuntimeCgroupDriverFromRuntime(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	var k *testbed.Kubelet
+	if bed.Runtime() == testbed.RuntimeContainerd {
+		k = startKubelet(t, "rt-cgroup-driver")
+	} else {
+		k = startKubelet(t, "rt-cgroup-driver", "--cgroup-driver=systemd")
+	}
+	watchNode(ctx, t, k.NodeName, isReady)
+	pod := testAppPod(k.NodeName, "serve", "--http=:8080")
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	line := `"CRI implementation should be updated to support RuntimeConfig. Falling back to using cgroupDriver from kubelet config."`
+	if bed.Runtime() != testbed.RuntimeContainerd {
+		line = `"Using cgroup driver setting received from the CRI runtime" cgroupDriver="cgroupfs"`
+	}
+	if !strings.Contains(k.Tail(100000), line) {
+		t.Errorf("node log lacks %s (runtime %s)", line, bed.Runtime())
+	}
+	// The pod's cgroup is upstream's cgroupfs layout, not a systemd slice.
+	if cg := get(t, p.Status.PodIP+":8080", "/file?path=/proc/self/cgroup"); !strings.Contains(cg, "/kubepods/besteffort/pod"+string(p.UID)+"/") {
+		t.Errorf("container not in the pod's cgroupfs cgroup:\n%s", cg)
 	}
 }
 
