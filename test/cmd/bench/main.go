@@ -36,7 +36,8 @@
 // (bound,ordinary), BENCH_IDLE (60s), BENCH_MAXPODS (250), BENCH_PODS (BENCH_MAXPODS),
 // BENCH_SEQ (20), BENCH_BATCHES (30,100; BENCH_BATCH=n alone means one batch of n),
 // BENCH_EXITS (10), BENCH_FLOOR (10), BENCH_OUT (bench/results), BENCH_TIMEOUT (60m, the
-// whole run).
+// whole run). MINIKUBELET_RUNTIME (make's RUNTIME) picks the test bed's runtime; a report
+// on one other than Debian's containerd is named <date>-<runtime>.
 package main
 
 import (
@@ -527,6 +528,9 @@ func writeReport(cfg config, res *Results) error {
 		return err
 	}
 	base := filepath.Join(cfg.Out, res.Date)
+	if r := testbed.DefaultRuntime(); r != testbed.RuntimeContainerd {
+		base += "-" + r // beside the default runtime's report of the same day
+	}
 	if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
 		return err
 	}
