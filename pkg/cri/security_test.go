@@ -148,3 +148,30 @@ func TestAppArmorSELinuxProcMount(t *testing.T) {
 		t.Errorf("nothing asked: apparmor %v %q, want the runtime's default", d.Apparmor, d.ApparmorProfile)
 	}
 }
+
+// TestSupplementalGroupsPolicy: the pod's policy reaches the sandbox and every container,
+// as upstream passes it; unset is Merge.
+func TestSupplementalGroupsPolicy(t *testing.T) {
+	strict := v1.SupplementalGroupsPolicyStrict
+	for _, tc := range []struct {
+		name string
+		psc  *v1.PodSecurityContext
+		want runtimeapi.SupplementalGroupsPolicy
+	}{
+		{"unset", nil, runtimeapi.SupplementalGroupsPolicy_Merge},
+		{"strict", &v1.PodSecurityContext{SupplementalGroupsPolicy: &strict, SupplementalGroups: []int64{4000}}, runtimeapi.SupplementalGroupsPolicy_Strict},
+	} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"},
+			Spec: v1.PodSpec{SecurityContext: tc.psc, Containers: []v1.Container{{Name: "c", Image: "busybox"}}}}
+		sb, err := SandboxConfig(pod, 0, SandboxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sb.GetLinux().GetSecurityContext().GetSupplementalGroupsPolicy(); got != tc.want {
+			t.Errorf("%s: sandbox policy %v, want %v", tc.name, got, tc.want)
+		}
+		if got := securityContext(pod, &pod.Spec.Containers[0], nil).GetSupplementalGroupsPolicy(); got != tc.want {
+			t.Errorf("%s: container policy %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -80,6 +80,7 @@ func SandboxConfig(pod *v1.Pod, attempt uint32, o SandboxOptions) (*runtimeapi.P
 	}
 	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(pod, o.Userns), Privileged: hasPrivileged(pod)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
+	sc.SupplementalGroupsPolicy = groupsPolicy(pod)
 	// The pause container has no Localhost profile folder; it gets the runtime's default.
 	if sc.Seccomp = seccompProfile(pod, nil, ""); sc.Seccomp.ProfileType == runtimeapi.SecurityProfile_Localhost {
 		sc.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
@@ -294,6 +295,17 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container) int64 {
 	return 999
 }
 
+// groupsPolicy is the pod's supplementalGroupsPolicy for CRI (sandbox and containers, as
+// upstream): Strict leaves out the groups the image's /etc/group gives the user. A runtime
+// that cannot honour it says so in its features, and admission refuses Strict pods there.
+func groupsPolicy(pod *v1.Pod) runtimeapi.SupplementalGroupsPolicy {
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.SupplementalGroupsPolicy != nil &&
+		*sc.SupplementalGroupsPolicy == v1.SupplementalGroupsPolicyStrict {
+		return runtimeapi.SupplementalGroupsPolicy_Strict
+	}
+	return runtimeapi.SupplementalGroupsPolicy_Merge
+}
+
 // podIdentity is the pod-level user, group and supplemental groups (nil when unset).
 func podIdentity(pod *v1.Pod) (user, group *runtimeapi.Int64Value, groups []int64) {
 	psc := pod.Spec.SecurityContext
@@ -370,6 +382,7 @@ func seLinux(pod *v1.Pod, c *v1.Container) *runtimeapi.SELinuxOption {
 func securityContext(pod *v1.Pod, c *v1.Container, userns *runtimeapi.UserNamespace) *runtimeapi.LinuxContainerSecurityContext {
 	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(pod, userns)}
 	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod)
+	sc.SupplementalGroupsPolicy = groupsPolicy(pod)
 	sc.Apparmor, sc.ApparmorProfile = appArmor(pod, c)
 	sc.SelinuxOptions = seLinux(pod, c)
 	csc := c.SecurityContext

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,5 +148,48 @@ func TestPodLifecycleSandboxRecreated(t *testing.T) {
 	}
 	if ready != 1 {
 		t.Errorf("%d ready sandboxes, want 1", ready)
+	}
+}
+
+// TestRuntimeSupplementalGroupsPolicy: the node declares supplementalGroupsPolicy support
+// as its runtime reports it (containerd 2.x yes, 1.6 nothing), and a Strict pod either
+// runs with exactly its own groups, the runtime showing them in containerStatuses[].user,
+// or is refused at admission with upstream's reason: never run with merged groups.
+func TestRuntimeSupplementalGroupsPolicy(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "rt-groups-policy")
+	node := watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return isReady(n) && (n.Status.RuntimeHandlers != nil || bed.Runtime() == testbed.RuntimeContainerd) })
+	supported := node.Status.Features != nil && node.Status.Features.SupplementalGroupsPolicy != nil && *node.Status.Features.SupplementalGroupsPolicy
+	if want := bed.Runtime() != testbed.RuntimeContainerd; supported != want {
+		t.Fatalf("node features %+v on %s; want supplementalGroupsPolicy %v", node.Status.Features, bed.Runtime(), want)
+	}
+	strict := v1.SupplementalGroupsPolicyStrict
+	pod := newPod(k.NodeName, "sh", "-c", `echo "groups $(id -G)"; sleep 3600`)
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: new(int64(65534)), RunAsGroup: new(int64(3000)),
+		SupplementalGroups: []int64{4000}, SupplementalGroupsPolicy: &strict}
+	p := createPod(ctx, t, pod)
+	if !supported {
+		p = watchPod(ctx, t, p, "rejected", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+		if want := "Pod was rejected: SupplementalGroupsPolicy=Strict is not supported in this node"; p.Status.Reason != "SupplementalGroupsPolicyNotSupported" || p.Status.Message != want {
+			t.Errorf("reason %q message %q; want SupplementalGroupsPolicyNotSupported %q", p.Status.Reason, p.Status.Message, want)
+		}
+		return
+	}
+	p = watchPod(ctx, t, p, "Running with its user shown", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "main")
+		return p.Status.Phase == v1.PodRunning && cs != nil && cs.User != nil
+	})
+	if u := containerStatus(p, "main").User.Linux; u == nil || u.UID != 65534 || u.GID != 3000 || !slices.Equal(u.SupplementalGroups, []int64{3000, 4000}) {
+		t.Errorf("containerStatuses[].user.linux %+v; want uid 65534, gid 3000, groups [3000 4000]", u)
+	}
+	var out string
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out, "groups "); time.Sleep(300 * time.Millisecond) {
+		out, _ = podLogs(ctx, p, &v1.PodLogOptions{Container: "main"})
+		if time.Now().After(deadline) {
+			t.Fatalf("no output: %q", out)
+		}
+	}
+	if !strings.Contains(out, "groups 3000 4000\n") {
+		t.Errorf("id -G in the container: %q; want exactly the pod's groups 3000 4000", out)
 	}
 }

@@ -45,6 +45,7 @@ type RuntimeStatus interface {
 type RuntimeHandlers interface {
 	Known() bool
 	Handlers() []cri.RuntimeHandler
+	Features() *cri.RuntimeFeatures
 }
 
 // Config is what a Controller needs; New rejects missing fields.
@@ -298,6 +299,7 @@ func (c *Controller) inputs() StatusInputs {
 	}
 	if h := c.cfg.Handlers; h != nil && h.Known() {
 		in.RuntimeHandlers, in.RuntimeHandlersKnown = h.Handlers(), true
+		in.RuntimeFeatures = h.Features()
 	}
 	return in
 }

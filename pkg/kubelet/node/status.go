@@ -27,6 +27,9 @@ type StatusInputs struct {
 	// Status listed them; until then the node keeps what it had).
 	RuntimeHandlers      []cri.RuntimeHandler
 	RuntimeHandlersKnown bool
+	// RuntimeFeatures are the runtime's features from the same Status (nil: it reports
+	// none, as containerd 1.6; the node keeps what it had, as upstream's setter).
+	RuntimeFeatures *cri.RuntimeFeatures
 }
 
 // Pressure is the node's resource pressure as last measured.
@@ -90,9 +93,13 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 		}
 	}
 
-	handlers := old.RuntimeHandlers
+	handlers, features := old.RuntimeHandlers, old.Features
 	if in.RuntimeHandlersKnown {
 		handlers = nodeRuntimeHandlers(in.RuntimeHandlers)
+	}
+	if f := in.RuntimeFeatures; f != nil {
+		// Upstream's NodeFeatures setter: only supplementalGroupsPolicy, from the runtime.
+		features = &v1.NodeFeatures{SupplementalGroupsPolicy: new(f.SupplementalGroupsPolicy)}
 	}
 	return v1.NodeStatus{
 		Capacity:    capacity,
@@ -117,8 +124,8 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 		Images:          old.Images,
 		VolumesInUse:    old.VolumesInUse,
 		VolumesAttached: old.VolumesAttached,
-		// Features (upstream sets only supplementalGroupsPolicy there, from the runtime's
-		// features) and declaredFeatures are not reported.
+		// declaredFeatures are not reported.
+		Features:        features,
 		RuntimeHandlers: handlers,
 	}
 }

@@ -187,3 +187,27 @@ func TestBuildStatusRuntimeHandlers(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildStatusFeatures: status.features as upstream's NodeFeatures setter writes it,
+// from the runtime's features; a runtime reporting none leaves what the node had.
+func TestBuildStatusFeatures(t *testing.T) {
+	had := &v1.NodeFeatures{SupplementalGroupsPolicy: new(true)}
+	for _, tc := range []struct {
+		name     string
+		features *cri.RuntimeFeatures
+		want     string
+	}{
+		{name: "none reported (containerd 1.6)", want: `{"supplementalGroupsPolicy":true}`},
+		{name: "supported", features: &cri.RuntimeFeatures{SupplementalGroupsPolicy: true}, want: `{"supplementalGroupsPolicy":true}`},
+		{name: "not supported", features: &cri.RuntimeFeatures{}, want: `{"supplementalGroupsPolicy":false}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := inputs()
+			in.RuntimeFeatures = tc.features
+			s := BuildStatus(in, v1.NodeStatus{Features: had}, metav1.Now())
+			if got, err := json.Marshal(s.Features); err != nil || string(got) != tc.want {
+				t.Errorf("features %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
