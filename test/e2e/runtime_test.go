@@ -158,7 +158,9 @@ func TestPodLifecycleSandboxRecreated(t *testing.T) {
 func TestRuntimeSupplementalGroupsPolicy(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	k := startKubelet(t, "rt-groups-policy")
-	node := watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return isReady(n) && (n.Status.RuntimeHandlers != nil || bed.Runtime() == testbed.RuntimeContainerd) })
+	node := watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool {
+		return isReady(n) && (n.Status.RuntimeHandlers != nil || bed.Runtime() == testbed.RuntimeContainerd)
+	})
 	supported := node.Status.Features != nil && node.Status.Features.SupplementalGroupsPolicy != nil && *node.Status.Features.SupplementalGroupsPolicy
 	if want := bed.Runtime() != testbed.RuntimeContainerd; supported != want {
 		t.Fatalf("node features %+v on %s; want supplementalGroupsPolicy %v", node.Status.Features, bed.Runtime(), want)
