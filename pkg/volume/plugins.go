@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/fieldpath"
+	"github.com/minikubelet/minikubelet/pkg/nodeauth"
 )
 
 // Upstream's plugin folder names.
@@ -220,7 +221,9 @@ func keyFiles(data map[string][]byte, items []v1.KeyToPath, optional bool, mode 
 func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, optional *bool, mode *int32) (map[string]File, error) {
 	return objectFiles("configmap", name, items, optional, mode, func() (map[string][]byte, error) {
 		return readOnce(ctx, "configmap", ns, name, func() (map[string][]byte, error) {
-			cm, err := m.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+			cm, err := nodeauth.Get(ctx, func(ctx context.Context) (*v1.ConfigMap, error) {
+				return m.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -239,7 +242,9 @@ func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []v
 func (m *Manager) secretFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, optional *bool, mode *int32) (map[string]File, error) {
 	return objectFiles("secret", name, items, optional, mode, func() (map[string][]byte, error) {
 		return readOnce(ctx, "secret", ns, name, func() (map[string][]byte, error) {
-			s, err := m.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+			s, err := nodeauth.Get(ctx, func(ctx context.Context) (*v1.Secret, error) {
+				return m.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+			})
 			if err != nil {
 				return nil, err
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/fieldpath"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
+	"github.com/minikubelet/minikubelet/pkg/nodeauth"
 )
 
 // envSource reads configMaps and secrets for env and envFrom.
@@ -47,7 +48,9 @@ func (s apiEnvSource) configMap(ns, name string) (map[string]string, error) {
 	if s.w.cfg.Client == nil {
 		return nil, errStandalone
 	}
-	cm, err := s.w.cfg.Client.CoreV1().ConfigMaps(ns).Get(s.ctx, name, metav1.GetOptions{})
+	cm, err := nodeauth.Get(s.ctx, func(ctx context.Context) (*v1.ConfigMap, error) {
+		return s.w.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("configmap %q not found", name) // upstream's wording
 	}
@@ -85,7 +88,9 @@ func (s apiEnvSource) secret(ns, name string) (map[string][]byte, error) {
 	if s.w.cfg.Client == nil {
 		return nil, errStandalone
 	}
-	sec, err := s.w.cfg.Client.CoreV1().Secrets(ns).Get(s.ctx, name, metav1.GetOptions{})
+	sec, err := nodeauth.Get(s.ctx, func(ctx context.Context) (*v1.Secret, error) {
+		return s.w.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("secret %q not found", name)
 	}
