@@ -25,6 +25,11 @@ import (
 // (ContainerdSocket) and uses the bed's CNI network (<bed>/containerd/net.d), so
 // CRIEndpoint, the node agents and the faults work as with containerd.
 //
+// Host ports are not mapped: CRI-O gives them to no CNI plugin (portmap, which serves
+// them for containerd, never sees them) but to its own manager, which writes NAT chains
+// of the whole machine (KUBE-HOSTPORTS, CRIO-HOSTPORTS-MASQ) that outlive it; the bed
+// turns that off (disable_hostport_mapping).
+//
 // CRI-O has no image import: the bed pushes its images into the bed's registry under
 // <registry>/<their own name> and pulls them through CRI; its registries.conf sends each
 // of those repositories there and every other repository of a public registry to a closed
@@ -157,6 +162,7 @@ irqbalance_config_file = ""
 irqbalance_config_restore_file = "disable"
 enable_pod_events = true
 hooks_dir = []
+disable_hostport_mapping = true
 
 [crio.runtime.runtimes.runc]
 runtime_path = %[12]q
@@ -173,7 +179,6 @@ signature_policy_dir = %[17]q
 [crio.network]
 network_dir = %[18]q
 plugin_dirs = [%[19]q]
-disable_hostport_mapping = true
 
 [crio.metrics]
 enable_metrics = false
