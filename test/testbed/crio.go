@@ -33,9 +33,10 @@ import (
 // CRI-O has no image import: the bed pushes its images into the bed's registry under
 // <registry>/<their own name> and pulls them through CRI; its registries.conf sends each
 // of those repositories there and every other repository of a public registry to a closed
-// local port. CRI-O ignores CONTAINERS_REGISTRIES_CONF and reads /etc/containers and
-// /etc/crio unless told otherwise, so every path it would read is given on its command
-// line or in its config, from the first start: otherwise it asks DNS for docker.io.
+// local port; any other host is reached only through a closed local "proxy". CRI-O
+// ignores CONTAINERS_REGISTRIES_CONF and reads /etc/containers and /etc/crio unless told
+// otherwise, so every path it would read is given on its command line or in its config,
+// from the first start: otherwise it asks DNS for docker.io.
 
 // ConmonPath is Debian's conmon (apt), the monitor CRI-O runs beside each container.
 const ConmonPath = "/usr/bin/conmon"
@@ -251,8 +252,15 @@ func (b *Bed) startCRIOProc() (*Proc, error) {
 		"--registries-conf-dir", filepath.Join(d, "registries.conf.d"),
 		"--signature-policy", filepath.Join(d, "policy.json"),
 		"--log-level", "info",
-	}, nil)
+	}, crioProxyEnv)
 }
+
+// crioProxyEnv sends every registry connection of crio to a host that is not loopback
+// through a "proxy" on a closed local port, so that a pull of a name its registries.conf
+// does not list (it has no catch-all as containerd's _default hosts.toml) fails at once,
+// without resolving the name. Go's HTTP client never proxies loopback, so the bed's
+// registry is reached directly.
+var crioProxyEnv = []string{"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1", "NO_PROXY=localhost,127.0.0.1"}
 
 // startCRIO starts (or restarts) the bed's crio and waits for CRI.
 func (b *Bed) startCRIO() error {
