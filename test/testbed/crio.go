@@ -277,6 +277,7 @@ func (b *Bed) startCRIOFirst() error {
 	if err := b.writeCRIOConfig(); err != nil {
 		return err
 	}
+	b.Registry.ChallengePings()
 	if err := b.installGuard(); err != nil {
 		return err
 	}
@@ -317,6 +318,8 @@ func (b *Bed) PushAndPullImages(imgs map[string]v1.Image) error {
 // old state if it is not running), then crio, the conmon processes and containers that
 // outlived it, the mounts under its folder and the conmon cgroups of its containers.
 func (b *Bed) cleanupCRIO() {
+	d := b.crioDir()
+	ids := crioContainerIDs(d) // before crio removes them
 	if b.Containerd == nil || b.Containerd.Exited() || b.opts.Runtime != RuntimeCRIO {
 		killRecorded(b.Dir, "crio")
 		if b.crioBinDir() != "" {
@@ -329,7 +332,6 @@ func (b *Bed) cleanupCRIO() {
 		b.removeAllSandboxes()
 		_ = b.Containerd.Stop(30 * time.Second)
 	}
-	d := b.crioDir()
 	killConmonsOf(d)
 	// Containers whose conmon is gone and that crio did not remove: runc's state names them.
 	runcRoot := filepath.Join(d, "run", "runc")
@@ -339,9 +341,10 @@ func (b *Bed) cleanupCRIO() {
 			_ = exec.Command(runc, "--root", runcRoot, "delete", "--force", e.Name()).Run()
 		}
 	}
-	ids := crioContainerIDs(d)
 	unmountUnder(d)
-	removeConmonCgroups(ids)
+	if left := removeConmonCgroups(ids); len(left) > 0 {
+		b.opts.Log("testbed: conmon cgroups still busy: %v", left)
+	}
 }
 
 // killConmonsOf SIGKILLs the conmon processes of the CRI-O whose folder is dir (their
@@ -379,16 +382,18 @@ func crioContainerIDs(dir string) []string {
 }
 
 // removeConmonCgroups removes the crio-conmon-<id> cgroups (cgroupfs driver) CRI-O made
-// beside these containers, which it leaves behind in some hierarchies, and then the pod
-// cgroups they kept from being removed if they are empty now.
-func removeConmonCgroups(ids []string) {
-	if len(ids) == 0 {
-		return
-	}
-	want := map[string]bool{}
+// beside containers and leaves behind in some hierarchies once conmon has exited, then
+// the pod cgroups they kept from being removed if nothing else is in them now. Only
+// CRI-O makes such cgroups and rmdir refuses one with a process in it, so every dead one
+// goes: also those of containers removed before the bed stopped (restarts), whose IDs are
+// no longer in its storage. ids (the containers the bed's CRI-O still had) are only
+// reported when one of them could not be removed.
+func removeConmonCgroups(ids []string) []string {
+	ours := map[string]bool{}
 	for _, id := range ids {
-		want["crio-conmon-"+id] = true
+		ours["crio-conmon-"+id] = true
 	}
+	var left []string
 	hier, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, h := range hier {
 		root := filepath.Join("/sys/fs/cgroup", h.Name(), "kubepods")
@@ -397,7 +402,7 @@ func removeConmonCgroups(ids []string) {
 			if err != nil || !e.IsDir() {
 				return nil
 			}
-			if want[e.Name()] {
+			if strings.HasPrefix(e.Name(), "crio-conmon-") {
 				found = append(found, p)
 				return filepath.SkipDir
 			}
@@ -406,7 +411,10 @@ func removeConmonCgroups(ids []string) {
 		for _, p := range found {
 			if os.Remove(p) == nil {
 				_ = os.Remove(filepath.Dir(p)) // the pod's cgroup, if nothing else is in it
+			} else if ours[filepath.Base(p)] {
+				left = append(left, p)
 			}
 		}
 	}
+	return left
 }
