@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
 LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
-APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl libseccomp-dev
+APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl libseccomp-dev conmon
 E2E_TIMEOUT ?= 40m
 # The test bed's container runtime (`make up`, `make test`, `make bench`): containerd
 # (Debian's 1.6) or containerd2 (2.x, built from test/tools/containerd2). make test runs

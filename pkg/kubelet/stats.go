@@ -12,6 +12,6 @@ func (p *parts) statsProvider() (*stats.Provider, error) {
 		Runtime: p.rt, State: p.state, Pods: podsWithStatus(p.workers, p.statusMgr), NodeName: p.nodeName,
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, VolumeStatsAggPeriod: k.VolumeStatsAggPeriod.Duration,
 		CgroupDriver: k.CgroupDriver, CgroupRoot: k.CgroupRoot, CgroupsPerQOS: k.CgroupsPerQOS == nil || *k.CgroupsPerQOS,
-		KubeletCgroups: k.KubeletCgroups, RuntimeEndpoint: k.ContainerRuntimeEndpoint,
+		KubeletCgroups: k.KubeletCgroups, RuntimeEndpoint: k.ContainerRuntimeEndpoint, RuntimeName: p.runtimeName,
 	})
 }

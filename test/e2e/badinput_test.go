@@ -6,6 +6,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // TestPodLifecycleBadCommand: a command missing from the image is a RunContainerError with
@@ -17,6 +19,20 @@ func TestPodLifecycleBadCommand(t *testing.T) {
 	watchNode(ctx, t, k.NodeName, isReady)
 	bad := createPod(ctx, t, newPod(k.NodeName, "/no/such/binary"))
 	good := createPod(ctx, t, newPod(k.NodeName, "sleep", "3600"))
+	if bed.Runtime() == testbed.RuntimeCRIO {
+		// CRI-O runs runc create in CreateContainer, where runc looks the command up: the
+		// container is never created, so it stays CreateContainerError (as upstream's
+		// kubelet shows it on CRI-O), with no StartError and no crash back-off.
+		p := watchPod(ctx, t, bad, "CreateContainerError", waitingIn("main", "CreateContainerError"))
+		if msg := containerStatus(p, "main").State.Waiting.Message; !strings.HasPrefix(msg, "container create failed: ") || !strings.Contains(msg, "/no/such/binary: no such file or directory") {
+			t.Errorf("CreateContainerError message %q lacks the runtime's reason", msg)
+		}
+		if msg := eventReasons(ctx, t, p)["Failed"]; !strings.HasPrefix(msg, "Error: ") || !strings.Contains(msg, "/no/such/binary") {
+			t.Errorf("Failed event %q", msg)
+		}
+		watchPod(ctx, t, good, "the other pod Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning && podReady(p) })
+		return
+	}
 	sawRunErr, sawStartError := "", false
 	p := watchPod(ctx, t, bad, "CrashLoopBackOff after a StartError", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "main")

@@ -60,8 +60,8 @@ func TestPodLifecycleExitSeenFromRuntimeEvents(t *testing.T) {
 		t.Errorf("exit took %v to reach the API; want the runtime event path (well under the 5s relist)", took)
 	}
 	// Which stream carried it: CRI's GetContainerEvents where the runtime serves it
-	// (containerd 2.x), containerd's own events on 1.6, which lacks it.
-	want := map[string]string{testbed.RuntimeContainerd: "containerd", testbed.RuntimeContainerd2: "cri"}[bed.Runtime()]
+	// (containerd 2.x, CRI-O), containerd's own events on 1.6, which lacks it.
+	want := map[string]string{testbed.RuntimeContainerd: "containerd", testbed.RuntimeContainerd2: "cri", testbed.RuntimeCRIO: "cri"}[bed.Runtime()]
 	if line := `"Watching container runtime events" source="` + want + `"`; !strings.Contains(k.Tail(100000), line) {
 		t.Errorf("node log lacks %s (runtime %s)", line, bed.Runtime())
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // get fetches a path from the test app in the pod (retrying until it listens).
@@ -85,7 +87,11 @@ func TestPodLifecycleSandboxDetails(t *testing.T) {
 	if cg := get(t, addr, "/file?path=/proc/self/cgroup"); !strings.Contains(cg, "/kubepods/besteffort/pod"+string(p.UID)+"/") {
 		t.Errorf("container not in the pod's cgroup:\n%s", cg)
 	}
-	if body := get(t, fmt.Sprintf("127.0.0.1:%d", hostPort), "/healthz"); body != "ok\n" {
+	if bed.Runtime() == testbed.RuntimeCRIO {
+		// CRI-O maps host ports itself, with NAT chains of the whole machine, not through
+		// the bed's CNI portmap; the CRI-O bed turns that off (testbed/crio.go).
+		t.Logf("hostPort %d not checked: the CRI-O bed maps no host ports", hostPort)
+	} else if body := get(t, fmt.Sprintf("127.0.0.1:%d", hostPort), "/healthz"); body != "ok\n" {
 		t.Errorf("hostPort %d answered %q", hostPort, body)
 	}
 

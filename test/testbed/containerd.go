@@ -179,8 +179,12 @@ func DeleteRules(rules [][]string) {
 	}
 }
 
-// StartContainerd starts (or restarts) the test bed's containerd and waits for CRI.
+// StartContainerd starts (or restarts) the test bed's runtime (containerd, or crio on a
+// CRI-O bed) and waits for CRI.
 func (b *Bed) StartContainerd() error {
+	if b.opts.Runtime == RuntimeCRIO {
+		return b.startCRIO()
+	}
 	p, err := b.startContainerdProc("containerd", filepath.Join(b.containerdDir(), "config.toml"))
 	if err != nil {
 		return err
@@ -204,7 +208,8 @@ func waitCRI(endpoint string, p *Proc) error {
 	})
 }
 
-// StopContainerd stops containerd only; running containers survive (their shims go on).
+// StopContainerd stops the runtime only; running containers survive (their shims, or
+// CRI-O's conmons, go on).
 func (b *Bed) StopContainerd() error { return b.Containerd.Stop(20 * time.Second) }
 
 // removeAllSandboxes tears down every pod in containerd through CRI, so network

@@ -29,6 +29,9 @@ func (r *NodeRuntime) Endpoint() string { return "unix://" + r.Socket() }
 
 // StartNodeRuntime starts a containerd for node name, with the bed's images imported.
 func (b *Bed) StartNodeRuntime(name string) (*NodeRuntime, error) {
+	if b.opts.Runtime == RuntimeCRIO {
+		return nil, fmt.Errorf("testbed: node runtimes are containerd only; this bed runs CRI-O (%s=%s)", RuntimeEnv, RuntimeCRIO)
+	}
 	r := &NodeRuntime{Name: name, b: b}
 	for _, sub := range []string{"root", "state", "opt"} {
 		if err := os.MkdirAll(filepath.Join(r.dir(), sub), 0o755); err != nil {

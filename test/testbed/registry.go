@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,7 +28,16 @@ type Registry struct {
 	mu            sync.Mutex
 	manifestPulls map[string]int // repo -> manifest requests (a pull resolves with HEAD or GET)
 	failing       map[string]int // repo -> HTTP status every request for it gets (FailPulls)
+
+	challengePings atomic.Bool // ChallengePings
 }
+
+// ChallengePings makes the registry answer an unauthenticated ping (GET /v2/) with a
+// basic-auth challenge, as a registry with htpasswd users does. containers/image (CRI-O's
+// puller) decides from the ping alone whether to send credentials: without a challenge
+// there it never sends them, and pulls from private/ fail even with a pull secret.
+// containerd answers a challenge on any request, so containerd beds leave it off.
+func (r *Registry) ChallengePings() { r.challengePings.Store(true) }
 
 func startRegistry() (*Registry, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -37,6 +47,11 @@ func startRegistry() (*Registry, error) {
 	r := &Registry{Host: ln.Addr().String(), User: "puller", Password: "s3cret", manifestPulls: map[string]int{}, failing: map[string]int{}}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.challengePings.Load() && req.URL.Path == "/v2/" && req.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="testbed"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
 		if strings.HasPrefix(req.URL.Path, "/v2/private/") {
 			u, p, ok := req.BasicAuth()
 			if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(r.User)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(r.Password)) != 1 {

@@ -1,10 +1,8 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -17,6 +15,9 @@ const (
 	// RuntimeContainerd2 is containerd 2.x built from test/tools/containerd2 (its pin) by
 	// hack/build-containerd2.sh, with Debian's runc.
 	RuntimeContainerd2 = "containerd2"
+	// RuntimeCRIO is CRI-O built from test/tools/crio (its pin) by hack/build-crio.sh, with
+	// Debian's conmon (crio.go).
+	RuntimeCRIO = "crio"
 	// RuntimeEnv picks the runtime of beds whose Options leave it empty (`make up`, `make test`).
 	RuntimeEnv = "MINIKUBELET_RUNTIME"
 )
@@ -30,33 +31,33 @@ func DefaultRuntime() string {
 }
 
 func checkRuntime(r string) error {
-	if r != RuntimeContainerd && r != RuntimeContainerd2 {
-		return fmt.Errorf("testbed: unknown runtime %q (%s): want %q or %q", r, RuntimeEnv, RuntimeContainerd, RuntimeContainerd2)
+	if r != RuntimeContainerd && r != RuntimeContainerd2 && r != RuntimeCRIO {
+		return fmt.Errorf("testbed: unknown runtime %q (%s): want %q, %q or %q", r, RuntimeEnv, RuntimeContainerd, RuntimeContainerd2, RuntimeCRIO)
 	}
 	return nil
 }
 
-// Runtime is the runtime the bed runs (RuntimeContainerd or RuntimeContainerd2).
+// Runtime is the runtime the bed runs (RuntimeContainerd, RuntimeContainerd2 or RuntimeCRIO).
 func (b *Bed) Runtime() string { return b.opts.Runtime }
 
 // runtimeBinFile records, in the bed's folder, where the bed's containerd binary lives,
 // so that a later run cleaning up after this one starts the same containerd on its state.
 func (b *Bed) runtimeBinFile() string { return filepath.Join(b.containerdDir(), "bin-dir") }
 
-// prepareRuntime builds (or finds cached) the bed's containerd and records its folder.
+// prepareRuntime builds (or finds cached) the bed's containerd (or CRI-O) and records its
+// folder.
 func (b *Bed) prepareRuntime() error {
-	if b.opts.Runtime == RuntimeContainerd {
+	switch b.opts.Runtime {
+	case RuntimeContainerd:
 		return nil
+	case RuntimeCRIO:
+		return b.prepareCRIO()
 	}
-	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", "build-containerd2.sh")).Output()
+	dir, err := runScript("build-containerd2.sh")
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("hack/build-containerd2.sh: %v\n%s", err, ee.Stderr)
-		}
 		return err
 	}
-	b.runtimeDir = strings.TrimSpace(string(out))
+	b.runtimeDir = dir
 	if err := os.MkdirAll(b.containerdDir(), 0o755); err != nil {
 		return err
 	}

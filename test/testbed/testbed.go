@@ -27,8 +27,8 @@ type Options struct {
 	// EtcdFsync makes etcd sync its writes to disk as in production; by default it runs
 	// with --unsafe-no-fsync, which keeps the tests fast.
 	EtcdFsync bool
-	// Runtime is RuntimeContainerd (Debian's 1.6) or RuntimeContainerd2; default
-	// DefaultRuntime ($MINIKUBELET_RUNTIME).
+	// Runtime is RuntimeContainerd (Debian's 1.6), RuntimeContainerd2 or RuntimeCRIO;
+	// default DefaultRuntime ($MINIKUBELET_RUNTIME).
 	Runtime string
 	// Log receives progress lines (nil: quiet).
 	Log func(format string, args ...any)
@@ -44,7 +44,8 @@ type Bed struct {
 	APIServerURL    string
 	AdminKubeconfig string
 	Client          kubernetes.Interface
-	Containerd      *Proc
+	// Containerd is the bed's runtime process: containerd, or crio on a CRI-O bed.
+	Containerd *Proc
 	// Systemd is the systemd and containerd for systemd-driver nodes, once started
 	// (StartSystemdRuntime).
 	Systemd  *SystemdRuntime
@@ -55,6 +56,7 @@ type Bed struct {
 
 	procs      []*Proc // control plane, stopped in reverse order
 	runtimeDir string  // folder of a containerd 2.x binary; "" for Debian's
+	crioBin    string  // folder of crio and pinns on a CRI-O bed
 }
 
 // Start builds what is missing and starts everything but the node agent.
@@ -91,7 +93,7 @@ func Start(opts Options) (*Bed, error) {
 		{"images", func() (err error) { b.Images, err = BuildImages(filepath.Join(b.Dir, "images")); return }},
 		{"registry", b.startRegistry},
 		{"runtime " + opts.Runtime, b.prepareRuntime},
-		{"containerd", b.startContainerdFirst},
+		{opts.Runtime, b.startContainerdFirst},
 		{"etcd", b.startEtcd},
 		{"kube-apiserver", b.startAPIServer},
 		{"TLS bootstrap RBAC", b.bootstrapRBAC},
@@ -187,6 +189,9 @@ func (b *Bed) startRegistry() error {
 }
 
 func (b *Bed) startContainerdFirst() error {
+	if b.opts.Runtime == RuntimeCRIO {
+		return b.startCRIOFirst()
+	}
 	if err := b.writeContainerdConfig(); err != nil {
 		return err
 	}
@@ -235,6 +240,9 @@ func (b *Bed) cleanup() {
 			b.removeAllSandboxes()
 			_ = b.Containerd.Stop(20 * time.Second)
 		}
+	}
+	if _, err := os.Stat(b.crioConfig()); err == nil {
+		b.cleanupCRIO()
 	}
 	// Shims of tasks containerd did not delete before it stopped outlive it; they name
 	// this bed's socket, so they are this bed's to stop.

@@ -40,8 +40,32 @@ func (w *Workers) removePodCgroups(ctx context.Context, pod *v1.Pod) {
 	rel := cri.PodCgroupParent(cri.CgroupfsDriver, w.cfg.CgroupRoot, pod)
 	hier, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, h := range hier {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", h.Name(), rel))
+		_ = removeCgroup(filepath.Join("/sys/fs/cgroup", h.Name(), rel))
 	}
+}
+
+// removeCgroup removes a cgroupfs directory and the (empty) cgroups below it, deepest
+// first, as upstream's cgroup manager does (libcontainer's RemovePath): CRI-O leaves its
+// conmon cgroups (crio-conmon-<id>) in the pod's cgroup in some hierarchies.
+func removeCgroup(dir string) error {
+	if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeCgroup(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return os.Remove(dir)
 }
 
 // SystemdSlices stops slices through systemd's D-Bus API (the system bus, or systemd's

@@ -197,9 +197,23 @@ func (p *Provider) podCgroup(pod *v1.Pod) string {
 	return cri.PodCgroupParent(p.cfg.CgroupDriver, p.cfg.CgroupRoot, pod)
 }
 
-// containerCgroup is where containerd puts a container (or sandbox): under the pod's
-// cgroup (a cri-containerd scope with systemd), else in its own namespace's cgroup.
+// containerCgroup is where the runtime puts a container (or sandbox): containerd under
+// the pod's cgroup (a cri-containerd scope with systemd), else in its own namespace's
+// cgroup; CRI-O in crio-<id> (a crio-<id>.scope with systemd) under the pod's cgroup,
+// else under /crio (system.slice with systemd), as its cgroup managers name them.
 func (p *Provider) containerCgroup(parent, id string) string {
+	if p.cfg.RuntimeName == "cri-o" {
+		if p.cfg.CgroupDriver == cri.SystemdDriver {
+			if parent == "" {
+				parent = "/system.slice"
+			}
+			return parent + "/crio-" + id + ".scope"
+		}
+		if parent == "" {
+			parent = "/crio"
+		}
+		return parent + "/crio-" + id
+	}
 	switch {
 	case parent == "":
 		return "/k8s.io/" + id

@@ -60,6 +60,9 @@ type Config struct {
 	CgroupsPerQOS                  bool
 	KubeletCgroups, RuntimeCgroups string
 	RuntimeEndpoint                string
+	// RuntimeName is the runtime's name from CRI Version ("containerd", "cri-o"): it
+	// names the cgroups the runtime makes for containers.
+	RuntimeName string
 	// ProcRoot and CgroupFS are /proc and /sys/fs/cgroup ("" for those; tests set them).
 	ProcRoot, CgroupFS string
 }

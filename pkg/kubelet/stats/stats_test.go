@@ -517,3 +517,23 @@ func TestCadvisorMetrics(t *testing.T) {
 		t.Errorf("parse: %v", err)
 	}
 }
+
+// TestContainerCgroup: cAdvisor's id of a container is the cgroup its runtime made for it.
+func TestContainerCgroup(t *testing.T) {
+	for _, tc := range []struct {
+		runtime, driver, parent, want string
+	}{
+		{"containerd", cri.CgroupfsDriver, "/kubepods/podu1", "/kubepods/podu1/c1"},
+		{"containerd", cri.SystemdDriver, "/kubepods.slice/kubepods-podu1.slice", "/kubepods.slice/kubepods-podu1.slice/cri-containerd-c1.scope"},
+		{"containerd", cri.CgroupfsDriver, "", "/k8s.io/c1"},
+		{"cri-o", cri.CgroupfsDriver, "/kubepods/podu1", "/kubepods/podu1/crio-c1"},
+		{"cri-o", cri.SystemdDriver, "/kubepods.slice/kubepods-podu1.slice", "/kubepods.slice/kubepods-podu1.slice/crio-c1.scope"},
+		{"cri-o", cri.CgroupfsDriver, "", "/crio/crio-c1"},
+		{"cri-o", cri.SystemdDriver, "", "/system.slice/crio-c1.scope"},
+	} {
+		p := &Provider{cfg: Config{RuntimeName: tc.runtime, CgroupDriver: tc.driver}}
+		if got := p.containerCgroup(tc.parent, "c1"); got != tc.want {
+			t.Errorf("%s %s parent %q: %q, want %q", tc.runtime, tc.driver, tc.parent, got, tc.want)
+		}
+	}
+}
