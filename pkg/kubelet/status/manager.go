@@ -110,7 +110,14 @@ func (m *Manager) Forget(uid types.UID) {
 // mirror pod, which holds no status yet).
 func (m *Manager) Rewrite(uid types.UID) {
 	m.mu.Lock()
-	delete(m.written, uid)
+	// A new version of the same status rather than forgetting the last write: a write
+	// in flight (to the mirror being replaced, which the API refuses) would otherwise
+	// mark the status written when it ends, and the new mirror would never get it.
+	if v := m.pending[uid]; v != nil {
+		nv := *v
+		nv.version++
+		m.pending[uid] = &nv
+	}
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:

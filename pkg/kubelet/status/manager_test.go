@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -301,5 +302,35 @@ func TestManagerObservedGeneration(t *testing.T) {
 	m2.SetStatus(old, running(true))
 	if st, _ := m2.Status(p.UID); st.ObservedGeneration != 5 {
 		t.Errorf("observedGeneration %d, want the API's 5", st.ObservedGeneration)
+	}
+}
+
+// TestManagerRewriteDuringWriteToReplacedMirror: a mirror pod replaced while a write to
+// the old one is in flight (the API refuses it: the patch names the old UID) still gets
+// the status: the write that failed must not count for the Rewrite the new mirror asked.
+func TestManagerRewriteDuringWriteToReplacedMirror(t *testing.T) {
+	static := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-n", Namespace: "default", UID: "static-hash",
+		Annotations: map[string]string{annotationConfigSource: "file"}}}
+	mirror := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-n", Namespace: "default", UID: "mirror-1",
+		Annotations: map[string]string{annotationConfigMirror: "static-hash"}}}
+	c := fake.NewSimpleClientset(mirror)
+	m := NewManager(c)
+	ctx := context.Background()
+	refused := false
+	c.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if refused {
+			return false, nil, nil
+		}
+		refused = true
+		m.Rewrite(static.UID) // the new mirror appears while this write is in flight
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web-n", nil)
+	})
+	m.SetStatus(static, running(true))
+	_ = m.Flush(ctx, static.UID) // refused
+	if err := m.Flush(ctx, static.UID); err != nil {
+		t.Fatal(err)
+	}
+	if ps := patches(c); len(ps) != 2 {
+		t.Errorf("%d patches; want the refused one and a second for the new mirror", len(ps))
 	}
 }
