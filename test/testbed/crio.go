@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -73,19 +72,6 @@ func (b *Bed) prepareCRIO() error {
 		return err
 	}
 	return os.WriteFile(b.crioBinFile(), []byte(dir), 0o644)
-}
-
-// runScript runs hack/<name> and returns its output's last line (a folder).
-func runScript(name string) (string, error) {
-	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", name)).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return "", fmt.Errorf("hack/%s: %v\n%s", name, err, ee.Stderr)
-		}
-		return "", err
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // crioRunc is the runc CRI-O runs: the one hack/build-containerd2.sh built (v1.5.3, with

@@ -3,12 +3,9 @@ package testbed
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -30,17 +27,7 @@ type MetricsServer struct {
 
 // BuildMetricsServer builds metrics-server once (hack/build-metrics-server.sh; cached by
 // its pin) and returns the binary's path.
-func BuildMetricsServer() (string, error) {
-	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", "build-metrics-server.sh")).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return "", fmt.Errorf("hack/build-metrics-server.sh: %v\n%s", err, ee.Stderr)
-		}
-		return "", err
-	}
-	return strings.TrimSpace(string(out)), nil
-}
+func BuildMetricsServer() (string, error) { return runScript("build-metrics-server.sh") }
 
 // StartMetricsServer starts metrics-server, registers its API and waits until the API
 // server serves it. Nodes are scraped every 15 s, its default.

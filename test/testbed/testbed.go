@@ -162,12 +162,16 @@ func (b *Bed) buildTools() (err error) {
 
 // BuildTools builds the pinned upstream components once (hack/build-tools.sh; cached by
 // their pins) and returns the folder that holds them.
-func BuildTools() (string, error) {
-	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", "build-tools.sh")).Output()
+func BuildTools() (string, error) { return runScript("build-tools.sh") }
+
+// runScript runs hack/<name> (a build script that prints what it built) and returns its
+// output trimmed; a failure carries the script's stderr.
+func runScript(name string) (string, error) {
+	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", name)).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return "", fmt.Errorf("hack/build-tools.sh: %v\n%s", err, ee.Stderr)
+			return "", fmt.Errorf("hack/%s: %v\n%s", name, err, ee.Stderr)
 		}
 		return "", err
 	}
