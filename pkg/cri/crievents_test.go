@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,14 +177,79 @@ func TestWatchEventsCRIResubscribes(t *testing.T) {
 
 // A CRI stream with no events yet counts as subscribed once it has stayed open a while.
 func TestWatchEventsCRIIdleStreamSubscribes(t *testing.T) {
-	settle := criStreamSettle
-	t.Cleanup(func() { criStreamSettle = settle }) // after the watch's cleanup has stopped it
-	criStreamSettle = 20 * time.Millisecond
+	settle := streamSettle
+	t.Cleanup(func() { streamSettle = settle }) // after the watch's cleanup has stopped it
+	streamSettle = 20 * time.Millisecond
 	rt := &eventsRuntime{serve: func(_ int, s runtimeapi.RuntimeService_GetContainerEventsServer) error {
 		<-s.Context().Done()
 		return nil
 	}}
 	c, got := watch(t, rt, nil)
+	expectEvents(t, got, Event{Kind: EventSubscribed})
+	if s := c.EventSource(); s != EventSourceCRI {
+		t.Errorf("EventSource = %q, want %q", s, EventSourceCRI)
+	}
+}
+
+// watchUntilReturn runs WatchEvents against rt (containerd's event service not served)
+// and waits for it to return on its own.
+func watchUntilReturn(t *testing.T, rt *eventsRuntime) (*Client, []Event) {
+	t.Helper()
+	c := serveCRI(t, rt, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []Event
+	c.WatchEvents(ctx, func(e Event) { got = append(got, e) })
+	if ctx.Err() != nil {
+		t.Fatalf("WatchEvents did not return; events %+v", got)
+	}
+	return c, got
+}
+
+// A runtime that closes every CRI stream at once (CRI-O with pod events off) and serves
+// no containerd events is taken to have none after upstream's number of retries.
+func TestWatchEventsClosedStreamsMeanNone(t *testing.T) {
+	rt := &eventsRuntime{serve: func(int, runtimeapi.RuntimeService_GetContainerEventsServer) error { return nil }}
+	c, got := watchUntilReturn(t, rt)
+	if want := []Event{{Kind: EventUnavailable}}; !slices.Equal(got, want) {
+		t.Errorf("events %+v, want %+v", got, want)
+	}
+	if n := rt.calls.Load(); n != criClosedRetries {
+		t.Errorf("%d subscriptions, want %d", n, criClosedRetries)
+	}
+	if s := c.EventSource(); s != EventSourceNone {
+		t.Errorf("EventSource = %q, want %q", s, EventSourceNone)
+	}
+}
+
+// A runtime that serves neither stream: EventUnavailable at once.
+func TestWatchEventsNeitherStream(t *testing.T) {
+	c, got := watchUntilReturn(t, &eventsRuntime{})
+	if want := []Event{{Kind: EventUnavailable}}; !slices.Equal(got, want) {
+		t.Errorf("events %+v, want %+v", got, want)
+	}
+	if s := c.EventSource(); s != EventSourceNone {
+		t.Errorf("EventSource = %q, want %q", s, EventSourceNone)
+	}
+}
+
+// Streams that broke with errors, or were closed after they had settled, are runtime
+// restarts: they are subscribed again however many there are.
+func TestWatchEventsClosedAfterEventsResubscribes(t *testing.T) {
+	rt := &eventsRuntime{serve: func(n int, s runtimeapi.RuntimeService_GetContainerEventsServer) error {
+		if n < 2*criClosedRetries {
+			if n%2 == 0 {
+				return status.Error(codes.Unavailable, "restarting")
+			}
+			return s.Send(criStopped("c1")) // then closed cleanly
+		}
+		<-s.Context().Done()
+		return nil
+	}}
+	c, got := watch(t, rt, nil)
+	for range criClosedRetries {
+		expectEvents(t, got, Event{Kind: EventSubscribed}, Event{Kind: EventExit, ID: "c1"})
+	}
 	expectEvents(t, got, Event{Kind: EventSubscribed})
 	if s := c.EventSource(); s != EventSourceCRI {
 		t.Errorf("EventSource = %q, want %q", s, EventSourceCRI)

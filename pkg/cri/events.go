@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,9 @@ const (
 	EventExit
 	// EventOther: any other task event (create, start, OOM, delete, exec processes).
 	EventOther
+	// EventUnavailable: the runtime serves no event stream; WatchEvents has returned and
+	// relists are the only source of changes from here on.
+	EventUnavailable
 )
 
 // Event is one runtime event about a container or sandbox (they share one ID space).
@@ -44,6 +49,9 @@ const (
 	// EventSourceContainerd is containerd's own event service (containerd 1.6, which has
 	// no GetContainerEvents but serves that service on the CRI socket).
 	EventSourceContainerd = "containerd"
+	// EventSourceNone: the runtime serves neither (or closes CRI's at once every time, as
+	// CRI-O does with enable_pod_events off).
+	EventSourceNone = "none"
 )
 
 // eventState is what WatchEvents tells of its stream.
@@ -51,8 +59,8 @@ type eventState struct {
 	source atomic.Pointer[string]
 }
 
-// EventSource names the stream WatchEvents reads (EventSourceCRI or
-// EventSourceContainerd); "" until it has subscribed.
+// EventSource names the stream WatchEvents reads (EventSourceCRI, EventSourceContainerd
+// or EventSourceNone); "" until it has subscribed or given up.
 func (c *Client) EventSource() string {
 	if s := c.events.source.Load(); s != nil {
 		return *s
@@ -67,16 +75,22 @@ func (c *Client) setEventSource(logger klog.Logger, src string) {
 	}
 }
 
-// criStreamSettle: how long an open CRI event stream with no event must have stayed open
-// to count as served (a runtime without it refuses it at once, on the first Recv).
-var criStreamSettle = time.Second
+// streamSettle: how long an open event stream with no event must have stayed open to
+// count as served (a runtime without it refuses it at once, on the first Recv).
+var streamSettle = time.Second
+
+// criClosedRetries is how many CRI streams in a row the runtime may close cleanly before
+// they settle until WatchEvents takes it that the runtime serves none (upstream's evented
+// PLEG gives up after as many retries and relists instead).
+const criClosedRetries = 5
 
 // WatchEvents streams the runtime's container events and calls notify for each, within
 // milliseconds of the event. It reads CRI's GetContainerEvents, unless the runtime answers
 // it Unimplemented (containerd 1.6): then containerd's own task events. After an error
 // (the runtime restarting) it subscribes again with back-off, calling notify with
 // EventSubscribed on every new subscription so that nothing missed in between goes
-// unnoticed. It returns when ctx ends.
+// unnoticed. A runtime that serves neither stream gets EventUnavailable, and WatchEvents
+// returns. Otherwise it returns when ctx ends.
 func (c *Client) WatchEvents(ctx context.Context, notify func(Event)) {
 	logger := klog.FromContext(ctx)
 	reset := func() wait.Backoff {
@@ -85,14 +99,24 @@ func (c *Client) WatchEvents(ctx context.Context, notify func(Event)) {
 	backoff := reset()
 	received := func() { backoff = reset() }
 	native := false // the runtime refused the CRI stream
+	closed := 0     // CRI streams in a row the runtime closed before they settled
 	for ctx.Err() == nil {
 		var err error
+		var settled bool
 		if native {
-			err = c.watchContainerd(ctx, notify, received)
-		} else if err = c.watchCRI(ctx, notify, received); errdefs.IsNotImplemented(err) {
+			if settled, err = c.watchContainerd(ctx, notify, received); errdefs.IsNotImplemented(err) && !settled {
+				c.noEvents(logger, notify, err)
+				return
+			}
+		} else if settled, err = c.watchCRI(ctx, notify, received); errdefs.IsNotImplemented(err) {
 			logger.V(1).Info("Runtime has no CRI container events; using containerd's event service", "err", err)
 			native = true
 			continue
+		} else if settled || !errors.Is(err, io.EOF) {
+			closed = 0
+		} else if closed++; closed >= criClosedRetries && c.EventSource() == "" {
+			c.noEvents(logger, notify, err)
+			return
 		}
 		if ctx.Err() != nil {
 			return
@@ -107,34 +131,53 @@ func (c *Client) WatchEvents(ctx context.Context, notify func(Event)) {
 	}
 }
 
-// watchCRI reads CRI's event stream until it breaks. The stream counts as subscribed
-// (EventSubscribed, EventSource "cri") at its first event or once it has stayed open for
-// criStreamSettle, so a runtime refusing it causes no spurious relist.
-func (c *Client) watchCRI(ctx context.Context, notify func(Event), received func()) error {
+// noEvents records and reports a runtime that serves no event stream.
+func (c *Client) noEvents(logger klog.Logger, notify func(Event), err error) {
+	logger.Info("Container runtime serves no container events; relying on relists", "err", err)
+	c.setEventSource(logger, EventSourceNone)
+	notify(Event{Kind: EventUnavailable})
+}
+
+// watchCRI reads CRI's event stream until it breaks; settled: see settling.
+func (c *Client) watchCRI(ctx context.Context, notify func(Event), received func()) (settled bool, _ error) {
 	// WaitForReady: while the runtime is down the call waits for the connection to come
 	// back instead of failing, so the stream is subscribed again the moment it does.
 	stream, err := c.runtime.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{}, grpc.WaitForReady(true))
 	if err != nil {
-		return errgrpc.ToNative(err)
+		return false, errgrpc.ToNative(err)
 	}
-	subscribed := sync.OnceFunc(func() {
-		c.setEventSource(klog.FromContext(ctx), EventSourceCRI)
-		notify(Event{Kind: EventSubscribed})
-	})
-	settle := time.AfterFunc(criStreamSettle, subscribed)
-	defer func() {
-		if !settle.Stop() {
-			subscribed() // the timer's call is under way: wait for it to end
-		}
-	}()
+	mark, done := c.settling(ctx, EventSourceCRI, notify)
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
-			return errgrpc.ToNative(err)
+			if err != io.EOF { // io.EOF: the runtime closed it cleanly (ToNative would hide that)
+				err = errgrpc.ToNative(err)
+			}
+			return done(), err
 		}
-		subscribed()
+		mark()
 		received()
 		notify(criEvent(ev))
+	}
+}
+
+// settling: a stream counts as subscribed (EventSubscribed, EventSource src) at its first
+// event or once it has stayed open for streamSettle, since a runtime without it refuses
+// it only on the first Recv and that must cause no spurious relist. Call mark at each
+// event and done when the stream has ended; done tells whether it had settled.
+func (c *Client) settling(ctx context.Context, src string, notify func(Event)) (mark func(), done func() bool) {
+	settled := false
+	mark = sync.OnceFunc(func() {
+		settled = true
+		c.setEventSource(klog.FromContext(ctx), src)
+		notify(Event{Kind: EventSubscribed})
+	})
+	timer := time.AfterFunc(streamSettle, mark)
+	return mark, func() bool {
+		if !timer.Stop() {
+			mark() // the timer's call may be under way: wait for it to end
+		}
+		return settled
 	}
 }
 
@@ -149,21 +192,21 @@ func criEvent(ev *runtimeapi.ContainerEventResponse) Event {
 }
 
 // watchContainerd reads containerd's task events for the CRI namespace until the stream
-// breaks.
-func (c *Client) watchContainerd(ctx context.Context, notify func(Event), received func()) error {
+// breaks; settled: see settling.
+func (c *Client) watchContainerd(ctx context.Context, notify func(Event), received func()) (settled bool, _ error) {
 	stream, err := eventsapi.NewEventsClient(c.rtConn).Subscribe(ctx, &eventsapi.SubscribeRequest{
 		Filters: []string{`namespace==k8s.io,topic~="^/tasks/"`},
 	}, grpc.WaitForReady(true))
 	if err != nil {
-		return errgrpc.ToNative(err)
+		return false, errgrpc.ToNative(err)
 	}
-	c.setEventSource(klog.FromContext(ctx), EventSourceContainerd)
-	notify(Event{Kind: EventSubscribed})
+	mark, done := c.settling(ctx, EventSourceContainerd, notify)
 	for {
 		env, err := stream.Recv()
 		if err != nil {
-			return errgrpc.ToNative(err)
+			return done(), errgrpc.ToNative(err)
 		}
+		mark()
 		received()
 		notify(decodeEvent(env))
 	}

@@ -38,6 +38,10 @@ type Config struct {
 	Node    string
 	// RelistPeriod is how often everything is listed again (default 5s).
 	RelistPeriod time.Duration
+	// PollPeriod replaces RelistPeriod once the runtime turns out to serve no event
+	// stream (cri.EventUnavailable): relists are then the only way to see exits (default
+	// 1s, upstream's generic PLEG period).
+	PollPeriod time.Duration
 	// Changed is called with a pod whose state the runtime changed (an exit, a removal,
 	// anything a relist found); the kubelet's own mutations are not reported.
 	Changed func(types.UID)
@@ -97,6 +101,8 @@ type Cache struct {
 	wantRelist bool
 	// looks: exits the runtime announced whose CRI state may not show them yet.
 	looks map[string]look
+	// noEvents: the runtime serves no event stream; Run relists every PollPeriod.
+	noEvents bool
 }
 
 // look is a pending look at an announced exit: how many were made, and when the next is due.
@@ -112,6 +118,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.RelistPeriod <= 0 {
 		cfg.RelistPeriod = 5 * time.Second
+	}
+	if cfg.PollPeriod <= 0 {
+		cfg.PollPeriod = time.Second
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

@@ -445,3 +445,39 @@ func TestCacheCounts(t *testing.T) {
 		t.Errorf("Counts asked the runtime: %v", c)
 	}
 }
+
+// A runtime that serves no event stream (cri.EventUnavailable, as CRI-O without pod
+// events): from then on the cache relists every PollPeriod, not every RelistPeriod.
+func TestCachePollsWithoutEvents(t *testing.T) {
+	f := newFixture(t)
+	f.calls()
+	ctx, cancel := context.WithCancel(f.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { f.cache.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	lists := 0
+	await := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !done(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	relisted := func(n int) func() bool {
+		return func() bool {
+			lists += strings.Count(strings.Join(f.calls(), ","), "ListPodSandbox")
+			return lists >= n
+		}
+	}
+	await("Run's first relist", relisted(1))
+	await("Run's ticker and timer", func() bool { return f.clock.Waiters() == 2 })
+	f.cache.Event(cri.Event{Kind: cri.EventUnavailable})
+	await("the relist the event asks for", relisted(2))
+	await("a ticker at PollPeriod", func() bool { return f.clock.Waiters() == 3 })
+	f.clock.Step(time.Second)
+	await("a relist one PollPeriod later", relisted(3))
+}

@@ -23,6 +23,9 @@ func (c *Cache) Event(ev cri.Event) {
 	switch ev.Kind {
 	case cri.EventSubscribed:
 		c.kickLocked() // events may have been lost before this subscription
+	case cri.EventUnavailable:
+		c.noEvents = true
+		c.kickLocked() // Run takes up the shorter period
 	case cri.EventExit:
 		if c.objs[ev.ID] == nil {
 			c.kickLocked() // an object we have not seen yet: only a list can place it
@@ -52,11 +55,12 @@ func (c *Cache) kickLocked() {
 	}
 }
 
-// Run relists at once and then every RelistPeriod, and handles the exits Event queued,
-// until ctx ends.
+// Run relists at once and then every RelistPeriod (PollPeriod once the runtime turns out
+// to have no event stream), and handles the exits Event queued, until ctx ends.
 func (c *Cache) Run(ctx context.Context) {
-	tick := c.cfg.Clock.NewTicker(c.cfg.RelistPeriod)
-	defer tick.Stop()
+	period := c.cfg.RelistPeriod
+	tick := c.cfg.Clock.NewTicker(period)
+	defer func() { tick.Stop() }()
 	retry := c.cfg.Clock.NewTimer(time.Hour)
 	defer retry.Stop()
 	c.Relist(ctx)
@@ -68,10 +72,16 @@ func (c *Cache) Run(ctx context.Context) {
 			c.Relist(ctx)
 		case <-c.kick:
 			c.mu.Lock()
-			want := c.wantRelist
+			want, poll := c.wantRelist, c.noEvents
 			c.mu.Unlock()
 			if want {
 				c.Relist(ctx)
+			}
+			if poll && period != c.cfg.PollPeriod {
+				period = c.cfg.PollPeriod
+				tick.Stop()
+				tick = c.cfg.Clock.NewTicker(period)
+				logger(ctx).Info("No runtime events: relisting the runtime's state periodically", "period", period)
 			}
 			c.HandleExits(ctx)
 		case <-retry.C():
