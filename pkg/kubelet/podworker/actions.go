@@ -137,6 +137,14 @@ func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBac
 		a.Start = []start{{Container: c, Init: true, RestartCount: restarts}}
 		return wait()
 	}
+	// restart starts an exited init container again once its back-off has passed.
+	restart := func(c *v1.Container, last *cri.Container) initStep {
+		if inBackOff(c, last) {
+			a.BackOff = append(a.BackOff, c)
+			return wait()
+		}
+		return startInit(c, last.RestartCount+1)
+	}
 	initialized := regularStartedIn(pod, st, sb.ID)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
@@ -152,11 +160,8 @@ func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBac
 				continue
 			case last.State == cri.StateUnknown:
 				return wait()
-			case inBackOff(c, last):
-				a.BackOff = append(a.BackOff, c)
-				return wait()
 			default:
-				return startInit(c, last.RestartCount+1)
+				return restart(c, last)
 			}
 		}
 		switch {
@@ -169,11 +174,8 @@ func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBac
 		case pod.Spec.RestartPolicy == v1.RestartPolicyNever: // failed (or never started)
 			a.PodFailed, a.KillPod = true, true
 			return wait()
-		case inBackOff(c, last):
-			a.BackOff = append(a.BackOff, c)
-			return wait()
 		default:
-			return startInit(c, last.RestartCount+1)
+			return restart(c, last)
 		}
 	}
 	return a
