@@ -82,20 +82,7 @@ func TestBootstrapKubeadmStyleNode(t *testing.T) {
 	if _, err := os.Stat(sliceDir); err != nil {
 		t.Errorf("the pod's slice has no memory cgroup: %v", err)
 	}
-	if err := bed.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitPodGone(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if _, err := os.Stat(sliceDir); os.IsNotExist(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the deleted pod's slice is still there (%s): minikubelet did not stop it", sliceDir)
-		}
-	}
+	deletePodAndWaitPathGone(ctx, t, p, sliceDir, 30*time.Second, "minikubelet did not stop the pod's slice")
 	watchPod(ctx, t, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "etcd-like-" + k.NodeName}}, "static pod's mirror Running", running)
 	if log := k.Tail(400); !strings.Contains(log, "--pod-infra-container-image") {
 		t.Errorf("no warning naming the ignored kubeadm flag in the log")

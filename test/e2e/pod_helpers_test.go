@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -61,6 +62,26 @@ func waitPodGone(ctx context.Context, p *v1.Pod) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// deletePodAndWaitPathGone deletes p, waits until the API no longer has it, then until
+// path is gone from the node (within d): what the node should have removed with it.
+func deletePodAndWaitPathGone(ctx context.Context, t *testing.T, p *v1.Pod, path string, d time.Duration, what string) {
+	t.Helper()
+	if err := bed.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPodGone(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(d); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there %s after the pod is gone: %s", path, d, what)
 		}
 	}
 }

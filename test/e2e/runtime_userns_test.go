@@ -115,21 +115,7 @@ func usernsRuns(ctx context.Context, t *testing.T, k *testbed.Kubelet, p *v1.Pod
 	if err != nil || string(data) != want {
 		t.Errorf("%s: %q, %v; want upstream's record of the block: %s", file, data, err, want)
 	}
-	if err := bed.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitPodGone(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if _, err := os.Stat(file); os.IsNotExist(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s still there after the pod is gone (its block not released)", file)
-			break
-		}
-	}
+	deletePodAndWaitPathGone(ctx, t, p, file, 10*time.Second, "its user-namespace block not released")
 }
 
 // fieldsAfter is the fields of the output's first line starting with prefix, after it.
