@@ -423,7 +423,7 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 	r := &agentRun{cfg: cfg, prof: p, round: round, bed: bed, client: client, api: api, rt: rt, k: k,
 		prefix: fmt.Sprintf("%s%d", short(agent), round), res: &RunResult{Agent: agent, Node: node, Round: round}, log: logf}
 	if agent == "minikubelet" && p.Footprint {
-		r.heapFile = res.Date + "-heap-mk.pb.gz"
+		r.heapFile = reportName(res.Date) + "-heap-mk.pb.gz"
 	}
 	r.tr = newTracker(client, ns, node, r.alive)
 	go r.tr.run(runCtx)
@@ -520,6 +520,15 @@ func firstLine(b []byte, err error) string {
 	return s
 }
 
+// reportName is the base name of a day's report files: the date, and the runtime when it
+// is not the default one, so that both runtimes' reports of a day stand side by side.
+func reportName(date string) string {
+	if r := testbed.DefaultRuntime(); r != testbed.RuntimeContainerd {
+		return date + "-" + r
+	}
+	return date
+}
+
 func writeReport(cfg config, res *Results) error {
 	md := markdown(res)
 	fmt.Println(md)
@@ -527,10 +536,7 @@ func writeReport(cfg config, res *Results) error {
 	if err != nil {
 		return err
 	}
-	base := filepath.Join(cfg.Out, res.Date)
-	if r := testbed.DefaultRuntime(); r != testbed.RuntimeContainerd {
-		base += "-" + r // beside the default runtime's report of the same day
-	}
+	base := filepath.Join(cfg.Out, reportName(res.Date))
 	if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
 		return err
 	}

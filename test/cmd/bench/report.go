@@ -526,7 +526,7 @@ func markdown(res *Results) string {
 	}
 	fmt.Fprintf(&b, "`make bench`: one test bed per profile (%s), the agents alternated in each (minikubelet, upstream, ... %d runs each), "+
 		"each run on a fresh node with an empty runtime. Raw samples: `%s.json`. Took %.1f min.\n\n",
-		strings.Join(names, ", "), c.Rounds, res.Date, res.Elapsed/60)
+		strings.Join(names, ", "), c.Rounds, reportName(res.Date), res.Elapsed/60)
 	b.WriteString("## Machine\n\n")
 	fmt.Fprintf(&b, "- CPU: %s, %d cores; memory %.1f GiB; kernel %s\n", e.CPU, e.Cores, e.MemoryGiB, e.Kernel)
 	fmt.Fprintf(&b, "- runtime: %s (the test bed's own instance, cgroup driver cgroupfs)\n", e.Containerd)
