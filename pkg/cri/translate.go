@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
@@ -171,6 +172,9 @@ type ContainerOptions struct {
 	TargetID string
 	// Userns is the pod's user namespace, the same as its sandbox's (SandboxOptions.Userns).
 	Userns *runtimeapi.UserNamespace
+	// HugePageSizes are the machine's huge page sizes as runc names them ("2MB", "1GB"):
+	// each gets a hugetlb limit, 0 unless the pod asks for pages of that size.
+	HugePageSizes []string
 }
 
 // ContainerConfig translates one container of pod into the CRI container config.
@@ -219,7 +223,7 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 			AnnotationGracePeriod: strconv.FormatInt(specGrace(pod), 10),
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       resources(pod, c),
+			Resources:       resources(pod, c, o.HugePageSizes),
 			SecurityContext: securityContext(pod, c, o.Userns),
 		},
 	}
@@ -263,8 +267,9 @@ func specGrace(pod *v1.Pod) int64 {
 }
 
 // resources maps requests and limits as the upstream kubelet does: CPU shares from the
-// request (minimum 2), CFS quota from the limit over a 100ms period, the memory limit.
-func resources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources {
+// request (minimum 2), CFS quota from the limit over a 100ms period, the memory limit,
+// huge pages.
+func resources(pod *v1.Pod, c *v1.Container, pageSizes []string) *runtimeapi.LinuxContainerResources {
 	r := &runtimeapi.LinuxContainerResources{CpuShares: 2}
 	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
 		r.CpuShares = max(q.MilliValue()*1024/1000, 2)
@@ -279,7 +284,47 @@ func resources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources
 		r.MemoryLimitInBytes = q.Value()
 	}
 	r.OomScoreAdj = oomScoreAdj(pod, c)
+	r.HugepageLimits = hugepageLimits(pod, c, pageSizes)
 	return r
+}
+
+// hugepageLimits is upstream's: every page size of the machine is limited, to 0 unless
+// the container's limits (else the pod-level ones) name pages of that size, so a pod
+// uses no huge pages it did not ask for.
+func hugepageLimits(pod *v1.Pod, c *v1.Container, pageSizes []string) []*runtimeapi.HugepageLimit {
+	asked := map[string]uint64{}
+	var podLimits v1.ResourceList
+	if pod.Spec.Resources != nil {
+		podLimits = pod.Spec.Resources.Limits
+	}
+	for _, limits := range []v1.ResourceList{podLimits, c.Resources.Limits} { // the container's win
+		for name, q := range limits {
+			if size, ok := hugePageSize(name); ok {
+				asked[size] = uint64(max(q.Value(), 0))
+			}
+		}
+	}
+	var out []*runtimeapi.HugepageLimit
+	for _, size := range pageSizes {
+		out = append(out, &runtimeapi.HugepageLimit{PageSize: size, Limit: asked[size]})
+	}
+	return out
+}
+
+// hugePageSize names the page size of a hugepages-<size> resource as runc does ("2MB"
+// for hugepages-2Mi): the size in the largest binary unit that divides it.
+func hugePageSize(name v1.ResourceName) (string, bool) {
+	q, err := resource.ParseQuantity(strings.TrimPrefix(string(name), v1.ResourceHugePagesPrefix))
+	if !strings.HasPrefix(string(name), v1.ResourceHugePagesPrefix) || err != nil || q.Value() <= 0 {
+		return "", false
+	}
+	size, unit := q.Value(), 0
+	units := []string{"B", "KB", "MB", "GB", "TB", "PB"}
+	for size%1024 == 0 && unit < len(units)-1 {
+		size /= 1024
+		unit++
+	}
+	return strconv.FormatInt(size, 10) + units[unit], true
 }
 
 // oomScoreAdj by QoS. Guaranteed pods would get -997 upstream; this machine kind cannot set

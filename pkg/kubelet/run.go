@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -285,7 +286,8 @@ func (p *parts) podWorkers(ctx context.Context) error {
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, RuntimeName: p.runtimeName, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
 		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: p.admissionNode(nodeStatus),
-		Services: serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
+		HugePageSizes: cgroups.HugePageSizes(),
+		Services:      serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
 		Tracer:  p.tracer.Tracer(instrumentationScope),
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,

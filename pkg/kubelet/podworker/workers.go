@@ -66,6 +66,8 @@ type Config struct {
 	// AppArmorEnabled: the host enforces AppArmor (else pods asking for a profile are
 	// refused, as upstream).
 	AppArmorEnabled bool
+	// HugePageSizes are the machine's huge page sizes (cri.ContainerOptions).
+	HugePageSizes []string
 	// Services lists services for service-link env vars (nil: none).
 	Services       corelisters.ServiceLister
 	ServicesSynced func() bool
