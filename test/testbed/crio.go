@@ -42,7 +42,23 @@ const ConmonPath = "/usr/bin/conmon"
 
 func (b *Bed) crioDir() string { return filepath.Join(b.Dir, "crio") }
 
-func (b *Bed) crioConfig() string { return filepath.Join(b.crioDir(), "crio.conf") }
+func (b *Bed) crioConfig() string { return b.crio().config() }
+
+// crioInstance is one crio of the bed: its own (crio) or a node's (NodeRuntime), each
+// with its config, storage and state under dir and its CRI socket.
+type crioInstance struct {
+	dir, socket string
+	proc        string // its name among the bed's processes
+}
+
+// crio is the bed's own crio, on the bed's CRI socket.
+func (b *Bed) crio() crioInstance {
+	return crioInstance{dir: b.crioDir(), socket: b.ContainerdSocket(), proc: "crio"}
+}
+
+func (c crioInstance) config() string { return filepath.Join(c.dir, "crio.conf") }
+
+func (c crioInstance) endpoint() string { return "unix://" + c.socket }
 
 // crioBinFile records where the bed's crio lives, for a later run cleaning up after this one.
 func (b *Bed) crioBinFile() string { return filepath.Join(b.crioDir(), "bin-dir") }
@@ -103,10 +119,10 @@ func crioRunc() string {
 	return "/usr/bin/runc"
 }
 
-// writeCRIOConfig writes crio.conf, registries.conf and the signature policy under
-// <bed>/crio, and the bed's CNI network config.
-func (b *Bed) writeCRIOConfig() error {
-	d := b.crioDir()
+// writeCRIOConfig writes c's crio.conf, registries.conf and signature policy, and makes
+// the folders of the bed's CNI network config (written by writeCNIConfig).
+func (b *Bed) writeCRIOConfig(c crioInstance) error {
+	d := c.dir
 	for _, sub := range []string{"root", "runroot", "run/exits", "run/ns", "run/runc", "lib", "logs", "conf.d", "registries.conf.d", "policies"} {
 		if err := os.MkdirAll(filepath.Join(d, sub), 0o755); err != nil {
 			return err
@@ -174,14 +190,11 @@ enable_metrics = false
 enable_nri = false
 `, filepath.Join(d, "root"), filepath.Join(d, "runroot"), filepath.Join(d, "logs"),
 		filepath.Join(d, "run", "version"), filepath.Join(d, "lib", "version"), filepath.Join(d, "lib", "clean.shutdown"),
-		b.ContainerdSocket(), filepath.Join(d, "run", "exits"), filepath.Join(d, "run"), filepath.Join(d, "run", "ns"),
+		c.socket, filepath.Join(d, "run", "exits"), filepath.Join(d, "run"), filepath.Join(d, "run", "ns"),
 		filepath.Join(b.crioBinDir(), "pinns"), crioRunc(), filepath.Join(d, "run", "runc"), ConmonPath,
 		PauseImage, filepath.Join(d, "policy.json"), filepath.Join(d, "policies"),
 		filepath.Join(b.containerdDir(), "net.d"), CNIBinDir)
-	if err := os.WriteFile(b.crioConfig(), []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	return b.writeCNIConfig()
+	return os.WriteFile(c.config(), []byte(cfg), 0o644)
 }
 
 // crioRegistriesConf sends each repository of the bed's images to the bed's registry
@@ -227,18 +240,22 @@ func imageRepo(n string) string {
 	return n
 }
 
-// startCRIOProc starts the bed's crio with every configuration path it would otherwise
-// look for in /etc.
-func (b *Bed) startCRIOProc() (*Proc, error) {
-	d := b.crioDir()
-	return b.start("crio", filepath.Join(b.crioBinDir(), "crio"), []string{
-		"--config", b.crioConfig(),
+// startCRIOProc starts crio c with every configuration path it would otherwise look for
+// in /etc, and waits for CRI.
+func (b *Bed) startCRIOProc(c crioInstance) (*Proc, error) {
+	d := c.dir
+	p, err := b.start(c.proc, filepath.Join(b.crioBinDir(), "crio"), []string{
+		"--config", c.config(),
 		"--config-dir", filepath.Join(d, "conf.d"),
 		"--registries-conf", filepath.Join(d, "registries.conf"),
 		"--registries-conf-dir", filepath.Join(d, "registries.conf.d"),
 		"--signature-policy", filepath.Join(d, "policy.json"),
 		"--log-level", "info",
 	}, crioProxyEnv)
+	if err != nil {
+		return nil, err
+	}
+	return p, waitCRI(c.endpoint(), p)
 }
 
 // crioProxyEnv sends every registry connection of crio to a host that is not loopback
@@ -250,17 +267,19 @@ var crioProxyEnv = []string{"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http:/
 
 // startCRIO starts (or restarts) the bed's crio and waits for CRI.
 func (b *Bed) startCRIO() error {
-	p, err := b.startCRIOProc()
-	if err != nil {
-		return err
+	p, err := b.startCRIOProc(b.crio())
+	if p != nil {
+		b.Containerd = p
 	}
-	b.Containerd = p
-	return waitCRI(b.CRIEndpoint(), p)
+	return err
 }
 
 // startCRIOFirst writes CRI-O's config, starts it and gives it the bed's images.
 func (b *Bed) startCRIOFirst() error {
-	if err := b.writeCRIOConfig(); err != nil {
+	if err := b.writeCRIOConfig(b.crio()); err != nil {
+		return err
+	}
+	if err := b.writeCNIConfig(); err != nil {
 		return err
 	}
 	b.Registry.ChallengePings()
@@ -290,47 +309,79 @@ func (b *Bed) PushAndPullImages(imgs map[string]v1.Image) error {
 		if _, err := b.Registry.Push(repo, tag, img); err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		_, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: n}})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("pull %s into crio: %w", n, err)
+		if err := pullInto(is, n); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// cleanupCRIO removes what a CRI-O bed left: every pod through CRI (starting crio on its
-// old state if it is not running), then crio, the conmon processes and containers that
-// outlived it, the mounts under its folder and the conmon cgroups of its containers.
+// pullImages pulls images the bed pushed (PushAndPullImages) into the crio at endpoint.
+func pullImages(endpoint string, imgs map[string]v1.Image) error {
+	_, is, closeCRI, err := CRIClients(endpoint)
+	if err != nil {
+		return err
+	}
+	defer closeCRI()
+	for n := range imgs {
+		if err := pullInto(is, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pullInto(is runtimeapi.ImageServiceClient, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: name}}); err != nil {
+		return fmt.Errorf("pull %s into crio: %w", name, err)
+	}
+	return nil
+}
+
+// cleanupCRIO removes what a CRI-O bed left (cleanupCRIOInstance).
 func (b *Bed) cleanupCRIO() {
-	d := b.crioDir()
-	ids := crioContainerIDs(d) // before crio removes them
-	if b.Containerd == nil || b.Containerd.Exited() || b.opts.Runtime != RuntimeCRIO {
-		killRecorded(b.Dir, "crio")
+	if b.opts.Runtime != RuntimeCRIO { // an earlier run's crio: b.Containerd is not it
+		b.cleanupCRIOInstance(b.crio(), nil)
+		return
+	}
+	b.Containerd = b.cleanupCRIOInstance(b.crio(), b.Containerd)
+}
+
+// cleanupCRIOInstance removes what crio c left: every pod through CRI (starting c on its
+// old state if p is not running), then c, the conmon processes and containers that
+// outlived it, the mounts under its folder and the conmon cgroups of its containers. It
+// returns the crio process it ran last.
+func (b *Bed) cleanupCRIOInstance(c crioInstance, p *Proc) *Proc {
+	ids := crioContainerIDs(c.dir) // before crio removes them
+	if p == nil || p.Exited() {
+		killRecorded(b.Dir, c.proc)
 		if b.crioBinDir() != "" {
-			if err := b.startCRIO(); err != nil {
-				b.opts.Log("testbed: could not start old crio for cleanup: %v", err)
+			var err error
+			if p, err = b.startCRIOProc(c); err != nil {
+				b.opts.Log("testbed: could not start old %s for cleanup: %v", c.proc, err)
 			}
 		}
 	}
-	if b.Containerd != nil && !b.Containerd.Exited() {
-		b.removeAllSandboxes()
-		_ = b.Containerd.Stop(30 * time.Second)
+	if p != nil && !p.Exited() {
+		removeAllSandboxes(c.endpoint())
+		_ = p.Stop(30 * time.Second)
 	}
-	killConmonsOf(d)
+	killConmonsOf(c.dir)
 	// Containers whose conmon is gone and that crio did not remove: runc's state names them.
-	runcRoot := filepath.Join(d, "run", "runc")
+	runcRoot := filepath.Join(c.dir, "run", "runc")
 	if ents, err := os.ReadDir(runcRoot); err == nil {
 		runc := crioRunc()
 		for _, e := range ents {
 			_ = exec.Command(runc, "--root", runcRoot, "delete", "--force", e.Name()).Run()
 		}
 	}
-	unmountUnder(d)
+	unmountUnder(c.dir)
 	if left := removeConmonCgroups(ids); len(left) > 0 {
 		b.opts.Log("testbed: conmon cgroups still busy: %v", left)
 	}
+	return p
 }
 
 // killConmonsOf SIGKILLs the conmon processes of the CRI-O whose folder is dir (their
