@@ -1,9 +1,15 @@
 package podworker
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 )
@@ -64,5 +70,39 @@ func TestDeadToRemove(t *testing.T) {
 				t.Errorf("removed containers %v sandboxes %v, want %v %v", gotC, gotS, tc.containers, tc.sandboxes)
 			}
 		})
+	}
+}
+
+// collectDead acts on the fake runtime: the decided containers and sandboxes removed
+// (the sandbox stopped first), then nothing again within the period.
+func TestCollectDeadOnFakeRuntime(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}}
+	w, rt, _ := newSyncFixture(t, pod, nil)
+	for _, id := range []string{"c2", "c1", "c0"} {
+		rt.Containers[id] = &critest.FakeContainer{ContainerStatus: runtimeapi.ContainerStatus{Id: id}}
+	}
+	for _, id := range []string{"s1", "s0"} {
+		rt.Sandboxes[id] = &critest.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{Id: id}}
+	}
+	st := &cri.PodState{UID: pod.UID,
+		Sandboxes: []cri.Sandbox{{ID: "s1", Attempt: 1, Ready: true}, {ID: "s0"}},
+		Containers: []cri.Container{{ID: "c2", Name: "app", SandboxID: "s1", State: cri.StateRunning},
+			{ID: "c1", Name: "app", SandboxID: "s1", State: cri.StateExited}, {ID: "c0", Name: "app", SandboxID: "s0", State: cri.StateExited}}}
+	wk := &worker{uid: pod.UID}
+	rt.Called = nil
+	w.collectDead(context.Background(), wk, pod, st)
+	if got := mutations(rt.GetCalls()); !slices.Equal(got, []string{"RemoveContainer", "StopPodSandbox", "RemovePodSandbox"}) {
+		t.Errorf("calls %v", got)
+	}
+	if _, ok := rt.Containers["c0"]; ok || len(rt.Containers) != 2 {
+		t.Errorf("containers left %v", rt.Containers)
+	}
+	if _, ok := rt.Sandboxes["s0"]; ok || len(rt.Sandboxes) != 1 {
+		t.Errorf("sandboxes left %v", rt.Sandboxes)
+	}
+	rt.Called = nil
+	w.collectDead(context.Background(), wk, pod, st)
+	if got := mutations(rt.GetCalls()); len(got) != 0 {
+		t.Errorf("within the period: %v", got)
 	}
 }
