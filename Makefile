@@ -11,7 +11,7 @@ E2E_TIMEOUT ?= 40m
 RUNTIME ?= $(or $(MINIKUBELET_RUNTIME),containerd)
 OTHER_RUNTIME := $(if $(filter containerd2,$(RUNTIME)),containerd,containerd2)
 export MINIKUBELET_RUNTIME := $(RUNTIME)
-E2E_OTHER_TESTS ?= TestPodLifecycle|TestStatusTransitions|TestProbe|TestReliability|TestRuntime
+E2E_OTHER_TESTS ?= TestPodLifecycle|TestStatusTransitions|TestProbe|TestReliability|TestRuntime|TestResourcesImageGC
 # ... but not the two long reliability runs about the API server (churn under throttling,
 # an API server outage): nothing in them depends on the runtime.
 E2E_OTHER_SKIP ?= TestReliabilityChurnThrottled|TestReliabilityAPIServerOutage
@@ -65,7 +65,8 @@ e2e: deps
 	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- e2e failed; last lines of _output/e2e.log:"; tail -n 300 _output/e2e.log; fi; exit $$rc
 
 # The named suites again on the other runtime (lifecycle, status transitions, probes,
-# reliability, runtime features; about 8 minutes).
+# reliability, runtime features, image GC (the sandbox image pinned on 2.x only); about 8
+# minutes).
 e2e-other: deps
 	@mkdir -p _output
 	MINIKUBELET_RUNTIME=$(OTHER_RUNTIME) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run '$(E2E_OTHER_TESTS)' -skip '$(E2E_OTHER_SKIP)' ./test/e2e/ 2>&1 | tee _output/e2e-$(OTHER_RUNTIME).log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; \

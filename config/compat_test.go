@@ -71,6 +71,10 @@ var supportedFields = map[string]string{
 	"registerWithTaints":                         "",
 	"containerRuntimeEndpoint":                   "unix sockets",
 	"imageServiceEndpoint":                       "unix sockets",
+	"imageMinimumGCAge":                          "unused images younger than this are kept (default 2m)",
+	"imageMaximumGCAge":                          "unused images older than this are removed whatever the disk usage (default 0: off)",
+	"imageGCHighThresholdPercent":                "image filesystem usage (CRI ImageFsInfo, statfs for the capacity) at which unused images are removed, least recently used first, every 5 minutes (default 85)",
+	"imageGCLowThresholdPercent":                 "usage image garbage collection frees down to (default 80)",
 	"userNamespaces.idsPerPod":                   "the IDs of each `hostUsers: false` pod's user namespace (default 65536; a multiple of 65536, as upstream's validation)",
 }
 
@@ -94,10 +98,6 @@ var ignoredFields = map[string]string{
 	"enableContentionProfiling":                  "no profiling",
 	"oomScoreAdj":                                "the process's OOM score is left as started",
 	"streamingConnectionIdleTimeout":             "streams end when the client or the runtime ends them",
-	"imageMinimumGCAge":                          "no image garbage collection",
-	"imageMaximumGCAge":                          "no image garbage collection",
-	"imageGCHighThresholdPercent":                "no image garbage collection",
-	"imageGCLowThresholdPercent":                 "no image garbage collection",
 	"volumeStatsAggPeriod":                       "no volume stats",
 	"kubeletCgroups":                             "processes are not moved into cgroups",
 	"systemCgroups":                              "processes are not moved into cgroups",
@@ -185,8 +185,8 @@ var ignoredFlagNotes = map[string]string{
 	"lock-file":               "no lock file",
 	"experimental-allocatable-ignore-eviction": "deprecated upstream",
 	"experimental-mounter-path":                "deprecated upstream",
-	"maximum-dead-containers":                  "deprecated upstream; dead containers are removed with their pod",
-	"maximum-dead-containers-per-container":    "deprecated upstream; dead containers are removed with their pod",
+	"maximum-dead-containers":                  "deprecated upstream; upstream's default policy applies (one dead instance per container)",
+	"maximum-dead-containers-per-container":    "deprecated upstream; upstream's default policy applies (one dead instance per container)",
 	"minimum-container-ttl-duration":           "deprecated upstream",
 	"housekeeping-interval":                    "no cAdvisor: stats come from CRI and /proc",
 	"image-credential-provider-bin-dir":        "no credential provider plugins (pull secrets only)",
@@ -200,6 +200,7 @@ var ignoredFlagNotes = map[string]string{
 // ownFlags are minikubelet's flags the upstream kubelet does not have, and why.
 var ownFlags = map[string]string{
 	"node-log-dir":       "the folder the kubelet API serves at `/logs/` (default `/var/log/`, upstream's fixed folder); test beds give each node its own",
+	"image-gc-period":    "hidden: how often image garbage collection runs (default 5m, upstream's fixed period); test beds shorten it",
 	"container-logs-dir": "where the `<pod>_<namespace>_<container>-<id>.log` symlinks go (default `/var/log/containers`, upstream's fixed folder); test beds running several nodes on one host give each its own",
 }
 

@@ -40,7 +40,13 @@ type Config struct {
 	// NodeLogDir is the folder the kubelet API's /logs/ serves; upstream hard-codes
 	// /var/log/ (minikubelet's own flag, for test beds).
 	NodeLogDir string
+	// ImageGCPeriod is how often image garbage collection runs; upstream hard-codes 5m.
+	// Only test beds change it (the hidden --image-gc-period), to see a round in seconds.
+	ImageGCPeriod time.Duration
 }
+
+// DefaultImageGCPeriod is upstream's ImageGCPeriod (pkg/kubelet/kubelet.go).
+const DefaultImageGCPeriod = 5 * time.Minute
 
 // DefaultResolvConf is the upstream default for resolvConf.
 const DefaultResolvConf = "/etc/resolv.conf"
@@ -68,6 +74,14 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	}
 	if c.MaxPods == 0 {
 		c.MaxPods = 110
+	}
+	// Image garbage collection (upstream's defaults; imageMaximumGCAge 0 is off).
+	defDuration(&c.ImageMinimumGCAge, 2*time.Minute)
+	if c.ImageGCHighThresholdPercent == nil {
+		c.ImageGCHighThresholdPercent = ptr(int32(85))
+	}
+	if c.ImageGCLowThresholdPercent == nil {
+		c.ImageGCLowThresholdPercent = ptr(int32(80))
 	}
 	defDuration(&c.NodeStatusUpdateFrequency, 10*time.Second)
 	defDuration(&c.NodeStatusReportFrequency, 5*time.Minute)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,60 @@ func TestValidateIDsPerPod(t *testing.T) {
 		err = Validate(c)
 		if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
 			t.Errorf("idsPerPod %d: %v, want %q", tc.ids, err, tc.want)
+		}
+	}
+}
+
+// Image GC settings: upstream's defaults and validation messages.
+func TestImageGCDefaultsAndValidation(t *testing.T) {
+	c, _, err := Parse([]string{"--kubeconfig=/k"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Kubelet
+	if *k.ImageGCHighThresholdPercent != 85 || *k.ImageGCLowThresholdPercent != 80 || k.ImageMinimumGCAge.Duration != 2*time.Minute ||
+		k.ImageMaximumGCAge.Duration != 0 || c.ImageGCPeriod != 5*time.Minute {
+		t.Errorf("defaults: high %d low %d min %v max %v period %v, want 85 80 2m0s 0s 5m0s", *k.ImageGCHighThresholdPercent,
+			*k.ImageGCLowThresholdPercent, k.ImageMinimumGCAge.Duration, k.ImageMaximumGCAge.Duration, c.ImageGCPeriod)
+	}
+	const pre = "invalid configuration: "
+	for _, tc := range []struct {
+		flags []string
+		max   time.Duration
+		want  []string
+	}{
+		{flags: []string{"--image-gc-high-threshold=1", "--image-gc-low-threshold=0", "--minimum-image-ttl-duration=0s"}},
+		{flags: []string{"--image-gc-high-threshold=100"}},
+		{flags: []string{"--image-gc-high-threshold=101"}, want: []string{
+			pre + "imageGCHighThresholdPercent (--image-gc-high-threshold) 101 must be between 0 and 100, inclusive"}},
+		{flags: []string{"--image-gc-low-threshold=-1"}, want: []string{
+			pre + "imageGCLowThresholdPercent (--image-gc-low-threshold) -1 must be between 0 and 100, inclusive"}},
+		{flags: []string{"--image-gc-low-threshold=85"}, want: []string{
+			pre + "imageGCLowThresholdPercent (--image-gc-low-threshold) 85 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 85"}},
+		{flags: []string{"--minimum-image-ttl-duration=-1s"}, want: []string{pre + "imageMinimumGCAge -1s must not be negative"}},
+		{max: -time.Second, want: []string{pre + "imageMaximumGCAge -1s must not be negative"}},
+		{max: 2 * time.Minute, want: []string{pre + "imageMaximumGCAge 2m0s must be greater than imageMinimumGCAge 2m0s"}},
+		{max: 3 * time.Minute},
+		{flags: []string{"--image-gc-period=0s"}, want: []string{"image GC period (--image-gc-period): 0s must be positive"}},
+	} {
+		c, _, err := Parse(append([]string{"--kubeconfig=/k"}, tc.flags...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Kubelet.ImageMaximumGCAge.Duration = tc.max
+		err = Validate(c)
+		var got []string
+		if err != nil {
+			got = strings.Split(err.Error(), ", ")
+			if agg, ok := err.(interface{ Errors() []error }); ok {
+				got = nil
+				for _, e := range agg.Errors() {
+					got = append(got, e.Error())
+				}
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%v max %v: got %q, want %q", tc.flags, tc.max, got, tc.want)
 		}
 	}
 }

@@ -39,7 +39,8 @@ func Parse(args []string, out io.Writer) (*Config, []string, error) {
 	pre.BoolP("help", "h", false, "")
 	_ = pre.Parse(args)
 
-	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir, ContainerLogsDir: "/var/log/containers", NodeLogDir: "/var/log/"}
+	c := &Config{ConfigFile: *file, RootDir: DefaultRootDir, ContainerLogsDir: "/var/log/containers", NodeLogDir: "/var/log/",
+		ImageGCPeriod: DefaultImageGCPeriod}
 	var warnings []string
 	if c.ConfigFile != "" {
 		k, warn, err := LoadFile(c.ConfigFile)
@@ -173,6 +174,11 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver: cgroupfs or systemd (pod cgroups as systemd slices; the runtime must use systemd cgroups too).")
 
 	fs.Var(cliflag.NewMapStringBool(&k.FeatureGates), "feature-gates", "Feature gates, as key=true|false pairs separated by commas (merged into featureGates); minikubelet reads ContainerCheckpoint and the logging gates.")
+	fs.Int32Var(k.ImageGCHighThresholdPercent, "image-gc-high-threshold", *k.ImageGCHighThresholdPercent, "Percent of the image filesystem in use at which unused images are garbage collected (0-100; 100 with imageMaximumGCAge 0 disables image GC).")
+	fs.Int32Var(k.ImageGCLowThresholdPercent, "image-gc-low-threshold", *k.ImageGCLowThresholdPercent, "Percent of the image filesystem in use image garbage collection frees down to (0-100, below --image-gc-high-threshold).")
+	fs.DurationVar(&k.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", k.ImageMinimumGCAge.Duration, "Minimum age of an unused image before it may be garbage collected.")
+	fs.DurationVar(&c.ImageGCPeriod, "image-gc-period", c.ImageGCPeriod, "How often image garbage collection runs (test beds only; upstream's is fixed at 5m).")
+	_ = fs.MarkHidden("image-gc-period")
 	fs.StringVar(&c.NodeLogDir, "node-log-dir", c.NodeLogDir, "Folder the kubelet API serves at /logs/ (upstream's fixed /var/log/).")
 	// -v, --vmodule, --logging-format and the --log-* flags set the logging section, as
 	// upstream's (applied to klog by ApplyLogging).

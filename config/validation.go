@@ -122,6 +122,12 @@ func Validate(c *Config) error {
 			add("registerWithTaints (--register-with-taints): effect %q of %q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect, t.Key)
 		}
 	}
+	for _, msg := range validateImageGC(k) {
+		add("%s", msg)
+	}
+	if c.ImageGCPeriod <= 0 {
+		add("image GC period (--image-gc-period): %v must be positive", c.ImageGCPeriod)
+	}
 	if msg := validateIDsPerPod(k.UserNamespaces); msg != "" {
 		add("userNamespaces.idsPerPod: %s", msg)
 	}
@@ -149,4 +155,31 @@ func validateIDsPerPod(u *kubeletv1beta1.UserNamespaces) string {
 		return fmt.Sprintf("%d must not be more than %d", ids, int64(math.MaxUint32))
 	}
 	return ""
+}
+
+// validateImageGC checks the image garbage collection settings as upstream's
+// validation.go, with its messages (the ImageMaximumGCAge gate is GA and locked on).
+func validateImageGC(k *kubeletv1beta1.KubeletConfiguration) []string {
+	var out []string
+	high, low := *k.ImageGCHighThresholdPercent, *k.ImageGCLowThresholdPercent
+	if high < 0 || high > 100 {
+		out = append(out, fmt.Sprintf("invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) %v must be between 0 and 100, inclusive", high))
+	}
+	if low < 0 || low > 100 {
+		out = append(out, fmt.Sprintf("invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) %v must be between 0 and 100, inclusive", low))
+	}
+	if low >= high {
+		out = append(out, fmt.Sprintf("invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) %v must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) %v", low, high))
+	}
+	minAge, maxAge := k.ImageMinimumGCAge.Duration, k.ImageMaximumGCAge.Duration
+	if minAge < 0 {
+		out = append(out, fmt.Sprintf("invalid configuration: imageMinimumGCAge %v must not be negative", minAge))
+	}
+	if maxAge < 0 {
+		out = append(out, fmt.Sprintf("invalid configuration: imageMaximumGCAge %v must not be negative", maxAge))
+	}
+	if maxAge > 0 && maxAge <= minAge {
+		out = append(out, fmt.Sprintf("invalid configuration: imageMaximumGCAge %v must be greater than imageMinimumGCAge %v", maxAge, minAge))
+	}
+	return out
 }

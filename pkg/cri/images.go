@@ -54,3 +54,15 @@ type pullError struct {
 
 func (e *pullError) Error() string { return e.msg }
 func (e *pullError) Unwrap() error { return e.native }
+
+// ListImages returns every image the runtime has (ID, tags, digests, size, pinned).
+func (c *Client) ListImages(ctx context.Context) ([]*runtimeapi.Image, error) {
+	resp, err := call(ctx, c, "list_images", c.images.ListImages, &runtimeapi.ListImagesRequest{})
+	return resp.GetImages(), err
+}
+
+// RemoveImage removes an image (by ID, tag or digest); one already gone is no error.
+func (c *Client) RemoveImage(ctx context.Context, image *runtimeapi.ImageSpec) error {
+	_, err := call(ctx, c, "remove_image", c.images.RemoveImage, &runtimeapi.RemoveImageRequest{Image: image})
+	return ignoreNotFound(err)
+}

@@ -30,12 +30,14 @@ import (
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/imagegc"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/logs"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/stats"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/userns"
 	"github.com/minikubelet/minikubelet/pkg/probe"
@@ -65,6 +67,7 @@ type parts struct {
 	pods               *source.API
 	static             *source.Static
 	mirrors            *source.Mirrors
+	stats              *stats.Provider
 	// runners run until the context ends; a critical one that fails stops the kubelet.
 	runners []runner
 	// closers release what the build steps opened, last first.
@@ -94,7 +97,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}()
 	for _, build := range []func(context.Context) error{
 		p.apiClients, p.tracing, p.runtime, p.machineFacts, p.events, p.nodeController, p.healthz,
-		p.podWorkers, p.podSources, p.logRotation, p.kubeletAPI,
+		p.podWorkers, p.podSources, p.logRotation, p.measurement, p.kubeletAPI, p.imageGC,
 	} {
 		if err := build(ctx); errors.Is(err, errStopped) {
 			return nil
@@ -265,7 +268,7 @@ func (p *parts) healthz(context.Context) error {
 func (p *parts) podWorkers(ctx context.Context) error {
 	k := &p.cfg.Kubelet
 	podDNS := nodeDNS(k, p.cfg.NodeIP, func(e dns.Event) {
-		p.recorder.Event(&v1.ObjectReference{Kind: "Node", Name: p.nodeName, UID: types.UID(p.nodeName)}, v1.EventTypeWarning, e.Reason, e.Message)
+		p.recorder.Event(p.nodeRef(), v1.EventTypeWarning, e.Reason, e.Message)
 	})
 	p.statusMgr = status.NewManager(p.client)
 	nodeStatus := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now())
@@ -436,12 +439,8 @@ func (p *parts) kubeletAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := p.statsProvider()
-	if err != nil {
-		return err
-	}
 	srv, err := server.New(server.Config{
-		Stats:   st,
+		Stats:   p.stats,
 		Kubelet: &p.cfg.Kubelet, NodeName: p.nodeName, Hostname: p.hostname, NodeIPs: servingIPs,
 		CertDir: p.cfg.CertDir, Client: p.client, Runtime: serverRuntime{p.rt, p.state}, Pods: podsWithStatus(p.workers, p.statusMgr),
 		Transitions: p.statusMgr.Trace.Handler(), ServingCertificate: serving,
@@ -452,4 +451,25 @@ func (p *parts) kubeletAPI(ctx context.Context) error {
 	}
 	p.runners = append(p.runners, runner{name: "kubelet API server", run: srv.Run, critical: true})
 	return nil
+}
+
+// imageGC: unused images removed when the image filesystem fills up, or when unused for
+// longer than imageMaximumGCAge (upstream's image GC manager, every 5 minutes).
+func (p *parts) imageGC(context.Context) error {
+	k := &p.cfg.Kubelet
+	gc, err := imagegc.New(imagegc.Config{Runtime: p.rt, ImageFs: p.stats, Recorder: p.recorder, Node: p.nodeRef(),
+		Period: p.cfg.ImageGCPeriod, Policy: imagegc.Policy{
+			HighThresholdPercent: int(*k.ImageGCHighThresholdPercent), LowThresholdPercent: int(*k.ImageGCLowThresholdPercent),
+			MinAge: k.ImageMinimumGCAge.Duration, MaxAge: k.ImageMaximumGCAge.Duration}})
+	if err != nil {
+		return fmt.Errorf("image garbage collection: %w", err)
+	}
+	p.add("image garbage collection", gc.Run)
+	return nil
+}
+
+// nodeRef is the node as the object of the kubelet's node events (upstream's
+// nodeRefWithUID: the node's name as its UID).
+func (p *parts) nodeRef() *v1.ObjectReference {
+	return &v1.ObjectReference{Kind: "Node", Name: p.nodeName, UID: types.UID(p.nodeName)}
 }

@@ -109,3 +109,12 @@ func (i fakeImages) PullImage(ctx context.Context, in *runtimeapi.PullImageReque
 	ref, err := i.f.PullImage(ctx, in.Image, in.Auth, in.SandboxConfig)
 	return &runtimeapi.PullImageResponse{ImageRef: ref}, err
 }
+
+func (i fakeImages) ListImages(ctx context.Context, in *runtimeapi.ListImagesRequest, _ ...grpc.CallOption) (*runtimeapi.ListImagesResponse, error) {
+	imgs, err := i.f.ListImages(ctx, in.Filter)
+	return &runtimeapi.ListImagesResponse{Images: imgs}, err
+}
+
+func (i fakeImages) RemoveImage(ctx context.Context, in *runtimeapi.RemoveImageRequest, _ ...grpc.CallOption) (*runtimeapi.RemoveImageResponse, error) {
+	return &runtimeapi.RemoveImageResponse{}, asGRPC(i.f.RemoveImage(ctx, in.Image))
+}

@@ -65,7 +65,17 @@ func ObserveReady(d time.Duration) { timeToReady.Observe(d.Seconds()) }
 // containers are first seen running).
 func ObservePodStart(d time.Duration) { podStartDuration.Observe(d.Seconds()) }
 
+// imagesCollected is upstream's kubelet_image_garbage_collected_total (same name, help
+// and label): images removed by image garbage collection, by reason "age" or "space".
+var imagesCollected = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Subsystem: "kubelet", Name: "image_garbage_collected_total",
+	Help: "Total number of images garbage collected by the kubelet, whether through disk usage or image age.",
+}, []string{"reason"})
+
+// ImageCollected counts an image garbage collection removed, for reason "age" or "space".
+func ImageCollected(reason string) { imagesCollected.WithLabelValues(reason).Inc() }
+
 // Collectors returns this package's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites}
+	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites, imagesCollected}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -156,24 +157,18 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		return status.Waiting{Reason: "PostStartHookError", Message: msg}, err
 	}
 	klog.FromContext(ctx).V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "restartCount", s.RestartCount)
-	// Keep the newest two instances (current and previous, for logs --previous).
+	// Keep the new instance and the newest dead one (for logs --previous).
 	w.removeOldInstances(ctx, pod, st, c.Name)
 	return status.Waiting{}, nil
 }
 
+// removeOldInstances removes, once a new instance of container name started, the dead
+// instances container GC would (all but the newest), at once rather than within a
+// minute.
 func (w *Workers) removeOldInstances(ctx context.Context, pod *v1.Pod, st *cri.PodState, name string) {
-	seen := 0
-	for _, ct := range st.Containers {
-		if ct.Name != name {
-			continue
-		}
-		seen++
-		if seen >= 2 && ct.State == cri.StateExited {
-			if w.cfg.Runtime.RemoveContainer(ctx, ct.ID) == nil {
-				w.unlinkLog(ctx, pod, &ct)
-			}
-		}
-	}
+	dead, _ := deadToRemove(st)
+	dead = slices.DeleteFunc(dead, func(c cri.Container) bool { return c.Name != name })
+	w.removeContainers(ctx, pod, dead)
 }
 
 // createAndStart creates and starts the configured container, with upstream's events and

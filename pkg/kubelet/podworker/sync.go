@@ -65,7 +65,11 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	if next, ok := w.act(ctx, wk, p); !ok {
 		return next, false
 	}
-	return w.report(ctx, wk, p)
+	next, done := w.report(ctx, wk, p)
+	if !done && !p.deleting {
+		w.collectDead(ctx, wk, p.pod, p.state)
+	}
+	return next, done
 }
 
 // observe reads the pod's newest spec, its newest status, and its runtime state.
@@ -247,6 +251,7 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 // back-off, volumes and its directory.
 func (w *Workers) forget(ctx context.Context, pod *v1.Pod, state *cri.PodState) {
 	w.removeSandboxes(ctx, pod, state)
+	w.removePodLogs(ctx, pod)
 	w.removePodCgroups(ctx, pod)
 	w.cfg.Status.Forget(pod.UID)
 	w.crashBack.Reset(string(pod.UID))

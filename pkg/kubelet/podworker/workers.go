@@ -172,6 +172,9 @@ type worker struct {
 	admitted, rejected bool
 	// waiting holds why containers are not running, as the last sync found.
 	waiting map[string]status.Waiting
+	// collected is when the pod's dead containers were last collected (the worker's
+	// goroutine alone uses it).
+	collected time.Time
 }
 
 func (wk *worker) kick() {

@@ -537,3 +537,26 @@ func TestContainerCgroup(t *testing.T) {
 		}
 	}
 }
+
+// Image GC reads the image filesystem: CRI's usage, statfs's capacity; errors when either
+// cannot say.
+func TestImageFsStats(t *testing.T) {
+	f := newFixture(t)
+	p := f.provider(t)
+	if _, err := p.ImageFsStats(context.Background()); err == nil {
+		t.Error("no image filesystem reported: want an error")
+	}
+	f.img.FakeFilesystemUsage = []*runtimeapi.FilesystemUsage{{UsedBytes: uv(77), FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: f.root}}}
+	fs, err := p.ImageFsStats(context.Background())
+	if err != nil || *fs.UsedBytes != 77 || *fs.CapacityBytes == 0 || *fs.AvailableBytes > *fs.CapacityBytes {
+		t.Errorf("%+v %v", fs, err)
+	}
+	f.img.FakeFilesystemUsage[0].FsId.Mountpoint = filepath.Join(f.root, "missing")
+	if _, err := p.ImageFsStats(context.Background()); err == nil || !strings.Contains(err.Error(), "no capacity") {
+		t.Errorf("unreadable mountpoint: %v", err)
+	}
+	f.img.InjectError("ImageFsInfo", errors.New("no image fs"))
+	if _, err := p.ImageFsStats(context.Background()); err == nil || !strings.Contains(err.Error(), "no image fs") {
+		t.Errorf("runtime error: %v", err)
+	}
+}

@@ -2,6 +2,8 @@ package stats
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -241,10 +243,35 @@ func (p *Provider) nodeStats(ctx context.Context, now time.Time, full bool, root
 // runtimeFs is the runtime's image filesystem (and its container filesystem, which is
 // the same one unless the runtime names another), or nil when the runtime cannot say.
 func (p *Provider) runtimeFs(ctx context.Context, now time.Time) *statsapi.RuntimeStats {
-	resp, err := p.cfg.Runtime.ImageFsInfo(ctx)
-	if err != nil || len(resp.GetImageFilesystems()) == 0 {
+	rs, err := p.runtimeStats(ctx, now)
+	if err != nil {
 		klog.FromContext(ctx).V(2).Info("Image filesystem info unavailable", "err", err)
 		return nil
+	}
+	return rs
+}
+
+// ImageFsStats is the runtime's image filesystem as the summary has it: used bytes from
+// CRI ImageFsInfo, capacity and available bytes from statfs of its mountpoint (upstream's
+// ImageFsStats, what image garbage collection reads). An error when either cannot say.
+func (p *Provider) ImageFsStats(ctx context.Context) (*statsapi.FsStats, error) {
+	rs, err := p.runtimeStats(ctx, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if rs.ImageFs.CapacityBytes == nil {
+		return nil, errors.New("image filesystem: no capacity (its mountpoint cannot be read)")
+	}
+	return rs.ImageFs, nil
+}
+
+func (p *Provider) runtimeStats(ctx context.Context, now time.Time) (*statsapi.RuntimeStats, error) {
+	resp, err := p.cfg.Runtime.ImageFsInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image filesystem info: %w", err)
+	}
+	if len(resp.GetImageFilesystems()) == 0 {
+		return nil, errors.New("image filesystem info: the runtime reports no image filesystem")
 	}
 	conv := func(u *runtimeapi.FilesystemUsage) *statsapi.FsStats {
 		fs := &statsapi.FsStats{Time: stamp(u.Timestamp, now), UsedBytes: u64(u.UsedBytes), InodesUsed: u64(u.InodesUsed)}
@@ -258,7 +285,7 @@ func (p *Provider) runtimeFs(ctx context.Context, now time.Time) *statsapi.Runti
 	if cf := resp.GetContainerFilesystems(); len(cf) > 0 {
 		rs.ContainerFs = conv(cf[0])
 	}
-	return rs
+	return rs, nil
 }
 
 // systemContainers: the kubelet's, the runtime's and the pods' cgroups, as upstream's
