@@ -34,7 +34,7 @@ const gcUnusedImage = "docker.io/minikubelet/gc-unused:v1"
 // collected like any unused image, and the test expects that there instead.
 func TestResourcesImageGC(t *testing.T) {
 	if bed.Runtime() == testbed.RuntimeCRIO {
-		t.Skip("node runtimes are containerd only")
+		t.Skip("the unused image is imported with ctr: containerd only")
 	}
 	ctx := ctxFor(t, 5*time.Minute)
 	rt, err := bed.StartNodeRuntime("imagegc")
