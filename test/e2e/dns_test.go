@@ -230,6 +230,13 @@ func TestDNSBadInput(t *testing.T) {
 // waitNodeEvent waits for a kubelet event of reason on node whose message is msg.
 func waitNodeEvent(ctx context.Context, t *testing.T, node, reason, msg string) {
 	t.Helper()
+	waitNodeEventMatching(ctx, t, node, reason, fmt.Sprintf("%q", msg), func(e *v1.Event) bool { return e.Message == msg })
+}
+
+// waitNodeEventMatching waits for a kubelet event of reason on node that match accepts
+// (what describes it in the failure, with every node event seen).
+func waitNodeEventMatching(ctx context.Context, t *testing.T, node, reason, what string, match func(*v1.Event) bool) {
+	t.Helper()
 	var seen []string
 	for {
 		evs, err := bed.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{
@@ -238,15 +245,15 @@ func waitNodeEvent(ctx context.Context, t *testing.T, node, reason, msg string) 
 			t.Fatal(err)
 		}
 		seen = seen[:0]
-		for _, e := range evs.Items {
-			if e.InvolvedObject.Kind == "Node" && e.Reason == reason && e.Message == msg {
+		for i := range evs.Items {
+			if e := &evs.Items[i]; e.InvolvedObject.Kind == "Node" && e.Reason == reason && match(e) {
 				return
 			}
-			seen = append(seen, e.Reason+": "+e.Message)
+			seen = append(seen, evs.Items[i].Reason+": "+evs.Items[i].Message)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no node event %s %q; node events: %q", reason, msg, seen)
+			t.Fatalf("no node event %s %s; node events: %q", reason, what, seen)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

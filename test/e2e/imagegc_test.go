@@ -12,8 +12,6 @@ import (
 
 	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/test/testbed"
@@ -182,28 +180,11 @@ func waitImage(ctx context.Context, t *testing.T, images runtimeapi.ImageService
 	}
 }
 
-// waitNodeEventReason waits for a kubelet event of reason on node whose message begins
+// waitNodeEventReason waits for a kubelet warning of reason on node whose message begins
 // with prefix.
 func waitNodeEventReason(ctx context.Context, t *testing.T, node, reason, prefix string) {
 	t.Helper()
-	var seen []string
-	for {
-		evs, err := bed.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{
-			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", node).String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen = seen[:0]
-		for _, e := range evs.Items {
-			if e.InvolvedObject.Kind == "Node" && e.Reason == reason && e.Type == v1.EventTypeWarning && strings.HasPrefix(e.Message, prefix) {
-				return
-			}
-			seen = append(seen, e.Reason+": "+e.Message)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no node event %s %q...; node events: %q", reason, prefix, seen)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	waitNodeEventMatching(ctx, t, node, reason, fmt.Sprintf("%q...", prefix), func(e *v1.Event) bool {
+		return e.Type == v1.EventTypeWarning && strings.HasPrefix(e.Message, prefix)
+	})
 }
