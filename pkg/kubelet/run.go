@@ -273,7 +273,8 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	p.statusMgr = status.NewManager(p.client)
 	nodeStatus := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now())
 	allocatable := nodeStatus.Allocatable
-	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable})
+	thisNode := p.admissionNode(nodeStatus)
+	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode})
 	if err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	p.workers, err = podworker.New(podworker.Config{
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, RuntimeName: p.runtimeName, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
-		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: p.admissionNode(nodeStatus),
+		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: thisNode,
 		HugePageSizes: cgroups.HugePageSizes(),
 		Services:      serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
 		Tracer:  p.tracer.Tracer(instrumentationScope),

@@ -32,6 +32,9 @@ type Config struct {
 	// upstream's is about a minute).
 	RefreshPeriod time.Duration
 	Clock         clock.WithTicker
+	// Node is this node, whose labels a persistent volume's node affinity must match;
+	// nil matches only PVs without affinity.
+	Node func() (*v1.Node, error)
 }
 
 // Mount is a volume ready on the host.
@@ -106,19 +109,59 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, podIPs []string) (map[
 	if pv.gone {
 		return nil, fmt.Errorf("pod %s is being torn down", pod.UID)
 	}
+	mounts, err := m.setUpAll(ctx, pod, podIPs)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pv.mounts, pv.ready = mounts, true
+	return copyMounts(mounts), nil
+}
+
+// setUpAll prepares every volume. As upstream, claims that cannot be used yet (unbound,
+// PV missing) do not keep the other volumes from being set up; they are reported together
+// afterwards. A volume that fails to set up is reported at once.
+func (m *Manager) setUpAll(ctx context.Context, pod *v1.Pod, podIPs []string) (map[string]Mount, error) {
 	mounts := map[string]Mount{}
+	var failed, reasons []string
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
+		if src := claimSource(pod, vol); src != nil {
+			if mounted, device := usedAs(pod, vol.Name); !mounted && !device {
+				continue // as upstream: a claim no container uses is not waited for
+			}
+			c, err := m.resolveClaim(ctx, pod, vol, src)
+			if err != nil {
+				failed, reasons = append(failed, vol.Name), append(reasons, err.Error())
+				continue
+			}
+			mnt, err := m.setUpClaimed(pod, c)
+			if err != nil {
+				return nil, err
+			}
+			mounts[vol.Name] = mnt
+			continue
+		}
 		mnt, err := m.setUpOne(ctx, pod, podIPs, vol)
 		if err != nil {
 			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q : %w", vol.Name, err)
 		}
 		mounts[vol.Name] = mnt
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	pv.mounts, pv.ready = mounts, true
-	return copyMounts(mounts), nil
+	if len(failed) == 0 {
+		return mounts, nil
+	}
+	var unmounted []string
+	for _, vol := range pod.Spec.Volumes {
+		if _, ok := mounts[vol.Name]; ok {
+			continue
+		}
+		if mounted, device := usedAs(pod, vol.Name); mounted || device {
+			unmounted = append(unmounted, vol.Name)
+		}
+	}
+	return nil, claimsError(unmounted, failed, reasons)
 }
 
 func copyMounts(in map[string]Mount) map[string]Mount {

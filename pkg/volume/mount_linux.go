@@ -51,3 +51,27 @@ func unmountAll(dir string) error {
 	}
 	return nil
 }
+
+// bindMount binds src onto dir (read-only when ro) unless something is mounted there
+// already (after a restart of minikubelet the pod's binds are still in place).
+func bindMount(src, dir string, ro bool) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	mounted, err := mountinfo.Mounted(dir)
+	if err != nil || mounted {
+		return err
+	}
+	if err := unix.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", src, dir, err)
+	}
+	if !ro {
+		return nil
+	}
+	// A bind takes read-only only on a remount.
+	if err := unix.Mount("", dir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		return fmt.Errorf("remount %s read-only: %w", dir, err)
+	}
+	return nil
+}

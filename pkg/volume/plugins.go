@@ -34,7 +34,7 @@ func (m *Manager) volumeDir(pod *v1.Pod, plugin, name string) string {
 // setUpOne prepares one volume; it is idempotent and rewrites content only on change.
 func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vol *v1.Volume) (Mount, error) {
 	if m.cfg.Client == nil && (vol.ConfigMap != nil || vol.Secret != nil || vol.Projected != nil) {
-		return Mount{}, fmt.Errorf("volume type %s needs an API server; this node runs standalone", sourceType(&vol.VolumeSource))
+		return Mount{}, fmt.Errorf("volume type %s needs an API server; this node runs standalone", sourceKey(&vol.VolumeSource))
 	}
 	gid := -1
 	if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
@@ -63,7 +63,7 @@ func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vo
 	case src.Image != nil:
 		return imageVolume(), nil
 	}
-	return Mount{}, fmt.Errorf("volume type %s is not supported by minikubelet", sourceType(src))
+	return Mount{}, fmt.Errorf("volume type %s is not supported by minikubelet", sourceKey(src))
 }
 
 // writeContent writes a content volume's files (read into files, or failed with readErr) into
@@ -82,8 +82,9 @@ func writeContent(dir string, files map[string]File, readErr error, memory bool,
 	return Mount{HostPath: dir, ReadOnly: true}, err
 }
 
-// sourceType names the volume source's type as the API spells it (e.g. persistentVolumeClaim).
-func sourceType(src *v1.VolumeSource) string {
+// sourceKey names a volume or PV source's type as the API spells it (e.g.
+// persistentVolumeClaim, csi): its first JSON key.
+func sourceKey(src any) string {
 	b, err := json.Marshal(src)
 	if err != nil {
 		return "unknown"

@@ -263,8 +263,6 @@ func TestSetUpErrors(t *testing.T) {
 			`MountVolume.SetUp failed for volume "key" : configmap references non-existent config key: x`},
 		{v1.Volume{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "nope"}}},
 			`MountVolume.SetUp failed for volume "sec" : secret "nope" not found`},
-		{v1.Volume{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}},
-			`MountVolume.SetUp failed for volume "data" : volume type persistentVolumeClaim is not supported by minikubelet`},
 		{v1.Volume{Name: "csi", VolumeSource: v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "x"}}},
 			`MountVolume.SetUp failed for volume "csi" : volume type csi is not supported by minikubelet`},
 		{v1.Volume{Name: "trav", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Items: []v1.KeyToPath{{Key: "k", Path: "../../etc/x"}}}}},

@@ -1,0 +1,208 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-helpers/storage/ephemeral"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
+)
+
+// pluginLocal is upstream's folder for local persistent volumes bound into a pod.
+const pluginLocal = "kubernetes.io~local-volume"
+
+// pvcProtectionFinalizer keeps a claim in use from going; a claim being deleted without it
+// must not be started on (upstream's populator).
+const pvcProtectionFinalizer = "kubernetes.io/pvc-protection"
+
+// claimed is a pod volume backed by a persistent volume: the PV bound to its claim and
+// whether the pod asked for it read-only.
+type claimed struct {
+	pv       *v1.PersistentVolume
+	readOnly bool
+}
+
+// claimSource is the claim a volume refers to: a persistentVolumeClaim volume's, or the
+// claim the ephemeral-volume controller makes for a generic ephemeral volume; nil for
+// other volumes.
+func claimSource(pod *v1.Pod, vol *v1.Volume) *v1.PersistentVolumeClaimVolumeSource {
+	if vol.PersistentVolumeClaim != nil {
+		return vol.PersistentVolumeClaim
+	}
+	if vol.Ephemeral != nil {
+		return &v1.PersistentVolumeClaimVolumeSource{ClaimName: ephemeral.VolumeClaimName(pod, vol)}
+	}
+	return nil
+}
+
+// resolveClaim finds the PV behind a claim volume with upstream's checks and wording
+// (desired-state populator): the claim bound, not being deleted, owned by the pod for
+// an ephemeral volume, the PV bound back to it, its volume mode matching the container's
+// use.
+func (m *Manager) resolveClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src *v1.PersistentVolumeClaimVolumeSource) (claimed, error) {
+	wrap := func(err error) error {
+		return fmt.Errorf("error processing PVC %s/%s: %v", pod.Namespace, src.ClaimName, err)
+	}
+	if m.cfg.Client == nil {
+		return claimed{}, wrap(errors.New("this node runs standalone: no API server to read the claim from"))
+	}
+	pvc, err := m.cfg.Client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, src.ClaimName, metav1.GetOptions{})
+	if err != nil {
+		return claimed{}, wrap(fmt.Errorf("failed to fetch PVC from API server: %v", err))
+	}
+	switch {
+	case pvc.DeletionTimestamp != nil && !slices.Contains(pvc.Finalizers, pvcProtectionFinalizer):
+		return claimed{}, wrap(errors.New("PVC is being deleted"))
+	case pvc.Status.Phase != v1.ClaimBound:
+		return claimed{}, wrap(errors.New("PVC is not bound"))
+	case pvc.Spec.VolumeName == "":
+		return claimed{}, wrap(errors.New("PVC has empty pvc.Spec.VolumeName"))
+	}
+	if vol.Ephemeral != nil {
+		if err := ephemeral.VolumeIsForPod(pod, pvc); err != nil {
+			return claimed{}, err
+		}
+	}
+	name := pvc.Spec.VolumeName
+	pv, err := m.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return claimed{}, wrap(fmt.Errorf("failed to fetch PV %s from API server: %v", name, err))
+	}
+	if pv.Spec.ClaimRef == nil {
+		return claimed{}, wrap(fmt.Errorf("found PV object %s but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim", name))
+	}
+	if pv.Spec.ClaimRef.UID != pvc.UID {
+		return claimed{}, wrap(fmt.Errorf("found PV object %s but its pv.Spec.ClaimRef.UID %s does not point to claim.UID %s", name, pv.Spec.ClaimRef.UID, pvc.UID))
+	}
+	mode := v1.PersistentVolumeFilesystem
+	if pv.Spec.VolumeMode != nil {
+		mode = *pv.Spec.VolumeMode
+	}
+	mounted, device := usedAs(pod, vol.Name)
+	if mounted && mode != v1.PersistentVolumeFilesystem {
+		return claimed{}, fmt.Errorf("volume %s has volumeMode %s, but is specified in volumeMounts", vol.Name, mode)
+	}
+	if device && mode != v1.PersistentVolumeBlock {
+		return claimed{}, fmt.Errorf("volume %s has volumeMode %s, but is specified in volumeDevices", vol.Name, mode)
+	}
+	if device {
+		return claimed{}, fmt.Errorf("volume %s: raw block volumes (volumeDevices) are not supported by minikubelet", vol.Name)
+	}
+	return claimed{pv: pv, readOnly: src.ReadOnly}, nil
+}
+
+// usedAs reports whether any container (init, regular or ephemeral) mounts the volume or
+// uses it as a raw block device.
+func usedAs(pod *v1.Pod, name string) (mounted, device bool) {
+	check := func(mounts []v1.VolumeMount, devices []v1.VolumeDevice) {
+		for _, m := range mounts {
+			mounted = mounted || m.Name == name
+		}
+		for _, d := range devices {
+			device = device || d.Name == name
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		check(c.VolumeMounts, c.VolumeDevices)
+	}
+	for _, c := range pod.Spec.Containers {
+		check(c.VolumeMounts, c.VolumeDevices)
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		check(c.VolumeMounts, c.VolumeDevices)
+	}
+	return mounted, device
+}
+
+// setUpClaimed makes a resolved PV ready for the pod, each failure worded as upstream's
+// operation generator words it for the PV (the volume is named by the PV, not the pod's
+// volume): node affinity first, then the plugin's own set-up.
+func (m *Manager) setUpClaimed(pod *v1.Pod, c claimed) (Mount, error) {
+	pv := c.pv
+	fail := func(step string, err error) error {
+		return fmt.Errorf("MountVolume.%s failed for volume %q : %v", step, pv.Name, err)
+	}
+	labels, err := m.nodeLabels()
+	if err == nil {
+		err = storagehelpers.CheckNodeAffinity(pv, labels)
+	}
+	if err != nil {
+		return Mount{}, fail("NodeAffinity check", err)
+	}
+	readOnly := c.readOnly
+	switch src := &pv.Spec.PersistentVolumeSource; {
+	case src.HostPath != nil:
+		if err := checkHostPath(src.HostPath); err != nil {
+			return Mount{}, fail("SetUp", err)
+		}
+		// As upstream's hostPath plugin: the host's folder as it is, no fsGroup change.
+		return Mount{HostPath: src.HostPath.Path, ReadOnly: readOnly}, nil
+	case src.Local != nil:
+		if err := localPathType(src.Local.Path); err != nil {
+			return Mount{}, fail("NewMounter initialization", err)
+		}
+		dir := m.volumeDir(pod, pluginLocal, pv.Name)
+		if err := bindMount(src.Local.Path, dir, readOnly); err != nil {
+			return Mount{}, fail("SetUp", err)
+		}
+		if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil && !readOnly {
+			if err := applyFSGroup(dir, *sc.FSGroup, sc.FSGroupChangePolicy); err != nil {
+				return Mount{}, fail("SetUp", err)
+			}
+		}
+		return Mount{HostPath: dir, ReadOnly: readOnly}, nil
+	}
+	return Mount{}, fail("SetUp", fmt.Errorf("persistent volume type %s is not supported by minikubelet", pvSourceType(pv)))
+}
+
+func (m *Manager) nodeLabels() (map[string]string, error) {
+	if m.cfg.Node == nil {
+		return nil, nil
+	}
+	n, err := m.cfg.Node()
+	if err != nil {
+		return nil, err
+	}
+	return n.Labels, nil
+}
+
+// localPathType accepts what upstream's local plugin mounts: a directory (a block device
+// would be formatted and mounted, which minikubelet does not do).
+func localPathType(p string) error {
+	fi, err := os.Stat(p)
+	if os.IsNotExist(err) {
+		return fmt.Errorf("path %q does not exist", p)
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+		return errors.New("local block devices are not supported by minikubelet")
+	}
+	if !fi.IsDir() {
+		return errors.New("only directory and block device are supported")
+	}
+	return nil
+}
+
+// pvSourceType names the PV's source as the API spells it (e.g. csi, nfs).
+func pvSourceType(pv *v1.PersistentVolume) string {
+	return sourceKey(&pv.Spec.PersistentVolumeSource)
+}
+
+// claimsError is upstream's kubelet event when volumes could not be processed (their claims
+// or PVs not usable yet): what is still unmounted, what is unattached (nothing here: no
+// attachable plugin), what failed and why.
+func claimsError(unmounted, failed, reasons []string) error {
+	sort.Strings(unmounted)
+	sort.Strings(failed)
+	return fmt.Errorf("Unable to attach or mount volumes: unmounted volumes=[%s], unattached volumes=[], failed to process volumes=[%s]: %s",
+		strings.Join(unmounted, " "), strings.Join(failed, " "), strings.Join(reasons, "; "))
+}
