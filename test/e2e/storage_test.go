@@ -98,12 +98,15 @@ func TestStorageStaticClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	hp := staticClaim(ctx, t, "hp-"+suffix, v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir, Type: ptr(v1.HostPathDirectoryOrCreate)}}, nil)
+	// A second PV on the same folder for the read-only claim: upstream's kubelet waits out
+	// its 2-minute mount timeout when two volumes of a pod name the same claim.
+	ro := staticClaim(ctx, t, "ro-"+suffix, v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir, Type: ptr(v1.HostPathDirectoryOrCreate)}}, nil)
 	local := staticClaim(ctx, t, "local-"+suffix, v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: localDir}}, hostnameIn(k.NodeName))
 
 	pod := newPod(k.NodeName, "sh", "-c", `echo "$POD" > /data/id; echo local > /local/id; `+
 		`touch /ro/x 2>/dev/null; echo $? > /data/ro-rc; sleep 3600`)
 	pod.Spec.Containers[0].Env = []v1.EnvVar{{Name: "POD", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
-	pod.Spec.Volumes = []v1.Volume{claimVol("data", hp.Name, false), claimVol("ro", hp.Name, true), claimVol("local", local.Name, false)}
+	pod.Spec.Volumes = []v1.Volume{claimVol("data", hp.Name, false), claimVol("ro", ro.Name, true), claimVol("local", local.Name, false)}
 	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "ro", MountPath: "/ro"}, {Name: "local", MountPath: "/local"}}
 	p := createPod(ctx, t, pod)
 	watchPod(ctx, t, p, "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
