@@ -1,7 +1,9 @@
 // Command testbed runs the local single-node cluster behind `make up` and `make down`.
 //
-//	testbed up     start control plane + containerd + minikubelet, run an example pod, print
-//	               `kubectl get nodes,pods -o wide`; everything keeps running after it exits
+//	testbed up     start control plane + containerd + minikubelet, run an example pod, start
+//	               metrics-server and local-path-provisioner (the default StorageClass),
+//	               print `kubectl get nodes,pods,storageclasses -o wide`; everything keeps
+//	               running after it exits
 //	testbed down   stop all of it and remove its files, bridge and firewall rules
 package main
 
@@ -61,7 +63,15 @@ func up(opts testbed.Options) error {
 		return err
 	}
 	fmt.Println("metrics-server up (kubectl top node)")
-	kubectl := exec.Command(filepath.Join(b.ToolsBin, "kubectl"), "--kubeconfig", b.AdminKubeconfig, "get", "nodes,pods", "-o", "wide")
+	// The default StorageClass "standard" (rancher.io/local-path), as kind's.
+	lpStart := time.Now()
+	lp, err := b.StartLocalPath(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("local-path-provisioner up in %.1fs: default StorageClass %s, volumes in %s\n",
+		time.Since(lpStart).Seconds(), testbed.DefaultStorageClass, lp.DataDir)
+	kubectl := exec.Command(filepath.Join(b.ToolsBin, "kubectl"), "--kubeconfig", b.AdminKubeconfig, "get", "nodes,pods,storageclasses", "-o", "wide")
 	kubectl.Stdout, kubectl.Stderr = os.Stdout, os.Stderr
 	if err := kubectl.Run(); err != nil {
 		return err
