@@ -18,26 +18,16 @@ import (
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
-// TestLocalPathProvisioner: the bed's default StorageClass "standard" (rancher's
+// TestStorageLocalPath: the bed's default StorageClass "standard" (rancher's
 // local-path-provisioner, as kind ships it) provisions a claim that names no class for a
 // pod the scheduler puts on the node: a helper pod on that node makes the folder, the PV
 // is a hostPath under the bed's folder with node affinity to the node, and deleting the
-// claim deletes the PV and, through a second helper pod, the folder. The pod itself is
-// not asked to run: the claim's mount is the node agent's business, not the provisioner's.
-func TestLocalPathProvisioner(t *testing.T) {
+// claim deletes the PV and, through a second helper pod, the folder. The pod runs on the
+// claim and its write lands in the PV's folder.
+func TestStorageLocalPath(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	start := time.Now()
-	lp, err := bed.StartLocalPath(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("local-path-provisioner up in %.1fs", time.Since(start).Seconds())
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("local-path-provisioner log:\n%s", lp.Tail(60))
-		}
-		lp.Stop()
-	})
+	lp := startLocalPath(ctx, t)
 	k := startKubelet(t, "local-path")
 	watchNode(ctx, t, k.NodeName, isReady)
 
@@ -79,7 +69,7 @@ func TestLocalPathProvisioner(t *testing.T) {
 
 	// Through the scheduler (WaitForFirstConsumer: it picks the node and the provisioner
 	// waits for that), pinned to the node by its hostname label.
-	pod := newPod("", "sleep", "3600")
+	pod := newPod("", "sh", "-c", "echo hello > /data/greeting; sleep 3600")
 	pod.Spec.NodeSelector = map[string]string{v1.LabelHostname: k.NodeName}
 	pod.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{
 		PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.Name}}}}
@@ -118,6 +108,8 @@ func TestLocalPathProvisioner(t *testing.T) {
 	if fi, err := os.Stat(wantPath); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o777 {
 		t.Errorf("volume folder %s: %v %v, want a folder of mode 0777 the helper pod made", wantPath, fi, err)
 	}
+	watchPod(ctx, t, p, "Running on the provisioned claim", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	waitFile(ctx, t, filepath.Join(wantPath, "greeting"), "hello")
 	mu.Lock()
 	for _, h := range helpers {
 		out, _ := yaml.Marshal(h.Spec)
@@ -153,4 +145,23 @@ func TestLocalPathProvisioner(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("PV and folder gone %.1fs after the provisioner was up", time.Since(start).Seconds())
+}
+
+// startLocalPath starts the bed's default StorageClass for one test (it would give every
+// claim of the shared bed a class otherwise).
+func startLocalPath(ctx context.Context, t *testing.T) *testbed.LocalPath {
+	t.Helper()
+	start := time.Now()
+	lp, err := bed.StartLocalPath(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("local-path-provisioner up in %.1fs", time.Since(start).Seconds())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("local-path-provisioner log:\n%s", lp.Tail(60))
+		}
+		lp.Stop()
+	})
+	return lp
 }
