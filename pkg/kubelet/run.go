@@ -44,6 +44,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/runtimecache"
 	"github.com/minikubelet/minikubelet/pkg/version"
 	"github.com/minikubelet/minikubelet/pkg/volume"
+	"github.com/minikubelet/minikubelet/pkg/volume/csi"
 )
 
 // errStopped: the context ended while start-up waited (for the node's certificate).
@@ -68,6 +69,7 @@ type parts struct {
 	static             *source.Static
 	mirrors            *source.Mirrors
 	stats              *stats.Provider
+	csi                *csi.Registry
 	// runners run until the context ends; a critical one that fails stops the kubelet.
 	runners []runner
 	// closers release what the build steps opened, last first.
@@ -96,7 +98,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		}
 	}()
 	for _, build := range []func(context.Context) error{
-		p.apiClients, p.tracing, p.runtime, p.machineFacts, p.events, p.nodeController, p.healthz,
+		p.apiClients, p.tracing, p.runtime, p.machineFacts, p.events, p.csiPlugins, p.nodeController, p.healthz,
 		p.podWorkers, p.podSources, p.logRotation, p.measurement, p.kubeletAPI, p.imageGC,
 	} {
 		if err := build(ctx); errors.Is(err, errStopped) {
@@ -214,6 +216,13 @@ func (p *parts) events(ctx context.Context) error {
 	return nil
 }
 
+// csiPlugins: CSI drivers registering through <root-dir>/plugins_registry.
+func (p *parts) csiPlugins(context.Context) error {
+	p.csi = csi.NewRegistry(csi.Config{RootDir: p.cfg.RootDir, NodeName: p.nodeName, Client: p.client})
+	p.add("csi plugins", p.csi.Run)
+	return nil
+}
+
 // nodeController: registration, node status and the Lease (not on a standalone node).
 func (p *parts) nodeController(context.Context) error {
 	if p.client == nil {
@@ -231,6 +240,7 @@ func (p *parts) nodeController(context.Context) error {
 		ReportFrequency:      k.NodeStatusReportFrequency.Duration,
 		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
 		Handlers:             p.rt.Handlers(), // kept by its runtime poll (Ready)
+		VolumesInUse:         p.csi.InUse,
 	})
 	if err != nil {
 		return err
@@ -274,7 +284,7 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	nodeStatus := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now())
 	allocatable := nodeStatus.Allocatable
 	thisNode := p.admissionNode(nodeStatus)
-	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode})
+	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi})
 	if err != nil {
 		return err
 	}

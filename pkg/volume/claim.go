@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/storage/ephemeral"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+
+	"github.com/minikubelet/minikubelet/pkg/volume/csi"
 )
 
 // pluginLocal is upstream's folder for local persistent volumes bound into a pod.
@@ -124,11 +127,9 @@ func usedAs(pod *v1.Pod, name string) (mounted, device bool) {
 // setUpClaimed makes a resolved PV ready for the pod, each failure worded as upstream's
 // operation generator words it for the PV (the volume is named by the PV, not the pod's
 // volume): node affinity first, then the plugin's own set-up.
-func (m *Manager) setUpClaimed(pod *v1.Pod, c claimed) (Mount, error) {
+func (m *Manager) setUpClaimed(ctx context.Context, pod *v1.Pod, c claimed) (Mount, error) {
 	pv := c.pv
-	fail := func(step string, err error) error {
-		return fmt.Errorf("MountVolume.%s failed for volume %q : %v", step, pv.Name, err)
-	}
+	fail := func(step string, err error) error { return stepFailed(step, pv.Name, err) }
 	labels, err := m.nodeLabels()
 	if err == nil {
 		err = storagehelpers.CheckNodeAffinity(pv, labels)
@@ -158,9 +159,62 @@ func (m *Manager) setUpClaimed(pod *v1.Pod, c claimed) (Mount, error) {
 			}
 		}
 		return Mount{HostPath: dir, ReadOnly: readOnly}, nil
+	case src.CSI != nil:
+		c := src.CSI
+		return m.setUpCSI(ctx, pod, csi.Volume{Driver: c.Driver, Handle: c.VolumeHandle, SpecName: pv.Name,
+			Attributes: c.VolumeAttributes, FSType: c.FSType, MountOptions: pv.Spec.MountOptions, AccessModes: pv.Spec.AccessModes,
+			ReadOnly: readOnly || c.ReadOnly, StageSecret: c.NodeStageSecretRef, PublishSecret: c.NodePublishSecretRef})
 	}
 	return Mount{}, fail("SetUp", fmt.Errorf("persistent volume type %s is not supported by minikubelet", pvSourceType(pv)))
 }
+
+// setUpCSI publishes a CSI volume (a PV's or an inline one) into the pod's folder.
+func (m *Manager) setUpCSI(ctx context.Context, pod *v1.Pod, vol csi.Volume) (Mount, error) {
+	if m.cfg.CSI == nil {
+		return Mount{}, stepFailed("SetUp", vol.SpecName, errors.New("CSI volumes are not supported on this node"))
+	}
+	target := csi.TargetPath(filepath.Join(m.PodDir(pod.UID), "volumes"), vol.SpecName)
+	fsGroup, err := m.cfg.CSI.Publish(ctx, pod, vol, target)
+	if errors.Is(err, csi.ErrNotAttached) {
+		return Mount{}, fmt.Errorf("%w: volume %q", errWaiting, vol.SpecName)
+	}
+	var step *csi.StepError
+	if errors.As(err, &step) {
+		return Mount{}, stepFailed(step.Step, vol.SpecName, step.Err)
+	}
+	if err != nil {
+		return Mount{}, stepFailed("SetUp", vol.SpecName, err)
+	}
+	if sc := pod.Spec.SecurityContext; fsGroup && sc != nil && sc.FSGroup != nil {
+		if err := applyFSGroup(target, *sc.FSGroup, sc.FSGroupChangePolicy); err != nil {
+			return Mount{}, stepFailed("SetUp", vol.SpecName, fmt.Errorf("applying fsGroup: %w", err))
+		}
+	}
+	return Mount{HostPath: target, ReadOnly: vol.ReadOnly}, nil
+}
+
+// stepError is a volume's set-up failure worded as upstream's operation generator words
+// it: MountVolume.<step> failed for volume "<name>" : <why>. name is the PV's name for a
+// claim's volume.
+type stepError struct {
+	step, name string
+	err        error
+}
+
+func stepFailed(step, name string, err error) error { return &stepError{step, name, err} }
+
+func (e *stepError) Error() string {
+	return fmt.Sprintf("MountVolume.%s failed for volume %q : %v", e.step, e.name, e.err)
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
+// errWaiting marks a volume that is waiting for something outside the node (its
+// attachment): upstream waits for that without an event.
+var errWaiting = errors.New("waiting for the volume to be attached")
+
+// IsWaiting reports whether SetUp failed only because a volume is not attached yet.
+func IsWaiting(err error) bool { return errors.Is(err, errWaiting) }
 
 func (m *Manager) nodeLabels() (map[string]string, error) {
 	if m.cfg.Node == nil {

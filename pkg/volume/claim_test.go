@@ -29,8 +29,8 @@ func boundPV(name string, claim *v1.PersistentVolumeClaim, src v1.PersistentVolu
 	return &v1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: src,
-			Capacity:  v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")},
-			ClaimRef:  &v1.ObjectReference{Namespace: claim.Namespace, Name: claim.Name, UID: claim.UID},
+			Capacity:   v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")},
+			ClaimRef:   &v1.ObjectReference{Namespace: claim.Namespace, Name: claim.Name, UID: claim.UID},
 			VolumeMode: ptr.To(v1.PersistentVolumeFilesystem)},
 	}
 }
@@ -173,7 +173,7 @@ func TestHostPathClaim(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "id"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.TearDown("uid-1"); err != nil {
+	if err := m.TearDown(context.Background(), "uid-1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "id")); err != nil {
@@ -223,7 +223,7 @@ func TestLocalClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.TearDown(pod.UID) })
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
 	dir := mounts["data"].HostPath
 	if want := filepath.Join(m.PodDir(pod.UID), "volumes", pluginLocal, "pv1"); dir != want {
 		t.Fatalf("path = %s, want %s", dir, want)
@@ -238,7 +238,7 @@ func TestLocalClaim(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Gid != 4321 || fi.Mode().Perm() != 0o660 {
 		t.Errorf("file gid %d mode %v, want fsGroup 4321 and 0660", st.Gid, fi.Mode().Perm())
 	}
-	if err := m.TearDown(pod.UID); err != nil {
+	if err := m.TearDown(context.Background(), pod.UID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -255,7 +255,7 @@ func TestLocalClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.TearDown(pod.UID) })
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
 	err = os.WriteFile(filepath.Join(mounts["data"].HostPath, "g"), nil, 0o600)
 	if err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("write into a read-only claim: %v", err)

@@ -28,7 +28,7 @@ func TestImageVolume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(m.PodDir(pod.UID), "volumes")); !os.IsNotExist(err) {
 		t.Errorf("an image volume made folders on the host: %v", err)
 	}
-	if err := m.TearDown(pod.UID); err != nil {
+	if err := m.TearDown(context.Background(), pod.UID); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/minikubelet/minikubelet/pkg/volume/csi"
 )
 
 // Config is what the manager needs; New rejects missing fields.
@@ -35,6 +37,9 @@ type Config struct {
 	// Node is this node, whose labels a persistent volume's node affinity must match;
 	// nil matches only PVs without affinity.
 	Node func() (*v1.Node, error)
+	// CSI publishes CSI volumes through the registered drivers; nil: CSI volumes are
+	// refused.
+	CSI *csi.Registry
 }
 
 // Mount is a volume ready on the host.
@@ -54,6 +59,8 @@ type Manager struct {
 
 	mu   sync.Mutex
 	pods map[types.UID]*podVolumes
+	// retry are pods whose tear-down failed.
+	retry map[types.UID]bool
 }
 
 type podVolumes struct {
@@ -77,7 +84,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Manager{cfg: cfg, tokens: newTokenCache(cfg.Client, cfg.Clock), pods: map[types.UID]*podVolumes{}}, nil
+	return &Manager{cfg: cfg, tokens: newTokenCache(cfg.Client, cfg.Clock), pods: map[types.UID]*podVolumes{}, retry: map[types.UID]bool{}}, nil
 }
 
 // PodDir is the pod's folder under the root dir.
@@ -136,7 +143,7 @@ func (m *Manager) setUpAll(ctx context.Context, pod *v1.Pod, podIPs []string) (m
 				failed, reasons = append(failed, vol.Name), append(reasons, err.Error())
 				continue
 			}
-			mnt, err := m.setUpClaimed(pod, c)
+			mnt, err := m.setUpClaimed(ctx, pod, c)
 			if err != nil {
 				return nil, err
 			}
@@ -144,8 +151,12 @@ func (m *Manager) setUpAll(ctx context.Context, pod *v1.Pod, podIPs []string) (m
 			continue
 		}
 		mnt, err := m.setUpOne(ctx, pod, podIPs, vol)
+		var worded *stepError
+		if err != nil && !errors.As(err, &worded) && !IsWaiting(err) {
+			err = stepFailed("SetUp", vol.Name, err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q : %w", vol.Name, err)
+			return nil, err
 		}
 		mounts[vol.Name] = mnt
 	}
@@ -173,8 +184,9 @@ func copyMounts(in map[string]Mount) map[string]Mount {
 }
 
 // TearDown unmounts and removes every volume of the pod (also of pods known only from
-// folders left by an earlier run). Host paths are never touched.
-func (m *Manager) TearDown(uid types.UID) error {
+// folders left by an earlier run): CSI volumes through their drivers first. Host paths are
+// never touched. A tear-down that fails is retried by Run until it succeeds.
+func (m *Manager) TearDown(ctx context.Context, uid types.UID) error {
 	m.mu.Lock()
 	pv := m.pods[uid]
 	delete(m.pods, uid)
@@ -185,11 +197,47 @@ func (m *Manager) TearDown(uid types.UID) error {
 		pv.gone = true
 	}
 	m.tokens.forget(uid)
+	err := m.tearDownDir(ctx, uid)
+	m.mu.Lock()
+	if err != nil {
+		m.retry[uid] = true
+	} else {
+		delete(m.retry, uid)
+	}
+	m.mu.Unlock()
+	return err
+}
+
+func (m *Manager) tearDownDir(ctx context.Context, uid types.UID) error {
 	dir := filepath.Join(m.PodDir(uid), "volumes")
+	if m.cfg.CSI != nil {
+		// Unmounting a CSI target under the driver would leave it staged and
+		// attached: the driver unpublishes, and an error waits for the next try.
+		if err := m.cfg.CSI.UnpublishPod(ctx, dir); err != nil {
+			return err
+		}
+	}
 	if err := unmountAll(dir); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// retryTearDowns tries the failed tear-downs again.
+func (m *Manager) retryTearDowns(ctx context.Context) {
+	m.mu.Lock()
+	uids := make([]types.UID, 0, len(m.retry))
+	for uid := range m.retry {
+		uids = append(uids, uid)
+	}
+	m.mu.Unlock()
+	for _, uid := range uids {
+		if err := m.TearDown(ctx, uid); err != nil {
+			klog.FromContext(ctx).Info("Tearing down volumes failed again", "podUID", uid, "err", err)
+		} else {
+			_ = os.RemoveAll(m.PodDir(uid))
+		}
+	}
 }
 
 // Run refreshes content volumes every RefreshPeriod until ctx ends.
@@ -202,6 +250,7 @@ func (m *Manager) Run(ctx context.Context) {
 			return
 		case <-t.C():
 			m.RefreshAll(ctx)
+			m.retryTearDowns(ctx)
 		}
 	}
 }

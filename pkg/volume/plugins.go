@@ -14,6 +14,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/pkg/fieldpath"
 	"github.com/minikubelet/minikubelet/pkg/nodeauth"
+	"github.com/minikubelet/minikubelet/pkg/volume/csi"
 )
 
 // Upstream's plugin folder names.
@@ -62,6 +63,17 @@ func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vo
 		return writeContent(m.volumeDir(pod, pluginProjected, vol.Name), files, err, true, gid)
 	case src.Image != nil:
 		return imageVolume(), nil
+	case src.CSI != nil:
+		c := src.CSI
+		vol := csi.Volume{Driver: c.Driver, Handle: csi.InlineHandle(string(pod.UID), vol.Name), SpecName: vol.Name,
+			Attributes: c.VolumeAttributes, ReadOnly: c.ReadOnly != nil && *c.ReadOnly, Ephemeral: true}
+		if c.FSType != nil {
+			vol.FSType = *c.FSType
+		}
+		if c.NodePublishSecretRef != nil {
+			vol.PublishSecret = &v1.SecretReference{Name: c.NodePublishSecretRef.Name, Namespace: pod.Namespace}
+		}
+		return m.setUpCSI(ctx, pod, vol)
 	}
 	return Mount{}, fmt.Errorf("volume type %s is not supported by minikubelet", sourceKey(src))
 }

@@ -208,7 +208,7 @@ func TestContentVolumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.TearDown(pod.UID) })
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
 	all := mounts["all"]
 	if !all.ReadOnly || !strings.HasSuffix(all.HostPath, "pods/uid-1/volumes/kubernetes.io~configmap/all") {
 		t.Fatalf("all = %+v", all)
@@ -243,7 +243,7 @@ func TestContentVolumes(t *testing.T) {
 	if got := read(t, filepath.Join(mounts["dapi"].HostPath, "labels")); !strings.Contains(got, `b="3"`) {
 		t.Errorf("after refresh labels = %q", got)
 	}
-	if err := m.TearDown(pod.UID); err != nil {
+	if err := m.TearDown(context.Background(), pod.UID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(all.HostPath); !os.IsNotExist(err) {
@@ -264,7 +264,7 @@ func TestSetUpErrors(t *testing.T) {
 		{v1.Volume{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "nope"}}},
 			`MountVolume.SetUp failed for volume "sec" : secret "nope" not found`},
 		{v1.Volume{Name: "csi", VolumeSource: v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "x"}}},
-			`MountVolume.SetUp failed for volume "csi" : volume type csi is not supported by minikubelet`},
+			`MountVolume.SetUp failed for volume "csi" : CSI volumes are not supported on this node`},
 		{v1.Volume{Name: "trav", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Items: []v1.KeyToPath{{Key: "k", Path: "../../etc/x"}}}}},
 			`invalid file path "../../etc/x"`},
 	} {
@@ -298,7 +298,7 @@ func TestServiceAccountTokenRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.TearDown(pod.UID) })
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
 	tokenFile := filepath.Join(mounts["kube-api-access"].HostPath, "token")
 	if got := read(t, tokenFile); got != "token-1" {
 		t.Fatalf("token = %q", got)
@@ -344,7 +344,7 @@ func TestRefreshReadsEachObjectOncePerRound(t *testing.T) {
 		if _, err := m.SetUp(context.Background(), p, nil); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = m.TearDown(p.UID) })
+		t.Cleanup(func() { _ = m.TearDown(context.Background(), p.UID) })
 		pods = append(pods, p)
 	}
 	if c, s := gets("configmaps"), gets("secrets"); c != 3 || s != 3 {

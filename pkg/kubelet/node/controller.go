@@ -71,6 +71,9 @@ type Config struct {
 	PressureFunc func() Pressure
 	// Handlers are reported in status.runtimeHandlers (nil: none reported).
 	Handlers RuntimeHandlers
+	// VolumesInUse lists the attachable volumes mounted on the node, for
+	// status.volumesInUse (nil: the API's value is kept).
+	VolumesInUse func() []v1.UniqueVolumeName
 
 	UpdateFrequency      time.Duration // compute status (default 10s)
 	ReportFrequency      time.Duration // post even if unchanged (default 5m)
@@ -296,6 +299,9 @@ func (c *Controller) inputs() StatusInputs {
 		KubeletPort:    c.cfg.KubeletPort,
 		RuntimeErrors:  c.currentRuntimeErrors(),
 		Pressure:       c.cfg.PressureFunc(),
+	}
+	if f := c.cfg.VolumesInUse; f != nil {
+		in.VolumesInUse, in.VolumesInUseKnown = f(), true
 	}
 	if h := c.cfg.Handlers; h != nil && h.Known() {
 		in.RuntimeHandlers, in.RuntimeHandlersKnown = h.Handlers(), true

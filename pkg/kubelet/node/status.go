@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -27,6 +28,10 @@ type StatusInputs struct {
 	// Status listed them; until then the node keeps what it had).
 	RuntimeHandlers      []cri.RuntimeHandler
 	RuntimeHandlersKnown bool
+	// VolumesInUse is status.volumesInUse (VolumesInUseKnown: the kubelet reports it;
+	// otherwise the API's value is kept).
+	VolumesInUse      []v1.UniqueVolumeName
+	VolumesInUseKnown bool
 	// RuntimeFeatures are the runtime's features from the same Status (nil: it reports
 	// none, as containerd 1.6; the node keeps what it had, as upstream's setter).
 	RuntimeFeatures *cri.RuntimeFeatures
@@ -120,9 +125,10 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 			OperatingSystem:         in.Machine.OperatingSystem,
 			Architecture:            in.Machine.Architecture,
 		},
-		// Images, VolumesInUse, VolumesAttached and Config are left to the API's values.
+		// Images, VolumesAttached (the attach/detach controller's) and Config are left
+		// to the API's values.
 		Images:          old.Images,
-		VolumesInUse:    old.VolumesInUse,
+		VolumesInUse:    volumesInUse(in, old),
 		VolumesAttached: old.VolumesAttached,
 		// declaredFeatures are not reported.
 		Features:        features,
@@ -195,5 +201,19 @@ func conditionEvents(old, new []v1.NodeCondition) []string {
 			}
 		}
 	}
+	return out
+}
+
+// volumesInUse is upstream's VolumesInUse setter: the mounted attachable volumes, sorted;
+// none is an empty list, not the API's old one.
+func volumesInUse(in StatusInputs, old v1.NodeStatus) []v1.UniqueVolumeName {
+	if !in.VolumesInUseKnown {
+		return old.VolumesInUse
+	}
+	if len(in.VolumesInUse) == 0 {
+		return nil
+	}
+	out := slices.Clone(in.VolumesInUse)
+	slices.Sort(out)
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 	"github.com/minikubelet/minikubelet/pkg/probe"
+	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
 // minGracePeriod is the shortest kill window the upstream kubelet gives a container.
@@ -134,7 +135,9 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		// Volumes first, as upstream: no sandbox until every volume is ready.
 		if _, err := w.cfg.Volumes.SetUp(ctx, pod, nil); err != nil {
 			logger.V(2).Info("Volumes not ready", "pod", klog.KObj(pod), "err", err)
-			w.event(pod, nil, v1.EventTypeWarning, "FailedMount", "%v", err)
+			if !volume.IsWaiting(err) { // as upstream, no event while waiting for an attachment
+				w.event(pod, nil, v1.EventTypeWarning, "FailedMount", "%v", err)
+			}
 			return w.stillCreating(wk, pod, p.state, p.deadline), false
 		}
 	}
@@ -257,7 +260,7 @@ func (w *Workers) forget(ctx context.Context, pod *v1.Pod, state *cri.PodState) 
 	w.crashBack.Reset(string(pod.UID))
 	w.cfg.Userns.Release(ctx, pod.UID)
 	// Unmount before removing: RemoveAll must never walk into a live mount.
-	if err := w.cfg.Volumes.TearDown(pod.UID); err != nil {
+	if err := w.cfg.Volumes.TearDown(ctx, pod.UID); err != nil {
 		klog.FromContext(ctx).Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
 	} else {
 		_ = os.RemoveAll(w.podDir(pod))
