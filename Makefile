@@ -32,6 +32,7 @@ deps:
 	@# Debian's containerd package may start a system instance; the test bed runs its own.
 	@hack/build-tools.sh >/dev/null
 	@hack/build-metrics-server.sh >/dev/null
+	@hack/build-csi-attacher.sh >/dev/null
 	@hack/build-containerd2.sh >/dev/null
 
 tools: deps
