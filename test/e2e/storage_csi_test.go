@@ -59,6 +59,13 @@ func startCSI(ctx context.Context, t *testing.T, k *testbed.Kubelet) *testbed.CS
 		return false, fmt.Sprintf("%+v", cn.Spec.Drivers)
 	})
 	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return n.Labels[testbed.CSITopologyKey] == k.NodeName })
+	var reg []string
+	for _, l := range strings.Split(d.Tail(200), "\n") {
+		if i := strings.Index(l, "registration: "); i >= 0 {
+			reg = append(reg, l[i:])
+		}
+	}
+	t.Logf("the driver's registration with %s:\n%s\ncalls so far: %s", k.NodeName, strings.Join(reg, "\n"), strings.Join(trimmed(d.Calls()), "\n"))
 	return d
 }
 
