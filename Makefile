@@ -33,6 +33,7 @@ deps:
 	@hack/build-tools.sh >/dev/null
 	@hack/build-metrics-server.sh >/dev/null
 	@hack/build-local-path-provisioner.sh >/dev/null
+	@hack/build-csi-attacher.sh >/dev/null
 	@hack/build-containerd2.sh >/dev/null
 
 tools: deps
