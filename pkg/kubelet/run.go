@@ -70,6 +70,7 @@ type parts struct {
 	mirrors            *source.Mirrors
 	stats              *stats.Provider
 	csi                *csi.Registry
+	volumes            *volume.Manager
 	// runners run until the context ends; a critical one that fails stops the kubelet.
 	runners []runner
 	// closers release what the build steps opened, last first.
@@ -284,10 +285,12 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	nodeStatus := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now())
 	allocatable := nodeStatus.Allocatable
 	thisNode := p.admissionNode(nodeStatus)
-	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi})
+	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi,
+		StatsPeriod: k.VolumeStatsAggPeriod.Duration})
 	if err != nil {
 		return err
 	}
+	p.volumes = volumes
 	usernsMgr, err := p.usernsManager(ctx)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ func (p *parts) measurement(context.Context) error {
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, VolumeStatsAggPeriod: k.VolumeStatsAggPeriod.Duration,
 		CgroupDriver: k.CgroupDriver, CgroupRoot: k.CgroupRoot, CgroupsPerQOS: k.CgroupsPerQOS == nil || *k.CgroupsPerQOS,
 		KubeletCgroups: k.KubeletCgroups, RuntimeEndpoint: k.ContainerRuntimeEndpoint, RuntimeName: p.runtimeName,
+		Persistent: p.volumes.PersistentStats,
 	})
 	return err
 }

@@ -158,7 +158,7 @@ func (m *Manager) setUpClaimed(ctx context.Context, pod *v1.Pod, c claimed) (Mou
 				return Mount{}, fail("SetUp", err)
 			}
 		}
-		return Mount{HostPath: dir, ReadOnly: readOnly}, nil
+		return Mount{HostPath: dir, ReadOnly: readOnly, stats: statsSource{statfs: true}}, nil
 	case src.CSI != nil:
 		c := src.CSI
 		return m.setUpCSI(ctx, pod, csi.Volume{Driver: c.Driver, Handle: c.VolumeHandle, SpecName: pv.Name,
@@ -190,7 +190,7 @@ func (m *Manager) setUpCSI(ctx context.Context, pod *v1.Pod, vol csi.Volume) (Mo
 			return Mount{}, stepFailed("SetUp", vol.SpecName, fmt.Errorf("applying fsGroup: %w", err))
 		}
 	}
-	return Mount{HostPath: target, ReadOnly: vol.ReadOnly}, nil
+	return Mount{HostPath: target, ReadOnly: vol.ReadOnly, stats: statsSource{driver: vol.Driver, handle: vol.Handle}}, nil
 }
 
 // stepError is a volume's set-up failure worded as upstream's operation generator words

@@ -37,6 +37,9 @@ type Config struct {
 	// Node is this node, whose labels a persistent volume's node affinity must match;
 	// nil matches only PVs without affinity.
 	Node func() (*v1.Node, error)
+	// StatsPeriod is how long a persistent volume's measured usage is reused (default 1m,
+	// upstream's volumeStatsAggPeriod).
+	StatsPeriod time.Duration
 	// CSI publishes CSI volumes through the registered drivers; nil: CSI volumes are
 	// refused.
 	CSI *csi.Registry
@@ -50,6 +53,8 @@ type Mount struct {
 	// Image: an image volume, which the runtime mounts from the image itself (no
 	// HostPath); its pull is the pod worker's.
 	Image bool
+	// stats is how a persistent volume's usage is measured.
+	stats statsSource
 }
 
 // Manager owns the pods' volume folders.
@@ -61,6 +66,9 @@ type Manager struct {
 	pods map[types.UID]*podVolumes
 	// retry are pods whose tear-down failed.
 	retry map[types.UID]bool
+
+	statsMu    sync.Mutex
+	statsCache map[string]measured // by "<pod uid>/<volume>"
 }
 
 type podVolumes struct {
@@ -84,7 +92,11 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Manager{cfg: cfg, tokens: newTokenCache(cfg.Client, cfg.Clock), pods: map[types.UID]*podVolumes{}, retry: map[types.UID]bool{}}, nil
+	if cfg.StatsPeriod == 0 {
+		cfg.StatsPeriod = time.Minute
+	}
+	return &Manager{cfg: cfg, tokens: newTokenCache(cfg.Client, cfg.Clock), pods: map[types.UID]*podVolumes{}, retry: map[types.UID]bool{},
+		statsCache: map[string]measured{}}, nil
 }
 
 // PodDir is the pod's folder under the root dir.
@@ -197,6 +209,7 @@ func (m *Manager) TearDown(ctx context.Context, uid types.UID) error {
 		pv.gone = true
 	}
 	m.tokens.forget(uid)
+	m.forgetStats(uid)
 	err := m.tearDownDir(ctx, uid)
 	m.mu.Lock()
 	if err != nil {

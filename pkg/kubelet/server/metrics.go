@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"time"
@@ -27,6 +28,9 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(&runtimeCollector{rt: s.cfg.Runtime})
 	if src := s.cfg.ServingCertificate; src != nil {
 		reg.MustRegister(servingCertTTL(src))
+	}
+	if s.cfg.Stats != nil {
+		reg.MustRegister(volumeStatsCollector{s.cfg.Stats})
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
@@ -79,5 +83,41 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(runningPodsDesc, prometheus.GaugeValue, float64(pods))
 	for state, n := range containers {
 		ch <- prometheus.MustNewConstMetric(runningContainersDesc, prometheus.GaugeValue, float64(n), string(state))
+	}
+}
+
+// Upstream's kubelet_volume_stats_* (names, labels and help as upstream's, ALPHA).
+var volumeStatsDescs = [6]*prometheus.Desc{
+	volumeStatsDesc("capacity_bytes", "Capacity in bytes of the volume"),
+	volumeStatsDesc("available_bytes", "Number of available bytes in the volume"),
+	volumeStatsDesc("used_bytes", "Number of used bytes in the volume"),
+	volumeStatsDesc("inodes", "Maximum number of inodes in the volume"),
+	volumeStatsDesc("inodes_free", "Number of free inodes in the volume"),
+	volumeStatsDesc("inodes_used", "Number of used inodes in the volume"),
+}
+
+func volumeStatsDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("kubelet_volume_stats_"+name, "[ALPHA] "+help, []string{"namespace", "persistentvolumeclaim"}, nil)
+}
+
+// volumeStatsCollector reports each claim's volume as its plugin measures it (cached by
+// the volume manager for volumeStatsAggPeriod).
+type volumeStatsCollector struct{ stats Stats }
+
+func (c volumeStatsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range volumeStatsDescs {
+		ch <- d
+	}
+}
+
+func (c volumeStatsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, v := range c.stats.ClaimVolumeStats(ctx) {
+		for i, val := range []*uint64{v.CapacityBytes, v.AvailableBytes, v.UsedBytes, v.Inodes, v.InodesFree, v.InodesUsed} {
+			if val != nil {
+				ch <- prometheus.MustNewConstMetric(volumeStatsDescs[i], prometheus.GaugeValue, float64(*val), v.PVCRef.Namespace, v.PVCRef.Name)
+			}
+		}
 	}
 }

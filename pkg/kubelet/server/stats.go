@@ -15,6 +15,9 @@ type Stats interface {
 	// ResourceMetrics serves /metrics/resource, CadvisorMetrics /metrics/cadvisor.
 	ResourceMetrics() http.Handler
 	CadvisorMetrics() http.Handler
+	// ClaimVolumeStats are the claims' measured volumes, each claim once
+	// (kubelet_volume_stats_* in /metrics).
+	ClaimVolumeStats(ctx context.Context) []statsapi.VolumeStats
 }
 
 // statsRoutes serves /stats/summary (GET and POST, as upstream), /metrics/resource and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,6 +28,39 @@ func (f *fakeStats) Summary(_ context.Context, only bool) (*statsapi.Summary, er
 		return nil, f.err
 	}
 	return &statsapi.Summary{Node: statsapi.NodeStats{NodeName: "n1"}, Pods: []statsapi.PodStats{}}, nil
+}
+
+func (f *fakeStats) ClaimVolumeStats(context.Context) []statsapi.VolumeStats {
+	n := func(v uint64) *uint64 { return &v }
+	return []statsapi.VolumeStats{{Name: "data", PVCRef: &statsapi.PVCReference{Name: "c", Namespace: "ns"},
+		FsStats: statsapi.FsStats{CapacityBytes: n(100), AvailableBytes: n(60), UsedBytes: n(40), Inodes: n(10), InodesFree: n(7), InodesUsed: n(3)}}}
+}
+
+// TestVolumeStatsMetrics: a claim's volume is reported in upstream's series and help.
+func TestVolumeStatsMetrics(t *testing.T) {
+	want := `
+# HELP kubelet_volume_stats_available_bytes [ALPHA] Number of available bytes in the volume
+# TYPE kubelet_volume_stats_available_bytes gauge
+kubelet_volume_stats_available_bytes{namespace="ns",persistentvolumeclaim="c"} 60
+# HELP kubelet_volume_stats_capacity_bytes [ALPHA] Capacity in bytes of the volume
+# TYPE kubelet_volume_stats_capacity_bytes gauge
+kubelet_volume_stats_capacity_bytes{namespace="ns",persistentvolumeclaim="c"} 100
+# HELP kubelet_volume_stats_inodes [ALPHA] Maximum number of inodes in the volume
+# TYPE kubelet_volume_stats_inodes gauge
+kubelet_volume_stats_inodes{namespace="ns",persistentvolumeclaim="c"} 10
+# HELP kubelet_volume_stats_inodes_free [ALPHA] Number of free inodes in the volume
+# TYPE kubelet_volume_stats_inodes_free gauge
+kubelet_volume_stats_inodes_free{namespace="ns",persistentvolumeclaim="c"} 7
+# HELP kubelet_volume_stats_inodes_used [ALPHA] Number of used inodes in the volume
+# TYPE kubelet_volume_stats_inodes_used gauge
+kubelet_volume_stats_inodes_used{namespace="ns",persistentvolumeclaim="c"} 3
+# HELP kubelet_volume_stats_used_bytes [ALPHA] Number of used bytes in the volume
+# TYPE kubelet_volume_stats_used_bytes gauge
+kubelet_volume_stats_used_bytes{namespace="ns",persistentvolumeclaim="c"} 40
+`
+	if err := testutil.CollectAndCompare(volumeStatsCollector{&fakeStats{}}, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fakeStats) ResourceMetrics() http.Handler {

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"sync"
 	"time"
 
@@ -63,6 +64,9 @@ type Config struct {
 	// RuntimeName is the runtime's name from CRI Version ("containerd", "cri-o"): it
 	// names the cgroups the runtime makes for containers.
 	RuntimeName string
+	// Persistent measures a pod's persistent volume (a claim's or a CSI volume) as its
+	// plugin does; nil: none is reported.
+	Persistent func(ctx context.Context, uid types.UID, volume string) (*statsapi.FsStats, bool)
 	// ProcRoot and CgroupFS are /proc and /sys/fs/cgroup ("" for those; tests set them).
 	ProcRoot, CgroupFS string
 }

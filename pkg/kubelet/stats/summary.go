@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/component-helpers/storage/ephemeral"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -46,7 +47,7 @@ func (p *Provider) summary(ctx context.Context, full bool) (*statsapi.Summary, *
 		return a.ns < b.ns || a.ns == b.ns && a.name < b.name
 	})
 	for _, pr := range r.pods {
-		sum.Pods = append(sum.Pods, p.podStats(pr, r.now, full, rootFs, mounts))
+		sum.Pods = append(sum.Pods, p.podStats(ctx, pr, r.now, full, rootFs, mounts))
 	}
 	if full {
 		p.du.sweep()
@@ -55,7 +56,7 @@ func (p *Provider) summary(ctx context.Context, full bool) (*statsapi.Summary, *
 	return sum, r, nil
 }
 
-func (p *Provider) podStats(pr *podRound, now time.Time, full bool, rootFs *fsInfo, mounts map[string]*fsInfo) statsapi.PodStats {
+func (p *Provider) podStats(ctx context.Context, pr *podRound, now time.Time, full bool, rootFs *fsInfo, mounts map[string]*fsInfo) statsapi.PodStats {
 	ps := statsapi.PodStats{PodRef: statsapi.PodReference{Name: pr.name, Namespace: pr.ns, UID: string(pr.uid)},
 		StartTime: metav1.NewTime(pr.start), Containers: []statsapi.ContainerStats{}}
 	for _, c := range pr.containers {
@@ -84,7 +85,7 @@ func (p *Provider) podStats(pr *podRound, now time.Time, full bool, rootFs *fsIn
 	if n := lx.GetProcess().GetProcessCount(); n != nil {
 		ps.ProcessStats = &statsapi.ProcessStats{ProcessCount: &n.Value}
 	}
-	ps.VolumeStats = p.volumeStats(pr, now)
+	ps.VolumeStats = p.volumeStats(ctx, pr, now)
 	ps.EphemeralStorage = p.ephemeralStorage(&ps, pr, now, rootFs)
 	return ps
 }
@@ -154,13 +155,24 @@ func volumePlugin(v v1.Volume) string {
 }
 
 // volumeStats measures the pod's emptyDir, configMap, secret, projected and downward
-// API volumes where they are mounted (usage cached for volumeStatsAggPeriod).
-func (p *Provider) volumeStats(pr *podRound, now time.Time) []statsapi.VolumeStats {
+// API volumes where they are mounted (usage cached for volumeStatsAggPeriod), then, as
+// upstream lists them after the ephemeral ones, its persistent volumes (claims, with
+// their claim named, and CSI volumes) as their plugins report them.
+func (p *Provider) volumeStats(ctx context.Context, pr *podRound, now time.Time) []statsapi.VolumeStats {
 	if pr.pod == nil {
 		return nil
 	}
-	var out []statsapi.VolumeStats
+	var out, persistent []statsapi.VolumeStats
 	for _, v := range pr.pod.Spec.Volumes {
+		if claim, ok := persistentVolume(pr.pod, &v); ok {
+			if p.cfg.Persistent == nil {
+				continue
+			}
+			if fs, ok := p.cfg.Persistent(ctx, pr.uid, v.Name); ok {
+				persistent = append(persistent, statsapi.VolumeStats{Name: v.Name, FsStats: *fs, PVCRef: claim})
+			}
+			continue
+		}
 		plugin := volumePlugin(v)
 		if plugin == "" {
 			continue
@@ -168,6 +180,58 @@ func (p *Provider) volumeStats(pr *podRound, now time.Time) []statsapi.VolumeSta
 		dir := filepath.Join(p.cfg.RootDir, "pods", string(pr.uid), "volumes", plugin, v.Name)
 		if fs, ok := p.du.get(dir, now); ok {
 			out = append(out, statsapi.VolumeStats{Name: v.Name, FsStats: fs})
+		}
+	}
+	return append(out, persistent...)
+}
+
+// persistentVolume reports whether v is measured by its plugin rather than on the node
+// filesystem, and names its claim (nil for an inline CSI volume).
+func persistentVolume(pod *v1.Pod, v *v1.Volume) (*statsapi.PVCReference, bool) {
+	switch {
+	case v.PersistentVolumeClaim != nil:
+		return &statsapi.PVCReference{Name: v.PersistentVolumeClaim.ClaimName, Namespace: pod.Namespace}, true
+	case v.Ephemeral != nil:
+		return &statsapi.PVCReference{Name: ephemeral.VolumeClaimName(pod, v), Namespace: pod.Namespace}, true
+	case v.CSI != nil:
+		return nil, true
+	}
+	return nil, false
+}
+
+// isPersistent: the pod's volume of that name is a persistent one (not ephemeral storage).
+func isPersistent(pod *v1.Pod, name string) bool {
+	if pod == nil {
+		return false
+	}
+	for i := range pod.Spec.Volumes {
+		if v := &pod.Spec.Volumes[i]; v.Name == name {
+			_, ok := persistentVolume(pod, v)
+			return ok
+		}
+	}
+	return false
+}
+
+// ClaimVolumeStats are the measured volumes of the node's pods that belong to claims, each
+// claim once: what upstream's kubelet_volume_stats_* report.
+func (p *Provider) ClaimVolumeStats(ctx context.Context) []statsapi.VolumeStats {
+	if p.cfg.Persistent == nil {
+		return nil
+	}
+	seen := map[statsapi.PVCReference]bool{}
+	var out []statsapi.VolumeStats
+	for _, pod := range p.cfg.Pods() {
+		for i := range pod.Spec.Volumes {
+			v := &pod.Spec.Volumes[i]
+			claim, ok := persistentVolume(pod, v)
+			if !ok || claim == nil || seen[*claim] {
+				continue
+			}
+			if fs, ok := p.cfg.Persistent(ctx, pod.UID, v.Name); ok {
+				seen[*claim] = true
+				out = append(out, statsapi.VolumeStats{Name: v.Name, FsStats: *fs, PVCRef: claim})
+			}
 		}
 	}
 	return out
@@ -194,7 +258,9 @@ func (p *Provider) ephemeralStorage(ps *statsapi.PodStats, pr *podRound, now tim
 		}
 	}
 	for _, v := range ps.VolumeStats {
-		add(v.UsedBytes, v.InodesUsed)
+		if !isPersistent(pr.pod, v.Name) {
+			add(v.UsedBytes, v.InodesUsed)
+		}
 	}
 	if used, inodes, ok := filesUsage(p.podLogDir(pr), now); ok {
 		add(&used, &inodes)

@@ -428,3 +428,33 @@ func (r *Registry) InUse() []v1.UniqueVolumeName {
 	}
 	return out
 }
+
+// VolumeStats asks the driver for a published volume's usage (NodeGetVolumeStats);
+// ok is false when the driver does not report it.
+func (r *Registry) VolumeStats(ctx context.Context, driver, handle, target string) (u Usage, ok bool, err error) {
+	d, err := r.Driver(driver)
+	if err != nil || !d.has(csipb.NodeServiceCapability_RPC_GET_VOLUME_STATS) {
+		return Usage{}, false, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := d.node.NodeGetVolumeStats(cctx, &csipb.NodeGetVolumeStatsRequest{VolumeId: handle, VolumePath: target})
+	if err != nil {
+		return Usage{}, false, err
+	}
+	for _, e := range resp.Usage {
+		switch e.Unit {
+		case csipb.VolumeUsage_BYTES:
+			u.Bytes = Counts{Total: e.Total, Available: e.Available, Used: e.Used}
+		case csipb.VolumeUsage_INODES:
+			u.Inodes = Counts{Total: e.Total, Available: e.Available, Used: e.Used}
+		}
+	}
+	return u, true, nil
+}
+
+// Usage is a volume's bytes and inodes as the driver counts them.
+type Usage struct{ Bytes, Inodes Counts }
+
+// Counts are one unit's total, available and used.
+type Counts struct{ Total, Available, Used int64 }

@@ -96,20 +96,46 @@ func (r *Registry) Run(ctx context.Context) {
 		return
 	}
 	go r.ensureCSINode(ctx)
+	// failed are sockets whose registration failed (a plugin binds its socket before it
+	// listens): retried while they exist, as upstream's reconciler does, backing off
+	// from a second to two minutes.
+	type retryAt struct {
+		at    time.Time
+		delay time.Duration
+	}
+	failed := map[string]retryAt{}
+	try := func(path string) {
+		if r.found(ctx, path) {
+			delete(failed, path)
+			return
+		}
+		d := min(2*failed[path].delay, 2*time.Minute)
+		d = max(d, time.Second)
+		failed[path] = retryAt{time.Now().Add(d), d}
+	}
 	entries, _ := os.ReadDir(r.Dir())
 	for _, e := range entries {
-		r.found(ctx, filepath.Join(r.Dir(), e.Name()))
+		try(filepath.Join(r.Dir(), e.Name()))
 	}
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			r.closeAll()
 			return
+		case <-retry.C:
+			for path, f := range failed {
+				if time.Now().After(f.at) {
+					try(path)
+				}
+			}
 		case ev := <-w.Events:
 			switch {
 			case ev.Has(fsnotify.Create):
-				r.found(ctx, ev.Name)
+				try(ev.Name)
 			case ev.Has(fsnotify.Remove), ev.Has(fsnotify.Rename):
+				delete(failed, ev.Name)
 				r.gone(ctx, ev.Name)
 			}
 		case err := <-w.Errors:
@@ -119,18 +145,20 @@ func (r *Registry) Run(ctx context.Context) {
 }
 
 // found registers the plugin behind a new socket (hidden files and non-sockets are not
-// plugins, as upstream's watcher).
-func (r *Registry) found(ctx context.Context, path string) {
+// plugins, as upstream's watcher); false: the registration failed and may be retried.
+func (r *Registry) found(ctx context.Context, path string) bool {
 	if strings.HasPrefix(filepath.Base(path), ".") {
-		return
+		return true
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 {
-		return
+		return true
 	}
 	if err := r.register(ctx, path); err != nil {
 		klog.FromContext(ctx).Error(err, "Registering plugin failed", "socket", path)
+		return false
 	}
+	return true
 }
 
 // register asks the plugin who it is, connects to its CSI endpoint, records it, and tells
