@@ -83,6 +83,11 @@ func TargetPath(podVolumesDir, specName string) string {
 // fsGroup says whether the kubelet is to give the pod's fsGroup to the files (the
 // CSIDriver's fsGroupPolicy, as upstream's supportsFSGroup).
 func (r *Registry) Publish(ctx context.Context, pod *v1.Pod, vol Volume, target string) (fsGroup bool, err error) {
+	if mounted, _ := mountinfo.Mounted(target); mounted {
+		// Published before a restart of the kubelet: as upstream reconstructs it, the
+		// volume is in place, whether or not its driver has registered again yet.
+		return false, nil
+	}
 	info, err := r.driverInfo(ctx, vol.Driver)
 	if err != nil {
 		return false, &StepError{"SetUp", err}
