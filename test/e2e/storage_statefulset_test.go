@@ -167,3 +167,55 @@ func waitReady(ctx context.Context, t *testing.T, name string, n int32) {
 		time.Sleep(300 * time.Millisecond)
 	}
 }
+
+// TestStorageGenericEphemeral: a pod with a generic ephemeral volume on the default class.
+// The ephemeral-volume controller makes the claim <pod>-<volume>, owned by the pod; the
+// pod runs on it and writes into the provisioned folder; deleting the pod deletes the
+// claim (garbage collection), the PV and the folder.
+func TestStorageGenericEphemeral(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	startLocalPath(ctx, t)
+	k := startKubelet(t, "storage-eph")
+	watchNode(ctx, t, k.NodeName, isReady)
+
+	pod := newPod("", "sh", "-c", "echo scratch > /scratch/f; sleep 3600")
+	pod.Spec.NodeSelector = map[string]string{v1.LabelHostname: k.NodeName}
+	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{
+		VolumeClaimTemplate: &v1.PersistentVolumeClaimTemplate{Spec: v1.PersistentVolumeClaimSpec{
+			AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			Resources:   v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("16Mi")}}}}}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	p := createPod(ctx, t, pod)
+	p = watchPod(ctx, t, p, "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+
+	claimName := p.Name + "-scratch"
+	c, err := bed.Client.CoreV1().PersistentVolumeClaims("default").Get(ctx, claimName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(c); ref == nil || ref.UID != p.UID {
+		t.Errorf("claim %s controller %+v, want the pod", c.Name, ref)
+	}
+	pv, err := bed.Client.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil || pv.Spec.HostPath == nil {
+		t.Fatalf("PV of %s: %v %v", c.Name, pv, err)
+	}
+	dir := pv.Spec.HostPath.Path
+	waitFile(ctx, t, filepath.Join(dir, "f"), "scratch")
+
+	if err := bed.Client.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, cerr := bed.Client.CoreV1().PersistentVolumeClaims("default").Get(ctx, claimName, metav1.GetOptions{})
+		_, perr := bed.Client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		_, serr := os.Stat(dir)
+		if apierrors.IsNotFound(cerr) && apierrors.IsNotFound(perr) && os.IsNotExist(serr) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("after the pod's deletion: claim %v, PV %v, folder %v; want all gone", cerr, perr, serr)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
