@@ -286,7 +286,7 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	allocatable := nodeStatus.Allocatable
 	thisNode := p.admissionNode(nodeStatus)
 	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi,
-		StatsPeriod: k.VolumeStatsAggPeriod.Duration})
+		StatsPeriod: k.VolumeStatsAggPeriod.Duration, Event: p.recorder.Event})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ const pvcProtectionFinalizer = "kubernetes.io/pvc-protection"
 type claimed struct {
 	pv       *v1.PersistentVolume
 	readOnly bool
+	claim    string
 }
 
 // claimSource is the claim a volume refers to: a persistentVolumeClaim volume's, or the
@@ -98,7 +99,7 @@ func (m *Manager) resolveClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume,
 	if device {
 		return claimed{}, fmt.Errorf("volume %s: raw block volumes (volumeDevices) are not supported by minikubelet", vol.Name)
 	}
-	return claimed{pv: pv, readOnly: src.ReadOnly}, nil
+	return claimed{pv: pv, readOnly: src.ReadOnly, claim: src.ClaimName}, nil
 }
 
 // usedAs reports whether any container (init, regular or ephemeral) mounts the volume or
@@ -160,10 +161,15 @@ func (m *Manager) setUpClaimed(ctx context.Context, pod *v1.Pod, c claimed) (Mou
 		}
 		return Mount{HostPath: dir, ReadOnly: readOnly, stats: statsSource{statfs: true}}, nil
 	case src.CSI != nil:
-		c := src.CSI
-		return m.setUpCSI(ctx, pod, csi.Volume{Driver: c.Driver, Handle: c.VolumeHandle, SpecName: pv.Name,
-			Attributes: c.VolumeAttributes, FSType: c.FSType, MountOptions: pv.Spec.MountOptions, AccessModes: pv.Spec.AccessModes,
-			ReadOnly: readOnly || c.ReadOnly, StageSecret: c.NodeStageSecretRef, PublishSecret: c.NodePublishSecretRef})
+		s := src.CSI
+		vol := csi.Volume{Driver: s.Driver, Handle: s.VolumeHandle, SpecName: pv.Name,
+			Attributes: s.VolumeAttributes, FSType: s.FSType, MountOptions: pv.Spec.MountOptions, AccessModes: pv.Spec.AccessModes,
+			ReadOnly: readOnly || s.ReadOnly, StageSecret: s.NodeStageSecretRef, PublishSecret: s.NodePublishSecretRef}
+		mnt, err := m.setUpCSI(ctx, pod, vol)
+		if err == nil && !readOnly { // as upstream, read-only claims are not expanded
+			mnt.expand = &expandable{claim: c.claim, namespace: pod.Namespace, vol: vol, target: mnt.HostPath}
+		}
+		return mnt, err
 	}
 	return Mount{}, fail("SetUp", fmt.Errorf("persistent volume type %s is not supported by minikubelet", pvSourceType(pv)))
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -37,6 +38,8 @@ type Config struct {
 	// Node is this node, whose labels a persistent volume's node affinity must match;
 	// nil matches only PVs without affinity.
 	Node func() (*v1.Node, error)
+	// Event records an event on an object (nil: none).
+	Event func(obj runtime.Object, eventType, reason, message string)
 	// StatsPeriod is how long a persistent volume's measured usage is reused (default 1m,
 	// upstream's volumeStatsAggPeriod).
 	StatsPeriod time.Duration
@@ -55,6 +58,8 @@ type Mount struct {
 	Image bool
 	// stats is how a persistent volume's usage is measured.
 	stats statsSource
+	// expand is set for a claim's CSI volume that can grow online.
+	expand *expandable
 }
 
 // Manager owns the pods' volume folders.
@@ -292,6 +297,13 @@ func (m *Manager) refresh(ctx context.Context, pv *podVolumes) {
 	if pv.gone || !ready {
 		return
 	}
+	if m.cfg.Client != nil && m.cfg.CSI != nil {
+		for _, mnt := range pv.mounts {
+			if mnt.expand != nil {
+				m.expandIfAsked(ctx, pod, mnt.expand)
+			}
+		}
+	}
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
 		if !isContent(vol) {
@@ -305,4 +317,10 @@ func (m *Manager) refresh(ctx context.Context, pv *podVolumes) {
 
 func isContent(vol *v1.Volume) bool {
 	return vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil
+}
+
+func (m *Manager) event(obj runtime.Object, eventType, reason, msg string) {
+	if m.cfg.Event != nil {
+		m.cfg.Event(obj, eventType, reason, msg)
+	}
 }

@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,8 +64,10 @@ func (f *fakePlugin) NodeGetInfo(context.Context, *csipb.NodeGetInfoRequest) (*c
 func (f *fakePlugin) NodeGetCapabilities(context.Context, *csipb.NodeGetCapabilitiesRequest) (*csipb.NodeGetCapabilitiesResponse, error) {
 	var caps []*csipb.NodeServiceCapability
 	if f.stage {
-		caps = append(caps, &csipb.NodeServiceCapability{Type: &csipb.NodeServiceCapability_Rpc{
-			Rpc: &csipb.NodeServiceCapability_RPC{Type: csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME}}})
+		for _, c := range []csipb.NodeServiceCapability_RPC_Type{csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME, csipb.NodeServiceCapability_RPC_EXPAND_VOLUME} {
+			caps = append(caps, &csipb.NodeServiceCapability{Type: &csipb.NodeServiceCapability_Rpc{
+				Rpc: &csipb.NodeServiceCapability_RPC{Type: c}}})
+		}
 	}
 	return &csipb.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
 }
@@ -93,6 +96,11 @@ func (f *fakePlugin) NodeUnpublishVolume(_ context.Context, r *csipb.NodeUnpubli
 func (f *fakePlugin) NodeUnstageVolume(_ context.Context, r *csipb.NodeUnstageVolumeRequest) (*csipb.NodeUnstageVolumeResponse, error) {
 	f.record("NodeUnstageVolume " + r.VolumeId)
 	return &csipb.NodeUnstageVolumeResponse{}, nil
+}
+
+func (f *fakePlugin) NodeExpandVolume(_ context.Context, r *csipb.NodeExpandVolumeRequest) (*csipb.NodeExpandVolumeResponse, error) {
+	f.record(fmt.Sprintf("NodeExpandVolume %s %s %s %d", r.VolumeId, r.VolumePath, r.StagingTargetPath, r.CapacityRange.GetRequiredBytes()))
+	return &csipb.NodeExpandVolumeResponse{CapacityBytes: r.CapacityRange.GetRequiredBytes()}, nil
 }
 
 func (f *fakePlugin) Calls() []string {
@@ -270,6 +278,14 @@ func TestPublishAndUnpublish(t *testing.T) {
 		t.Errorf("vol_data.json %v %v", data, err)
 	}
 
+	// Online expansion: the published volume, at its paths, to the new size.
+	if err := r.Expand(ctx, vol, target, 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.Calls(); c[len(c)-1] != fmt.Sprintf("NodeExpandVolume vol-1 %s %s %d", target, staging, 2<<30) {
+		t.Errorf("expand call %q", c[len(c)-1])
+	}
+
 	// A second pod on the same volume: its tear-down leaves the volume staged.
 	target2 := TargetPath(filepath.Join(r.cfg.RootDir, "pods", "pod-2", "volumes"), "pv1")
 	if _, err := r.Publish(ctx, pod, vol, target2); err != nil {
@@ -281,7 +297,7 @@ func TestPublishAndUnpublish(t *testing.T) {
 	if err := r.UnpublishPod(ctx, podVols); err != nil {
 		t.Fatal(err)
 	}
-	want := "NodeGetInfo NodeStageVolume NodePublishVolume NodeStageVolume NodePublishVolume NodeUnpublishVolume vol-1 NodeUnpublishVolume vol-1 NodeUnstageVolume vol-1"
+	want := "NodeGetInfo NodeStageVolume NodePublishVolume NodeExpandVolume vol-1 " + target + " " + staging + " 2147483648 NodeStageVolume NodePublishVolume NodeUnpublishVolume vol-1 NodeUnpublishVolume vol-1 NodeUnstageVolume vol-1"
 	if got := strings.Join(f.Calls(), " "); got != want {
 		t.Errorf("calls\n%s\nwant\n%s", got, want)
 	}

@@ -463,3 +463,25 @@ type Usage struct{ Bytes, Inodes Counts }
 
 // Counts are one unit's total, available and used.
 type Counts struct{ Total, Available, Used int64 }
+
+// Expand asks the driver to grow a published volume's filesystem to size bytes
+// (NodeExpandVolume); a driver without the node expansion capability needs nothing done
+// on the node, as upstream treats it.
+func (r *Registry) Expand(ctx context.Context, vol Volume, target string, size int64) error {
+	d, err := r.Driver(vol.Driver)
+	if err != nil {
+		return err
+	}
+	if !d.has(csipb.NodeServiceCapability_RPC_EXPAND_VOLUME) {
+		return nil
+	}
+	staging := ""
+	if d.has(csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME) {
+		staging = r.stagingPath(vol.Driver, vol.Handle)
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err = d.node.NodeExpandVolume(cctx, &csipb.NodeExpandVolumeRequest{VolumeId: vol.Handle, VolumePath: target,
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: size}, StagingTargetPath: staging, VolumeCapability: capability(vol)})
+	return err
+}
