@@ -182,7 +182,8 @@ func TestVolumeUnsupportedAndMissing(t *testing.T) {
 	watchNode(ctx, t, k.NodeName, isReady)
 
 	pvc := newPod(k.NodeName, "sleep", "3600")
-	pvc.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "claim"}}}}
+	// An in-tree network volume minikubelet has no plugin for (nothing is contacted).
+	pvc.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{NFS: &v1.NFSVolumeSource{Server: "127.0.0.1", Path: "/export"}}}}
 	pvc.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
 	p1 := createPod(ctx, t, pvc)
 
@@ -192,7 +193,7 @@ func TestVolumeUnsupportedAndMissing(t *testing.T) {
 	late.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
 	p2 := createPod(ctx, t, late)
 
-	waitEvent(ctx, t, p1, "FailedMount", `MountVolume.SetUp failed for volume "data" : volume type persistentVolumeClaim is not supported by minikubelet`)
+	waitEvent(ctx, t, p1, "FailedMount", `MountVolume.SetUp failed for volume "data" : volume type nfs is not supported by minikubelet`)
 	waitEvent(ctx, t, p2, "FailedMount", `MountVolume.SetUp failed for volume "cfg" : configmap "`+name+`" not found`)
 	cur := watchPod(ctx, t, p1, "ContainerCreating", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "main")

@@ -225,7 +225,7 @@ func (lp *LocalPath) Tail(n int) string { return lp.proc.Tail(n) }
 // removes the volumes' folder (helper pods make root-owned folders there; it is the
 // bed's own). PersistentVolumes it made are left to whoever made their claims.
 func (lp *LocalPath) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c := lp.b.Client
 	_ = c.StorageV1().StorageClasses().Delete(ctx, DefaultStorageClass, metav1.DeleteOptions{})
@@ -234,7 +234,16 @@ func (lp *LocalPath) Stop() {
 	}
 	_ = c.RbacV1().ClusterRoleBindings().Delete(ctx, localPathBinding, metav1.DeleteOptions{})
 	_ = c.RbacV1().ClusterRoles().Delete(ctx, localPathRole, metav1.DeleteOptions{})
+	// Helper pods left on a node that has gone would hold the namespace (and so the next
+	// start) until pod garbage collection: remove them at once, and wait for the namespace.
+	_ = c.CoreV1().Pods(LocalPathNamespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
 	_ = c.CoreV1().Namespaces().Delete(ctx, LocalPathNamespace, metav1.DeleteOptions{})
+	_ = waitFor(80*time.Second, nil, func() error {
+		if _, err := c.CoreV1().Namespaces().Get(ctx, LocalPathNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s still there (%v)", LocalPathNamespace, err)
+		}
+		return nil
+	})
 	unmountUnder(lp.DataDir)
 	_ = os.RemoveAll(lp.DataDir)
 }
