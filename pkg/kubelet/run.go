@@ -69,7 +69,7 @@ type parts struct {
 	static             *source.Static
 	mirrors            *source.Mirrors
 	stats              *stats.Provider
-	csi                *csi.Registry
+	csi                *csi.Volumes
 	volumes            *volume.Manager
 	// runners run until the context ends; a critical one that fails stops the kubelet.
 	runners []runner
@@ -219,8 +219,9 @@ func (p *parts) events(ctx context.Context) error {
 
 // csiPlugins: CSI drivers registering through <root-dir>/plugins_registry.
 func (p *parts) csiPlugins(context.Context) error {
-	p.csi = csi.NewRegistry(csi.Config{RootDir: p.cfg.RootDir, NodeName: p.nodeName, Client: p.client})
-	p.add("csi plugins", p.csi.Run)
+	reg := csi.NewRegistry(csi.Config{RootDir: p.cfg.RootDir, NodeName: p.nodeName, Client: p.client})
+	p.csi = csi.NewVolumes(reg)
+	p.add("csi plugins", reg.Run)
 	return nil
 }
 

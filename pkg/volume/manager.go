@@ -45,7 +45,7 @@ type Config struct {
 	StatsPeriod time.Duration
 	// CSI publishes CSI volumes through the registered drivers; nil: CSI volumes are
 	// refused.
-	CSI *csi.Registry
+	CSI *csi.Volumes
 }
 
 // Mount is a volume ready on the host.

@@ -247,7 +247,7 @@ func TestPublishAndUnpublish(t *testing.T) {
 	target := TargetPath(podVols, "pv1")
 
 	// Not attached yet: the caller waits.
-	if _, err := r.Publish(ctx, pod, vol, target); err != ErrNotAttached {
+	if _, err := NewVolumes(r).Publish(ctx, pod, vol, target); err != ErrNotAttached {
 		t.Fatalf("before the attachment: %v, want ErrNotAttached", err)
 	}
 	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: AttachmentName("vol-1", testDriver, "n1")},
@@ -255,7 +255,7 @@ func TestPublishAndUnpublish(t *testing.T) {
 	if _, err := client.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Publish(ctx, pod, vol, target); err != nil {
+	if _, err := NewVolumes(r).Publish(ctx, pod, vol, target); err != nil {
 		t.Fatal(err)
 	}
 	// sha256("vol-1"), as upstream names the global mount.
@@ -270,7 +270,7 @@ func TestPublishAndUnpublish(t *testing.T) {
 		f.pubR.VolumeContext["csi.storage.k8s.io/ephemeral"] != "false" {
 		t.Errorf("publish request %+v", f.pubR)
 	}
-	if got := r.InUse(); len(got) != 1 || got[0] != "kubernetes.io/csi/"+testDriver+"^vol-1" {
+	if got := NewVolumes(r).InUse(); len(got) != 1 || got[0] != "kubernetes.io/csi/"+testDriver+"^vol-1" {
 		t.Errorf("in use %v", got)
 	}
 	data, err := loadVolData(filepath.Dir(target))
@@ -279,7 +279,7 @@ func TestPublishAndUnpublish(t *testing.T) {
 	}
 
 	// Online expansion: the published volume, at its paths, to the new size.
-	if err := r.Expand(ctx, vol, target, 2<<30); err != nil {
+	if err := NewVolumes(r).Expand(ctx, vol, target, 2<<30); err != nil {
 		t.Fatal(err)
 	}
 	if c := f.Calls(); c[len(c)-1] != fmt.Sprintf("NodeExpandVolume vol-1 %s %s %d", target, staging, 2<<30) {
@@ -288,13 +288,13 @@ func TestPublishAndUnpublish(t *testing.T) {
 
 	// A second pod on the same volume: its tear-down leaves the volume staged.
 	target2 := TargetPath(filepath.Join(r.cfg.RootDir, "pods", "pod-2", "volumes"), "pv1")
-	if _, err := r.Publish(ctx, pod, vol, target2); err != nil {
+	if _, err := NewVolumes(r).Publish(ctx, pod, vol, target2); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.UnpublishPod(ctx, filepath.Join(r.cfg.RootDir, "pods", "pod-2", "volumes")); err != nil {
+	if err := NewVolumes(r).UnpublishPod(ctx, filepath.Join(r.cfg.RootDir, "pods", "pod-2", "volumes")); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.UnpublishPod(ctx, podVols); err != nil {
+	if err := NewVolumes(r).UnpublishPod(ctx, podVols); err != nil {
 		t.Fatal(err)
 	}
 	want := "NodeGetInfo NodeStageVolume NodePublishVolume NodeExpandVolume vol-1 " + target + " " + staging + " 2147483648 NodeStageVolume NodePublishVolume NodeUnpublishVolume vol-1 NodeUnpublishVolume vol-1 NodeUnstageVolume vol-1"
@@ -306,7 +306,7 @@ func TestPublishAndUnpublish(t *testing.T) {
 			t.Errorf("%s left: %v", p, err)
 		}
 	}
-	if got := r.InUse(); len(got) != 0 {
+	if got := NewVolumes(r).InUse(); len(got) != 0 {
 		t.Errorf("in use after tear-down: %v", got)
 	}
 }
@@ -316,14 +316,14 @@ func TestPublishAndUnpublish(t *testing.T) {
 func TestPublishErrors(t *testing.T) {
 	r, client, ctx := newTestRegistry(t)
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "pod-uid"}}
-	_, err := r.Publish(ctx, pod, Volume{Driver: "nope", Handle: "h", SpecName: "pv"}, "/tmp/x/mount")
+	_, err := NewVolumes(r).Publish(ctx, pod, Volume{Driver: "nope", Handle: "h", SpecName: "pv"}, "/tmp/x/mount")
 	if err == nil || err.Error() != "kubernetes.io/csi: attacher.MountDevice failed to create newCsiDriverClient: driver name nope not found in the list of registered CSI drivers" {
 		t.Errorf("unregistered: %v", err)
 	}
 	if _, err := client.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: "persistent-only"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Publish(ctx, pod, Volume{Driver: "persistent-only", Handle: "h", SpecName: "v", Ephemeral: true}, "/tmp/x/mount")
+	_, err = NewVolumes(r).Publish(ctx, pod, Volume{Driver: "persistent-only", Handle: "h", SpecName: "v", Ephemeral: true}, "/tmp/x/mount")
 	if err == nil || !strings.Contains(err.Error(), `volume mode "Ephemeral" not supported by driver persistent-only`) {
 		t.Errorf("inline on a persistent-only driver: %v", err)
 	}

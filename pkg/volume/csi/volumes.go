@@ -19,6 +19,16 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// Volumes stages and publishes the pods' CSI volumes through the registered drivers, and
+// unpublishes, measures and expands them.
+type Volumes struct {
+	reg *Registry
+	cfg Config
+}
+
+// NewVolumes returns the volumes side of reg's drivers.
+func NewVolumes(reg *Registry) *Volumes { return &Volumes{reg: reg, cfg: reg.cfg} }
+
 // PluginDir is upstream's folder name of CSI volumes in a pod's volumes folder.
 const PluginDir = "kubernetes.io~csi"
 
@@ -68,8 +78,8 @@ func AttachmentName(handle, driver, node string) string {
 }
 
 // stagingPath is upstream's global mount of a volume on the node.
-func (r *Registry) stagingPath(driver, handle string) string {
-	return filepath.Join(r.cfg.RootDir, "plugins", "kubernetes.io", "csi", driver, fmt.Sprintf("%x", sha256.Sum256([]byte(handle))), "globalmount")
+func (v *Volumes) stagingPath(driver, handle string) string {
+	return filepath.Join(v.cfg.RootDir, "plugins", "kubernetes.io", "csi", driver, fmt.Sprintf("%x", sha256.Sum256([]byte(handle))), "globalmount")
 }
 
 // TargetPath is where a pod's CSI volume is published.
@@ -82,20 +92,20 @@ func TargetPath(podVolumesDir, specName string) string {
 // stages, then published. A target that is already mounted (after a restart) is kept.
 // fsGroup says whether the kubelet is to give the pod's fsGroup to the files (the
 // CSIDriver's fsGroupPolicy, as upstream's supportsFSGroup).
-func (r *Registry) Publish(ctx context.Context, pod *v1.Pod, vol Volume, target string) (fsGroup bool, err error) {
+func (v *Volumes) Publish(ctx context.Context, pod *v1.Pod, vol Volume, target string) (fsGroup bool, err error) {
 	if mounted, _ := mountinfo.Mounted(target); mounted {
 		// Published before a restart of the kubelet: as upstream reconstructs it, the
 		// volume is in place, whether or not its driver has registered again yet.
 		return false, nil
 	}
-	info, err := r.driverInfo(ctx, vol.Driver)
+	info, err := v.driverInfo(ctx, vol.Driver)
 	if err != nil {
 		return false, &StepError{"SetUp", err}
 	}
 	if err := checkLifecycle(info, vol.Ephemeral); err != nil {
 		return false, &StepError{"SetUp", err}
 	}
-	return fsGroupApplies(info, vol), r.publishAll(ctx, pod, vol, info, target)
+	return fsGroupApplies(info, vol), v.publishAll(ctx, pod, vol, info, target)
 }
 
 // fsGroupApplies: File always; ReadWriteOnceWithFSType (the default) for a volume with a
@@ -114,8 +124,8 @@ func fsGroupApplies(info *storagev1.CSIDriver, vol Volume) bool {
 	return vol.FSType != "" && (vol.Ephemeral || len(vol.AccessModes) == 1 && vol.AccessModes[0] == v1.ReadWriteOnce)
 }
 
-func (r *Registry) publishAll(ctx context.Context, pod *v1.Pod, vol Volume, info *storagev1.CSIDriver, target string) error {
-	d, err := r.Driver(vol.Driver)
+func (v *Volumes) publishAll(ctx context.Context, pod *v1.Pod, vol Volume, info *storagev1.CSIDriver, target string) error {
+	d, err := v.reg.Driver(vol.Driver)
 	if err != nil {
 		step, verb := "SetUp", "mounter.SetUpAt failed to get CSI client"
 		if !vol.Ephemeral {
@@ -125,18 +135,18 @@ func (r *Registry) publishAll(ctx context.Context, pod *v1.Pod, vol Volume, info
 	}
 	var publishCtx map[string]string
 	if !vol.Ephemeral && attachRequired(info) {
-		if publishCtx, err = r.attachment(ctx, vol); err != nil {
+		if publishCtx, err = v.attachment(ctx, vol); err != nil {
 			return err
 		}
 	}
 	staging := ""
 	if !vol.Ephemeral && d.has(csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME) {
-		staging = r.stagingPath(vol.Driver, vol.Handle)
-		if err := r.stage(ctx, d, vol, staging, publishCtx); err != nil {
+		staging = v.stagingPath(vol.Driver, vol.Handle)
+		if err := v.stage(ctx, d, vol, staging, publishCtx); err != nil {
 			return &StepError{"MountDevice", err}
 		}
 	}
-	if err := r.publish(ctx, d, pod, vol, info, staging, target, publishCtx); err != nil {
+	if err := v.publish(ctx, d, pod, vol, info, staging, target, publishCtx); err != nil {
 		return &StepError{"SetUp", err}
 	}
 	return nil
@@ -144,11 +154,11 @@ func (r *Registry) publishAll(ctx context.Context, pod *v1.Pod, vol Volume, info
 
 // driverInfo is the driver's CSIDriver object; nil when there is none (upstream's defaults
 // then apply: attach required, no pod info, persistent volumes only).
-func (r *Registry) driverInfo(ctx context.Context, name string) (*storagev1.CSIDriver, error) {
-	if r.cfg.Client == nil {
+func (v *Volumes) driverInfo(ctx context.Context, name string) (*storagev1.CSIDriver, error) {
+	if v.cfg.Client == nil {
 		return nil, nil
 	}
-	cd, err := r.cfg.Client.StorageV1().CSIDrivers().Get(ctx, name, metav1.GetOptions{})
+	cd, err := v.cfg.Client.StorageV1().CSIDrivers().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -185,9 +195,9 @@ func checkLifecycle(cd *storagev1.CSIDriver, ephemeral bool) error {
 // attachment waits (by failing with ErrNotAttached) for the VolumeAttachment the
 // attach/detach controller makes and the driver's attacher marks attached, and returns
 // its publish context.
-func (r *Registry) attachment(ctx context.Context, vol Volume) (map[string]string, error) {
-	name := AttachmentName(vol.Handle, vol.Driver, r.cfg.NodeName)
-	va, err := r.cfg.Client.StorageV1().VolumeAttachments().Get(ctx, name, metav1.GetOptions{})
+func (v *Volumes) attachment(ctx context.Context, vol Volume) (map[string]string, error) {
+	name := AttachmentName(vol.Handle, vol.Driver, v.cfg.NodeName)
+	va, err := v.cfg.Client.StorageV1().VolumeAttachments().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, ErrNotAttached
 	}
@@ -203,7 +213,7 @@ func (r *Registry) attachment(ctx context.Context, vol Volume) (map[string]strin
 	return va.Status.AttachmentMetadata, nil
 }
 
-func (r *Registry) stage(ctx context.Context, d *Driver, vol Volume, staging string, publishCtx map[string]string) error {
+func (v *Volumes) stage(ctx context.Context, d *Driver, vol Volume, staging string, publishCtx map[string]string) error {
 	if mounted, _ := mountinfo.Mounted(staging); mounted {
 		return nil
 	}
@@ -213,7 +223,7 @@ func (r *Registry) stage(ctx context.Context, d *Driver, vol Volume, staging str
 	if err := saveVolData(filepath.Dir(staging), map[string]string{"volumeHandle": vol.Handle, "driverName": vol.Driver}); err != nil {
 		return err
 	}
-	secrets, err := r.secrets(ctx, vol.StageSecret)
+	secrets, err := v.secrets(ctx, vol.StageSecret)
 	if err != nil {
 		return err
 	}
@@ -226,20 +236,20 @@ func (r *Registry) stage(ctx context.Context, d *Driver, vol Volume, staging str
 	return err
 }
 
-func (r *Registry) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volume, info *storagev1.CSIDriver, staging, target string, publishCtx map[string]string) error {
+func (v *Volumes) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volume, info *storagev1.CSIDriver, staging, target string, publishCtx map[string]string) error {
 	if mounted, _ := mountinfo.Mounted(target); mounted {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return fmt.Errorf("kubernetes.io/csi: mounter.SetUpAt failed to create dir %q:  %v", filepath.Dir(target), err)
 	}
-	secrets, err := r.secrets(ctx, vol.PublishSecret)
+	secrets, err := v.secrets(ctx, vol.PublishSecret)
 	if err != nil {
 		return err
 	}
 	attrs := map[string]string{}
-	for k, v := range vol.Attributes {
-		attrs[k] = v
+	for k, val := range vol.Attributes {
+		attrs[k] = val
 	}
 	if info != nil && info.Spec.PodInfoOnMount != nil && *info.Spec.PodInfoOnMount {
 		attrs["csi.storage.k8s.io/pod.name"] = pod.Name
@@ -253,8 +263,8 @@ func (r *Registry) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volu
 		mode = storagev1.VolumeLifecycleEphemeral
 	}
 	if err := saveVolData(filepath.Dir(target), map[string]string{
-		"specVolID": vol.SpecName, "volumeHandle": vol.Handle, "driverName": vol.Driver, "nodeName": r.cfg.NodeName,
-		"volumeLifecycleMode": string(mode), "attachmentID": AttachmentName(vol.Handle, vol.Driver, r.cfg.NodeName),
+		"specVolID": vol.SpecName, "volumeHandle": vol.Handle, "driverName": vol.Driver, "nodeName": v.cfg.NodeName,
+		"volumeLifecycleMode": string(mode), "attachmentID": AttachmentName(vol.Handle, vol.Driver, v.cfg.NodeName),
 	}); err != nil {
 		return err
 	}
@@ -294,20 +304,20 @@ func capability(vol Volume) *csipb.VolumeCapability {
 }
 
 // secrets reads the secret a driver call needs, as upstream's getCredentialsFromSecret.
-func (r *Registry) secrets(ctx context.Context, ref *v1.SecretReference) (map[string]string, error) {
+func (v *Volumes) secrets(ctx context.Context, ref *v1.SecretReference) (map[string]string, error) {
 	if ref == nil {
 		return nil, nil
 	}
-	if r.cfg.Client == nil {
+	if v.cfg.Client == nil {
 		return nil, errNoClient
 	}
-	s, err := r.cfg.Client.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	s, err := v.cfg.Client.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("failed to find the secret %s in the namespace %s with error: %v", ref.Name, ref.Namespace, err)
 	}
 	out := make(map[string]string, len(s.Data))
-	for k, v := range s.Data {
-		out[k] = string(v)
+	for k, val := range s.Data {
+		out[k] = string(val)
 	}
 	return out, nil
 }
@@ -339,18 +349,18 @@ func loadVolData(dir string) (map[string]string, error) {
 // the vol_data.json files, so it works after a restart too) and unstages those no other
 // pod on the node still publishes. A driver that is not registered leaves its volumes
 // (and the error) for the next try.
-func (r *Registry) UnpublishPod(ctx context.Context, podVolumesDir string) error {
+func (v *Volumes) UnpublishPod(ctx context.Context, podVolumesDir string) error {
 	dirs, _ := filepath.Glob(filepath.Join(podVolumesDir, PluginDir, "*"))
 	var errs []error
 	for _, dir := range dirs {
-		if err := r.unpublish(ctx, dir); err != nil {
+		if err := v.unpublish(ctx, dir); err != nil {
 			errs = append(errs, fmt.Errorf("UnmountVolume.TearDown failed for volume %q : %w", filepath.Base(dir), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (r *Registry) unpublish(ctx context.Context, dir string) error {
+func (v *Volumes) unpublish(ctx context.Context, dir string) error {
 	data, err := loadVolData(dir)
 	if os.IsNotExist(err) {
 		return os.RemoveAll(dir) // never published
@@ -358,7 +368,7 @@ func (r *Registry) unpublish(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	d, err := r.Driver(data["driverName"])
+	d, err := v.reg.Driver(data["driverName"])
 	if err != nil {
 		return fmt.Errorf("kubernetes.io/csi: mounter.TearDownAt failed to get CSI client: %v", err)
 	}
@@ -378,17 +388,17 @@ func (r *Registry) unpublish(ctx context.Context, dir string) error {
 	if data["volumeLifecycleMode"] == string(storagev1.VolumeLifecycleEphemeral) || !d.has(csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME) {
 		return nil
 	}
-	return r.unstageUnlessUsed(ctx, d, data["driverName"], data["volumeHandle"])
+	return v.unstageUnlessUsed(ctx, d, data["driverName"], data["volumeHandle"])
 }
 
 // unstageUnlessUsed unstages the volume when no pod on the node publishes it any more.
-func (r *Registry) unstageUnlessUsed(ctx context.Context, d *Driver, driver, handle string) error {
-	for _, v := range r.published() {
-		if v.driver == driver && v.handle == handle {
+func (v *Volumes) unstageUnlessUsed(ctx context.Context, d *Driver, driver, handle string) error {
+	for _, p := range v.published() {
+		if p.driver == driver && p.handle == handle {
 			return nil
 		}
 	}
-	staging := r.stagingPath(driver, handle)
+	staging := v.stagingPath(driver, handle)
 	if _, err := os.Stat(filepath.Dir(staging)); os.IsNotExist(err) {
 		return nil
 	}
@@ -405,8 +415,8 @@ type published struct{ driver, handle, mode string }
 
 // published lists the CSI volumes published into pods on this node, from their
 // vol_data.json files.
-func (r *Registry) published() []published {
-	files, _ := filepath.Glob(filepath.Join(r.cfg.RootDir, "pods", "*", "volumes", PluginDir, "*", volDataFile))
+func (v *Volumes) published() []published {
+	files, _ := filepath.Glob(filepath.Join(v.cfg.RootDir, "pods", "*", "volumes", PluginDir, "*", volDataFile))
 	out := make([]published, 0, len(files))
 	for _, f := range files {
 		if data, err := loadVolData(filepath.Dir(f)); err == nil {
@@ -418,10 +428,10 @@ func (r *Registry) published() []published {
 
 // InUse is the node's status.volumesInUse: the persistent CSI volumes published into pods,
 // named as upstream names them (kubernetes.io/csi/<driver>^<handle>).
-func (r *Registry) InUse() []v1.UniqueVolumeName {
+func (v *Volumes) InUse() []v1.UniqueVolumeName {
 	seen := map[v1.UniqueVolumeName]bool{}
 	var out []v1.UniqueVolumeName
-	for _, p := range r.published() {
+	for _, p := range v.published() {
 		if p.mode == string(storagev1.VolumeLifecycleEphemeral) {
 			continue
 		}
@@ -436,8 +446,8 @@ func (r *Registry) InUse() []v1.UniqueVolumeName {
 
 // VolumeStats asks the driver for a published volume's usage (NodeGetVolumeStats);
 // ok is false when the driver does not report it.
-func (r *Registry) VolumeStats(ctx context.Context, driver, handle, target string) (u Usage, ok bool, err error) {
-	d, err := r.Driver(driver)
+func (v *Volumes) VolumeStats(ctx context.Context, driver, handle, target string) (u Usage, ok bool, err error) {
+	d, err := v.reg.Driver(driver)
 	if err != nil || !d.has(csipb.NodeServiceCapability_RPC_GET_VOLUME_STATS) {
 		return Usage{}, false, err
 	}
@@ -467,8 +477,8 @@ type Counts struct{ Total, Available, Used int64 }
 // Expand asks the driver to grow a published volume's filesystem to size bytes
 // (NodeExpandVolume); a driver without the node expansion capability needs nothing done
 // on the node, as upstream treats it.
-func (r *Registry) Expand(ctx context.Context, vol Volume, target string, size int64) error {
-	d, err := r.Driver(vol.Driver)
+func (v *Volumes) Expand(ctx context.Context, vol Volume, target string, size int64) error {
+	d, err := v.reg.Driver(vol.Driver)
 	if err != nil {
 		return err
 	}
@@ -477,7 +487,7 @@ func (r *Registry) Expand(ctx context.Context, vol Volume, target string, size i
 	}
 	staging := ""
 	if d.has(csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME) {
-		staging = r.stagingPath(vol.Driver, vol.Handle)
+		staging = v.stagingPath(vol.Driver, vol.Handle)
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
