@@ -57,9 +57,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd test/tools && $(GO) vet ./etcd
+	cd test/csidriver && GOWORK=off $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	cd test/csidriver && GOWORK=off $(GO) test -count=1 ./...
 
 e2e: deps
 	@mkdir -p _output

@@ -29,14 +29,15 @@ func main() {
 	nodeID := flag.String("node-id", "", "this node's ID (NodeGetInfo, topology)")
 	stateDir := flag.String("state-dir", "", "folder of the driver's state; volume data lives in <state-dir>/volumes/<volume handle>")
 	regDir := flag.String("registration-dir", "", "a kubelet's <root-dir>/plugins_registry: also serve the kubelet plugin registration there")
+	provKubeconfig := flag.String("provisioner-kubeconfig", "", "also provision PVs for claims of this driver's classes (external-provisioner's job), with this kubeconfig")
 	flag.Parse()
 	log.SetFlags(log.Ldate | log.Ltime | log.Lmicroseconds)
-	if err := run(*endpoint, *nodeID, *stateDir, *regDir); err != nil {
+	if err := run(*endpoint, *nodeID, *stateDir, *regDir, *provKubeconfig); err != nil {
 		log.Fatalf("csidriver: %v", err)
 	}
 }
 
-func run(endpoint, nodeID, stateDir, regDir string) error {
+func run(endpoint, nodeID, stateDir, regDir, provKubeconfig string) error {
 	endpoint = strings.TrimPrefix(endpoint, "unix://")
 	if endpoint == "" || nodeID == "" || stateDir == "" {
 		return errors.New("--endpoint, --node-id and --state-dir are required")
@@ -72,6 +73,15 @@ func run(endpoint, nodeID, stateDir, regDir string) error {
 		registerapi.RegisterRegistrationServer(regSrv, &registrar{endpoint: endpoint})
 		go func() { errc <- regSrv.Serve(rl) }()
 		log.Printf("csidriver: serving kubelet plugin registration on %s", sock)
+	}
+
+	if provKubeconfig != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := runProvisioner(ctx, provKubeconfig, d); err != nil {
+			csiSrv.Stop()
+			return err
+		}
 	}
 
 	sigs := make(chan os.Signal, 1)

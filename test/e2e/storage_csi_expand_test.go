@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -30,9 +31,10 @@ func TestStorageCSIExpand(t *testing.T) {
 	d := startCSI(ctx, t, k)
 	suffix := fmt.Sprint(time.Now().UnixNano() % 1000000)
 	name := "grow-" + suffix
-	// The claim's class must allow expansion, or the API refuses the larger request.
+	// The claim's class must allow expansion, or the API refuses the larger request; it
+	// provisions nothing (the driver's provisioner would race the static PV).
 	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-static-" + name},
-		Provisioner: testbed.CSIDriverName, AllowVolumeExpansion: ptr(true)}
+		Provisioner: "kubernetes.io/no-provisioner", AllowVolumeExpansion: ptr(true)}
 	if _, err := bed.Client.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,4 +102,46 @@ func TestStorageCSIExpand(t *testing.T) {
 	if cs := containerStatus(got, "main"); cs == nil || cs.RestartCount != 0 {
 		t.Errorf("the pod restarted during the expansion: %s", describe(got))
 	}
+}
+
+// TestStorageCSIStatefulSet: the StatefulSet of TestStorageStatefulSet on the bed's CSI
+// class (dynamic provisioning by the driver's provisioner, WaitForFirstConsumer): each
+// replica's data in its own CSI volume through a pod deletion and a scale down and up; then
+// a generic ephemeral volume of the class.
+func TestStorageCSIStatefulSet(t *testing.T) {
+	ctx := ctxFor(t, 5*time.Minute)
+	k := startKubelet(t, "csi-s")
+	watchNode(ctx, t, k.NodeName, isReady)
+	d := startCSI(ctx, t, k)
+	statefulSetKeepsData(ctx, t, k, ptr(testbed.CSIStorageClass), func(pv *v1.PersistentVolume) string {
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != testbed.CSIDriverName {
+			t.Fatalf("PV %s is not one of the CSI driver: %+v", pv.Name, pv.Spec.PersistentVolumeSource)
+		}
+		return d.VolumeDir(pv.Spec.CSI.VolumeHandle)
+	}, false)
+
+	pod := newPod("", "sh", "-c", "echo scratch > /scratch/f; sleep 3600")
+	pod.Spec.NodeSelector = map[string]string{v1.LabelHostname: k.NodeName}
+	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{
+		VolumeClaimTemplate: &v1.PersistentVolumeClaimTemplate{Spec: v1.PersistentVolumeClaimSpec{
+			StorageClassName: ptr(testbed.CSIStorageClass), AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			Resources: v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("16Mi")}}}}}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	c, err := bed.Client.CoreV1().PersistentVolumeClaims("default").Get(ctx, p.Name+"-scratch", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := bed.Client.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil || pv.Spec.CSI == nil {
+		t.Fatalf("PV of %s: %v %v", c.Name, pv, err)
+	}
+	waitFile(ctx, t, filepath.Join(d.VolumeDir(pv.Spec.CSI.VolumeHandle), "f"), "scratch")
+	target := filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~csi", pv.Name, "mount")
+	deletePodAndWaitPathGone(ctx, t, p, target, time.Minute, "generic ephemeral CSI volume")
+	watchUntilPoll(ctx, t, "the ephemeral claim and its PV deleted", func() (bool, string) {
+		_, cerr := bed.Client.CoreV1().PersistentVolumeClaims("default").Get(ctx, c.Name, metav1.GetOptions{})
+		_, perr := bed.Client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(cerr) && apierrors.IsNotFound(perr), fmt.Sprintf("claim %v, PV %v", cerr, perr)
+	})
 }

@@ -398,7 +398,8 @@ func TestStorageCSIBadInput(t *testing.T) {
 	}
 	watchNode(ctx, t, k.NodeName, isReady)
 	t.Logf("calls for fail-publish-x:\n%s", strings.Join(callsOf(d, "fail-publish-x"), "\n"))
-	if n := len(slices.DeleteFunc(methods(callsOf(d, "fail-publish-x")), func(m string) bool { return m != "NodePublishVolume" })); n < 2 {
-		t.Errorf("NodePublishVolume called %d times for fail-publish-x, want retries", n)
-	}
+	watchUntilPoll(ctx, t, "NodePublishVolume of fail-publish-x retried", func() (bool, string) {
+		n := len(slices.DeleteFunc(methods(callsOf(d, "fail-publish-x")), func(m string) bool { return m != "NodePublishVolume" }))
+		return n >= 2, fmt.Sprintf("called %d times", n)
+	})
 }

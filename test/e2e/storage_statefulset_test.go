@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // TestStorageStatefulSet: a StatefulSet of 3 with volumeClaimTemplates on the default
@@ -26,7 +28,20 @@ func TestStorageStatefulSet(t *testing.T) {
 	startLocalPath(ctx, t)
 	k := startKubelet(t, "storage-sts")
 	watchNode(ctx, t, k.NodeName, isReady)
+	statefulSetKeepsData(ctx, t, k, nil, func(pv *v1.PersistentVolume) string {
+		if pv.Spec.HostPath == nil {
+			t.Fatalf("PV %s is not a hostPath one: %+v", pv.Name, pv.Spec.PersistentVolumeSource)
+		}
+		return pv.Spec.HostPath.Path
+	}, true)
+}
 
+// statefulSetKeepsData runs a StatefulSet of 3 on node k with claims of class (nil: the
+// default), checks each replica's data in its volume's folder on the host (dirOf) through
+// a pod deletion and a scale down and up, then deletes the set and its claims and waits
+// for the PVs (and, with foldersGo, their folders) to go.
+func statefulSetKeepsData(ctx context.Context, t *testing.T, k *testbed.Kubelet, class *string, dirOf func(*v1.PersistentVolume) string, foldersGo bool) {
+	t.Helper()
 	name := fmt.Sprintf("sts%d", time.Now().UnixNano()%100000)
 	labels := map[string]string{"app": name}
 	sets := bed.Client.AppsV1().StatefulSets("default")
@@ -40,7 +55,7 @@ func TestStorageStatefulSet(t *testing.T) {
 				// The first start writes the pod's identity; every start is counted.
 				"sh", "-c", `[ -f /data/id ] || echo "$POD" > /data/id; echo start >> /data/starts; sleep 3600`).Spec},
 			VolumeClaimTemplates: []v1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"},
-				Spec: v1.PersistentVolumeClaimSpec{AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+				Spec: v1.PersistentVolumeClaimSpec{AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, StorageClassName: class,
 					Resources: v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("16Mi")}}}}},
 		},
 	}
@@ -60,6 +75,7 @@ func TestStorageStatefulSet(t *testing.T) {
 		}
 	})
 
+	pvNames := make([]string, 3)
 	folder := func(i int) string {
 		t.Helper()
 		c, err := claims.Get(ctx, fmt.Sprintf("data-%s-%d", name, i), metav1.GetOptions{})
@@ -67,10 +83,11 @@ func TestStorageStatefulSet(t *testing.T) {
 			t.Fatal(err)
 		}
 		pv, err := bed.Client.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
-		if err != nil || pv.Spec.HostPath == nil {
-			t.Fatalf("PV of claim %s: %v %v", c.Name, pv, err)
+		if err != nil {
+			t.Fatalf("PV of claim %s: %v", c.Name, err)
 		}
-		return pv.Spec.HostPath.Path
+		pvNames[i] = pv.Name
+		return dirOf(pv)
 	}
 	waitReady(ctx, t, name, 3)
 	dirs := make([]string, 3)
@@ -121,13 +138,15 @@ func TestStorageStatefulSet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range dirs {
+	for i, d := range dirs {
 		for {
-			if _, err := os.Stat(d); os.IsNotExist(err) {
+			_, err := bed.Client.CoreV1().PersistentVolumes().Get(ctx, pvNames[i], metav1.GetOptions{})
+			_, serr := os.Stat(d)
+			if apierrors.IsNotFound(err) && (!foldersGo || os.IsNotExist(serr)) {
 				break
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("volume folder %s still there after its claim was deleted", d)
+				t.Fatalf("PV %s (%v) or its folder %s (%v) still there after its claim was deleted", pvNames[i], err, d, serr)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,7 +69,7 @@ func (b *Bed) BuildCSIDriver() (string, error) {
 		return bin, nil
 	}
 	tmp := bin + ".tmp"
-	if err := BuildGo("./test/csidriver", tmp, "-s -w"); err != nil {
+	if err := BuildGoIn(filepath.Join(RepoRoot(), "test", "csidriver"), ".", tmp, "-s -w"); err != nil {
 		return "", err
 	}
 	return bin, os.Rename(tmp, bin)
@@ -90,7 +91,7 @@ func (b *Bed) StartCSIDriver(k *Kubelet, opts ...CSIDriverOption) (*CSIDriver, e
 	return b.startCSIDriver("csi-driver-"+k.NodeName, filepath.Join(b.Dir, "csi", k.NodeName), c.nodeID, regDir)
 }
 
-func (b *Bed) startCSIDriver(procName, dir, nodeID, regDir string) (*CSIDriver, error) {
+func (b *Bed) startCSIDriver(procName, dir, nodeID, regDir string, extra ...string) (*CSIDriver, error) {
 	bin, err := b.BuildCSIDriver()
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func (b *Bed) startCSIDriver(procName, dir, nodeID, regDir string) (*CSIDriver, 
 	if err := os.MkdirAll(d.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	args := []string{"--endpoint=" + d.Endpoint, "--node-id=" + nodeID, "--state-dir=" + d.StateDir}
+	args := append([]string{"--endpoint=" + d.Endpoint, "--node-id=" + nodeID, "--state-dir=" + d.StateDir}, extra...)
 	if regDir != "" {
 		d.RegistrationSocket = filepath.Join(regDir, CSIDriverName+"-reg.sock")
 		if len(d.RegistrationSocket) > 107 {
@@ -203,7 +204,12 @@ func (b *Bed) StartCSIAttacher(ctx context.Context) (*CSIAttacher, error) {
 	if err := WriteKubeconfig(kc, b.APIServerURL, b.PKI.CAFile(), crt, key); err != nil {
 		return nil, err
 	}
-	ctrl, err := b.startCSIDriver("csi-controller", filepath.Join(b.Dir, "csi-controller"), "controller", "")
+	// The controller instance also provisions (external-provisioner's part) with the
+	// attacher's identity, for the class CSIStorageClass.
+	if err := b.createCSIStorageClass(ctx); err != nil {
+		return nil, err
+	}
+	ctrl, err := b.startCSIDriver("csi-controller", filepath.Join(b.Dir, "csi-controller"), "controller", "", "--provisioner-kubeconfig="+kc)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +246,21 @@ func (a *CSIAttacher) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = a.b.Client.StorageV1().CSIDrivers().Delete(ctx, CSIDriverName, metav1.DeleteOptions{})
+	_ = a.b.Client.StorageV1().StorageClasses().Delete(ctx, CSIStorageClass, metav1.DeleteOptions{})
+}
+
+// CSIStorageClass provisions through the bed's CSI driver: WaitForFirstConsumer (the PV
+// gets node affinity to the scheduler's node), Delete, expandable.
+const CSIStorageClass = "csi-e2e"
+
+func (b *Bed) createCSIStorageClass(ctx context.Context) error {
+	wait, del := storagev1.VolumeBindingWaitForFirstConsumer, v1.PersistentVolumeReclaimDelete
+	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: CSIStorageClass}, Provisioner: CSIDriverName,
+		VolumeBindingMode: &wait, ReclaimPolicy: &del, AllowVolumeExpansion: new(true)}
+	if _, err := b.Client.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
 }
 
 // createCSIDriverObject (re)creates the CSIDriver object.
@@ -268,7 +289,12 @@ func (b *Bed) createCSIDriverObject(ctx context.Context) error {
 // election in kube-system), and events.
 func (b *Bed) csiAttacherRBAC(ctx context.Context) error {
 	rules := []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"persistentvolumes"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumes"}, Verbs: []string{"get", "list", "watch", "patch", "create", "delete"}},
+		// The controller instance's provisioner (external-provisioner's rules).
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch", "update"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csinodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments"}, Verbs: []string{"get", "list", "watch", "patch"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments/status"}, Verbs: []string{"patch"}},

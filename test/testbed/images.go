@@ -45,8 +45,13 @@ func RepoRoot() string {
 // runs in RepoRoot with this module's own go.mod (so also in a read-only module cache
 // copy), outside any workspace the calling module's environment names.
 func BuildGo(pkg, out string, ldflags string) error {
+	return BuildGoIn(RepoRoot(), pkg, out, ldflags)
+}
+
+// BuildGoIn builds pkg of the module in dir (a module of its own under the repository).
+func BuildGoIn(dir, pkg, out string, ldflags string) error {
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
-	cmd.Dir = RepoRoot()
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
