@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -152,7 +153,7 @@ func (r *Registry) updateNode(ctx context.Context, change func(*v1.Node) error) 
 }
 
 func equalMeta(a, b *v1.Node) bool {
-	return fmt.Sprint(a.Labels) == fmt.Sprint(b.Labels) && fmt.Sprint(a.Annotations) == fmt.Sprint(b.Annotations)
+	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations)
 }
 
 func (r *Registry) updateCSINode(ctx context.Context, change func(*storagev1.CSINode)) error {

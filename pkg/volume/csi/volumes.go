@@ -237,9 +237,6 @@ func (v *Volumes) stage(ctx context.Context, d *Driver, vol Volume, staging stri
 }
 
 func (v *Volumes) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volume, info *storagev1.CSIDriver, staging, target string, publishCtx map[string]string) error {
-	if mounted, _ := mountinfo.Mounted(target); mounted {
-		return nil
-	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return fmt.Errorf("kubernetes.io/csi: mounter.SetUpAt failed to create dir %q:  %v", filepath.Dir(target), err)
 	}
