@@ -46,6 +46,15 @@ func claimSource(pod *v1.Pod, vol *v1.Volume) *v1.PersistentVolumeClaimVolumeSou
 	return nil
 }
 
+// ClaimName names the claim a pod's volume uses (its own, or the one the ephemeral-volume
+// controller makes for a generic ephemeral volume); false for other volumes.
+func ClaimName(pod *v1.Pod, vol *v1.Volume) (string, bool) {
+	if src := claimSource(pod, vol); src != nil {
+		return src.ClaimName, true
+	}
+	return "", false
+}
+
 // resolveClaim finds the PV behind a claim volume with upstream's checks and wording
 // (desired-state populator): the claim bound, not being deleted, owned by the pod for
 // an ephemeral volume, the PV bound back to it, its volume mode matching the container's

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
@@ -20,25 +19,51 @@ type statsSource struct {
 	driver, handle string
 }
 
-// PersistentStats measures a pod's persistent (claim or CSI) volume, at most once per
-// StatsPeriod (upstream's volumeStatsAggPeriod); ok is false for volumes that are not set
-// up or whose plugin reports no usage.
-func (m *Manager) PersistentStats(ctx context.Context, uid types.UID, name string) (*statsapi.FsStats, bool) {
-	key := string(uid) + "/" + name
+// PersistentStats says how to measure a pod's persistent (claim or CSI) volume: a CSI
+// volume's usage from its driver (asked at most once per StatsPeriod, upstream's
+// volumeStatsAggPeriod), or for a local PV the folder whose filesystem the caller is to
+// statfs. ok is false for volumes that are not set up or whose plugin reports no usage.
+func (m *Manager) PersistentStats(ctx context.Context, uid types.UID, name string) (fs *statsapi.FsStats, statfsPath string, ok bool) {
+	m.mu.Lock()
+	pv := m.pods[uid]
+	var mnt Mount
+	ok = pv != nil && pv.ready
+	if ok {
+		mnt, ok = pv.mounts[name]
+	}
+	m.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, "", false
+	case mnt.stats.statfs:
+		return nil, mnt.HostPath, true
+	case mnt.stats.driver != "" && m.cfg.CSI != nil:
+		fs = m.driverStats(ctx, string(uid)+"/"+name, mnt)
+		return fs, "", fs != nil
+	}
+	return nil, "", false
+}
+
+// driverStats asks a CSI volume's driver for its usage, reusing an answer (or a refusal)
+// younger than StatsPeriod.
+func (m *Manager) driverStats(ctx context.Context, key string, mnt Mount) *statsapi.FsStats {
 	m.statsMu.Lock()
 	c, hit := m.statsCache[key]
 	m.statsMu.Unlock()
 	if hit && time.Since(c.at) < m.cfg.StatsPeriod {
-		return c.fs, c.fs != nil
+		return c.fs
 	}
-	fs, ok := m.measure(ctx, uid, name)
-	if !ok {
-		fs = nil
+	var fs *statsapi.FsStats
+	u, ok, err := m.cfg.CSI.VolumeStats(ctx, mnt.stats.driver, mnt.stats.handle, mnt.HostPath)
+	if err == nil && ok {
+		n := func(v int64) *uint64 { x := uint64(max(v, 0)); return &x }
+		fs = &statsapi.FsStats{Time: metav1.NewTime(time.Now()), CapacityBytes: n(u.Bytes.Total), AvailableBytes: n(u.Bytes.Available),
+			UsedBytes: n(u.Bytes.Used), Inodes: n(u.Inodes.Total), InodesFree: n(u.Inodes.Available), InodesUsed: n(u.Inodes.Used)}
 	}
 	m.statsMu.Lock()
 	m.statsCache[key] = measured{time.Now(), fs}
 	m.statsMu.Unlock()
-	return fs, ok
+	return fs
 }
 
 type measured struct {
@@ -55,40 +80,4 @@ func (m *Manager) forgetStats(uid types.UID) {
 			delete(m.statsCache, k)
 		}
 	}
-}
-
-func (m *Manager) measure(ctx context.Context, uid types.UID, name string) (*statsapi.FsStats, bool) {
-	m.mu.Lock()
-	pv := m.pods[uid]
-	var mnt Mount
-	ok := pv != nil && pv.ready
-	if ok {
-		mnt, ok = pv.mounts[name]
-	}
-	m.mu.Unlock()
-	if !ok {
-		return nil, false
-	}
-	now := metav1.NewTime(time.Now())
-	switch src := mnt.stats; {
-	case src.statfs:
-		var st unix.Statfs_t
-		if unix.Statfs(mnt.HostPath, &st) != nil {
-			return nil, false
-		}
-		bs := uint64(st.Bsize)
-		capacity, avail, used := st.Blocks*bs, st.Bavail*bs, (st.Blocks-st.Bfree)*bs
-		inodes, free, iused := st.Files, st.Ffree, st.Files-st.Ffree
-		return &statsapi.FsStats{Time: now, CapacityBytes: &capacity, AvailableBytes: &avail, UsedBytes: &used,
-			Inodes: &inodes, InodesFree: &free, InodesUsed: &iused}, true
-	case src.driver != "" && m.cfg.CSI != nil:
-		u, ok, err := m.cfg.CSI.VolumeStats(ctx, src.driver, src.handle, mnt.HostPath)
-		if err != nil || !ok {
-			return nil, false
-		}
-		n := func(v int64) *uint64 { x := uint64(max(v, 0)); return &x }
-		return &statsapi.FsStats{Time: now, CapacityBytes: n(u.Bytes.Total), AvailableBytes: n(u.Bytes.Available), UsedBytes: n(u.Bytes.Used),
-			Inodes: n(u.Inodes.Total), InodesFree: n(u.Inodes.Available), InodesUsed: n(u.Inodes.Used)}, true
-	}
-	return nil, false
 }

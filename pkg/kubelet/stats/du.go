@@ -35,6 +35,11 @@ func newDuCache(period time.Duration) *duCache {
 // get returns the usage of path (bytes in blocks and inodes under it, on its device) and
 // the capacity of its filesystem, measured at most a period ago; false if path is gone.
 func (c *duCache) get(path string, now time.Time) (statsapi.FsStats, bool) {
+	return c.getWith(path, now, measureDir)
+}
+
+// getWith is get with another measure of path (statfs of a persistent volume's folder).
+func (c *duCache) getWith(path string, now time.Time, measure func(string, time.Time) (statsapi.FsStats, error)) (statsapi.FsStats, bool) {
 	c.mu.Lock()
 	e, ok := c.byPath[path]
 	if ok {
@@ -45,7 +50,7 @@ func (c *duCache) get(path string, now time.Time) (statsapi.FsStats, bool) {
 	if ok && now.Sub(e.at) < c.period {
 		return e.fs, true
 	}
-	fsStats, err := measureDir(path, now)
+	fsStats, err := measure(path, now)
 	if err != nil {
 		return statsapi.FsStats{}, false
 	}

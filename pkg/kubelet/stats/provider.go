@@ -65,8 +65,9 @@ type Config struct {
 	// names the cgroups the runtime makes for containers.
 	RuntimeName string
 	// Persistent measures a pod's persistent volume (a claim's or a CSI volume) as its
-	// plugin does; nil: none is reported.
-	Persistent func(ctx context.Context, uid types.UID, volume string) (*statsapi.FsStats, bool)
+	// plugin does, or names the folder whose filesystem is its measure (statfs); nil:
+	// none is reported.
+	Persistent func(ctx context.Context, uid types.UID, volume string) (fs *statsapi.FsStats, statfsPath string, ok bool)
 	// ProcRoot and CgroupFS are /proc and /sys/fs/cgroup ("" for those; tests set them).
 	ProcRoot, CgroupFS string
 }

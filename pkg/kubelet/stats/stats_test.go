@@ -560,3 +560,60 @@ func TestImageFsStats(t *testing.T) {
 		t.Errorf("runtime error: %v", err)
 	}
 }
+
+// TestPersistentVolumeStats: persistent volumes come after the ephemeral ones with their
+// claim named, measured as their plugin says (its own figures, or statfs of a folder), are
+// left out of ephemeral storage, and each claim is listed once for kubelet_volume_stats_*.
+func TestPersistentVolumeStats(t *testing.T) {
+	f := newFixture(t)
+	pod := f.addPod("u1", "web", &runtimeapi.LinuxPodSandboxStats{})
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "local", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c-local"}}},
+		{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+		{Name: "eph", VolumeSource: v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{}}},
+		{Name: "inline", VolumeSource: v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "d"}}},
+	}
+	write(t, filepath.Join(f.root, "pods/u1/volumes/kubernetes.io~empty-dir/data/f"), 10)
+	st := ctrStats(1, 1, 0)
+	f.addContainer("u1", "a", "app", cri.StateRunning, t0, st, false)
+	p := f.provider(t)
+	n := func(v uint64) *uint64 { return &v }
+	driver := statsapi.FsStats{CapacityBytes: n(100), AvailableBytes: n(60), UsedBytes: n(40), Inodes: n(10), InodesFree: n(7), InodesUsed: n(3)}
+	p.cfg.Persistent = func(_ context.Context, uid types.UID, name string) (*statsapi.FsStats, string, bool) {
+		switch name {
+		case "local":
+			return nil, f.root, true
+		case "eph", "inline":
+			return &driver, "", true
+		}
+		return nil, "", false
+	}
+	s, err := p.Summary(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := podOf(t, s, "web")
+	var names []string
+	for _, v := range ps.VolumeStats {
+		names = append(names, v.Name)
+	}
+	if strings.Join(names, " ") != "data local eph inline" {
+		t.Fatalf("volumes %q, want the ephemeral one first", names)
+	}
+	local, eph, inline := ps.VolumeStats[1], ps.VolumeStats[2], ps.VolumeStats[3]
+	if local.PVCRef == nil || local.PVCRef.Name != "c-local" || local.CapacityBytes == nil || *local.CapacityBytes == 0 ||
+		*local.UsedBytes+*local.AvailableBytes > *local.CapacityBytes || *local.InodesUsed != *local.Inodes-*local.InodesFree {
+		t.Errorf("local volume (statfs) %+v", local)
+	}
+	if eph.PVCRef == nil || eph.PVCRef.Name != "web-eph" || *eph.UsedBytes != 40 || inline.PVCRef != nil || *inline.CapacityBytes != 100 {
+		t.Errorf("eph %+v inline %+v", eph, inline)
+	}
+	// The container has no writable layer or logs here: the emptyDir is all there is.
+	if e := ps.EphemeralStorage; e == nil || *e.UsedBytes != *ps.VolumeStats[0].UsedBytes {
+		t.Errorf("ephemeral storage %+v counts persistent volumes", e)
+	}
+	claims := p.ClaimVolumeStats(context.Background())
+	if len(claims) != 2 || claims[0].PVCRef.Name != "c-local" || claims[1].PVCRef.Name != "web-eph" {
+		t.Errorf("claim volume stats %+v", claims)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/component-helpers/storage/ephemeral"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,11 +11,13 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/volume"
 )
 
 // Summary measures once and returns upstream's stats summary; with onlyCPUAndMemory,
@@ -165,11 +166,8 @@ func (p *Provider) volumeStats(ctx context.Context, pr *podRound, now time.Time)
 	var out, persistent []statsapi.VolumeStats
 	for _, v := range pr.pod.Spec.Volumes {
 		if claim, ok := persistentVolume(pr.pod, &v); ok {
-			if p.cfg.Persistent == nil {
-				continue
-			}
-			if fs, ok := p.cfg.Persistent(ctx, pr.uid, v.Name); ok {
-				persistent = append(persistent, statsapi.VolumeStats{Name: v.Name, FsStats: *fs, PVCRef: claim})
+			if fs, ok := p.persistentStats(ctx, pr.uid, v.Name, now); ok {
+				persistent = append(persistent, statsapi.VolumeStats{Name: v.Name, FsStats: fs, PVCRef: claim})
 			}
 			continue
 		}
@@ -185,18 +183,42 @@ func (p *Provider) volumeStats(ctx context.Context, pr *podRound, now time.Time)
 	return append(out, persistent...)
 }
 
+// persistentStats measures a persistent volume as its plugin does: the plugin's own
+// figures, or statfs of the folder it names (measured at most once per
+// volumeStatsAggPeriod, as the ephemeral volumes).
+func (p *Provider) persistentStats(ctx context.Context, uid types.UID, name string, now time.Time) (statsapi.FsStats, bool) {
+	if p.cfg.Persistent == nil {
+		return statsapi.FsStats{}, false
+	}
+	fs, path, ok := p.cfg.Persistent(ctx, uid, name)
+	if !ok {
+		return statsapi.FsStats{}, false
+	}
+	if path == "" {
+		return *fs, true
+	}
+	return p.du.getWith(path, now, measureFs)
+}
+
+// measureFs is upstream's MetricsStatFS: the figures of the filesystem holding path.
+func measureFs(path string, now time.Time) (statsapi.FsStats, error) {
+	fi, err := statfs(path)
+	if err != nil {
+		return statsapi.FsStats{}, err
+	}
+	used, inodesUsed := fi.used, fi.inodes-fi.inodesFree
+	out := statsapi.FsStats{Time: metav1.NewTime(now), UsedBytes: &used, InodesUsed: &inodesUsed}
+	withCapacity(&out, &fi)
+	return out, nil
+}
+
 // persistentVolume reports whether v is measured by its plugin rather than on the node
 // filesystem, and names its claim (nil for an inline CSI volume).
 func persistentVolume(pod *v1.Pod, v *v1.Volume) (*statsapi.PVCReference, bool) {
-	switch {
-	case v.PersistentVolumeClaim != nil:
-		return &statsapi.PVCReference{Name: v.PersistentVolumeClaim.ClaimName, Namespace: pod.Namespace}, true
-	case v.Ephemeral != nil:
-		return &statsapi.PVCReference{Name: ephemeral.VolumeClaimName(pod, v), Namespace: pod.Namespace}, true
-	case v.CSI != nil:
-		return nil, true
+	if claim, ok := volume.ClaimName(pod, v); ok {
+		return &statsapi.PVCReference{Name: claim, Namespace: pod.Namespace}, true
 	}
-	return nil, false
+	return nil, v.CSI != nil
 }
 
 // isPersistent: the pod's volume of that name is a persistent one (not ephemeral storage).
@@ -216,9 +238,7 @@ func isPersistent(pod *v1.Pod, name string) bool {
 // ClaimVolumeStats are the measured volumes of the node's pods that belong to claims, each
 // claim once: what upstream's kubelet_volume_stats_* report.
 func (p *Provider) ClaimVolumeStats(ctx context.Context) []statsapi.VolumeStats {
-	if p.cfg.Persistent == nil {
-		return nil
-	}
+	now := time.Now()
 	seen := map[statsapi.PVCReference]bool{}
 	var out []statsapi.VolumeStats
 	for _, pod := range p.cfg.Pods() {
@@ -228,9 +248,9 @@ func (p *Provider) ClaimVolumeStats(ctx context.Context) []statsapi.VolumeStats 
 			if !ok || claim == nil || seen[*claim] {
 				continue
 			}
-			if fs, ok := p.cfg.Persistent(ctx, pod.UID, v.Name); ok {
+			if fs, ok := p.persistentStats(ctx, pod.UID, v.Name, now); ok {
 				seen[*claim] = true
-				out = append(out, statsapi.VolumeStats{Name: v.Name, FsStats: *fs, PVCRef: claim})
+				out = append(out, statsapi.VolumeStats{Name: v.Name, FsStats: fs, PVCRef: claim})
 			}
 		}
 	}
