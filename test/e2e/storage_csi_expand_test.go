@@ -44,8 +44,7 @@ func TestStorageCSIExpand(t *testing.T) {
 	claim := csiClaim(ctx, t, name, testbed.CSIDriverName, name, k.NodeName)
 
 	pod := newPod(k.NodeName, "sh", "-c", "while true; do cat /data/.csi-capacity-bytes > /data/seen 2>/dev/null; sleep 1; done")
-	pod.Spec.Volumes = []v1.Volume{claimVol("data", claim.Name, false)}
-	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	onClaim(pod, claim.Name)
 	p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	claims := bed.Client.CoreV1().PersistentVolumeClaims("default")
 	watchUntilPoll(ctx, t, "claim Bound with 1Gi", func() (bool, string) {
@@ -137,7 +136,7 @@ func TestStorageCSIStatefulSet(t *testing.T) {
 		t.Fatalf("PV of %s: %v %v", c.Name, pv, err)
 	}
 	waitFile(ctx, t, filepath.Join(d.VolumeDir(pv.Spec.CSI.VolumeHandle), "f"), "scratch")
-	target := filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~csi", pv.Name, "mount")
+	target := csiTargetPath(k, p, pv.Name)
 	deletePodAndWaitPathGone(ctx, t, p, target, time.Minute, "generic ephemeral CSI volume")
 	watchUntilPoll(ctx, t, "the ephemeral claim and its PV deleted", func() (bool, string) {
 		_, cerr := bed.Client.CoreV1().PersistentVolumeClaims("default").Get(ctx, c.Name, metav1.GetOptions{})

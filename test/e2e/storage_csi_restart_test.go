@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -31,12 +29,9 @@ func TestStorageCSIRestart(t *testing.T) {
 	run := func(handle string) (*v1.Pod, string, string) {
 		claim := csiClaim(ctx, t, "csi-"+handle, testbed.CSIDriverName, handle, k.NodeName)
 		pod := newPod(k.NodeName, "sh", "-c", "echo up >> /data/starts; sleep 3600")
-		pod.Spec.Volumes = []v1.Volume{claimVol("data", claim.Name, false)}
-		pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		onClaim(pod, claim.Name)
 		p := watchPod(ctx, t, createPod(ctx, t, pod), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-		sum := sha256.Sum256([]byte(handle))
-		staging := filepath.Join(k.RootDir, "plugins", "kubernetes.io", "csi", testbed.CSIDriverName, hex.EncodeToString(sum[:]), "globalmount")
-		return p, staging, filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~csi", claim.Name, "mount")
+		return p, csiStagingPath(k, handle), csiTargetPath(k, p, claim.Name)
 	}
 	keepHandle, goneHandle := "keep-"+suffix, "gone-"+suffix
 	keep, keepStaging, keepTarget := run(keepHandle)

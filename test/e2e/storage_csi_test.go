@@ -97,6 +97,18 @@ func csiClaim(ctx context.Context, t *testing.T, name, driver, handle, node stri
 			Key: testbed.CSITopologyKey, Operator: v1.NodeSelectorOpIn, Values: []string{node}}}}}}})
 }
 
+// csiStagingPath is upstream's global mount of a volume of the bed's driver on node k.
+func csiStagingPath(k *testbed.Kubelet, handle string) string {
+	sum := sha256.Sum256([]byte(handle))
+	return filepath.Join(k.RootDir, "plugins", "kubernetes.io", "csi", testbed.CSIDriverName, hex.EncodeToString(sum[:]), "globalmount")
+}
+
+// csiTargetPath is where node k publishes pod p's CSI volume name (the PV's name, or the
+// pod's volume name for an inline one).
+func csiTargetPath(k *testbed.Kubelet, p *v1.Pod, name string) string {
+	return filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~csi", name, "mount")
+}
+
 func readMountinfo(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -191,8 +203,7 @@ func TestStorageCSIPersistent(t *testing.T) {
 
 	pod := newPod(k.NodeName, "sh", "-c", `echo "$POD" > /data/id; dd if=/dev/zero of=/data/blob bs=1048576 count=4 2>/dev/null; sleep 3600`)
 	pod.Spec.Containers[0].Env = []v1.EnvVar{{Name: "POD", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
-	pod.Spec.Volumes = []v1.Volume{claimVol("data", claim.Name, false)}
-	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	onClaim(pod, claim.Name)
 	p := createPod(ctx, t, pod)
 	p = watchPod(ctx, t, p, "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 
@@ -206,9 +217,7 @@ func TestStorageCSIPersistent(t *testing.T) {
 	}
 	waitFile(ctx, t, filepath.Join(d.VolumeDir(handle), "id"), p.Name)
 
-	sum := sha256.Sum256([]byte(handle))
-	staging := filepath.Join(k.RootDir, "plugins", "kubernetes.io", "csi", testbed.CSIDriverName, hex.EncodeToString(sum[:]), "globalmount")
-	target := filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~csi", pvName, "mount")
+	staging, target := csiStagingPath(k, handle), csiTargetPath(k, p, pvName)
 	for _, m := range []string{staging, target} {
 		if !isMountPoint(t, m) {
 			t.Errorf("%s is not a mount point; mounts under the root dir: %q", m, mountsUnder(t, k.RootDir))
@@ -248,7 +257,7 @@ func TestStorageCSIPersistent(t *testing.T) {
 	eph.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/eph"}}
 	e := createPod(ctx, t, eph)
 	e = watchPod(ctx, t, e, "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	ephTarget := filepath.Join(k.RootDir, "pods", string(e.UID), "volumes", "kubernetes.io~csi", "scratch", "mount")
+	ephTarget := csiTargetPath(k, e, "scratch")
 	if !isMountPoint(t, ephTarget) {
 		t.Errorf("%s is not a mount point; mounts: %q", ephTarget, mountsUnder(t, k.RootDir))
 	}
@@ -362,8 +371,7 @@ func TestStorageCSIBadInput(t *testing.T) {
 
 	failing := csiClaim(ctx, t, "csi-fail-"+suffix, testbed.CSIDriverName, "fail-publish-x", k.NodeName)
 	fp := newPod(k.NodeName, "sleep", "3600")
-	fp.Spec.Volumes = []v1.Volume{claimVol("data", failing.Name, false)}
-	fp.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	onClaim(fp, failing.Name)
 	f := createPod(ctx, t, fp)
 	waitPodEvent(ctx, t, f, ` Warning FailedMount MountVolume.SetUp failed for volume "`+failing.Name+`" : rpc error: code = Internal desc = injected publish failure`)
 
@@ -379,8 +387,7 @@ func TestStorageCSIBadInput(t *testing.T) {
 	})
 	unreg := staticClaim(ctx, t, "csi-unreg-"+suffix, v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: other, VolumeHandle: "u-" + suffix}}, nil)
 	up := newPod(k.NodeName, "sleep", "3600")
-	up.Spec.Volumes = []v1.Volume{claimVol("data", unreg.Name, false)}
-	up.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	onClaim(up, unreg.Name)
 	u := createPod(ctx, t, up)
 	waitPodEvent(ctx, t, u, ` Warning FailedMount MountVolume.MountDevice failed for volume "`+unreg.Name+`" : kubernetes.io/csi: attacher.MountDevice failed to create newCsiDriverClient: driver name `+other+` not found in the list of registered CSI drivers`)
 

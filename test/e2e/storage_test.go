@@ -59,6 +59,12 @@ func claimVol(name, claim string, ro bool) v1.Volume {
 	return v1.Volume{Name: name, VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: ro}}}
 }
 
+// onClaim mounts claim at /data in the pod's one container.
+func onClaim(p *v1.Pod, claim string) {
+	p.Spec.Volumes = append(p.Spec.Volumes, claimVol("data", claim, false))
+	p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts, v1.VolumeMount{Name: "data", MountPath: "/data"})
+}
+
 func hostnameIn(hosts ...string) *v1.VolumeNodeAffinity {
 	return &v1.VolumeNodeAffinity{Required: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{
 		MatchExpressions: []v1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: v1.NodeSelectorOpIn, Values: hosts}}}}}}
@@ -117,7 +123,7 @@ func TestStorageStaticClaims(t *testing.T) {
 
 	// staticClaim names the PV as its claim.
 	bind := filepath.Join(k.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~local-volume", local.Name)
-	if b, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(b), " "+bind+" ") {
+	if !isMountPoint(t, bind) {
 		t.Fatalf("local PV not bound at %s", bind)
 	}
 	deletePodAndWaitPathGone(ctx, t, p, bind, time.Minute, "local PV bind")
@@ -141,16 +147,14 @@ func TestStorageClaimBadInput(t *testing.T) {
 	class := "e2e-never-" + suffix
 	unbound := createClaim(ctx, t, "unbound-"+suffix, class)
 	waiting := newPod(k.NodeName, "sh", "-c", "echo ok > /data/ok; sleep 3600")
-	waiting.Spec.Volumes = []v1.Volume{claimVol("data", unbound.Name, false)}
-	waiting.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	onClaim(waiting, unbound.Name)
 	w := createPod(ctx, t, waiting)
 	waitPodEvent(ctx, t, w, " Warning FailedMount Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], "+
 		"failed to process volumes=[data]: error processing PVC default/"+unbound.Name+": PVC is not bound")
 
 	elsewhere := staticClaim(ctx, t, "elsewhere-"+suffix, v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: t.TempDir()}}, hostnameIn("some-other-node"))
 	away := newPod(k.NodeName, "sleep", "3600")
-	away.Spec.Volumes = []v1.Volume{claimVol("data", elsewhere.Name, false)}
-	away.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	onClaim(away, elsewhere.Name)
 	a := createPod(ctx, t, away)
 	waitPodEvent(ctx, t, a, ` Warning FailedMount MountVolume.NodeAffinity check failed for volume "`+elsewhere.Name+`" : no matching NodeSelectorTerms`)
 
