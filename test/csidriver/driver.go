@@ -22,7 +22,9 @@ import (
 // driver is one node's instance: identity, controller and node services over the state
 // folder:
 //
-//	volumes/<handle>/         a volume's data (bind-mounted to the staging and target paths)
+//	volumes/<handle>/         a mount volume's data (bind-mounted to the staging and target paths)
+//	volumes/<handle>.img      a block volume's backing file (sparse), loop-attached when staged
+//	block/<handle>            the loop device of a staged block volume ("/dev/loopN")
 //	ephemeral/<handle>        marks an inline ephemeral volume (its data goes on unpublish)
 //	attachments/<handle>/<n>  ControllerPublishVolume of the volume to node n
 //	mounts/<sha256(target)>   a mount this driver made and has not unmade (its target path)
@@ -40,7 +42,11 @@ type driver struct {
 }
 
 func newDriver(nodeID, stateDir string) (*driver, error) {
-	for _, d := range []string{"volumes", "ephemeral", "attachments", "mounts"} {
+	stateDir, err := filepath.Abs(stateDir) // losetup -j matches backing files by path
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"volumes", "block", "ephemeral", "attachments", "mounts"} {
 		if err := os.MkdirAll(filepath.Join(stateDir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -131,20 +137,31 @@ func (d *driver) ControllerUnpublishVolume(ctx context.Context, r *csi.Controlle
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
 }
 
-// CreateVolume makes the data folder here, named as the request; DeleteVolume removes it.
+// CreateVolume makes the data folder here, named as the request, or for block access the
+// backing file; DeleteVolume removes either.
 func (d *driver) CreateVolume(ctx context.Context, r *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
 	if err := validateCreateVolume(r); err != nil {
 		return nil, err
 	}
 	defer d.lock(r.GetName())()
-	if err := os.MkdirAll(d.dataDir(r.GetName()), 0o777); err != nil {
+	block := isBlock(r.GetVolumeCapabilities()[0]) // validateCreateVolume: all of one kind
+	if err := d.kindConflict(r.GetName(), block, codes.AlreadyExists); err != nil {
+		return nil, err
+	}
+	capacity, volumeContext := r.GetCapacityRange().GetRequiredBytes(), r.GetParameters()
+	var err error
+	if block {
+		capacity, volumeContext, err = d.createBlock(r)
+	} else if err = os.MkdirAll(d.dataDir(r.GetName()), 0o777); err == nil {
+		_ = os.Chmod(d.dataDir(r.GetName()), 0o777)
+	}
+	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	_ = os.Chmod(d.dataDir(r.GetName()), 0o777)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:           r.GetName(),
-		CapacityBytes:      r.GetCapacityRange().GetRequiredBytes(),
-		VolumeContext:      r.GetParameters(),
+		CapacityBytes:      capacity,
+		VolumeContext:      volumeContext,
 		AccessibleTopology: []*csi.Topology{{Segments: map[string]string{TopologyKey: d.nodeID}}},
 	}}, nil
 }
@@ -154,8 +171,10 @@ func (d *driver) DeleteVolume(ctx context.Context, r *csi.DeleteVolumeRequest) (
 		return nil, err
 	}
 	defer d.lock(r.GetVolumeId())()
-	if err := os.RemoveAll(d.dataDir(r.GetVolumeId())); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	for _, p := range []string{d.dataDir(r.GetVolumeId()), d.imagePath(r.GetVolumeId())} {
+		if err := os.RemoveAll(p); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
 	}
 	return &csi.DeleteVolumeResponse{}, nil
 }
@@ -165,7 +184,7 @@ func (d *driver) ValidateVolumeCapabilities(ctx context.Context, r *csi.Validate
 		return nil, err
 	}
 	for _, c := range r.GetVolumeCapabilities() {
-		if err := checkCapability(c); err != nil {
+		if err := first(checkCapability(c), d.kindConflict(r.GetVolumeId(), isBlock(c), codes.InvalidArgument)); err != nil {
 			return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
 		}
 	}
@@ -197,7 +216,8 @@ func (d *driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRe
 }
 
 // NodeStageVolume binds the volume's data folder (made if missing) onto the staging path,
-// which the CO must have created.
+// which the CO must have created; a block volume's backing file is attached to a loop
+// device instead (the staging path stays an empty folder).
 func (d *driver) NodeStageVolume(ctx context.Context, r *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	if err := validateNodeStage(r); err != nil {
 		return nil, err
@@ -211,40 +231,66 @@ func (d *driver) NodeStageVolume(ctx context.Context, r *csi.NodeStageVolumeRequ
 	if fi, err := os.Stat(staging); err != nil || !fi.IsDir() {
 		return nil, status.Errorf(codes.FailedPrecondition, "staging_target_path %s is not a directory the CO made: %v", staging, err)
 	}
-	if ok, err := d.mounted(staging); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	} else if ok {
-		note(ctx, "already staged")
-		return &csi.NodeStageVolumeResponse{}, nil
+	block := isBlock(r.GetVolumeCapability())
+	if err := d.kindConflict(r.GetVolumeId(), block, codes.InvalidArgument); err != nil {
+		return nil, err
 	}
-	data := d.dataDir(r.GetVolumeId())
-	if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
-		note(ctx, "data folder created")
+	var err error
+	if block {
+		var size int64
+		if size, err = blockSizeOf(r.GetVolumeContext()); err != nil {
+			return nil, err
+		}
+		err = d.stageBlock(ctx, r.GetVolumeId(), size)
+	} else {
+		err = d.stageMount(ctx, r.GetVolumeId(), staging)
 	}
-	if err := os.MkdirAll(data, 0o777); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	_ = os.Chmod(data, 0o777)
-	if err := d.bind(data, staging, false); err != nil {
+	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &csi.NodeStageVolumeResponse{}, nil
 }
 
+func (d *driver) stageMount(ctx context.Context, id, staging string) error {
+	if ok, err := d.mounted(staging); err != nil || ok {
+		if ok {
+			note(ctx, "already staged")
+		}
+		return err
+	}
+	data := d.dataDir(id)
+	if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
+		note(ctx, "data folder created")
+	}
+	if err := os.MkdirAll(data, 0o777); err != nil {
+		return err
+	}
+	_ = os.Chmod(data, 0o777)
+	return d.bind(data, staging, false)
+}
+
+// NodeUnstageVolume unmounts the staging path, or detaches a block volume's loop device
+// (the handle's backing file or loop record says which).
 func (d *driver) NodeUnstageVolume(ctx context.Context, r *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	if err := validateNodeUnstage(r); err != nil {
 		return nil, err
 	}
 	defer d.lock(r.GetVolumeId())()
-	if err := d.unmount(ctx, r.GetStagingTargetPath()); err != nil {
+	var err error
+	if exists(d.imagePath(r.GetVolumeId())) || exists(d.loopState(r.GetVolumeId())) {
+		err = d.unstageBlock(ctx, r.GetVolumeId())
+	} else {
+		err = d.unmount(ctx, r.GetStagingTargetPath())
+	}
+	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &csi.NodeUnstageVolumeResponse{}, nil
 }
 
 // NodePublishVolume binds the staging path onto the target path, or for an inline
-// ephemeral volume a fresh data folder. The target path is made if missing (the CO makes
-// its parent).
+// ephemeral volume a fresh data folder, or for a block volume its loop device onto a
+// target file. A missing target path is made (the CO makes its parent).
 func (d *driver) NodePublishVolume(ctx context.Context, r *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	if err := validateNodePublish(r); err != nil {
 		return nil, err
@@ -265,24 +311,19 @@ func (d *driver) NodePublishVolume(ctx context.Context, r *csi.NodePublishVolume
 		note(ctx, "already published")
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
-	src := r.GetStagingTargetPath()
-	if isEphemeral(r.GetVolumeContext()) {
-		src = d.dataDir(r.GetVolumeId())
-		if err := os.WriteFile(filepath.Join(d.stateDir, "ephemeral", r.GetVolumeId()), []byte(target+"\n"), 0o644); err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
-		}
-		if err := os.MkdirAll(src, 0o777); err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
-		}
-		_ = os.Chmod(src, 0o777)
-	} else if ok, err := d.mounted(src); err != nil || !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not staged at %s", r.GetVolumeId(), src)
+	block := isBlock(r.GetVolumeCapability())
+	var src string
+	var err error
+	if block {
+		src, err = d.blockSource(ctx, r)
+	} else {
+		src, err = d.mountSource(r)
 	}
-	if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(target, 0o750); err != nil {
-			return nil, status.Errorf(codes.Internal, "target_path: %v", err)
-		}
-		note(ctx, "target_path created")
+	if err != nil {
+		return nil, err
+	}
+	if err := makeTarget(ctx, target, block); err != nil {
+		return nil, err
 	}
 	if err := d.bind(src, target, ro); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -291,6 +332,27 @@ func (d *driver) NodePublishVolume(ctx context.Context, r *csi.NodePublishVolume
 		note(ctx, "read-only")
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// mountSource is what NodePublishVolume binds for a mount volume: the staging path, or an
+// ephemeral volume's data folder (made here).
+func (d *driver) mountSource(r *csi.NodePublishVolumeRequest) (string, error) {
+	src := r.GetStagingTargetPath()
+	if !isEphemeral(r.GetVolumeContext()) {
+		if ok, err := d.mounted(src); err != nil || !ok {
+			return "", status.Errorf(codes.FailedPrecondition, "volume %s is not staged at %s", r.GetVolumeId(), src)
+		}
+		return src, nil
+	}
+	src = d.dataDir(r.GetVolumeId())
+	if err := os.WriteFile(filepath.Join(d.stateDir, "ephemeral", r.GetVolumeId()), []byte(r.GetTargetPath()+"\n"), 0o644); err != nil {
+		return "", status.Error(codes.Internal, err.Error())
+	}
+	if err := os.MkdirAll(src, 0o777); err != nil {
+		return "", status.Error(codes.Internal, err.Error())
+	}
+	_ = os.Chmod(src, 0o777)
+	return src, nil
 }
 
 // NodeUnpublishVolume unmounts and removes the target path (gone already: done); an
@@ -318,19 +380,30 @@ func (d *driver) NodeUnpublishVolume(ctx context.Context, r *csi.NodeUnpublishVo
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
+// NodeGetVolumeStats measures a folder with statfs, or a block device (the target file a
+// block volume is published on) by its size.
 func (d *driver) NodeGetVolumeStats(ctx context.Context, r *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	if err := validateNodeGetVolumeStats(r); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(d.dataDir(r.GetVolumeId())); err != nil {
-		return nil, status.Errorf(codes.NotFound, "volume %s: %v", r.GetVolumeId(), err)
+	if !exists(d.dataDir(r.GetVolumeId())) && !exists(d.imagePath(r.GetVolumeId())) {
+		return nil, status.Errorf(codes.NotFound, "volume %s: no data folder or backing file", r.GetVolumeId())
+	}
+	p := r.GetVolumePath()
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, status.Errorf(codes.NotFound, "volume_path %s: %v", p, err)
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "stat %s: %v", p, err)
+	case fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0:
+		return deviceStats(p)
+	case !fi.IsDir(): // e.g. a block target file whose bind is gone
+		return nil, status.Errorf(codes.NotFound, "volume_path %s is neither a folder nor a block device", p)
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(r.GetVolumePath(), &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, status.Errorf(codes.NotFound, "volume_path %s: %v", r.GetVolumePath(), err)
-		}
-		return nil, status.Errorf(codes.Internal, "statfs %s: %v", r.GetVolumePath(), err)
+	if err := unix.Statfs(p, &st); err != nil {
+		return nil, status.Errorf(codes.Internal, "statfs %s: %v", p, err)
 	}
 	bs := int64(st.Bsize)
 	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
@@ -343,16 +416,25 @@ func (d *driver) NodeGetVolumeStats(ctx context.Context, r *csi.NodeGetVolumeSta
 // requested capacity (bytes, decimal) to.
 const CapacityFile = ".csi-capacity-bytes"
 
+// NodeExpandVolume records a mount volume's new capacity, or grows a block volume's
+// backing file and loop device.
 func (d *driver) NodeExpandVolume(ctx context.Context, r *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	if err := validateNodeExpand(r); err != nil {
 		return nil, err
 	}
 	defer d.lock(r.GetVolumeId())()
+	c := capacityFor(r.GetCapacityRange())
+	if isBlock(r.GetVolumeCapability()) || exists(d.imagePath(r.GetVolumeId())) {
+		size, err := d.expandBlock(ctx, r.GetVolumeId(), c)
+		if err != nil {
+			return nil, err
+		}
+		return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+	}
 	data := d.dataDir(r.GetVolumeId())
 	if _, err := os.Stat(data); err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %s: %v", r.GetVolumeId(), err)
 	}
-	c := capacityFor(r.GetCapacityRange())
 	if err := os.WriteFile(filepath.Join(data, CapacityFile), []byte(strconv.FormatInt(c, 10)+"\n"), 0o644); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}

@@ -1,7 +1,10 @@
 // Command csidriver is the test bed's CSI driver, csi.e2e.minikubelet.io: a small driver
-// whose volumes are folders under --state-dir, bind-mounted by its node service, with a
-// controller service for external-attacher and, with --registration-dir, the kubelet
-// plugin registration node-driver-registrar would otherwise serve. One process per node.
+// whose volumes are folders under --state-dir, bind-mounted by its node service, or, for
+// raw block access (volumeMode: Block), sparse files there that NodeStageVolume attaches
+// to loop devices (losetup: root, and loop devices on the host) and NodePublishVolume
+// bind-mounts onto the pod's target file. It has a controller service for
+// external-attacher and, with --registration-dir, serves the kubelet plugin registration
+// node-driver-registrar would otherwise serve. One process per node.
 // Every call is logged to stderr, one line each ("csi: <method> ..."), so tests can count
 // them; volume handles starting with fail-publish- and hang-stage- inject faults.
 package main
@@ -27,7 +30,7 @@ import (
 func main() {
 	endpoint := flag.String("endpoint", "", "unix socket path of the CSI gRPC server (unix:// prefix allowed)")
 	nodeID := flag.String("node-id", "", "this node's ID (NodeGetInfo, topology)")
-	stateDir := flag.String("state-dir", "", "folder of the driver's state; volume data lives in <state-dir>/volumes/<volume handle>")
+	stateDir := flag.String("state-dir", "", "folder of the driver's state; volume data lives in <state-dir>/volumes/<volume handle> (<volume handle>.img for block volumes)")
 	regDir := flag.String("registration-dir", "", "a kubelet's <root-dir>/plugins_registry: also serve the kubelet plugin registration there")
 	provKubeconfig := flag.String("provisioner-kubeconfig", "", "also provision PVs for claims of this driver's classes (external-provisioner's job), with this kubeconfig")
 	flag.Parse()

@@ -21,10 +21,13 @@ type provisioner struct{ d *driver }
 
 func (p *provisioner) Provision(ctx context.Context, o controller.ProvisionOptions) (*v1.PersistentVolume, controller.ProvisioningState, error) {
 	size := o.PVC.Spec.Resources.Requests[v1.ResourceStorage]
+	c := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}
+	if m := o.PVC.Spec.VolumeMode; m != nil && *m == v1.PersistentVolumeBlock { // a backing file, not a folder
+		c.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
+	}
 	req := &csi.CreateVolumeRequest{Name: o.PVName, Parameters: o.StorageClass.Parameters,
-		CapacityRange: &csi.CapacityRange{RequiredBytes: size.Value()},
-		VolumeCapabilities: []*csi.VolumeCapability{{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}}}
+		CapacityRange: &csi.CapacityRange{RequiredBytes: size.Value()}, VolumeCapabilities: []*csi.VolumeCapability{c}}
 	resp, err := p.d.CreateVolume(ctx, req)
 	if err != nil {
 		return nil, controller.ProvisioningFinished, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -20,6 +21,8 @@ const (
 	EphemeralKey = "csi.storage.k8s.io/ephemeral"
 	// AttachedByKey is the publish_context key ControllerPublishVolume returns.
 	AttachedByKey = "attachedBy"
+	// BlockSizeKey is the volume_context key with a block volume's size in bytes.
+	BlockSizeKey = DriverName + "/block-size-bytes"
 
 	failPublishPrefix = "fail-publish-"
 	hangStagePrefix   = "hang-stage-"
@@ -69,22 +72,31 @@ func checkPath(field, p string) error {
 	return nil
 }
 
-// checkCapability: present, of mount access type (this driver has no block volumes), with
-// a known access mode.
+// checkCapability: present, of block or mount access type, with a known access mode.
 func checkCapability(c *csi.VolumeCapability) error {
 	if c == nil {
 		return status.Error(codes.InvalidArgument, "volume_capability is required")
 	}
-	if c.GetBlock() != nil {
-		return status.Error(codes.InvalidArgument, "block access type is not supported")
-	}
-	if c.GetMount() == nil {
+	if c.GetBlock() == nil && c.GetMount() == nil {
 		return status.Error(codes.InvalidArgument, "volume_capability has no access type")
 	}
 	if c.GetAccessMode() == nil || c.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_UNKNOWN {
 		return status.Error(codes.InvalidArgument, "volume_capability has no access mode")
 	}
 	return nil
+}
+
+// blockSizeOf is the size NodeStageVolume gives a block volume's missing backing file.
+func blockSizeOf(volumeContext map[string]string) (int64, error) {
+	v, ok := volumeContext[BlockSizeKey]
+	if !ok {
+		return DefaultBlockSize, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, status.Errorf(codes.InvalidArgument, "volume_context %s=%q is not a positive byte count", BlockSizeKey, v)
+	}
+	return n, nil
 }
 
 func isEphemeral(volumeContext map[string]string) bool {
@@ -106,6 +118,9 @@ func validateNodePublish(r *csi.NodePublishVolumeRequest) error {
 		return err
 	}
 	if isEphemeral(r.GetVolumeContext()) {
+		if r.GetVolumeCapability().GetBlock() != nil {
+			return status.Error(codes.InvalidArgument, "an ephemeral volume is a mount volume, not block")
+		}
 		if r.GetStagingTargetPath() != "" {
 			return status.Error(codes.InvalidArgument, "an ephemeral volume has no staging_target_path")
 		}
@@ -173,6 +188,10 @@ func validateCreateVolume(r *csi.CreateVolumeRequest) error {
 		if err := checkCapability(c); err != nil {
 			return err
 		}
+		// One volume is a folder or a backing file, never both.
+		if (c.GetBlock() == nil) != (r.GetVolumeCapabilities()[0].GetBlock() == nil) {
+			return status.Error(codes.InvalidArgument, "volume_capabilities mix block and mount access types")
+		}
 	}
 	if r.GetVolumeContentSource() != nil {
 		return status.Error(codes.InvalidArgument, "volume_content_source is not supported")
@@ -200,7 +219,8 @@ func first(errs ...error) error {
 	return nil
 }
 
-// capacityFor is what NodeExpandVolume records: the required bytes, else the limit.
+// capacityFor is the size CreateVolume gives a block volume and NodeExpandVolume grows
+// a volume to: the required bytes, else the limit.
 func capacityFor(r *csi.CapacityRange) int64 {
 	if r.GetRequiredBytes() > 0 {
 		return r.GetRequiredBytes()

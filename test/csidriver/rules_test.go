@@ -19,14 +19,22 @@ func mountCap(mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode}}
 }
 
-var rw = mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+func blockCap(mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
+	return &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode}}
+}
+
+var (
+	rw    = mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	block = blockCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+)
 
 func codeOf(err error) codes.Code { return status.Code(err) }
 
 func TestValidation(t *testing.T) {
-	block := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}
 	noMode := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}}}
+	blockNoMode := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}}
+	noType := &csi.VolumeCapability{AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}
 	eph := map[string]string{EphemeralKey: "true"}
 	cases := []struct {
 		name string
@@ -38,7 +46,9 @@ func TestValidation(t *testing.T) {
 		{"stage no path", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", VolumeCapability: rw}), codes.InvalidArgument},
 		{"stage relative path", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "s", VolumeCapability: rw}), codes.InvalidArgument},
 		{"stage no capability", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/s"}), codes.InvalidArgument},
-		{"stage block", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", VolumeCapability: block}), codes.InvalidArgument},
+		{"stage block", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", VolumeCapability: block}), codes.OK},
+		{"stage block no access mode", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", VolumeCapability: blockNoMode}), codes.InvalidArgument},
+		{"stage no access type", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", VolumeCapability: noType}), codes.InvalidArgument},
 		{"stage no access mode", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", VolumeCapability: noMode}), codes.InvalidArgument},
 		{"stage id with slash", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "a/b", StagingTargetPath: "/s", VolumeCapability: rw}), codes.InvalidArgument},
 		{"stage id ..", validateNodeStage(&csi.NodeStageVolumeRequest{VolumeId: "..", StagingTargetPath: "/s", VolumeCapability: rw}), codes.InvalidArgument},
@@ -50,6 +60,10 @@ func TestValidation(t *testing.T) {
 		{"publish no capability", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", TargetPath: "/t"}), codes.InvalidArgument},
 		{"publish not staged", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", TargetPath: "/t", VolumeCapability: rw}), codes.FailedPrecondition},
 		{"publish ephemeral", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", TargetPath: "/t", VolumeCapability: rw, VolumeContext: eph}), codes.OK},
+		{"publish block", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", TargetPath: "/t", VolumeCapability: block}), codes.OK},
+		{"publish block not staged", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", TargetPath: "/t", VolumeCapability: block}), codes.FailedPrecondition},
+		{"publish no access type", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", TargetPath: "/t", VolumeCapability: noType}), codes.InvalidArgument},
+		{"publish ephemeral block", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", TargetPath: "/t", VolumeCapability: block, VolumeContext: eph}), codes.InvalidArgument},
 		{"publish ephemeral staged", validateNodePublish(&csi.NodePublishVolumeRequest{VolumeId: "v", StagingTargetPath: "/s", TargetPath: "/t", VolumeCapability: rw, VolumeContext: eph}), codes.InvalidArgument},
 		{"unpublish ok", validateNodeUnpublish(&csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: "/t"}), codes.OK},
 		{"unpublish no target", validateNodeUnpublish(&csi.NodeUnpublishVolumeRequest{VolumeId: "v"}), codes.InvalidArgument},
@@ -60,9 +74,15 @@ func TestValidation(t *testing.T) {
 		{"controller publish ok", validateControllerPublish(&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: "n", VolumeCapability: rw}), codes.OK},
 		{"controller publish no node", validateControllerPublish(&csi.ControllerPublishVolumeRequest{VolumeId: "v", VolumeCapability: rw}), codes.InvalidArgument},
 		{"controller publish bad node", validateControllerPublish(&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: "a/b", VolumeCapability: rw}), codes.NotFound},
+		{"controller publish block", validateControllerPublish(&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: "n", VolumeCapability: block}), codes.OK},
+		{"controller publish no access type", validateControllerPublish(&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: "n", VolumeCapability: noType}), codes.InvalidArgument},
 		{"controller publish no capability", validateControllerPublish(&csi.ControllerPublishVolumeRequest{VolumeId: "v", NodeId: "n"}), codes.InvalidArgument},
 		{"controller unpublish any node", validateControllerUnpublish(&csi.ControllerUnpublishVolumeRequest{VolumeId: "v"}), codes.OK},
 		{"create ok", validateCreateVolume(&csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{rw}}), codes.OK},
+		{"create block", validateCreateVolume(&csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{block, blockCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)}}), codes.OK},
+		{"create block and mount", validateCreateVolume(&csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{block, rw}}), codes.InvalidArgument},
+		{"create mount and block", validateCreateVolume(&csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{rw, block}}), codes.InvalidArgument},
+		{"create no access type", validateCreateVolume(&csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: []*csi.VolumeCapability{noType}}), codes.InvalidArgument},
 		{"create no name", validateCreateVolume(&csi.CreateVolumeRequest{VolumeCapabilities: []*csi.VolumeCapability{rw}}), codes.InvalidArgument},
 		{"create no capabilities", validateCreateVolume(&csi.CreateVolumeRequest{Name: "pvc-1"}), codes.InvalidArgument},
 		{"validate no capabilities", validateValidateCapabilities(&csi.ValidateVolumeCapabilitiesRequest{VolumeId: "v"}), codes.InvalidArgument},
@@ -70,6 +90,25 @@ func TestValidation(t *testing.T) {
 	for _, c := range cases {
 		if got := codeOf(c.err); got != c.want {
 			t.Errorf("%s: %v, want %s", c.name, c.err, c.want)
+		}
+	}
+}
+
+func TestBlockSizeOf(t *testing.T) {
+	for _, c := range []struct {
+		v    map[string]string
+		want int64
+		code codes.Code
+	}{
+		{nil, DefaultBlockSize, codes.OK},
+		{map[string]string{"e2e": "static"}, DefaultBlockSize, codes.OK},
+		{map[string]string{BlockSizeKey: "1048576"}, 1 << 20, codes.OK},
+		{map[string]string{BlockSizeKey: "0"}, 0, codes.InvalidArgument},
+		{map[string]string{BlockSizeKey: "-1"}, 0, codes.InvalidArgument},
+		{map[string]string{BlockSizeKey: "1Gi"}, 0, codes.InvalidArgument},
+	} {
+		if got, err := blockSizeOf(c.v); got != c.want || codeOf(err) != c.code {
+			t.Errorf("blockSizeOf(%v) = %d, %v; want %d, %s", c.v, got, err, c.want, c.code)
 		}
 	}
 }
