@@ -258,8 +258,22 @@ func (m *Manager) retryTearDowns(ctx context.Context) {
 	}
 }
 
-// Run refreshes content volumes every RefreshPeriod until ctx ends.
+// Run refreshes content volumes and retries failed tear-downs every RefreshPeriod until
+// ctx ends. The two run apart: a tear-down waiting on a hanging driver must not hold back
+// the other pods' refreshes.
 func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.every(ctx, m.retryTearDowns)
+	}()
+	m.every(ctx, m.RefreshAll)
+}
+
+// every calls fn every RefreshPeriod until ctx ends.
+func (m *Manager) every(ctx context.Context, fn func(context.Context)) {
 	t := m.cfg.Clock.NewTicker(m.cfg.RefreshPeriod)
 	defer t.Stop()
 	for {
@@ -267,8 +281,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C():
-			m.RefreshAll(ctx)
-			m.retryTearDowns(ctx)
+			fn(ctx)
 		}
 	}
 }

@@ -368,3 +368,36 @@ func TestRefreshReadsEachObjectOncePerRound(t *testing.T) {
 		t.Errorf("the next round must read again: %d reads in all, want 5", c)
 	}
 }
+
+// TestRefreshSkipsBusyPod: a pod whose volumes are still being set up (a CSI driver may
+// take up to its timeout) does not hold back the refresh of the other pods' volumes.
+func TestRefreshSkipsBusyPod(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns"}, Data: map[string]string{"k": "v1"}}
+	m, client, _ := newTestManager(t, cm)
+	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
+	mounts, err := m.SetUp(context.Background(), pod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
+	busy := &podVolumes{mounts: map[string]Mount{}}
+	busy.work.Lock() // a set-up in progress
+	defer busy.work.Unlock()
+	m.mu.Lock()
+	m.pods["busy"] = busy
+	m.mu.Unlock()
+	cm.Data["k"] = "v2"
+	if _, err := client.CoreV1().ConfigMaps("ns").Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { m.RefreshAll(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RefreshAll waited for the busy pod")
+	}
+	if got := read(t, filepath.Join(mounts["cm"].HostPath, "k")); got != "v2" {
+		t.Errorf("the other pod's configMap = %q after the refresh, want v2", got)
+	}
+}

@@ -23,10 +23,10 @@ import (
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
-// callTimeout bounds each registration and CSI call, as upstream's csiTimeout (2 min)
-// does for node operations; registration calls get upstream's 10 s.
+// defaultCallTimeout bounds each CSI call, as upstream's csiTimeout (2 min) does for node
+// operations; registration calls get upstream's 10 s.
 const (
-	callTimeout         = 2 * time.Minute
+	defaultCallTimeout  = 2 * time.Minute
 	registrationTimeout = 10 * time.Second
 )
 
@@ -37,6 +37,17 @@ type Config struct {
 	NodeName string
 	// Client records drivers in CSINode and the Node; nil on a standalone node.
 	Client kubernetes.Interface
+	// CallTimeout bounds each call to a driver (default 2 min, upstream's); a driver that
+	// hangs fails the one volume after it, and nothing else waits.
+	CallTimeout time.Duration
+}
+
+// callCtx is ctx bounded by the call timeout.
+func (c Config) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.CallTimeout <= 0 {
+		return context.WithTimeout(ctx, defaultCallTimeout)
+	}
+	return context.WithTimeout(ctx, c.CallTimeout)
 }
 
 // Registry keeps the registered CSI drivers and their connections.
@@ -212,7 +223,7 @@ func (r *Registry) install(ctx context.Context, socket string, info *registerapi
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := r.cfg.callCtx(ctx)
 	defer cancel()
 	ni, err := d.node.NodeGetInfo(cctx, &csipb.NodeGetInfoRequest{})
 	if err != nil {
@@ -263,7 +274,7 @@ func connect(ctx context.Context, name, endpoint string) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{Name: name, Endpoint: endpoint, conn: conn, node: csipb.NewNodeClient(conn), caps: map[csipb.NodeServiceCapability_RPC_Type]bool{}}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := context.WithTimeout(ctx, defaultCallTimeout)
 	defer cancel()
 	caps, err := d.node.NodeGetCapabilities(cctx, &csipb.NodeGetCapabilitiesRequest{})
 	if err != nil {

@@ -198,7 +198,9 @@ func checkLifecycle(cd *storagev1.CSIDriver, ephemeral bool) error {
 func (v *Volumes) attachment(ctx context.Context, vol Volume) (map[string]string, error) {
 	name := AttachmentName(vol.Handle, vol.Driver, v.cfg.NodeName)
 	va, err := v.cfg.Client.StorageV1().VolumeAttachments().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	// The node authorizer lets a node read an attachment only once it names the node:
+	// before that the answer is Forbidden, which means the same as NotFound here.
+	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 		return nil, ErrNotAttached
 	}
 	if err != nil {
@@ -227,7 +229,7 @@ func (v *Volumes) stage(ctx context.Context, d *Driver, vol Volume, staging stri
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := v.cfg.callCtx(ctx)
 	defer cancel()
 	_, err = d.node.NodeStageVolume(cctx, &csipb.NodeStageVolumeRequest{
 		VolumeId: vol.Handle, PublishContext: publishCtx, StagingTargetPath: staging,
@@ -265,7 +267,7 @@ func (v *Volumes) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volum
 	}); err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := v.cfg.callCtx(ctx)
 	defer cancel()
 	_, err = d.node.NodePublishVolume(cctx, &csipb.NodePublishVolumeRequest{
 		VolumeId: vol.Handle, PublishContext: publishCtx, StagingTargetPath: staging, TargetPath: target,
@@ -370,7 +372,7 @@ func (v *Volumes) unpublish(ctx context.Context, dir string) error {
 		return fmt.Errorf("kubernetes.io/csi: mounter.TearDownAt failed to get CSI client: %v", err)
 	}
 	target := filepath.Join(dir, "mount")
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := v.cfg.callCtx(ctx)
 	_, err = d.node.NodeUnpublishVolume(cctx, &csipb.NodeUnpublishVolumeRequest{VolumeId: data["volumeHandle"], TargetPath: target})
 	cancel()
 	if err != nil {
@@ -399,7 +401,7 @@ func (v *Volumes) unstageUnlessUsed(ctx context.Context, d *Driver, driver, hand
 	if _, err := os.Stat(filepath.Dir(staging)); os.IsNotExist(err) {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := v.cfg.callCtx(ctx)
 	defer cancel()
 	if _, err := d.node.NodeUnstageVolume(cctx, &csipb.NodeUnstageVolumeRequest{VolumeId: handle, StagingTargetPath: staging}); err != nil {
 		return fmt.Errorf("UnmountDevice failed: %w", err)
@@ -448,7 +450,7 @@ func (v *Volumes) VolumeStats(ctx context.Context, driver, handle, target string
 	if err != nil || !d.has(csipb.NodeServiceCapability_RPC_GET_VOLUME_STATS) {
 		return Usage{}, false, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := v.cfg.callCtx(ctx)
 	defer cancel()
 	resp, err := d.node.NodeGetVolumeStats(cctx, &csipb.NodeGetVolumeStatsRequest{VolumeId: handle, VolumePath: target})
 	if err != nil {
@@ -486,7 +488,7 @@ func (v *Volumes) Expand(ctx context.Context, vol Volume, target string, size in
 	if d.has(csipb.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME) {
 		staging = v.stagingPath(vol.Driver, vol.Handle)
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := v.cfg.callCtx(ctx)
 	defer cancel()
 	_, err = d.node.NodeExpandVolume(cctx, &csipb.NodeExpandVolumeRequest{VolumeId: vol.Handle, VolumePath: target,
 		CapacityRange: &csipb.CapacityRange{RequiredBytes: size}, StagingTargetPath: staging, VolumeCapability: capability(vol)})
