@@ -165,6 +165,8 @@ type ContainerOptions struct {
 	ImageRef     string                 // resolved image to run
 	Env          []*runtimeapi.KeyValue // resolved environment (see ResolveEnv)
 	Mounts       []*runtimeapi.Mount
+	// Devices are the container's raw block volumes (volumeDevices).
+	Devices []*runtimeapi.Device
 	// SeccompDir holds Localhost seccomp profiles (<root-dir>/seccomp upstream).
 	SeccompDir string
 	// TargetID is the container whose process namespace an ephemeral container
@@ -205,6 +207,7 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 		WorkingDir: c.WorkingDir,
 		Envs:       o.Env,
 		Mounts:     o.Mounts,
+		Devices:    o.Devices,
 		LogPath:    filepath.Join(c.Name, strconv.Itoa(o.RestartCount)+".log"),
 		Stdin:      c.Stdin,
 		StdinOnce:  c.StdinOnce,

@@ -31,6 +31,8 @@ type claimed struct {
 	pv       *v1.PersistentVolume
 	readOnly bool
 	claim    string
+	// block: a raw block volume (volumeMode: Block), mapped rather than mounted.
+	block bool
 }
 
 // claimSource is the claim a volume refers to: a persistentVolumeClaim volume's, or the
@@ -105,10 +107,7 @@ func (m *Manager) resolveClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume,
 	if device && mode != v1.PersistentVolumeBlock {
 		return claimed{}, fmt.Errorf("volume %s has volumeMode %s, but is specified in volumeDevices", vol.Name, mode)
 	}
-	if device {
-		return claimed{}, fmt.Errorf("volume %s: raw block volumes (volumeDevices) are not supported by minikubelet", vol.Name)
-	}
-	return claimed{pv: pv, readOnly: src.ReadOnly, claim: src.ClaimName}, nil
+	return claimed{pv: pv, readOnly: src.ReadOnly, claim: src.ClaimName, block: mode == v1.PersistentVolumeBlock}, nil
 }
 
 // usedAs reports whether any container (init, regular or ephemeral) mounts the volume or
@@ -138,6 +137,9 @@ func usedAs(pod *v1.Pod, name string) (mounted, device bool) {
 // operation generator words it for the PV (the volume is named by the PV, not the pod's
 // volume): node affinity first, then the plugin's own set-up.
 func (m *Manager) setUpClaimed(ctx context.Context, pod *v1.Pod, c claimed) (Mount, error) {
+	if c.block {
+		return m.setUpBlock(ctx, pod, c)
+	}
 	pv := c.pv
 	fail := func(step string, err error) error { return stepFailed(step, pv.Name, err) }
 	labels, err := m.nodeLabels()
@@ -209,17 +211,32 @@ func (m *Manager) setUpCSI(ctx context.Context, pod *v1.Pod, vol csi.Volume) (Mo
 }
 
 // stepError is a volume's set-up failure worded as upstream's operation generator words
-// it: MountVolume.<step> failed for volume "<name>" : <why>. name is the PV's name for a
-// claim's volume.
+// it: MountVolume.<step> failed for volume "<name>" : <why> (MapVolume for a raw block
+// volume). name is the PV's name for a claim's volume.
 type stepError struct {
-	step, name string
-	err        error
+	op, step, name string
+	err            error
 }
 
-func stepFailed(step, name string, err error) error { return &stepError{step, name, err} }
+func stepFailed(step, name string, err error) error {
+	return &stepError{"MountVolume", step, name, err}
+}
+
+func mapFailed(step, name string, err error) error { return &stepError{"MapVolume", step, name, err} }
 
 func (e *stepError) Error() string {
-	return fmt.Sprintf("MountVolume.%s failed for volume %q : %v", e.step, e.name, e.err)
+	return fmt.Sprintf("%s.%s failed for volume %q : %v", e.op, e.step, e.name, e.err)
+}
+
+// EventReason is the reason of the event upstream records when SetUp fails with err:
+// FailedMapVolume for a raw block volume (but FailedMount for its node affinity, as
+// upstream), FailedMount otherwise.
+func EventReason(err error) string {
+	var se *stepError
+	if errors.As(err, &se) && se.op == "MapVolume" && se.step != "NodeAffinity check" {
+		return "FailedMapVolume"
+	}
+	return "FailedMount"
 }
 
 func (e *stepError) Unwrap() error { return e.err }

@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -259,5 +260,123 @@ func TestLocalClaim(t *testing.T) {
 	err = os.WriteFile(filepath.Join(mounts["data"].HostPath, "g"), nil, 0o600)
 	if err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("write into a read-only claim: %v", err)
+	}
+}
+
+// devicePod uses every volume as a raw block device in its one container.
+func devicePod(vols ...v1.Volume) *v1.Pod {
+	pod := testPod(vols...)
+	for _, v := range vols {
+		pod.Spec.Containers[0].VolumeDevices = append(pod.Spec.Containers[0].VolumeDevices, v1.VolumeDevice{Name: v.Name, DevicePath: "/dev/" + v.Name})
+	}
+	return pod
+}
+
+// TestBlockClaimErrors: a raw block claim that cannot be mapped gets upstream's MapVolume
+// wording and event reason.
+func TestBlockClaimErrors(t *testing.T) {
+	dir := t.TempDir()
+	c := boundClaim("c", "pv1")
+	blockPV := func(src v1.PersistentVolumeSource) *v1.PersistentVolume {
+		pv := boundPV("pv1", c, src)
+		pv.Spec.VolumeMode = ptr.To(v1.PersistentVolumeBlock)
+		return pv
+	}
+	hostPath := blockPV(v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: dir}})
+	elsewhere := blockPV(v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: "/dev/null"}})
+	elsewhere.Spec.NodeAffinity = hostnameAffinity("n2")
+	notDevice := blockPV(v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: dir}})
+	charDevice := blockPV(v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: "/dev/null"}})
+	missing := blockPV(v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: filepath.Join(dir, "nope")}})
+	fsPV := hostPathPV("pv1", c, dir)
+	const global = "/plugins/kubernetes.io~local-volume/volumeDevices/pv1, podUID: uid-1, bindMount: true: "
+	for _, tc := range []struct {
+		name         string
+		pv           *v1.PersistentVolume
+		want, reason string
+	}{
+		{"filesystem PV as device", fsPV, "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to process volumes=[data]: volume data has volumeMode Filesystem, but is specified in volumeDevices", "FailedMount"},
+		{"hostPath", hostPath, `MapVolume.FindMapperPluginBySpec failed for volume "pv1" : no block volume plugin for persistent volume type hostPath`, "FailedMapVolume"},
+		{"node affinity", elsewhere, `MapVolume.NodeAffinity check failed for volume "pv1" : no matching NodeSelectorTerms`, "FailedMount"},
+		{"folder", notDevice, `MapVolume.MapBlockVolume failed for volume "pv1" : blkUtil.MapDevice failed. devicePath: ` + dir + `, globalMapPath:{root}` + global + dir + ` is not a block device`, "FailedMapVolume"},
+		{"character device", charDevice, `MapVolume.MapBlockVolume failed for volume "pv1" : blkUtil.MapDevice failed. devicePath: /dev/null, globalMapPath:{root}` + global + `/dev/null is not a block device`, "FailedMapVolume"},
+		{"missing", missing, `MapVolume.MapBlockVolume failed for volume "pv1" : blkUtil.MapDevice failed. devicePath: ` + filepath.Join(dir, "nope") + `, globalMapPath:{root}` + global + `stat ` + filepath.Join(dir, "nope") + `: no such file or directory`, "FailedMapVolume"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newClaimManager(t, thisNode, c, tc.pv)
+			_, err := m.SetUp(context.Background(), devicePod(claimVolume("data", "c", false)), nil)
+			want := strings.ReplaceAll(tc.want, "{root}", m.cfg.RootDir)
+			if err == nil || err.Error() != want {
+				t.Fatalf("err = %v\nwant  %s", err, want)
+			}
+			if got := EventReason(err); got != tc.reason {
+				t.Errorf("event reason %s, want %s", got, tc.reason)
+			}
+		})
+	}
+}
+
+// TestLocalBlockClaim: a local PV on a block device is bound onto its global map and
+// linked from the pod's folder, with upstream's two MapPodDevice events; tear-down undoes
+// both and leaves the device alone.
+func TestLocalBlockClaim(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loop devices and bind mounts need root")
+	}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", img).CombinedOutput()
+	if err != nil {
+		t.Skipf("no loop device here: %v %s", err, out)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("losetup", "-d", loop).Run() })
+
+	c := boundClaim("c", "pv1")
+	pv := boundPV("pv1", c, v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: loop}})
+	pv.Spec.VolumeMode = ptr.To(v1.PersistentVolumeBlock)
+	var events []string
+	m, err := New(Config{Client: fake.NewClientset(c, pv), RootDir: t.TempDir(), Node: func() (*v1.Node, error) { return thisNode, nil },
+		Event: func(_ runtime.Object, typ, reason, msg string) { events = append(events, typ+" "+reason+" "+msg) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := devicePod(claimVolume("data", "c", true))
+	mounts, err := m.SetUp(context.Background(), pod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
+	mnt := mounts["data"]
+	link := filepath.Join(m.PodDir(pod.UID), "volumeDevices", pluginLocal, "pv1")
+	if !mnt.Device || !mnt.ReadOnly || mnt.HostPath != link {
+		t.Fatalf("mount = %+v, want the read-only device at %s", mnt, link)
+	}
+	if target, err := os.Readlink(link); err != nil || target != loop {
+		t.Errorf("link -> %q (%v), want %s", target, err, loop)
+	}
+	global := filepath.Join(m.cfg.RootDir, "plugins", pluginLocal, "volumeDevices", "pv1")
+	if fi, err := os.Stat(filepath.Join(global, string(pod.UID))); err != nil || fi.Mode()&os.ModeDevice == 0 {
+		t.Errorf("global map file: %v %v, want the device bound on it", fi, err)
+	}
+	want := []string{
+		`Normal SuccessfulMountVolume MapVolume.MapPodDevice succeeded for volume "pv1" globalMapPath "` + global + `"`,
+		`Normal SuccessfulMountVolume MapVolume.MapPodDevice succeeded for volume "pv1" volumeMapPath "` + filepath.Dir(link) + `"`,
+	}
+	if strings.Join(events, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))
+	}
+	if err := m.TearDown(context.Background(), pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, global} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after tear-down: %v", p, err)
+		}
+	}
+	if fi, err := os.Stat(loop); err != nil || fi.Mode()&os.ModeDevice == 0 {
+		t.Errorf("the device itself is gone: %v", err)
 	}
 }

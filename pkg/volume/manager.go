@@ -56,6 +56,9 @@ type Mount struct {
 	// Image: an image volume, which the runtime mounts from the image itself (no
 	// HostPath); its pull is the pod worker's.
 	Image bool
+	// Device: a raw block volume; HostPath is the pod's symlink to the device, which the
+	// runtime gives the containers that list it in volumeDevices.
+	Device bool
 	// stats is how a persistent volume's usage is measured.
 	stats statsSource
 	// expand is set for a claim's CSI volume that can grow online.
@@ -227,6 +230,9 @@ func (m *Manager) TearDown(ctx context.Context, uid types.UID) error {
 }
 
 func (m *Manager) tearDownDir(ctx context.Context, uid types.UID) error {
+	if err := m.unmapAll(ctx, uid); err != nil {
+		return err
+	}
 	dir := filepath.Join(m.PodDir(uid), "volumes")
 	if m.cfg.CSI != nil {
 		// Unmounting a CSI target under the driver would leave it staged and
@@ -302,7 +308,12 @@ func (m *Manager) RefreshAll(ctx context.Context) {
 }
 
 func (m *Manager) refresh(ctx context.Context, pv *podVolumes) {
-	pv.work.Lock()
+	// A pod whose volumes are being set up or torn down (a CSI call may hang up to its
+	// 2-minute timeout) is refreshed next round, not waited for: the other pods' volumes
+	// must not wait behind it.
+	if !pv.work.TryLock() {
+		return
+	}
 	defer pv.work.Unlock()
 	m.mu.Lock()
 	pod, ips, ready := pv.pod, pv.ips, pv.ready

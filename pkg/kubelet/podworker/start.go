@@ -115,6 +115,10 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		vm, err = w.volumeMounts(ctx, pod, c, env, pulls)
 		mounts = append(mounts, vm...)
 	}
+	var devices []*runtimeapi.Device
+	if err == nil {
+		devices, err = w.volumeDevices(ctx, pod, c)
+	}
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
@@ -125,7 +129,7 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	cfg, err := cri.ContainerConfig(pod, c, cri.ContainerOptions{
-		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts,
+		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts, Devices: devices,
 		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp"), TargetID: targetID, Userns: userNs,
 		HugePageSizes: w.cfg.HugePageSizes})
 	if err != nil {

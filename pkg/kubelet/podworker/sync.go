@@ -136,7 +136,7 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		if _, err := w.cfg.Volumes.SetUp(ctx, pod, nil); err != nil {
 			logger.V(2).Info("Volumes not ready", "pod", klog.KObj(pod), "err", err)
 			if !volume.IsWaiting(err) { // as upstream, no event while waiting for an attachment
-				w.event(pod, nil, v1.EventTypeWarning, "FailedMount", "%v", err)
+				w.event(pod, nil, v1.EventTypeWarning, volume.EventReason(err), "%v", err)
 			}
 			return w.stillCreating(wk, pod, p.state, p.deadline), false
 		}

@@ -3,6 +3,7 @@ package podworker
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -69,6 +70,35 @@ func (w *Workers) volumeMounts(ctx context.Context, pod *v1.Pod, c *v1.Container
 			ContainerPath: vm.MountPath, HostPath: host,
 			Readonly: vm.ReadOnly || vol.ReadOnly, Propagation: prop,
 		})
+	}
+	return out, nil
+}
+
+// volumeDevices maps a container's volumeDevices onto the pod's mapped raw block volumes,
+// as upstream's makeBlockVolumes: the device's link in the pod's folder at the container's
+// devicePath, "mrw" or "r" for a read-only claim.
+func (w *Workers) volumeDevices(ctx context.Context, pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Device, error) {
+	if len(c.VolumeDevices) == 0 {
+		return nil, nil
+	}
+	vols, err := w.cfg.Volumes.SetUp(ctx, pod, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*runtimeapi.Device, 0, len(c.VolumeDevices))
+	for _, d := range c.VolumeDevices {
+		if !filepath.IsAbs(d.DevicePath) {
+			return nil, fmt.Errorf("error DevicePath `%s` must be an absolute path", d.DevicePath)
+		}
+		vol, ok := vols[d.Name]
+		if !ok || !vol.Device {
+			return nil, fmt.Errorf("cannot find volume %q to pass into container %q", d.Name, c.Name)
+		}
+		perm := "mrw"
+		if vol.ReadOnly {
+			perm = "r"
+		}
+		out = append(out, &runtimeapi.Device{ContainerPath: d.DevicePath, HostPath: vol.HostPath, Permissions: perm})
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 	"k8s.io/utils/ptr"
@@ -32,6 +34,7 @@ type fakePlugin struct {
 	versions []string
 	endpoint string
 	stage    bool
+	hang     chan struct{} // non-nil: NodeStageVolume answers only once it is closed
 
 	mu     sync.Mutex
 	calls  []string
@@ -72,8 +75,12 @@ func (f *fakePlugin) NodeGetCapabilities(context.Context, *csipb.NodeGetCapabili
 	return &csipb.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-func (f *fakePlugin) NodeStageVolume(_ context.Context, r *csipb.NodeStageVolumeRequest) (*csipb.NodeStageVolumeResponse, error) {
+func (f *fakePlugin) NodeStageVolume(ctx context.Context, r *csipb.NodeStageVolumeRequest) (*csipb.NodeStageVolumeResponse, error) {
 	f.record("NodeStageVolume")
+	if f.hang != nil {
+		<-f.hang // as a driver that never answers: the caller gives up first
+		return nil, ctx.Err()
+	}
 	f.mu.Lock()
 	f.stageR = r
 	f.mu.Unlock()
@@ -85,6 +92,9 @@ func (f *fakePlugin) NodePublishVolume(_ context.Context, r *csipb.NodePublishVo
 	f.mu.Lock()
 	f.pubR = r
 	f.mu.Unlock()
+	if r.VolumeCapability.GetBlock() != nil { // a block target is a file the driver makes
+		return &csipb.NodePublishVolumeResponse{}, os.WriteFile(r.TargetPath, nil, 0o640)
+	}
 	return &csipb.NodePublishVolumeResponse{}, os.MkdirAll(r.TargetPath, 0o750)
 }
 
@@ -308,6 +318,87 @@ func TestPublishAndUnpublish(t *testing.T) {
 	}
 	if got := NewVolumes(r).InUse(); len(got) != 0 {
 		t.Errorf("in use after tear-down: %v", got)
+	}
+}
+
+// TestPublishBlock: a raw block volume is staged and published at upstream's
+// volumeDevices paths with a block capability, counts as in use, and is unstaged when the
+// last pod goes.
+func TestPublishBlock(t *testing.T) {
+	r, _, ctx := newTestRegistry(t)
+	f := &fakePlugin{versions: []string{"1.0.0"}, stage: true}
+	serve(t, f, filepath.Dir(r.Dir()), r.Dir())
+	waitFor(t, "registration", func() bool { _, err := r.Driver(testDriver); return err == nil })
+	vs := NewVolumes(r)
+	vol := Volume{Driver: testDriver, Handle: "vol-b", SpecName: "pv-b", Block: true, ReadOnly: true}
+	pod := func(uid string) *v1.Pod {
+		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: uid, Namespace: "ns", UID: types.UID(uid)}}
+	}
+	// No CSIDriver object: attachment required, as upstream defaults it.
+	if _, err := vs.PublishBlock(ctx, pod("p1"), vol); err != ErrNotAttached {
+		t.Fatalf("before the attachment: %v, want ErrNotAttached", err)
+	}
+	r.cfg.Client.(*fake.Clientset).Tracker().Add(&storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: AttachmentName("vol-b", testDriver, "n1")},
+		Status: storagev1.VolumeAttachmentStatus{Attached: true}})
+	dir := filepath.Join(r.cfg.RootDir, "plugins/kubernetes.io/csi/volumeDevices")
+	for _, uid := range []string{"p1", "p2"} {
+		dev, err := vs.PublishBlock(ctx, pod(uid), vol)
+		if want := filepath.Join(dir, "publish", "pv-b", uid); err != nil || dev != want {
+			t.Fatalf("published at %q (%v), want %s", dev, err, want)
+		}
+	}
+	if f.stageR.StagingTargetPath != filepath.Join(dir, "staging", "pv-b") || f.stageR.VolumeCapability.GetBlock() == nil {
+		t.Errorf("stage request %+v", f.stageR)
+	}
+	if f.pubR.StagingTargetPath != f.stageR.StagingTargetPath || f.pubR.VolumeCapability.GetBlock() == nil || !f.pubR.Readonly {
+		t.Errorf("publish request %+v", f.pubR)
+	}
+	if got := vs.InUse(); len(got) != 1 || got[0] != "kubernetes.io/csi/"+testDriver+"^vol-b" {
+		t.Errorf("in use %v", got)
+	}
+	if vs.BlockGlobalMapPath("pv-b") != filepath.Join(dir, "pv-b", "dev") {
+		t.Errorf("global map path %s", vs.BlockGlobalMapPath("pv-b"))
+	}
+	for _, uid := range []string{"p2", "p1"} {
+		if err := vs.UnpublishBlock(ctx, "pv-b", types.UID(uid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "NodeGetInfo NodeStageVolume NodePublishVolume NodeStageVolume NodePublishVolume NodeUnpublishVolume vol-b NodeUnpublishVolume vol-b NodeUnstageVolume vol-b"
+	if got := strings.Join(f.Calls(), " "); got != want {
+		t.Errorf("calls\n%s\nwant\n%s", got, want)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left under volumeDevices: %v", left)
+	}
+	if got := vs.InUse(); len(got) != 0 {
+		t.Errorf("in use after tear-down: %v", got)
+	}
+}
+
+// TestHangingDriver: a driver that never answers NodeStageVolume fails the volume after
+// the call timeout with the gRPC deadline error, named as upstream's MountDevice step.
+func TestHangingDriver(t *testing.T) {
+	r, client, ctx := newTestRegistry(t)
+	r.cfg.CallTimeout = 300 * time.Millisecond
+	f := &fakePlugin{versions: []string{"1.0.0"}, stage: true, hang: make(chan struct{})}
+	serve(t, f, filepath.Dir(r.Dir()), r.Dir())
+	t.Cleanup(func() { close(f.hang) }) // before the server stops
+	waitFor(t, "registration", func() bool { _, err := r.Driver(testDriver); return err == nil })
+	if _, err := client.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: testDriver},
+		Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(false)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "pod-uid"}}
+	start := time.Now()
+	_, err := NewVolumes(r).Publish(ctx, pod, Volume{Driver: testDriver, Handle: "h", SpecName: "pv"}, TargetPath(t.TempDir(), "pv"))
+	var step *StepError
+	// gRPC's text after the code varies with who notices the deadline first.
+	if !errors.As(err, &step) || step.Step != "MountDevice" || !strings.HasPrefix(err.Error(), "rpc error: code = DeadlineExceeded desc = ") {
+		t.Fatalf("err = %v (%T), want MountDevice's deadline error", err, err)
+	}
+	if d := time.Since(start); d < r.cfg.CallTimeout {
+		t.Errorf("gave up after %v, before the call timeout", d)
 	}
 }
 

@@ -49,6 +49,8 @@ type Volume struct {
 	AccessModes []v1.PersistentVolumeAccessMode
 	ReadOnly    bool
 	Ephemeral   bool
+	// Block: the pod uses the volume as a raw block device (volumeMode: Block).
+	Block bool
 	// StageSecret and PublishSecret name the secrets the driver gets, if any.
 	StageSecret, PublishSecret *v1.SecretReference
 }
@@ -246,17 +248,7 @@ func (v *Volumes) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volum
 	if err != nil {
 		return err
 	}
-	attrs := map[string]string{}
-	for k, val := range vol.Attributes {
-		attrs[k] = val
-	}
-	if info != nil && info.Spec.PodInfoOnMount != nil && *info.Spec.PodInfoOnMount {
-		attrs["csi.storage.k8s.io/pod.name"] = pod.Name
-		attrs["csi.storage.k8s.io/pod.namespace"] = pod.Namespace
-		attrs["csi.storage.k8s.io/pod.uid"] = string(pod.UID)
-		attrs["csi.storage.k8s.io/serviceAccount.name"] = pod.Spec.ServiceAccountName
-		attrs["csi.storage.k8s.io/ephemeral"] = strconv.FormatBool(vol.Ephemeral)
-	}
+	attrs := publishAttributes(pod, vol, info)
 	mode := storagev1.VolumeLifecyclePersistent
 	if vol.Ephemeral {
 		mode = storagev1.VolumeLifecycleEphemeral
@@ -280,8 +272,25 @@ func (v *Volumes) publish(ctx context.Context, d *Driver, pod *v1.Pod, vol Volum
 	return err
 }
 
-// capability is the volume's CSI capability: a mount with the PV's filesystem type and
-// mount options, and the access mode mapped as upstream maps it.
+// publishAttributes are the volume's attributes, with the pod's keys when the driver asks
+// for them (podInfoOnMount).
+func publishAttributes(pod *v1.Pod, vol Volume, info *storagev1.CSIDriver) map[string]string {
+	attrs := map[string]string{}
+	for k, val := range vol.Attributes {
+		attrs[k] = val
+	}
+	if info != nil && info.Spec.PodInfoOnMount != nil && *info.Spec.PodInfoOnMount {
+		attrs["csi.storage.k8s.io/pod.name"] = pod.Name
+		attrs["csi.storage.k8s.io/pod.namespace"] = pod.Namespace
+		attrs["csi.storage.k8s.io/pod.uid"] = string(pod.UID)
+		attrs["csi.storage.k8s.io/serviceAccount.name"] = pod.Spec.ServiceAccountName
+		attrs["csi.storage.k8s.io/ephemeral"] = strconv.FormatBool(vol.Ephemeral)
+	}
+	return attrs
+}
+
+// capability is the volume's CSI capability: a raw block device, or a mount with the PV's
+// filesystem type and mount options; the access mode mapped as upstream maps it.
 func capability(vol Volume) *csipb.VolumeCapability {
 	mode := csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER
 	first := v1.ReadWriteOnce
@@ -296,10 +305,13 @@ func capability(vol Volume) *csipb.VolumeCapability {
 	case v1.ReadWriteOncePod:
 		mode = csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
 	}
-	return &csipb.VolumeCapability{
-		AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{FsType: vol.FSType, MountFlags: vol.MountOptions}},
-		AccessMode: &csipb.VolumeCapability_AccessMode{Mode: mode},
+	c := &csipb.VolumeCapability{AccessMode: &csipb.VolumeCapability_AccessMode{Mode: mode}}
+	if vol.Block {
+		c.AccessType = &csipb.VolumeCapability_Block{Block: &csipb.VolumeCapability_BlockVolume{}}
+	} else {
+		c.AccessType = &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{FsType: vol.FSType, MountFlags: vol.MountOptions}}
 	}
+	return c
 }
 
 // secrets reads the secret a driver call needs, as upstream's getCredentialsFromSecret.
@@ -412,8 +424,8 @@ func (v *Volumes) unstageUnlessUsed(ctx context.Context, d *Driver, driver, hand
 
 type published struct{ driver, handle, mode string }
 
-// published lists the CSI volumes published into pods on this node, from their
-// vol_data.json files.
+// published lists the CSI volumes published into pods on this node (block volumes too),
+// from their vol_data.json files.
 func (v *Volumes) published() []published {
 	files, _ := filepath.Glob(filepath.Join(v.cfg.RootDir, "pods", "*", "volumes", PluginDir, "*", volDataFile))
 	out := make([]published, 0, len(files))
@@ -422,7 +434,7 @@ func (v *Volumes) published() []published {
 			out = append(out, published{data["driverName"], data["volumeHandle"], data["volumeLifecycleMode"]})
 		}
 	}
-	return out
+	return append(out, v.blockPublished()...)
 }
 
 // InUse is the node's status.volumesInUse: the persistent CSI volumes published into pods,
