@@ -11,7 +11,7 @@ E2E_TIMEOUT ?= 40m
 RUNTIME ?= $(or $(MINIKUBELET_RUNTIME),containerd)
 OTHER_RUNTIME := $(if $(filter containerd2,$(RUNTIME)),containerd,containerd2)
 export MINIKUBELET_RUNTIME := $(RUNTIME)
-E2E_OTHER_TESTS ?= TestPodLifecycle|TestStatusTransitions|TestProbe|TestReliability|TestRuntime|TestResourcesImageGC
+E2E_OTHER_TESTS ?= TestPodLifecycle|TestStatusTransitions|TestProbe|TestReliability|TestRuntime|TestResourcesImageGC|TestStorageBlock
 # ... but not the two long reliability runs about the API server (churn under throttling,
 # an API server outage): nothing in them depends on the runtime.
 E2E_OTHER_SKIP ?= TestReliabilityChurnThrottled|TestReliabilityAPIServerOutage
@@ -69,7 +69,8 @@ e2e: deps
 	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- e2e failed; last lines of _output/e2e.log:"; tail -n 300 _output/e2e.log; fi; exit $$rc
 
 # The named suites again on the other runtime (lifecycle, status transitions, probes,
-# reliability, runtime features, image GC (the sandbox image pinned on 2.x only); about 8
+# reliability, runtime features, image GC (the sandbox image pinned on 2.x only), raw block
+# volumes (devices through the runtime); about 9
 # minutes).
 e2e-other: deps
 	@mkdir -p _output

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -223,6 +224,9 @@ func (d *driver) NodeStageVolume(ctx context.Context, r *csi.NodeStageVolumeRequ
 		return nil, err
 	}
 	if faultOf(r.GetVolumeId()) == hangStage {
+		// Calls are logged when answered; this one is logged when it starts hanging, so
+		// tests see it in flight.
+		log.Printf("csi-hang: NodeStageVolume volume_id=%s hangs until the caller gives up", r.GetVolumeId())
 		<-ctx.Done()
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}

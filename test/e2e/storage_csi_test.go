@@ -369,6 +369,19 @@ func TestStorageCSIBadInput(t *testing.T) {
 	d := startCSI(ctx, t, k)
 	suffix := fmt.Sprint(time.Now().UnixNano() % 1000000)
 
+	// A driver that hangs: NodeStageVolume of this volume never answers (upstream gives
+	// up after its 2-minute timeout; the unit tests check that error's wording). Everything
+	// below happens while that call is in flight.
+	hangHandle := "hang-stage-" + suffix
+	hanging := csiClaim(ctx, t, "csi-hang-"+suffix, testbed.CSIDriverName, hangHandle, k.NodeName)
+	hp := newPod(k.NodeName, "sleep", "3600")
+	onClaim(hp, hanging.Name)
+	h := createPod(ctx, t, hp)
+	hangLine := "csi-hang: NodeStageVolume volume_id=" + hangHandle + " "
+	watchUntilPoll(ctx, t, "NodeStageVolume of "+hangHandle+" in flight", func() (bool, string) {
+		return strings.Contains(d.Tail(5000), hangLine), strings.Join(callsOf(d, hangHandle), "; ")
+	})
+
 	failing := csiClaim(ctx, t, "csi-fail-"+suffix, testbed.CSIDriverName, "fail-publish-x", k.NodeName)
 	fp := newPod(k.NodeName, "sleep", "3600")
 	onClaim(fp, failing.Name)
@@ -391,9 +404,29 @@ func TestStorageCSIBadInput(t *testing.T) {
 	u := createPod(ctx, t, up)
 	waitPodEvent(ctx, t, u, ` Warning FailedMount MountVolume.MountDevice failed for volume "`+unreg.Name+`" : kubernetes.io/csi: attacher.MountDevice failed to create newCsiDriverClient: driver name `+other+` not found in the list of registered CSI drivers`)
 
-	plain := createPod(ctx, t, newPod(k.NodeName, "sleep", "3600"))
+	// A pod without claims runs, and its configMap volume is refreshed while the hanging
+	// pod's set-up waits.
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "csi-b-" + suffix, Namespace: "default"}, Data: map[string]string{"k": "v1"}}
+	if _, err := bed.Client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = bed.Client.CoreV1().ConfigMaps("default").Delete(context.Background(), cm.Name, metav1.DeleteOptions{})
+	})
+	pp := newPod(k.NodeName, "sleep", "3600")
+	pp.Spec.Volumes = []v1.Volume{{Name: "cfg", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: cm.Name}}}}}
+	pp.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	plain := createPod(ctx, t, pp)
 	watchPod(ctx, t, plain, "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	for _, p := range []*v1.Pod{f, u} {
+	cm.Data["k"] = "v2"
+	if _, err := bed.Client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(ctx, t, filepath.Join(k.RootDir, "pods", string(plain.UID), "volumes", "kubernetes.io~configmap", "cfg", "k"), "v2")
+	if n, got := strings.Count(d.Tail(5000), hangLine), methods(callsOf(d, hangHandle)); n != 1 || len(got) != 0 {
+		t.Errorf("%s: %d calls hanging and %v answered, want the one NodeStageVolume in flight and no retry", hangHandle, n, got)
+	}
+	for _, p := range []*v1.Pod{f, u, h} {
 		got, err := bed.Client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -409,4 +442,12 @@ func TestStorageCSIBadInput(t *testing.T) {
 		n := len(slices.DeleteFunc(methods(callsOf(d, "fail-publish-x")), func(m string) bool { return m != "NodePublishVolume" }))
 		return n >= 2, fmt.Sprintf("called %d times", n)
 	})
+	for _, e := range csiPodEvents(ctx, t, h) {
+		if strings.Contains(e, "MountVolume.") {
+			t.Errorf("event of the pod whose stage hangs, before the driver's timeout: %s", e)
+		}
+	}
+	// The driver going away ends the hung call at once (the pods' clean-up need not wait
+	// out the timeout).
+	d.Stop()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -145,6 +146,13 @@ func (d *CSIDriver) Stop() {
 		}
 	}
 	unmountUnder(d.Dir)
+	// Block volumes still staged: their loop devices (named in block/<handle>) go too.
+	loops, _ := filepath.Glob(filepath.Join(d.StateDir, "block", "*"))
+	for _, f := range loops {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "/dev/loop") {
+			_ = exec.Command("losetup", "-d", strings.TrimSpace(string(b))).Run()
+		}
+	}
 	if d.RegistrationSocket != "" {
 		_ = os.Remove(d.RegistrationSocket)
 	}
