@@ -70,8 +70,7 @@ e2e: deps
 
 # The named suites again on the other runtime (lifecycle, status transitions, probes,
 # reliability, runtime features, image GC (the sandbox image pinned on 2.x only), raw block
-# volumes (devices through the runtime); about 9
-# minutes).
+# volumes (devices through the runtime); about 9 minutes).
 e2e-other: deps
 	@mkdir -p _output
 	MINIKUBELET_RUNTIME=$(OTHER_RUNTIME) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run '$(E2E_OTHER_TESTS)' -skip '$(E2E_OTHER_SKIP)' ./test/e2e/ 2>&1 | tee _output/e2e-$(OTHER_RUNTIME).log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; \
