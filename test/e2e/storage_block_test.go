@@ -12,8 +12,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
@@ -40,37 +38,6 @@ func loopDevice(t *testing.T, size int64) string {
 		}
 	})
 	return dev
-}
-
-// blockClaim makes a raw block PV (volumeMode: Block) with src in a class of its own and a
-// block claim for it; both go when the test ends.
-func blockClaim(ctx context.Context, t *testing.T, name string, src v1.PersistentVolumeSource, affinity *v1.VolumeNodeAffinity) *v1.PersistentVolumeClaim {
-	t.Helper()
-	class := "e2e-block-" + name
-	block := v1.PersistentVolumeBlock
-	pv := &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: src, StorageClassName: class, NodeAffinity: affinity, VolumeMode: &block,
-			Capacity:                      v1.ResourceList{v1.ResourceStorage: resource.MustParse("4Mi")},
-			AccessModes:                   []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
-			PersistentVolumeReclaimPolicy: v1.PersistentVolumeReclaimRetain}}
-	if _, err := bed.Client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = bed.Client.CoreV1().PersistentVolumes().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	pvc := &v1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: v1.PersistentVolumeClaimSpec{StorageClassName: &class, VolumeMode: &block,
-			AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
-			Resources:   v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("4Mi")}}}}
-	pvc, err := bed.Client.CoreV1().PersistentVolumeClaims("default").Create(ctx, pvc, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = bed.Client.CoreV1().PersistentVolumeClaims("default").Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	return pvc
 }
 
 // onDevice gives the pod's one container claim as the raw device /dev/xvda.
@@ -107,7 +74,7 @@ func TestStorageBlock(t *testing.T) {
 	watchNode(ctx, t, k.NodeName, isReady)
 	suffix := fmt.Sprint(time.Now().UnixNano() % 1000000)
 	dev := loopDevice(t, 4<<20)
-	claim := blockClaim(ctx, t, "blk-"+suffix, v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: dev}}, hostnameIn(k.NodeName))
+	claim := staticClaimMode(ctx, t, "blk-"+suffix, v1.PersistentVolumeSource{Local: &v1.LocalVolumeSource{Path: dev}}, hostnameIn(k.NodeName), v1.PersistentVolumeBlock)
 
 	pod := newPod(k.NodeName, "sh", "-c", `printf 'written-by-pod' | dd of=/dev/xvda conv=notrunc 2>/dev/null && sync && echo done > /tmp/ok; sleep 3600`)
 	onDevice(pod, claim.Name, false)
@@ -150,7 +117,7 @@ func TestStorageBlock(t *testing.T) {
 	deletePodAndWaitPathGone(ctx, t, r, filepath.Join(global, string(r.UID)), time.Minute, "the read-only pod's global map")
 
 	// A hostPath PV cannot be a raw block volume.
-	hp := blockClaim(ctx, t, "blk-hp-"+suffix, v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: dev}}, nil)
+	hp := staticClaimMode(ctx, t, "blk-hp-"+suffix, v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: dev}}, nil, v1.PersistentVolumeBlock)
 	hpod := newPod(k.NodeName, "sleep", "3600")
 	onDevice(hpod, hp.Name, false)
 	h := createPod(ctx, t, hpod)
@@ -171,10 +138,10 @@ func TestStorageBlock(t *testing.T) {
 func blockCSI(ctx context.Context, t *testing.T, k *testbed.Kubelet, suffix string) {
 	d := startCSI(ctx, t, k)
 	handle := "blk-" + suffix
-	claim := blockClaim(ctx, t, "csi-blk-"+suffix, v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: testbed.CSIDriverName, VolumeHandle: handle}},
+	claim := staticClaimMode(ctx, t, "csi-blk-"+suffix, v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: testbed.CSIDriverName, VolumeHandle: handle}},
 		&v1.VolumeNodeAffinity{Required: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{{
-			Key: testbed.CSITopologyKey, Operator: v1.NodeSelectorOpIn, Values: []string{k.NodeName}}}}}}})
-	pv := claim.Name // blockClaim names the PV as its claim
+			Key: testbed.CSITopologyKey, Operator: v1.NodeSelectorOpIn, Values: []string{k.NodeName}}}}}}}, v1.PersistentVolumeBlock)
+	pv := claim.Name // staticClaimMode names the PV as its claim
 	dir := filepath.Join(k.RootDir, "plugins", "kubernetes.io", "csi", "volumeDevices")
 
 	pod := newPod(k.NodeName, "sh", "-c", `printf 'csi-block-data' | dd of=/dev/xvda conv=notrunc 2>/dev/null && sync; sleep 3600`)

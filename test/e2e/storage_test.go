@@ -18,10 +18,16 @@ import (
 // the PV controller binds at once) and a claim for it; both go when the test ends.
 func staticClaim(ctx context.Context, t *testing.T, name string, src v1.PersistentVolumeSource, affinity *v1.VolumeNodeAffinity) *v1.PersistentVolumeClaim {
 	t.Helper()
+	return staticClaimMode(ctx, t, name, src, affinity, v1.PersistentVolumeFilesystem)
+}
+
+// staticClaimMode is staticClaim with PV and claim in the given volume mode.
+func staticClaimMode(ctx context.Context, t *testing.T, name string, src v1.PersistentVolumeSource, affinity *v1.VolumeNodeAffinity, mode v1.PersistentVolumeMode) *v1.PersistentVolumeClaim {
+	t.Helper()
 	class := "e2e-static-" + name
 	pv := &v1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: src, StorageClassName: class, NodeAffinity: affinity,
+		Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: src, StorageClassName: class, NodeAffinity: affinity, VolumeMode: &mode,
 			Capacity:                      v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")},
 			AccessModes:                   []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
 			PersistentVolumeReclaimPolicy: v1.PersistentVolumeReclaimRetain},
@@ -32,16 +38,21 @@ func staticClaim(ctx context.Context, t *testing.T, name string, src v1.Persiste
 	t.Cleanup(func() {
 		_ = bed.Client.CoreV1().PersistentVolumes().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	return createClaim(ctx, t, name, class)
+	return createClaimMode(ctx, t, name, class, mode)
 }
 
 // createClaim asks for 1Gi of class; the claim is deleted when the test ends (after
 // the pods, whose cleanups run first).
 func createClaim(ctx context.Context, t *testing.T, name, class string) *v1.PersistentVolumeClaim {
 	t.Helper()
+	return createClaimMode(ctx, t, name, class, v1.PersistentVolumeFilesystem)
+}
+
+func createClaimMode(ctx context.Context, t *testing.T, name, class string, mode v1.PersistentVolumeMode) *v1.PersistentVolumeClaim {
+	t.Helper()
 	pvc := &v1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: v1.PersistentVolumeClaimSpec{StorageClassName: &class,
+		Spec: v1.PersistentVolumeClaimSpec{StorageClassName: &class, VolumeMode: &mode,
 			AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
 			Resources:   v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")}}},
 	}

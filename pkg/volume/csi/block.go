@@ -77,17 +77,7 @@ func (v *Volumes) stageBlock(ctx context.Context, d *Driver, vol Volume, staging
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return fmt.Errorf("kubernetes.io/csi: blockMapper.stageVolumeForBlock failed to create dir %s: %v", staging, err)
 	}
-	secrets, err := v.secrets(ctx, vol.StageSecret)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := v.cfg.callCtx(ctx)
-	defer cancel()
-	_, err = d.node.NodeStageVolume(cctx, &csipb.NodeStageVolumeRequest{
-		VolumeId: vol.Handle, PublishContext: publishCtx, StagingTargetPath: staging,
-		VolumeCapability: capability(vol), Secrets: secrets, VolumeContext: vol.Attributes,
-	})
-	return err
+	return v.nodeStage(ctx, d, vol, staging, publishCtx)
 }
 
 // publishBlock asks the driver to put the device on target; as upstream, the kubelet makes

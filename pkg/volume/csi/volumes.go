@@ -227,6 +227,11 @@ func (v *Volumes) stage(ctx context.Context, d *Driver, vol Volume, staging stri
 	if err := saveVolData(filepath.Dir(staging), map[string]string{"volumeHandle": vol.Handle, "driverName": vol.Driver}); err != nil {
 		return err
 	}
+	return v.nodeStage(ctx, d, vol, staging, publishCtx)
+}
+
+// nodeStage asks the driver to stage vol at staging, with its stage secret.
+func (v *Volumes) nodeStage(ctx context.Context, d *Driver, vol Volume, staging string, publishCtx map[string]string) error {
 	secrets, err := v.secrets(ctx, vol.StageSecret)
 	if err != nil {
 		return err
