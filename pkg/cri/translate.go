@@ -302,7 +302,7 @@ func hugepageLimits(pod *v1.Pod, c *v1.Container, pageSizes []string) []*runtime
 	}
 	for _, limits := range []v1.ResourceList{podLimits, c.Resources.Limits} { // the container's win
 		for name, q := range limits {
-			if size, ok := hugePageSize(name); ok {
+			if size, ok := HugePageSize(name); ok {
 				asked[size] = uint64(max(q.Value(), 0))
 			}
 		}
@@ -314,9 +314,9 @@ func hugepageLimits(pod *v1.Pod, c *v1.Container, pageSizes []string) []*runtime
 	return out
 }
 
-// hugePageSize names the page size of a hugepages-<size> resource as runc does ("2MB"
+// HugePageSize names the page size of a hugepages-<size> resource as runc does ("2MB"
 // for hugepages-2Mi): the size in the largest binary unit that divides it.
-func hugePageSize(name v1.ResourceName) (string, bool) {
+func HugePageSize(name v1.ResourceName) (string, bool) {
 	q, err := resource.ParseQuantity(strings.TrimPrefix(string(name), v1.ResourceHugePagesPrefix))
 	if !strings.HasPrefix(string(name), v1.ResourceHugePagesPrefix) || err != nil || q.Value() <= 0 {
 		return "", false
@@ -334,7 +334,7 @@ func hugePageSize(name v1.ResourceName) (string, bool) {
 // negative values (no CAP_SYS_RESOURCE), and containerd's restrict_oom_score_adj clamps
 // them anyway, so Guaranteed gets the lowest non-negative score.
 func oomScoreAdj(pod *v1.Pod, c *v1.Container) int64 {
-	switch pod.Status.QOSClass {
+	switch QOSClass(pod) {
 	case v1.PodQOSGuaranteed:
 		return 0
 	case v1.PodQOSBestEffort:

@@ -55,9 +55,9 @@ func TestHugePageSize(t *testing.T) {
 		"hugepages-2Mi": "2MB", "hugepages-1Gi": "1GB", "hugepages-64Ki": "64KB", "hugepages-32Mi": "32MB",
 		"hugepages-16Gi": "16GB", "hugepages-1000": "1000B", "memory": "", "hugepages-": "",
 	} {
-		got, ok := hugePageSize(name)
+		got, ok := HugePageSize(name)
 		if got != want || ok != (want != "") {
-			t.Errorf("hugePageSize(%s) = %q, %v; want %q", name, got, ok, want)
+			t.Errorf("HugePageSize(%s) = %q, %v; want %q", name, got, ok, want)
 		}
 	}
 }
