@@ -131,6 +131,12 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.CgroupRoot == "" {
 		c.CgroupRoot = "/"
 	}
+	if c.PodPidsLimit == nil {
+		c.PodPidsLimit = ptr(int64(-1))
+	}
+	if c.EnforceNodeAllocatable == nil {
+		c.EnforceNodeAllocatable = []string{"pods"}
+	}
 	if c.PodLogsDir == "" {
 		c.PodLogsDir = "/var/log/pods"
 	}

@@ -171,6 +171,8 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.Var(cliflag.NewMapStringString(&k.KubeReserved), "kube-reserved", "Resources reserved for Kubernetes components (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
 	fs.Var(cliflag.NewMapStringString(&k.SystemReserved), "system-reserved", "Resources reserved for the system (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
 	fs.Var(cliflag.NewLangleSeparatedMapStringString(&k.EvictionHard), "eviction-hard", "Hard eviction thresholds (memory.available<100Mi,nodefs.available<10%): left out of allocatable and used for the pressure conditions (pods are not evicted).")
+	fs.Int64Var(k.PodPidsLimit, "pod-max-pids", *k.PodPidsLimit, "Maximum number of processes in a pod (the pod cgroup's pids.max); -1: no limit.")
+	fs.StringSliceVar(&k.EnforceNodeAllocatable, "enforce-node-allocatable", k.EnforceNodeAllocatable, "Levels of allocatable enforcement: pods (the kubepods cgroup limited to capacity less kubeReserved and systemReserved), or none.")
 	fs.StringVar(&k.CgroupDriver, "cgroup-driver", k.CgroupDriver, "Cgroup driver: cgroupfs or systemd (pod cgroups as systemd slices; the runtime must use systemd cgroups too).")
 
 	fs.Var(cliflag.NewMapStringBool(&k.FeatureGates), "feature-gates", "Feature gates, as key=true|false pairs separated by commas (merged into featureGates); minikubelet reads ContainerCheckpoint and the logging gates.")

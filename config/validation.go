@@ -46,6 +46,9 @@ func Validate(c *Config) error {
 	if !strings.HasPrefix(k.ImageServiceEndpoint, "unix://") && !strings.HasPrefix(k.ImageServiceEndpoint, "/") {
 		add("imageServiceEndpoint (--image-service-endpoint): %q is not a unix socket (want unix:///path)", k.ImageServiceEndpoint)
 	}
+	for _, msg := range validateCgroups(k) {
+		add("%s", msg)
+	}
 	if k.MaxPods < 1 {
 		add("maxPods (--max-pods): %d must be at least 1", k.MaxPods)
 	}
@@ -180,6 +183,26 @@ func validateImageGC(k *kubeletv1beta1.KubeletConfiguration) []string {
 	}
 	if maxAge > 0 && maxAge <= minAge {
 		out = append(out, fmt.Sprintf("invalid configuration: imageMaximumGCAge %v must be greater than imageMinimumGCAge %v", maxAge, minAge))
+	}
+	return out
+}
+
+// validateCgroups checks the pod cgroup settings with upstream's wording.
+func validateCgroups(k *kubeletv1beta1.KubeletConfiguration) []string {
+	var out []string
+	for _, v := range k.EnforceNodeAllocatable {
+		switch v {
+		case "pods", "system-reserved", "kube-reserved", "system-reserved-compressible", "kube-reserved-compressible":
+		case "none":
+			if len(k.EnforceNodeAllocatable) > 1 {
+				out = append(out, `invalid configuration: EnforceNodeAllocatable (--enforce-node-allocatable) may not contain additional enforcements when "none" is specified`)
+			}
+		default:
+			out = append(out, fmt.Sprintf(`invalid configuration: option %q specified for EnforceNodeAllocatable (--enforce-node-allocatable). Valid options are "pods", "system-reserved", "kube-reserved", "system-reserved-compressible", "kube-reserved-compressible" or "none"`, v))
+		}
+	}
+	if k.PodPidsLimit != nil && *k.PodPidsLimit < -1 {
+		out = append(out, fmt.Sprintf("invalid configuration: podPidsLimit (--pod-max-pids) %d must be -1 (no limit) or more", *k.PodPidsLimit))
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/imagegc"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
@@ -296,6 +298,10 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cgroupMgr, err := p.podCgroups(nodeStatus.Capacity)
+	if err != nil {
+		return err
+	}
 	serviceLister, servicesSynced := p.services()
 	probes := probe.NewManager(p.rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		p.recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
@@ -310,7 +316,7 @@ func (p *parts) podWorkers(ctx context.Context) error {
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 		Network: p.rt.Network(), // kept by the node controller's runtime poll
-		Userns:  usernsMgr,
+		Userns:  usernsMgr, Cgroups: cgroupMgr,
 	})
 	if err != nil {
 		return err
@@ -320,6 +326,34 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	p.add("probes", probes.Run)
 	p.add("volumes", volumes.Run)
 	return nil
+}
+
+// podCgroups: the QoS cgroups, made now, and the pod cgroups' maker (nil, an untyped
+// nil interface, without cgroupsPerQOS). With the systemd driver the runtime still makes
+// the pod slices, without pod-level limits (docs/differences.md).
+func (p *parts) podCgroups(capacity v1.ResourceList) (podworker.PodCgroups, error) {
+	k := &p.cfg.Kubelet
+	if !*k.CgroupsPerQOS || k.CgroupDriver == cri.SystemdDriver {
+		return nil, nil
+	}
+	reserved, err := reservedResources(k.KubeReserved, k.SystemReserved, nil, p.machine)
+	if err != nil {
+		return nil, err
+	}
+	mgr := cm.NewManager(cm.ManagerConfig{Driver: k.CgroupDriver, Root: k.CgroupRoot,
+		Allocatable: cm.NodeAllocatable(capacity, reserved, cm.PidMax(), slices.Contains(k.EnforceNodeAllocatable, "pods")),
+		Pod:         cm.PodOptions{EnforceCPULimits: true, PidsLimit: *k.PodPidsLimit, HugePageSizes: cgroups.HugePageSizes()},
+		ActivePods: func() []*v1.Pod {
+			if p.workers == nil { // Start, before the workers exist: no pods yet
+				return nil
+			}
+			return p.workers.ActivePods()
+		}})
+	if err := mgr.Start(); err != nil {
+		return nil, fmt.Errorf("making the QoS cgroups: %w", err)
+	}
+	p.add("qos cgroups", mgr.Run)
+	return mgr, nil
 }
 
 // usernsManager: the user namespaces of `hostUsers: false` pods, their blocks read back

@@ -22,6 +22,37 @@ type SliceStopper interface {
 	StopSlice(ctx context.Context, unit string) error
 }
 
+// PodCgroups makes pod cgroups and updates the QoS cgroups (package cm).
+type PodCgroups interface {
+	EnsurePod(pod *v1.Pod) error
+	UpdateQOS() error
+}
+
+// ensurePodCgroup makes the pod's cgroup before its sandbox, as upstream's SyncPod does,
+// with upstream's event when that fails.
+func (w *Workers) ensurePodCgroup(pod *v1.Pod) error {
+	if !w.cfg.CgroupsPerQOS || w.cfg.Cgroups == nil {
+		return nil
+	}
+	if err := w.cfg.Cgroups.EnsurePod(pod); err != nil {
+		w.event(pod, nil, v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: %v", err)
+		return err
+	}
+	return nil
+}
+
+// ActivePods are the pods whose containers may run: not finished (Succeeded or Failed).
+func (w *Workers) ActivePods() []*v1.Pod {
+	pods := w.Pods()
+	out := pods[:0:0]
+	for _, p := range pods {
+		if p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // removePodCgroups releases the pod's cgroups once its containers are gone: with cgroupfs
 // the (now empty) directories runc created under each cgroup v1 hierarchy; with systemd
 // the pod's slice, which systemd keeps active after its last scope ended (upstream's
@@ -35,12 +66,24 @@ func (w *Workers) removePodCgroups(ctx context.Context, pod *v1.Pod) {
 		if err := w.cfg.Slices.StopSlice(ctx, unit); err != nil {
 			klog.FromContext(ctx).Info("Stopping the pod's slice failed", "pod", klog.KObj(pod), "unit", unit, "err", err)
 		}
+		w.updateQOS(ctx)
 		return
 	}
 	rel := cri.PodCgroupParent(cri.CgroupfsDriver, w.cfg.CgroupRoot, pod)
 	hier, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, h := range hier {
 		_ = removeCgroup(filepath.Join("/sys/fs/cgroup", h.Name(), rel))
+	}
+	w.updateQOS(ctx)
+}
+
+// updateQOS brings the QoS cgroups in step with the pods (a pod left: its requests go).
+func (w *Workers) updateQOS(ctx context.Context) {
+	if w.cfg.Cgroups == nil {
+		return
+	}
+	if err := w.cfg.Cgroups.UpdateQOS(); err != nil {
+		klog.FromContext(ctx).Info("Updating the QoS cgroups failed", "err", err)
 	}
 }
 

@@ -142,6 +142,10 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		}
 	}
 	if acts.CreateSandbox && creating {
+		if err := w.ensurePodCgroup(pod); err != nil {
+			logger.Error(err, "Creating the pod cgroup failed", "pod", klog.KObj(pod))
+			return w.stillCreating(wk, pod, p.state, p.deadline), false
+		}
 		id, err := w.createSandbox(ctx, pod, acts.SandboxAttempt)
 		if err != nil {
 			logger.Error(err, "Creating pod sandbox failed", "pod", klog.KObj(pod))

@@ -55,6 +55,9 @@ type Config struct {
 	CgroupDriver  string
 	// Slices stops pod slices (systemd driver; nil: the system's systemd over D-Bus).
 	Slices SliceStopper
+	// Cgroups makes a pod's cgroup with its limits before its sandbox and keeps the QoS
+	// cgroups in step (nil: the runtime makes the pod cgroups, without limits).
+	Cgroups PodCgroups
 	// Node gives the node new pods are admitted against: its labels (node affinity,
 	// nodeSelector), NoExecute taints, allocatable and features (nil: a node of NodeName
 	// with the OS label, Allocatable and MaxPods). Admission also GETs the node through

@@ -1,0 +1,218 @@
+package cm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// ManagerConfig is what the manager needs.
+type ManagerConfig struct {
+	Driver string // cri.CgroupfsDriver or cri.SystemdDriver
+	Root   string // cgroupRoot
+	// Allocatable is what the node allocatable cgroup (kubepods) is limited to: capacity
+	// less kubeReserved and systemReserved with enforceNodeAllocatable [pods], else
+	// capacity (upstream's getNodeAllocatableInternalAbsolute).
+	Allocatable v1.ResourceList
+	Pod         PodOptions
+	// ActivePods are the pods the node runs, for the burstable cgroup's shares.
+	ActivePods func() []*v1.Pod
+}
+
+// Manager keeps the node's QoS cgroups and makes the pods' cgroups, through the cgroup
+// library upstream uses (opencontainers/cgroups: cgroupfs v1 and v2, systemd slices).
+type Manager struct {
+	cfg ManagerConfig
+	mu  sync.Mutex // serialises QoS updates
+}
+
+// NewManager returns a manager; Start makes the QoS cgroups.
+func NewManager(cfg ManagerConfig) *Manager {
+	if cfg.ActivePods == nil {
+		cfg.ActivePods = func() []*v1.Pod { return nil }
+	}
+	return &Manager{cfg: cfg}
+}
+
+// Start makes (or updates) the node allocatable cgroup and the burstable and besteffort
+// cgroups under it, as upstream does at start-up before any pod.
+func (m *Manager) Start() error {
+	if err := m.set(cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, ""), ForNode(m.cfg.Allocatable)); err != nil {
+		return fmt.Errorf("node allocatable cgroup: %w", err)
+	}
+	return m.UpdateQOS()
+}
+
+// Run updates the QoS cgroups every minute (upstream's periodic update) until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.UpdateQOS(); err != nil {
+				klog.FromContext(ctx).Error(err, "Updating the QoS cgroups failed")
+			}
+		}
+	}
+}
+
+// UpdateQOS sets the burstable and besteffort cgroups from the active pods.
+func (m *Manager) UpdateQOS() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	burstable, bestEffort := ForQOS(m.cfg.ActivePods(), m.cfg.Pod.HugePageSizes)
+	if err := m.set(cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, v1.PodQOSBurstable), burstable); err != nil {
+		return fmt.Errorf("burstable cgroup: %w", err)
+	}
+	if err := m.set(cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, v1.PodQOSBestEffort), bestEffort); err != nil {
+		return fmt.Errorf("besteffort cgroup: %w", err)
+	}
+	return nil
+}
+
+// EnsurePod makes the pod's cgroup with its limits unless it exists (upstream's
+// EnsureExists: an existing pod cgroup is left as it is), then updates the QoS cgroups
+// for the pod's requests. Upstream's error wording.
+func (m *Manager) EnsurePod(pod *v1.Pod) error {
+	name := cri.PodCgroupParent(m.cfg.Driver, m.cfg.Root, pod)
+	mgr, err := manager.New(m.libConfig(name, nil))
+	if err != nil {
+		return fmt.Errorf("failed to create container for %s : %v", name, err)
+	}
+	if !exists(mgr) {
+		if err := m.set(name, ForPod(pod, m.cfg.Pod)); err != nil {
+			return fmt.Errorf("failed to create container for %s : %v", name, err)
+		}
+	}
+	return m.UpdateQOS()
+}
+
+// exists: the cgroup is there in each controller the pod cgroup's settings need (as
+// upstream's cgroup manager checks), not just the one the library looks at.
+func exists(mgr cgroups.Manager) bool {
+	for _, ctrl := range []string{"cpu", "memory", "pids"} {
+		p := mgr.Path(ctrl)
+		if p == "" {
+			continue // controller not mounted
+		}
+		if _, err := os.Stat(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// set makes the cgroup at name (a cgroupfs path or an expanded systemd slice path) and
+// writes c into it.
+func (m *Manager) set(name string, c Config) error {
+	lc := m.libConfig(name, toResources(c))
+	mgr, err := manager.New(lc)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Apply(-1); err != nil {
+		return err
+	}
+	return mgr.Set(lc.Resources)
+}
+
+// libConfig is the library's description of cgroup name: a path for cgroupfs; for
+// systemd the slice and its parent slice, which systemd needs.
+func (m *Manager) libConfig(name string, r *cgroups.Resources) *cgroups.Cgroup {
+	if r == nil {
+		r = &cgroups.Resources{SkipDevices: true}
+	}
+	c := &cgroups.Cgroup{Resources: r, Systemd: m.cfg.Driver == cri.SystemdDriver}
+	if !c.Systemd {
+		c.Path = name
+		return c
+	}
+	dir, base := path.Split(name)
+	if dir == "/" {
+		c.Parent = "-.slice"
+	} else {
+		c.Parent = path.Base(dir)
+	}
+	c.Name = base
+	return c
+}
+
+// toResources is c in the library's terms, shares as cpu.weight on cgroup v2, devices
+// left alone (the runtime sets each container's).
+func toResources(c Config) *cgroups.Resources {
+	r := &cgroups.Resources{SkipDevices: true, SkipFreezeOnSet: true}
+	if c.Memory != nil {
+		r.Memory = *c.Memory
+	}
+	if c.CPUShares != nil {
+		if cgroups.IsCgroup2UnifiedMode() {
+			r.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(*c.CPUShares)
+		} else {
+			r.CpuShares = *c.CPUShares
+		}
+	}
+	if c.CPUQuota != nil {
+		r.CpuQuota = *c.CPUQuota
+	}
+	if c.CPUPeriod != nil {
+		r.CpuPeriod = *c.CPUPeriod
+	}
+	if c.PidsLimit != nil {
+		p := *c.PidsLimit
+		r.PidsLimit = &p
+	}
+	if hugetlbSupported() {
+		for size, limit := range c.HugePageLimit {
+			r.HugetlbLimit = append(r.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: size, Limit: uint64(limit)})
+		}
+	}
+	return r
+}
+
+// hugetlbSupported: the hugetlb controller is there to set (mounted on cgroup v1, enabled
+// on v2). As upstream, huge page limits are skipped without it: on a hybrid machine it
+// may sit on the unified hierarchy the v1 driver does not use.
+func hugetlbSupported() bool {
+	if cgroups.IsCgroup2UnifiedMode() {
+		b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+		return err == nil && slices.Contains(strings.Fields(string(b)), "hugetlb")
+	}
+	_, err := cgroups.FindCgroupMountpoint("", "hugetlb")
+	return err == nil
+}
+
+// PidMax is the machine's PID capacity as upstream counts it: the lower of
+// kernel.pid_max and kernel.threads-max; 0 if unreadable.
+func PidMax() int64 {
+	var out int64
+	for _, f := range []string{"/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return 0
+		}
+		if out == 0 || n < out {
+			out = n
+		}
+	}
+	return out
+}

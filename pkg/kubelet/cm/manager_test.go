@@ -1,0 +1,93 @@
+package cm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/cgroups"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// TestManagerCgroupfs makes the QoS cgroups and a pod's under a root of its own on this
+// machine's cgroup v1 hierarchies (cgroupfs driver) and reads the files back.
+func TestManagerCgroupfs(t *testing.T) {
+	if os.Geteuid() != 0 || cgroups.IsCgroup2UnifiedMode() {
+		t.Skip("needs root and cgroup v1")
+	}
+	root := fmt.Sprintf("/mkl-unit-cm-%d", os.Getpid())
+	t.Cleanup(func() {
+		for _, ctrl := range []string{"cpu", "memory", "pids"} {
+			dirs := []string{}
+			_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup", ctrl, root), func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			slices.Reverse(dirs)
+			for _, d := range dirs {
+				_ = os.Remove(d)
+			}
+		}
+	})
+	var active []*v1.Pod
+	m := NewManager(ManagerConfig{Driver: cri.CgroupfsDriver, Root: root, Allocatable: rl("cpu", "1500m", "memory", "1Gi", "pid", "1000"),
+		Pod: PodOptions{EnforceCPULimits: true, PidsLimit: 32, HugePageSizes: cgroups.HugePageSizes()}, ActivePods: func() []*v1.Pod { return active }})
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := pod(ctr(rl("cpu", "200m", "memory", "64Mi"), rl("cpu", "200m", "memory", "64Mi")))
+	g.UID, g.Status.QOSClass = "g1", v1.PodQOSGuaranteed
+	b := pod(ctr(rl("cpu", "300m"), nil))
+	b.UID, b.Status.QOSClass = "b1", v1.PodQOSBurstable
+	active = []*v1.Pod{g, b}
+	for _, p := range active {
+		if err := m.EnsurePod(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(ctrl, cg, file string) string {
+		bs, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, root, cg, file))
+		if err != nil {
+			return err.Error()
+		}
+		return strings.TrimSpace(string(bs))
+	}
+	for _, c := range []struct{ ctrl, cg, file, want string }{
+		{"cpu", "kubepods", "cpu.shares", "1536"},
+		{"memory", "kubepods", "memory.limit_in_bytes", "1073741824"},
+		{"pids", "kubepods", "pids.max", "1000"},
+		{"cpu", "kubepods/burstable", "cpu.shares", "307"},
+		{"cpu", "kubepods/besteffort", "cpu.shares", "2"},
+		{"cpu", "kubepods/podg1", "cpu.cfs_quota_us", "20000"},
+		{"memory", "kubepods/podg1", "memory.limit_in_bytes", "67108864"},
+		{"pids", "kubepods/podg1", "pids.max", "32"},
+		{"cpu", "kubepods/burstable/podb1", "cpu.shares", "307"},
+		{"cpu", "kubepods/burstable/podb1", "cpu.cfs_quota_us", "-1"},
+	} {
+		if got := read(c.ctrl, c.cg, c.file); got != c.want {
+			t.Errorf("%s/%s = %s, want %s", c.cg, c.file, got, c.want)
+		}
+	}
+	// An existing pod cgroup is left as it is (upstream's EnsureExists); the QoS
+	// cgroups follow the pods.
+	if err := os.WriteFile(filepath.Join("/sys/fs/cgroup/pids", root, "kubepods/podg1/pids.max"), []byte("40"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	active = []*v1.Pod{g}
+	if err := m.EnsurePod(g); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("pids", "kubepods/podg1", "pids.max"); got != "40" {
+		t.Errorf("existing pod cgroup rewritten: pids.max %s", got)
+	}
+	if got := read("cpu", "kubepods/burstable", "cpu.shares"); got != "2" {
+		t.Errorf("burstable shares after the Burstable pod left: %s, want 2", got)
+	}
+}
