@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,11 +31,12 @@ func TestObserveLogSymlinks(t *testing.T) {
 	if target, err := os.Readlink(link); err != nil || target != live {
 		t.Fatalf("symlink %s -> %q (%v), want -> %s", link, target, err, live)
 	}
-	// What the shipper reads through the link is what `kubectl logs` serves.
-	b, err := os.ReadFile(link)
-	if err != nil || !strings.Contains(string(b), " stdout F "+marker+"\n") {
-		t.Fatalf("reading the link: %v; first bytes %q", err, head(b))
-	}
+	// What the shipper reads through the link is what `kubectl logs` serves (once the
+	// container has written its first line: Running comes before that).
+	watchUntilPoll(ctx, t, "the marker read through the link", func() (bool, string) {
+		b, err := os.ReadFile(link)
+		return err == nil && strings.Contains(string(b), " stdout F "+marker+"\n"), fmt.Sprintf("%v; first bytes %q", err, head(b))
+	})
 	if logs, err := podLogs(ctx, p, &v1.PodLogOptions{}); err != nil || !strings.HasPrefix(logs, marker+"\n") {
 		t.Fatalf("kubectl logs: %q, %v", head([]byte(logs)), err)
 	}
