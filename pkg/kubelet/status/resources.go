@@ -8,6 +8,7 @@ import (
 	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 )
 
 // Resources in the status, as upstream v1.37 fills them with its default feature gates
@@ -92,7 +93,7 @@ func runningPodResources(pod *v1.Pod, old v1.PodStatus, cg *PodCgroup) *v1.Resou
 	if q := cgroupCPURequest(cg); q != nil {
 		allocated := r.Requests.Cpu().MilliValue()
 		if q.MilliValue() > minShares || allocated > minShares {
-			if cg.CPUShares == nil || !sharesEqualAfterV2RoundTrip(milliCPUToShares(allocated), *cg.CPUShares) {
+			if cg.CPUShares == nil || !sharesEqualAfterV2RoundTrip(cm.MilliCPUToShares(allocated), *cg.CPUShares) {
 				r.Requests[v1.ResourceCPU] = *q
 			}
 		}
@@ -201,18 +202,6 @@ func cgroupCPULimit(cg *PodCgroup) *resource.Quantity {
 		return nil
 	}
 	return resource.NewMilliQuantity(milli, resource.DecimalSI)
-}
-
-// milliCPUToShares is upstream's cm.MilliCPUToShares.
-func milliCPUToShares(milli int64) uint64 {
-	shares := milli * sharesPerCPU / milliCPUToCPU
-	switch {
-	case shares < minShares:
-		return minShares
-	case shares > maxShares:
-		return maxShares
-	}
-	return uint64(shares)
 }
 
 // sharesEqualAfterV2RoundTrip is upstream's cm.CPUSharesEqualAfterV2RoundTrip: shares

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 )
 
 func rl(kv ...string) v1.ResourceList {
@@ -120,10 +121,10 @@ func TestGenerateResources(t *testing.T) {
 
 func TestSharesRoundTrip(t *testing.T) {
 	// 250m: 256 shares, cpu.weight 10, read back as 237 shares.
-	if !sharesEqualAfterV2RoundTrip(milliCPUToShares(250), 237) || sharesEqualAfterV2RoundTrip(milliCPUToShares(250), 256) {
+	if !sharesEqualAfterV2RoundTrip(cm.MilliCPUToShares(250), 237) || sharesEqualAfterV2RoundTrip(cm.MilliCPUToShares(250), 256) {
 		t.Error("cgroup v2 round trip of 256 shares is not 237")
 	}
-	if milliCPUToShares(0) != 2 || milliCPUToShares(1000) != 1024 || milliCPUToShares(1e6) != maxShares {
+	if cm.MilliCPUToShares(0) != 2 || cm.MilliCPUToShares(1000) != 1024 || cm.MilliCPUToShares(1e6) != maxShares {
 		t.Error("milliCPUToShares")
 	}
 }
