@@ -177,6 +177,9 @@ type ContainerOptions struct {
 	// HugePageSizes are the machine's huge page sizes as runc names them ("2MB", "1GB"):
 	// each gets a hugetlb limit, 0 unless the pod asks for pages of that size.
 	HugePageSizes []string
+	// MemoryCapacity is the machine's memory in bytes, for a Burstable container's
+	// oom_score_adj (0: unknown, 999).
+	MemoryCapacity int64
 }
 
 // ContainerConfig translates one container of pod into the CRI container config.
@@ -226,7 +229,7 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, o ContainerOptions) (*runtime
 			AnnotationGracePeriod: strconv.FormatInt(specGrace(pod), 10),
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       resources(pod, c, o.HugePageSizes),
+			Resources:       resources(pod, c, o.HugePageSizes, o.MemoryCapacity),
 			SecurityContext: securityContext(pod, c, o.Userns),
 		},
 	}
@@ -272,7 +275,7 @@ func specGrace(pod *v1.Pod) int64 {
 // resources maps requests and limits as the upstream kubelet does: CPU shares from the
 // request (minimum 2), CFS quota from the limit over a 100ms period, the memory limit,
 // huge pages.
-func resources(pod *v1.Pod, c *v1.Container, pageSizes []string) *runtimeapi.LinuxContainerResources {
+func resources(pod *v1.Pod, c *v1.Container, pageSizes []string, memCapacity int64) *runtimeapi.LinuxContainerResources {
 	r := &runtimeapi.LinuxContainerResources{CpuShares: 2}
 	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
 		r.CpuShares = max(q.MilliValue()*1024/1000, 2)
@@ -286,7 +289,7 @@ func resources(pod *v1.Pod, c *v1.Container, pageSizes []string) *runtimeapi.Lin
 	if q, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
 		r.MemoryLimitInBytes = q.Value()
 	}
-	r.OomScoreAdj = oomScoreAdj(pod, c)
+	r.OomScoreAdj = oomScoreAdj(pod, c, memCapacity)
 	r.HugepageLimits = hugepageLimits(pod, c, pageSizes)
 	return r
 }
@@ -330,17 +333,69 @@ func HugePageSize(name v1.ResourceName) (string, bool) {
 	return strconv.FormatInt(size, 10) + units[unit], true
 }
 
-// oomScoreAdj by QoS. Guaranteed pods would get -997 upstream; this machine kind cannot set
-// negative values (no CAP_SYS_RESOURCE), and containerd's restrict_oom_score_adj clamps
-// them anyway, so Guaranteed gets the lowest non-negative score.
-func oomScoreAdj(pod *v1.Pod, c *v1.Container) int64 {
+// oomScoreAdj is upstream's GetContainerOOMScoreAdjust. Guaranteed and node-critical pods
+// would get -997 upstream; this machine kind cannot set negative values (no
+// CAP_SYS_RESOURCE), and containerd's restrict_oom_score_adj clamps them anyway, so they
+// get the lowest non-negative score. BestEffort gets 1000; Burstable 1000 less its memory
+// request's share of the machine in thousandths, kept within 3..999 (a sidecar no higher
+// than the pod's smallest regular container). memCapacity 0 (unknown) gives 999.
+func oomScoreAdj(pod *v1.Pod, c *v1.Container, memCapacity int64) int64 {
+	if nodeCritical(pod) {
+		return 0
+	}
 	switch QOSClass(pod) {
 	case v1.PodQOSGuaranteed:
 		return 0
 	case v1.PodQOSBestEffort:
 		return 1000
 	}
-	return 999
+	if memCapacity <= 0 {
+		return 999
+	}
+	score := 1000 - 1000*c.Resources.Requests.Memory().Value()/memCapacity
+	if isSidecar(pod, c) {
+		score = min(score, 1000-1000*minRegularMemory(pod)/memCapacity)
+	}
+	switch {
+	case score < 3:
+		return 3
+	case score == 1000:
+		return 999
+	}
+	return score
+}
+
+// nodeCritical is upstream's IsNodeCriticalPod: priority class system-node-critical on a
+// critical pod (static, mirror, or of system-critical priority).
+func nodeCritical(pod *v1.Pod) bool {
+	if pod.Spec.PriorityClassName != "system-node-critical" {
+		return false
+	}
+	src := pod.Annotations["kubernetes.io/config.source"]
+	_, mirror := pod.Annotations["kubernetes.io/config.mirror"]
+	return (src != "" && src != "api") || mirror || (pod.Spec.Priority != nil && *pod.Spec.Priority >= 2000000000)
+}
+
+// isSidecar: c is an init container that keeps running (restartPolicy Always).
+func isSidecar(pod *v1.Pod, c *v1.Container) bool {
+	for i := range pod.Spec.InitContainers {
+		ic := &pod.Spec.InitContainers[i]
+		if ic.Name == c.Name {
+			return ic.RestartPolicy != nil && *ic.RestartPolicy == v1.ContainerRestartPolicyAlways
+		}
+	}
+	return false
+}
+
+// minRegularMemory is the smallest memory request of the pod's regular containers.
+func minRegularMemory(pod *v1.Pod) int64 {
+	var least int64 = -1
+	for i := range pod.Spec.Containers {
+		if m := pod.Spec.Containers[i].Resources.Requests.Memory().Value(); least < 0 || m < least {
+			least = m
+		}
+	}
+	return max(least, 0)
 }
 
 // groupsPolicy is the pod's supplementalGroupsPolicy for CRI (sandbox and containers, as

@@ -39,7 +39,7 @@ func TestHugepageLimits(t *testing.T) {
 				pod.Spec.Resources = &v1.ResourceRequirements{Limits: tc.pod}
 			}
 			c := &v1.Container{Name: "c", Resources: v1.ResourceRequirements{Limits: tc.ctr}}
-			got := resources(pod, c, tc.sizes).HugepageLimits
+			got := resources(pod, c, tc.sizes, 0).HugepageLimits
 			if d := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b *runtimeapi.HugepageLimit) bool {
 				return a.GetPageSize() == b.GetPageSize() && a.GetLimit() == b.GetLimit()
 			})); d != "" {

@@ -131,7 +131,7 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 	cfg, err := cri.ContainerConfig(pod, c, cri.ContainerOptions{
 		NodeName: w.cfg.NodeName, RestartCount: s.RestartCount, Init: s.Init, ImageRef: imageRef, Env: env, Mounts: mounts, Devices: devices,
 		SeccompDir: filepath.Join(w.cfg.RootDir, "seccomp"), TargetID: targetID, Userns: userNs,
-		HugePageSizes: w.cfg.HugePageSizes})
+		HugePageSizes: w.cfg.HugePageSizes, MemoryCapacity: w.cfg.MemoryCapacity})
 	if err != nil {
 		w.event(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return status.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err

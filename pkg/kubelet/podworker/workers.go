@@ -71,6 +71,8 @@ type Config struct {
 	AppArmorEnabled bool
 	// HugePageSizes are the machine's huge page sizes (cri.ContainerOptions).
 	HugePageSizes []string
+	// MemoryCapacity is the machine's memory in bytes (containers' oom_score_adj).
+	MemoryCapacity int64
 	// Services lists services for service-link env vars (nil: none).
 	Services       corelisters.ServiceLister
 	ServicesSynced func() bool
