@@ -49,7 +49,7 @@ func pidCapacity(t *testing.T) string {
 // node allocatable cgroup (kubepods) holds the node's CPUs as shares, its memory and PIDs;
 // burstable the Burstable pods' summed CPU requests as shares, besteffort the minimum; a
 // Guaranteed, a Burstable and a BestEffort pod each get their cgroup with upstream's
-// values and the PID limit; a fork bomb in a pod stops at the limit and the node stays
+// values and the PID limit, their containers upstream's oom_score_adj; a fork bomb in a pod stops at the limit and the node stays
 // Ready. The same checks pass on the pinned upstream kubelet (make test-upstream).
 func TestResourcesCgroups(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
@@ -128,6 +128,27 @@ func TestResourcesCgroups(t *testing.T) {
 	} {
 		if got := cgroupFile(t, c.ctrl, c.cg, c.file); got != c.want {
 			t.Errorf("%s/%s = %s, want %s", c.cg, c.file, got, c.want)
+		}
+	}
+
+	// oom_score_adj by QoS (upstream's -997 for Guaranteed is clamped by containerd
+	// here): BestEffort 1000, Burstable 1000 less its memory request's thousandths of
+	// the machine.
+	for _, c := range []struct {
+		pod  *v1.Pod
+		cg   string
+		want int64
+	}{
+		{be, kubepods + "/besteffort/pod" + string(be.UID), 1000},
+		{b, kubepods + "/burstable/pod" + string(b.UID), 1000 - 1000*(32<<20)/memCap},
+	} {
+		procs := strings.Fields(cgroupFile(t, "pids", c.cg+"/"+containerID(c.pod, "main"), "cgroup.procs"))
+		if len(procs) == 0 {
+			t.Errorf("no process in %s's container cgroup", c.pod.Name)
+			continue
+		}
+		if got, _ := os.ReadFile("/proc/" + procs[0] + "/oom_score_adj"); strings.TrimSpace(string(got)) != strconv.FormatInt(c.want, 10) {
+			t.Errorf("%s (%s): oom_score_adj %q, want %d", c.pod.Name, c.pod.Status.QOSClass, strings.TrimSpace(string(got)), c.want)
 		}
 	}
 
