@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -667,6 +668,17 @@ func (ct *clusterTest) drain(ctx context.Context, t *testing.T) {
 
 // teardown: the cluster's teardown leaves no process, mount, bridge, route, iptables
 // rule, cgroup or folder behind.
+// matchingLines are the lines of out that re matches.
+func matchingLines(re *regexp.Regexp, out []byte) []string {
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if re.MatchString(l) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 func (ct *clusterTest) teardown(t *testing.T) {
 	c := ct.c
 	var pids []int
@@ -683,13 +695,15 @@ func (ct *clusterTest) teardown(t *testing.T) {
 			t.Errorf("node %s's systemd (pid %d) still runs", c.Nodes[i].Name, pid)
 		}
 	}
+	// Names are matched whole: TestClusterMixed's cluster (e2emix) may be running.
+	dir := regexp.MustCompile(regexp.QuoteMeta(c.Dir) + `(/|\s|$)`)
 	out, _ := exec.Command("ps", "-eo", "args").Output()
-	if strings.Contains(string(out), c.Dir) {
-		t.Errorf("processes naming %s remain:\n%s", c.Dir, out)
+	if left := matchingLines(dir, out); len(left) > 0 {
+		t.Errorf("processes naming %s remain:\n%s", c.Dir, strings.Join(left, "\n"))
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(mounts), c.Dir) {
-		t.Errorf("mounts under %s remain", c.Dir)
+	if left := matchingLines(dir, mounts); len(left) > 0 {
+		t.Errorf("mounts under %s remain:\n%s", c.Dir, strings.Join(left, "\n"))
 	}
 	if _, err := net.InterfaceByName(c.Bridge()); err == nil {
 		t.Errorf("bridge %s remains", c.Bridge())
@@ -697,10 +711,11 @@ func (ct *clusterTest) teardown(t *testing.T) {
 	if links := c.NodeLinks(); len(links) > 0 {
 		t.Errorf("node links remain: %v", links)
 	}
+	named := regexp.MustCompile(`(^|[^\w-])` + regexp.QuoteMeta(c.Bridge()) + `($|[^\w-])|(^|[^\d.])` + regexp.QuoteMeta(c.Subnet()+".") + `\d`)
 	for _, cmd := range [][]string{{"ip", "route"}, {"iptables-save"}} {
 		out, _ := exec.Command(cmd[0], cmd[1:]...).Output()
-		if strings.Contains(string(out), c.Bridge()) || strings.Contains(string(out), c.Subnet()+".") {
-			t.Errorf("%s still names the cluster:\n%s", cmd[0], out)
+		if left := matchingLines(named, out); len(left) > 0 {
+			t.Errorf("%s still names the cluster:\n%s", cmd[0], strings.Join(left, "\n"))
 		}
 	}
 	for _, h := range testbed.CgroupHierarchies() {
