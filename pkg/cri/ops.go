@@ -68,6 +68,14 @@ func (c *Client) StopContainer(ctx context.Context, id string, timeout int64) er
 	return ignoreNotFound(err)
 }
 
+// UpdateContainerResources applies new resources to a running container (an in-place
+// resize).
+func (c *Client) UpdateContainerResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+	_, err := call(ctx, c, "update_container_resources", c.runtime.UpdateContainerResources,
+		&runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: r})
+	return err
+}
+
 // RemoveContainer removes a container.
 func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	_, err := call(ctx, c, "remove_container", c.runtime.RemoveContainer, &runtimeapi.RemoveContainerRequest{ContainerId: id})

@@ -148,10 +148,11 @@ func allContainers(pod *v1.Pod) []v1.Container {
 	return append(append([]v1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
 }
 
-// ContainerHash identifies a container's spec; a changed hash means the container must be
-// recreated.
+// ContainerHash identifies what of a container's spec cannot change while it runs: as
+// upstream, its name and image (resources are resized in place; the API lets nothing
+// else of a container change). A changed hash means the container must be recreated.
 func ContainerHash(c *v1.Container) string {
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(map[string]string{"name": c.Name, "image": c.Image})
 	h := fnv.New32a()
 	h.Write(b)
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
@@ -270,6 +271,12 @@ func specGrace(pod *v1.Pod) int64 {
 		return *g
 	}
 	return v1.DefaultTerminationGracePeriodSeconds
+}
+
+// ContainerResources are the Linux resources container c of pod runs with (also those an
+// in-place resize applies).
+func ContainerResources(pod *v1.Pod, c *v1.Container, o ContainerOptions) *runtimeapi.LinuxContainerResources {
+	return resources(pod, c, o.HugePageSizes, o.MemoryCapacity)
 }
 
 // resources maps requests and limits as the upstream kubelet does: CPU shares from the

@@ -216,3 +216,45 @@ func PidMax() int64 {
 	}
 	return out
 }
+
+// ResizePod sets resource name of the pod's existing cgroup to the pod's (resized)
+// values: for cpu its shares, quota and period, for memory its limit; the other
+// resource's files are not touched.
+func (m *Manager) ResizePod(pod *v1.Pod, name v1.ResourceName) error {
+	c := ForPod(pod, m.cfg.Pod)
+	var only Config
+	switch name {
+	case v1.ResourceCPU:
+		only.CPUShares, only.CPUQuota, only.CPUPeriod = c.CPUShares, c.CPUQuota, c.CPUPeriod
+	case v1.ResourceMemory:
+		if c.Memory == nil {
+			return nil // no pod memory limit to change
+		}
+		only.Memory = c.Memory
+	default:
+		return fmt.Errorf("resource %s cannot be resized", name)
+	}
+	cgName := cri.PodCgroupParent(m.cfg.Driver, m.cfg.Root, pod)
+	lc := m.libConfig(cgName, toResources(only))
+	mgr, err := manager.New(lc)
+	if err != nil {
+		return fmt.Errorf("failed to set %s of pod cgroup %s: %w", name, cgName, err)
+	}
+	if err := mgr.Set(lc.Resources); err != nil {
+		return fmt.Errorf("failed to set %s of pod cgroup %s: %w", name, cgName, err)
+	}
+	return nil
+}
+
+// PodLimit is the limit of name the pod's cgroup gets for pod (cpu: the CFS quota, memory:
+// bytes); -1: none.
+func (m *Manager) PodLimit(pod *v1.Pod, name v1.ResourceName) int64 {
+	c := ForPod(pod, m.cfg.Pod)
+	switch {
+	case name == v1.ResourceCPU && c.CPUQuota != nil && *c.CPUQuota > 0:
+		return *c.CPUQuota
+	case name == v1.ResourceMemory && c.Memory != nil && *c.Memory > 0:
+		return *c.Memory
+	}
+	return -1
+}
