@@ -30,6 +30,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/allocation"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/imagegc"
@@ -302,6 +303,10 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	allocations, err := allocation.NewManager(p.cfg.RootDir)
+	if err != nil {
+		return fmt.Errorf("pod allocations: %w", err)
+	}
 	serviceLister, servicesSynced := p.services()
 	probes := probe.NewManager(p.rt.ExecSync, func(pod *v1.Pod, c *v1.Container, typ, reason, format string, args ...any) {
 		p.recorder.Eventf(podworker.ContainerRef(pod, c), typ, reason, format, args...)
@@ -316,7 +321,7 @@ func (p *parts) podWorkers(ctx context.Context) error {
 		RootDir: p.cfg.RootDir, PodLogsDir: k.PodLogsDir, ContainerLogsDir: p.cfg.ContainerLogsDir, DNS: podDNS, Probes: probes,
 		CgroupsPerQOS: *k.CgroupsPerQOS, CgroupRoot: k.CgroupRoot, CgroupDriver: k.CgroupDriver,
 		Network: p.rt.Network(), // kept by the node controller's runtime poll
-		Userns:  usernsMgr, Cgroups: cgroupMgr,
+		Userns:  usernsMgr, Cgroups: cgroupMgr, Allocation: allocations,
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package podworker
 
 import (
+	"fmt"
+
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
@@ -27,13 +29,35 @@ type actions struct {
 	SandboxAttempt uint32
 	// Start these containers, in order.
 	Start []start
-	// Kill these running containers (their spec changed) before starting them again.
-	Kill []cri.Container
+	// Kill these running containers (their image changed, or a resize needs a restart)
+	// before starting them again.
+	Kill []kill
+	// Resize these running containers in place: their allocated resources differ from
+	// what they run with, and their resizePolicy needs no restart.
+	Resize []resize
 	// BackOff: containers that should restart but are in crash back-off.
 	BackOff []*v1.Container
 	// PodFailed: an init container failed under restartPolicy Never.
 	PodFailed bool
 }
+
+// kill is a running container to stop, with the Killing event's message.
+type kill struct {
+	Container cri.Container
+	Message   string
+}
+
+// resize is a running container whose resources change in place.
+type resize struct {
+	Container *v1.Container
+	ID        string
+	// Desired are the allocated resources, Current what it runs with.
+	Desired, Current v1.ResourceRequirements
+}
+
+// actuatedFunc gives the resources a pod's running container name was last given (at
+// creation or by a resize); false: not known (nothing is resized).
+type actuatedFunc func(name string) (v1.ResourceRequirements, bool)
 
 // inBackOffFunc reports whether restarting c (whose last instance is last) must wait.
 type inBackOffFunc func(c *v1.Container, last *cri.Container) bool
@@ -57,7 +81,11 @@ type startedFunc func(c *v1.Container, containerID string) bool
 //	nothing running and nothing to start -> KillPod (the pod is done)
 //	ephemeral: never started -> start (first, in a ready sandbox not being killed); else
 //	           nothing, ever
-func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff inBackOffFunc, started startedFunc) actions {
+//
+//	running container whose allocated CPU or memory differs from what it was given:
+//	           resize in place, or kill+start when its resizePolicy for a changed
+//	           resource is RestartContainer (actuated nil: never)
+func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff inBackOffFunc, started startedFunc, actuated actuatedFunc) actions {
 	if terminating {
 		return actions{KillPod: true}
 	}
@@ -65,11 +93,11 @@ func computeActions(pod *v1.Pod, st *cri.PodState, terminating bool, inBackOff i
 	if sb == nil {
 		return sandboxActions(pod, st)
 	}
-	a := initActions(pod, st, sb, inBackOff, started)
+	a := initActions(pod, st, sb, inBackOff, started, actuated)
 	if a.done {
 		return withEphemeral(pod, st, a.actions)
 	}
-	regularActions(pod, st, inBackOff, &a.actions)
+	regularActions(pod, st, inBackOff, actuated, &a.actions)
 	return withEphemeral(pod, st, a.actions)
 }
 
@@ -130,7 +158,7 @@ type initStep struct {
 // whenever it stops. Once a regular container ran in this sandbox the pod is initialized:
 // a restarted sidecar's startup probe no longer holds anything up (upstream's
 // isPreviouslyInitialized).
-func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBackOffFunc, started startedFunc) initStep {
+func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBackOffFunc, started startedFunc, actuated actuatedFunc) initStep {
 	var a initStep
 	wait := func() initStep { a.done = true; return a }
 	startInit := func(c *v1.Container, restarts int) initStep {
@@ -154,6 +182,12 @@ func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBac
 			case last == nil:
 				return startInit(c, nextRestartCount(st, c.Name))
 			case last.State == cri.StateRunning:
+				if r, restart := resizeOf(c, last, actuated); restart {
+					a.Kill = append(a.Kill, resizeKill(c, last))
+					return startInit(c, last.RestartCount+1)
+				} else if r != nil {
+					a.Resize = append(a.Resize, *r)
+				}
 				if !initialized && c.StartupProbe != nil && started != nil && !started(c, last.ID) {
 					return wait() // for its startup probe
 				}
@@ -184,7 +218,7 @@ func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBac
 // regularActions: container absent -> start; running -> keep (kill+start if its spec
 // changed); exited -> restart per restartPolicy, subject to back-off. Nothing running and
 // nothing to start -> KillPod (the pod is done; sidecars go with it).
-func regularActions(pod *v1.Pod, st *cri.PodState, inBackOff inBackOffFunc, a *actions) {
+func regularActions(pod *v1.Pod, st *cri.PodState, inBackOff inBackOffFunc, actuated actuatedFunc, a *actions) {
 	running := 0
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -194,9 +228,16 @@ func regularActions(pod *v1.Pod, st *cri.PodState, inBackOff inBackOffFunc, a *a
 			a.Start = append(a.Start, start{Container: c})
 		case last.State == cri.StateRunning:
 			if last.Hash != "" && last.Hash != cri.ContainerHash(c) {
-				a.Kill = append(a.Kill, *last)
+				a.Kill = append(a.Kill, kill{*last, fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)})
 				a.Start = append(a.Start, start{Container: c, RestartCount: last.RestartCount + 1})
 				continue
+			}
+			if r, restart := resizeOf(c, last, actuated); restart {
+				a.Kill = append(a.Kill, resizeKill(c, last))
+				a.Start = append(a.Start, start{Container: c, RestartCount: last.RestartCount + 1})
+				continue
+			} else if r != nil {
+				a.Resize = append(a.Resize, *r)
 			}
 			running++
 		case last.State == cri.StateUnknown:
@@ -212,6 +253,43 @@ func regularActions(pod *v1.Pod, st *cri.PodState, inBackOff inBackOffFunc, a *a
 	if running == 0 && len(a.Start) == 0 && len(a.BackOff) == 0 {
 		a.KillPod = true
 	}
+}
+
+// resizeOf compares running container c's allocated CPU and memory (requests and
+// limits) with what it was given, as upstream's computePodResizeAction: nothing changed
+// -> nil; a changed resource whose resizePolicy is RestartContainer -> restart; else an
+// in-place resize (the policy's default is NotRequired).
+func resizeOf(c *v1.Container, last *cri.Container, actuated actuatedFunc) (r *resize, restart bool) {
+	if actuated == nil {
+		return nil, false
+	}
+	cur, ok := actuated(c.Name)
+	if !ok {
+		return nil, false
+	}
+	changed := map[v1.ResourceName]bool{}
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		for _, pair := range [][2]v1.ResourceList{{c.Resources.Requests, cur.Requests}, {c.Resources.Limits, cur.Limits}} {
+			want, have := pair[0][name], pair[1][name]
+			if want.Cmp(have) != 0 {
+				changed[name] = true
+			}
+		}
+	}
+	if len(changed) == 0 {
+		return nil, false
+	}
+	for _, p := range c.ResizePolicy {
+		if changed[p.ResourceName] && p.RestartPolicy == v1.RestartContainer {
+			return nil, true
+		}
+	}
+	return &resize{Container: c, ID: last.ID, Desired: *c.Resources.DeepCopy(), Current: *cur.DeepCopy()}, false
+}
+
+// resizeKill is upstream's kill of a container whose resize needs a restart.
+func resizeKill(c *v1.Container, last *cri.Container) kill {
+	return kill{*last, fmt.Sprintf("Container %s resize requires restart", c.Name)}
 }
 
 // isSidecar reports a native sidecar: an init container with restartPolicy Always.

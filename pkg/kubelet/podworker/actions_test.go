@@ -71,7 +71,7 @@ func TestComputeActions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.containers}, tc.terminating, tc.backOff, nil)
+			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.containers}, tc.terminating, tc.backOff, nil, nil)
 			got := fmt.Sprintf("kill=%v create=%v@%d start=%s backoff=%d failed=%v", a.KillPod, a.CreateSandbox, a.SandboxAttempt, names(a.Start), len(a.BackOff), a.PodFailed)
 			if got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
@@ -84,12 +84,12 @@ func TestComputeActionsSpecChangeRestarts(t *testing.T) {
 	pod := spec(v1.RestartPolicyAlways, nil, "a")
 	c := ctr("a", "sb", cri.StateRunning, 0, 0)
 	c.Hash = "stale"
-	a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, func(*v1.Container, *cri.Container) bool { return false }, nil)
-	if len(a.Kill) != 1 || a.Kill[0].ID != c.ID || names(a.Start) != "a/1 " {
+	a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, func(*v1.Container, *cri.Container) bool { return false }, nil, nil)
+	if len(a.Kill) != 1 || a.Kill[0].Container.ID != c.ID || names(a.Start) != "a/1 " {
 		t.Errorf("changed spec: kill %v start %s", a.Kill, names(a.Start))
 	}
 	c.Hash = cri.ContainerHash(&pod.Spec.Containers[0])
-	a = computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, nil, nil)
+	a = computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: []cri.Container{c}}, false, nil, nil, nil)
 	if len(a.Kill) != 0 || len(a.Start) != 0 || a.KillPod {
 		t.Errorf("unchanged running container touched: %+v", a)
 	}
@@ -101,7 +101,7 @@ func TestComputeActionsSidecars(t *testing.T) {
 	pod.Spec.InitContainers[0].RestartPolicy = &always
 	noBackOff := func(*v1.Container, *cri.Container) bool { return false }
 	run := func(cs ...cri.Container) string {
-		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: cs}, false, noBackOff, nil)
+		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: cs}, false, noBackOff, nil, nil)
 		return fmt.Sprintf("kill=%v start=%s", a.KillPod, names(a.Start))
 	}
 	for _, tc := range []struct {
@@ -166,7 +166,7 @@ func TestComputeActionsSidecarStartupProbe(t *testing.T) {
 			startedOnly(), "kill=false start=b/1 "},
 		{"no probe results (probes off): running is enough", []cri.Container{running("probed", 0)}, nil, "kill=false start=plain/0 "},
 	} {
-		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: tc.cs}, false, noBackOff, tc.started)
+		a := computeActions(pod, &cri.PodState{Sandboxes: readySandbox, Containers: tc.cs}, false, noBackOff, tc.started, nil)
 		if got := fmt.Sprintf("kill=%v start=%s", a.KillPod, names(a.Start)); got != tc.want {
 			t.Errorf("%s: got %s want %s", tc.name, got, tc.want)
 		}
@@ -224,7 +224,7 @@ func TestComputeActionsEphemeral(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.cs}, tc.terminating, tc.backOff, nil)
+			a := computeActions(tc.pod, &cri.PodState{Sandboxes: tc.sandboxes, Containers: tc.cs}, tc.terminating, tc.backOff, nil, nil)
 			eph := ""
 			for _, s := range a.Start {
 				if s.Ephemeral {

@@ -428,7 +428,8 @@ func (w *Workers) activeAdmitted(uid types.UID) []*v1.Pod {
 		wk.mu.Lock()
 		if wk.admitted && !wk.rejected && !wk.removed && wk.pod != nil && wk.pod.UID != uid {
 			if st, ok := w.cfg.Status.Status(wk.pod.UID); !ok || st.Phase != v1.PodSucceeded && st.Phase != v1.PodFailed {
-				out = append(out, wk.pod)
+				allocated, _ := w.cfg.Allocation.Allocated(wk.pod) // a deferred resize does not count
+				out = append(out, allocated)
 			}
 		}
 		wk.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/minikubelet/minikubelet/pkg/kubelet/allocation"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 )
 
@@ -303,8 +304,9 @@ func runAdmitCase(t *testing.T, tc admitCase) {
 		tc.apiNode(fresh)
 		client = fake.NewClientset(fresh)
 	}
+	alloc, _ := allocation.NewManager("")
 	w := &Workers{pods: map[types.UID]*worker{}, cfg: Config{NodeName: "n", Client: client, Status: status.NewManager(nil),
-		Node: func() (*v1.Node, error) { return node.DeepCopy(), nil }}}
+		Node: func() (*v1.Node, error) { return node.DeepCopy(), nil }, Allocation: alloc}}
 	for _, p := range tc.active {
 		w.pods[p.UID] = &worker{uid: p.UID, pod: p, admitted: true}
 	}

@@ -26,6 +26,11 @@ type SliceStopper interface {
 type PodCgroups interface {
 	EnsurePod(pod *v1.Pod) error
 	UpdateQOS() error
+	// ResizePod sets resource name (cpu or memory) of the pod's cgroup to the pod's
+	// values (an in-place resize).
+	ResizePod(pod *v1.Pod, name v1.ResourceName) error
+	// PodLimit is the pod cgroup's limit of name for pod (-1: none).
+	PodLimit(pod *v1.Pod, name v1.ResourceName) int64
 }
 
 // ensurePodCgroup makes the pod's cgroup before its sandbox, as upstream's SyncPod does,

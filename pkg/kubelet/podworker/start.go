@@ -149,6 +149,13 @@ func (w *Workers) startContainer(ctx context.Context, pod *v1.Pod, sandboxID str
 		}
 	}
 	id, wt, err := w.createAndStart(ctx, pod, c, sandboxID, cfg, sbCfg)
+	if id != "" {
+		// What the new instance runs with, for in-place resizes (upstream records it at
+		// creation too).
+		if aerr := w.cfg.Allocation.SetActuated(pod.UID, c.Name, c.Resources); aerr != nil {
+			klog.FromContext(ctx).Error(aerr, "Recording a container's resources failed", "pod", klog.KObj(pod), "container", c.Name)
+		}
+	}
 	if err != nil {
 		return wt, err
 	}

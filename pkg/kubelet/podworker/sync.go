@@ -52,6 +52,7 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	if done, next := w.admission(ctx, wk, p.pod, p.state, p.removed); done || next >= 0 {
 		return max(next, 0), done
 	}
+	w.allocate(ctx, p)
 	if next, held := w.networkGate(ctx, wk, p); held {
 		return next, false
 	}
@@ -60,8 +61,9 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 	if w.killUnhealthy(ctx, p.pod, p.state) {
 		w.reobserve(ctx, p)
 	}
+	w.trackResize(p)
 	p.acts = computeActions(p.pod, p.state, p.removed || p.deleting || p.finished || p.deadline, w.inBackOff(p.pod),
-		func(c *v1.Container, id string) bool { return w.cfg.Probes.Started(p.pod.UID, c, id) })
+		func(c *v1.Container, id string) bool { return w.cfg.Probes.Started(p.pod.UID, c, id) }, w.actuated(p.pod))
 	p.acting = len(p.acts.Start) > 0 || p.acts.KillPod || len(p.acts.Kill) > 0 || p.acts.CreateSandbox
 	if next, ok := w.act(ctx, wk, p); !ok {
 		return next, false
@@ -121,10 +123,10 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		}
 		w.killPod(ctx, pod, p.state, gracePeriod(pod))
 	}
-	for _, c := range acts.Kill {
-		spec := containerByName(pod, c.Name)
-		w.event(pod, spec, v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
-		w.stopContainer(ctx, pod, spec, c.Name, c.ID, gracePeriod(pod), "")
+	for _, k := range acts.Kill {
+		spec := containerByName(pod, k.Container.Name)
+		w.event(pod, spec, v1.EventTypeNormal, "Killing", "%s", k.Message)
+		w.stopContainer(ctx, pod, spec, k.Container.Name, k.Container.ID, gracePeriod(pod), "")
 	}
 	var sandboxID string
 	if sb := p.state.ReadySandbox(); sb != nil && !acts.KillPod {
@@ -156,6 +158,7 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		w.reobserve(ctx, p) // the new sandbox (and its IPs) for the containers' environment
 	}
 	if sandboxID != "" {
+		w.doResize(ctx, p)
 		w.startAll(ctx, p, sandboxID)
 	}
 	w.backOff(p)
@@ -236,6 +239,7 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 			logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))
 		}
 		w.removeSandboxes(ctx, pod, p.state)
+		w.wakeDeferred() // a terminated pod's allocation no longer counts
 		uid := pod.UID
 		err := w.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 			GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
@@ -263,6 +267,8 @@ func (w *Workers) forget(ctx context.Context, pod *v1.Pod, state *cri.PodState) 
 	w.cfg.Status.Forget(pod.UID)
 	w.crashBack.Reset(string(pod.UID))
 	w.cfg.Userns.Release(ctx, pod.UID)
+	w.cfg.Allocation.Remove(pod.UID)
+	w.wakeDeferred() // its allocation is free
 	// Unmount before removing: RemoveAll must never walk into a live mount.
 	if err := w.cfg.Volumes.TearDown(ctx, pod.UID); err != nil {
 		klog.FromContext(ctx).Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
@@ -337,6 +343,8 @@ func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string
 		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
 	}
 	in.Failed, in.DeadlineExceeded = podFailed, deadline
+	in.ResizeConditions = w.cfg.Allocation.Conditions(pod.UID)
+	in.Actuated.Containers = w.actuatedResources(pod, state)
 	return status.Generate(in)
 }
 

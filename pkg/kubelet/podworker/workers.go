@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/allocation"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/images"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
@@ -87,6 +88,9 @@ type Config struct {
 	// Network holds pods off the host network back while the runtime's network is not
 	// ready (nil: never).
 	Network Network
+	// Allocation keeps what each pod was granted and given (in-place resize; nil: an
+	// in-memory one).
+	Allocation *allocation.Manager
 	// Userns gives `hostUsers: false` pods their user namespace (nil: such pods are
 	// refused at sandbox creation, as on a runtime without user namespaces).
 	Userns *userns.Manager
@@ -108,6 +112,8 @@ type Workers struct {
 	wg          sync.WaitGroup
 	started     chan struct{}
 	startedOnce sync.Once
+	// resizeMu makes one resize's fit check and allocation at a time.
+	resizeMu sync.Mutex
 }
 
 // Upstream kubelet back-off: containers 10s doubling to 300s.
@@ -132,6 +138,9 @@ func New(cfg Config) (*Workers, error) {
 	}
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"
+	}
+	if cfg.Allocation == nil {
+		cfg.Allocation, _ = allocation.NewManager("")
 	}
 	w := &Workers{cfg: cfg, pods: map[types.UID]*worker{}, started: make(chan struct{}),
 		crashBack: flowcontrol.NewBackOff(backOffInitial, backOffMax),

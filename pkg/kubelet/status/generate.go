@@ -42,6 +42,9 @@ type Input struct {
 	// Never); DeadlineExceeded: it ran past activeDeadlineSeconds. Either makes it Failed,
 	// its conditions following.
 	Failed, DeadlineExceeded bool
+	// ResizeConditions are the pod's PodResizePending and PodResizeInProgress conditions
+	// (package allocation), reported after the kubelet's others unless the pod finished.
+	ResizeConditions []v1.PodCondition
 }
 
 // Generate derives the pod's status. Conditions not owned by the kubelet (PodScheduled,
@@ -112,6 +115,9 @@ func Generate(in Input) v1.PodStatus {
 		sandboxMsg = "pod sandbox is not ready"
 	}
 	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, sandboxMsg, initDone, old.Conditions, now)
+	if !isTerminal(st.Phase) {
+		st.Conditions = append(st.Conditions, in.ResizeConditions...)
+	}
 	st.Resources, st.AllocatedResources = podResources(pod, old, in.Actuated)
 	return st
 }
@@ -338,7 +344,8 @@ func phase(pod *v1.Pod, st v1.PodStatus, initDone, terminal bool) v1.PodPhase {
 // kubeletOwned are the pod conditions the kubelet writes; others belong to other writers.
 var kubeletOwned = map[v1.PodConditionType]bool{
 	v1.PodReadyToStartContainers: true, v1.PodInitialized: true, v1.ContainersReady: true, v1.PodReady: true,
-	v1.PodScheduled: true, // upstream's kubelet always reports it True (pods bound by nodeName too)
+	v1.PodScheduled:     true, // upstream's kubelet always reports it True (pods bound by nodeName too)
+	v1.PodResizePending: true, v1.PodResizeInProgress: true,
 }
 
 // WithForeignConditions returns every condition others own as the API has it (readiness

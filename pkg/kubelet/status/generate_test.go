@@ -430,3 +430,26 @@ func TestGenerateContainerUser(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateResizeConditions: the resize conditions the allocation reports come last,
+// as given (their own generation); old ones the kubelet no longer reports go; a finished
+// pod reports none.
+func TestGenerateResizeConditions(t *testing.T) {
+	p := pod(v1.RestartPolicyAlways, nil, "a")
+	p.Generation = 3
+	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodResizeInProgress, Status: v1.ConditionTrue, ObservedGeneration: 1}}
+	state := &cri.PodState{Sandboxes: []cri.Sandbox{{ID: "sb", Ready: true}}, Containers: []cri.Container{inst("a", cri.StateRunning, 0, 0)}}
+	pending := v1.PodCondition{Type: v1.PodResizePending, Status: v1.ConditionTrue, Reason: v1.PodReasonDeferred, Message: "no room", ObservedGeneration: 2}
+	st := Generate(Input{Pod: p, State: state, Now: time.Unix(300, 0), ResizeConditions: []v1.PodCondition{pending}})
+	last := st.Conditions[len(st.Conditions)-1]
+	if last.Type != v1.PodResizePending || last.ObservedGeneration != 2 || last.Message != "no room" {
+		t.Errorf("last condition %+v", last)
+	}
+	if findCondition(st.Conditions, v1.PodResizeInProgress) != nil {
+		t.Error("an old PodResizeInProgress was kept")
+	}
+	p.Status.Phase = v1.PodFailed
+	if st := Generate(Input{Pod: p, State: state, Now: time.Unix(300, 0), ResizeConditions: []v1.PodCondition{pending}}); findCondition(st.Conditions, v1.PodResizePending) != nil {
+		t.Error("a finished pod reports a resize")
+	}
+}
