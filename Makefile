@@ -100,7 +100,7 @@ test-long: deps
 # minikubelet (differences: docs/differences.md).
 test-upstream: deps
 	@mkdir -p _output
-	MINIKUBELET_E2E_AGENT=upstream $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run 'TestStatusTransitions|TestDNS|TestObserveStats|TestObserveDebug|TestStorage|TestResourcesCgroups' ./test/e2e/ 2>&1 | tee _output/e2e-upstream.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
+	MINIKUBELET_E2E_AGENT=upstream $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run 'TestStatusTransitions|TestDNS|TestObserveStats|TestObserveDebug|TestStorage|TestResourcesCgroups|TestResourcesResize' ./test/e2e/ 2>&1 | tee _output/e2e-upstream.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
 
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s
