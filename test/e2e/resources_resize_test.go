@@ -192,7 +192,8 @@ func patchResize(ctx context.Context, p *v1.Pod, patch string) (*v1.Pod, error) 
 // RestartContainer restarts once while its sibling keeps running. A resize the node
 // cannot fit now is Deferred (PodResizePending, a ResizeDeferred event) and completes once
 // a pod holding the CPU is deleted. A resize beyond the node's allocatable is refused by
-// the API server (PodResizeValidator). The same checks are meant for both agents.
+// the API server (PodResizeValidator). A memory limit below the container's usage is
+// refused (PodResizeInProgress/Error, ResizeError). The same checks are meant for both agents.
 func TestResourcesResize(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	const root = "/mkl-e2e-resize"
@@ -394,5 +395,47 @@ func TestResourcesResize(t *testing.T) {
 	t.Logf("resize beyond allocatable: %v", err)
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "node didn't have enough allocatable resources") {
 		t.Errorf("resize to %dm cpu: %v, want Forbidden: node didn't have enough allocatable resources", 2*allocatable, err)
+	}
+
+	// 5. A memory limit below what the container uses: refused before anything changes,
+	// reported as PodResizeInProgress/Error and a ResizeError event; the container keeps
+	// running with its limit.
+	e := newPod(k.NodeName, "sh", "-c", "head -c 41943040 /dev/zero > /dev/shm/fill && touch /tmp/filled && exec sleep 3600")
+	e.Spec.Containers[0].Name = "c"
+	e.Spec.Containers[0].Resources = resizeRes("", "32Mi", "", "96Mi")
+	e.Spec.Containers[0].ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"cat", "/tmp/filled"}}}, PeriodSeconds: 1}
+	e = watchPod(ctx, t, createPod(ctx, t, e), "Ready (40 MB in its /dev/shm)", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "c")
+		return cs != nil && cs.Ready
+	})
+	idE := containerStatus(e, "c").ContainerID
+	if _, err := patchResize(ctx, e, `{"spec":{"containers":[{"name":"c","resources":{"requests":{"memory":"16Mi"},"limits":{"memory":"24Mi"}}}]}}`); err != nil {
+		t.Fatalf("resize: %v", err)
+	}
+	const errPrefix = "cannot decrease memory limits: "
+	wantErr := `attempting to set container "c" memory limit (25165824) below current usage (`
+	e = watchPod(resizeWait(ctx, t, 45*time.Second), t, e, "PodResizeInProgress Error", func(p *v1.Pod) bool {
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.PodResizeInProgress && c.Reason == v1.PodReasonError {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("pod E: %s", podResizeConditions(e))
+	for _, c := range e.Status.Conditions {
+		if c.Type == v1.PodResizeInProgress && (!strings.HasPrefix(c.Message, errPrefix) || !strings.Contains(c.Message, wantErr)) {
+			t.Errorf("PodResizeInProgress message %q, want %q...%q", c.Message, errPrefix, wantErr)
+		}
+	}
+	ev := resizeEvent(ctx, t, e, "", v1.EventTypeWarning, "ResizeError", "Pod resize error: ")
+	if !strings.Contains(ev.Message, `"error":"`+errPrefix) {
+		t.Errorf("ResizeError message %q", ev.Message)
+	}
+	if cs := containerStatus(e, "c"); cs.RestartCount != 0 || cs.ContainerID != idE {
+		t.Errorf("container restarted: %d %s", cs.RestartCount, cs.ContainerID)
+	}
+	if got := cgroupFile(t, "memory", burstable+"/pod"+string(e.UID)+"/"+containerID(e, "c"), "memory.limit_in_bytes"); got != "100663296" {
+		t.Errorf("container memory limit %s after a refused resize, want 100663296", got)
 	}
 }

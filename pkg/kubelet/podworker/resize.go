@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
@@ -157,7 +159,10 @@ func (w *Workers) doResize(ctx context.Context, p *pass) {
 	for _, r := range p.acts.Resize {
 		setContainerResources(current, r.Container.Name, r.Current)
 	}
-	err := w.resizeResource(ctx, pod, current, v1.ResourceMemory, p.acts.Resize)
+	err := w.checkMemoryDecrease(ctx, pod, current, p.acts.Resize)
+	if err == nil {
+		err = w.resizeResource(ctx, pod, current, v1.ResourceMemory, p.acts.Resize)
+	}
 	if err == nil {
 		err = w.resizeResource(ctx, pod, current, v1.ResourceCPU, p.acts.Resize)
 	}
@@ -169,6 +174,60 @@ func (w *Workers) doResize(ctx context.Context, p *pass) {
 	}
 	// Look again soon: the condition clears (or the error is retried) on the next sync.
 	p.requeueIn(resizeRecheck)
+}
+
+// checkMemoryDecrease refuses, before anything changes, memory limits set or lowered
+// below what the containers (or the pod) use now, as upstream's validateMemoryResizeAction
+// with its wording (which names the pod's usage for a container too).
+func (w *Workers) checkMemoryDecrease(ctx context.Context, pod, current *v1.Pod, rs []resize) error {
+	lowered := map[string]int64{}
+	for _, r := range rs {
+		want, have := r.Desired.Limits.Memory().Value(), r.Current.Limits.Memory().Value()
+		if want != 0 && (have == 0 || want < have) {
+			lowered[r.Container.Name] = want
+		}
+	}
+	podWant, podHave := int64(-1), int64(-1)
+	if w.cfg.CgroupsPerQOS && w.cfg.Cgroups != nil {
+		podWant, podHave = w.cfg.Cgroups.PodLimit(pod, v1.ResourceMemory), w.cfg.Cgroups.PodLimit(current, v1.ResourceMemory)
+	}
+	podLowered := podWant >= 0 && (podHave < 0 || podWant < podHave)
+	if len(lowered) == 0 && !podLowered {
+		return nil
+	}
+	ids := map[string]string{}
+	for _, r := range rs {
+		ids[r.ID] = r.Container.Name
+	}
+	stats, err := w.cfg.Runtime.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{LabelSelector: map[string]string{cri.LabelPodUID: string(pod.UID)}})
+	if err != nil {
+		return fmt.Errorf("unable to read memory usage for pod %q", klog.KObj(pod))
+	}
+	var podUsage uint64
+	usage := map[string]uint64{}
+	for _, s := range stats {
+		if s.GetAttributes().GetLabels()[cri.LabelPodUID] != string(pod.UID) {
+			continue
+		}
+		u := s.GetMemory().GetUsageBytes().GetValue()
+		podUsage += u
+		if name, ok := ids[s.GetAttributes().GetId()]; ok {
+			usage[name] = u
+		}
+	}
+	var errs []error
+	if podLowered && podUsage >= uint64(podWant) {
+		errs = append(errs, fmt.Errorf("attempting to set pod memory limit (%d) below current usage (%d)", podWant, podUsage))
+	}
+	for _, r := range rs {
+		if want, ok := lowered[r.Container.Name]; ok && usage[r.Container.Name] >= uint64(want) {
+			errs = append(errs, fmt.Errorf("attempting to set container %q memory limit (%d) below current usage (%d)", r.Container.Name, want, podUsage))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cannot decrease memory limits: %w", utilerrors.NewAggregate(errs))
+	}
+	return nil
 }
 
 // resizeRecheck is how soon a pod is synced again after a resize.

@@ -92,7 +92,6 @@ func TestComputeActionsResize(t *testing.T) {
 
 func noBackOffFn(*v1.Container, *cri.Container) bool { return false }
 
-
 // TestContainerHashIgnoresResources: as upstream, only the name and the image make a
 // container's hash, so a resize never recreates it.
 func TestContainerHashIgnoresResources(t *testing.T) {
