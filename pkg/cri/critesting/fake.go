@@ -118,3 +118,7 @@ func (i fakeImages) ListImages(ctx context.Context, in *runtimeapi.ListImagesReq
 func (i fakeImages) RemoveImage(ctx context.Context, in *runtimeapi.RemoveImageRequest, _ ...grpc.CallOption) (*runtimeapi.RemoveImageResponse, error) {
 	return &runtimeapi.RemoveImageResponse{}, asGRPC(i.f.RemoveImage(ctx, in.Image))
 }
+
+func (r fakeRuntime) UpdateContainerResources(ctx context.Context, in *runtimeapi.UpdateContainerResourcesRequest, _ ...grpc.CallOption) (*runtimeapi.UpdateContainerResourcesResponse, error) {
+	return &runtimeapi.UpdateContainerResourcesResponse{}, r.f.UpdateContainerResources(ctx, in.ContainerId, &runtimeapi.ContainerResources{Linux: in.Linux})
+}

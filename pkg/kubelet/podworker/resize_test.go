@@ -1,14 +1,21 @@
 package podworker
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	resourcehelper "k8s.io/component-helpers/resource"
+	critest "k8s.io/cri-api/pkg/apis/testing"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 )
 
 func reqLim(cpuReq, memReq, cpuLim, memLim string) v1.ResourceRequirements {
@@ -115,5 +122,71 @@ func TestResizeMessage(t *testing.T) {
 	want := `Pod resize OutOfcpu: {"containers":[{"name":"c","resources":{"requests":{"cpu":"350m"}}}],"generation":2,"error":"Node didn't have enough resource: cpu, requested: 350, used: 1850, capacity: 2000"}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// recordedCgroups logs pod cgroup changes with the number of runtime calls made before.
+type recordedCgroups struct {
+	rt  *critest.FakeRuntimeService
+	log []string
+}
+
+func (r *recordedCgroups) EnsurePod(*v1.Pod) error { return nil }
+func (r *recordedCgroups) UpdateQOS() error        { return nil }
+func (r *recordedCgroups) ResizePod(_ *v1.Pod, name v1.ResourceName) error {
+	r.log = append(r.log, fmt.Sprintf("pod %s after %d runtime updates", name, strings.Count(strings.Join(r.rt.GetCalls(), ","), "UpdateContainerResources")))
+	return nil
+}
+func (r *recordedCgroups) PodLimit(pod *v1.Pod, name v1.ResourceName) int64 {
+	l := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})
+	if name == v1.ResourceCPU {
+		return l.Cpu().MilliValue()
+	}
+	return l.Memory().Value()
+}
+
+// TestSyncResizeOrder: a running Guaranteed pod's memory grows and its CPU shrinks: the
+// pod cgroup's memory is set before the container's, its CPU after, with no restart; the
+// resize is started, then completed on the next sync, and the status shows the new
+// allocation with no resize condition left.
+func TestSyncResizeOrder(t *testing.T) {
+	ctx := context.Background()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-r", Generation: 1}, Spec: v1.PodSpec{
+		NodeName: "n", Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent,
+			Resources: reqLim("200m", "64Mi", "200m", "64Mi")}}}}
+	cg := &recordedCgroups{}
+	w, rt, st := newSyncFixture(t, pod, func(c *Config) {
+		c.CgroupsPerQOS, c.Cgroups = true, cg
+		c.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("110")}
+	})
+	cg.rt = rt
+	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}, admitted: true}
+	w.sync(ctx, wk)
+	resized := pod.DeepCopy()
+	resized.Generation = 2
+	resized.Spec.Containers[0].Resources = reqLim("100m", "128Mi", "100m", "128Mi")
+	wk.pod = resized
+	rt.Called = nil
+	w.sync(ctx, wk)
+	if got := strings.Join(mutations(rt.GetCalls()), ","); got != "" {
+		t.Errorf("resize restarted the container: %s", got)
+	}
+	want := "pod memory after 0 runtime updates;pod cpu after 2 runtime updates"
+	if got := strings.Join(cg.log, ";"); got != want {
+		t.Errorf("pod cgroup changes %q, want %q", got, want)
+	}
+	w.sync(ctx, wk)
+	events := strings.Join(drain(w.cfg.Recorder.(*record.FakeRecorder)), "\n")
+	if !strings.Contains(events, "Normal ResizeStarted Pod resize started: ") || !strings.Contains(events, `Normal ResizeCompleted Pod resize completed: {"containers":[{"name":"main","resources":{"limits":{"cpu":"100m","memory":"128Mi"},"requests":{"cpu":"100m","memory":"128Mi"}}}],"generation":2}`) {
+		t.Errorf("events:\n%s", events)
+	}
+	ps, _ := st.Status(pod.UID)
+	if cs := ps.ContainerStatuses[0]; cs.AllocatedResources.Memory().String() != "128Mi" || cs.Resources.Limits.Cpu().String() != "100m" {
+		t.Errorf("status resources %+v allocated %+v", cs.Resources, cs.AllocatedResources)
+	}
+	for _, c := range ps.Conditions {
+		if c.Type == v1.PodResizeInProgress || c.Type == v1.PodResizePending {
+			t.Errorf("condition left: %+v", c)
+		}
 	}
 }
