@@ -28,6 +28,49 @@ func cgroupFile(t *testing.T, ctrl, cg, file string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// startCgroupNode starts node name (either agent) with a cgroup root of the test's own,
+// which the test's end removes: the upstream kubelet needs the root to exist, and both
+// agents' QoS cgroups under it are then this node's only. flags are for both agents.
+func startCgroupNode(t *testing.T, name, root string, flags ...string) *testbed.Kubelet {
+	t.Helper()
+	if _, err := testbed.MakeCgroup(root); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, h := range testbed.CgroupHierarchies() {
+			testbed.RemoveCgroupTree(filepath.Join(h, root))
+		}
+	})
+	var (
+		k   *testbed.Kubelet
+		err error
+	)
+	if upstream {
+		k, err = bed.StartUpstreamKubeletWith(name, testbed.UpstreamOptions{CgroupRoot: root, Flags: flags})
+	} else {
+		k, err = bed.StartMinikubelet(name, append([]string{"--cgroup-root=" + root}, flags...)...)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// cgroupFileCheck is one cgroup v1 file's expected value.
+type cgroupFileCheck struct{ ctrl, cg, file, want string }
+
+// checkCgroupFiles reads each file, logs it and compares it with its expected value.
+func checkCgroupFiles(t *testing.T, checks []cgroupFileCheck) {
+	t.Helper()
+	for _, c := range checks {
+		got := cgroupFile(t, c.ctrl, c.cg, c.file)
+		t.Logf("cgroup %s/%s = %s", c.cg, c.file, got)
+		if got != c.want {
+			t.Errorf("%s/%s = %s, want %s", c.cg, c.file, got, c.want)
+		}
+	}
+}
+
 // pidCapacity is the machine's PID capacity as the kubelet counts it.
 func pidCapacity(t *testing.T) string {
 	var min int64
@@ -54,28 +97,7 @@ func pidCapacity(t *testing.T) string {
 func TestResourcesCgroups(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	const root = "/mkl-e2e-cgroups"
-	// The root is the test's alone: the upstream kubelet needs it to exist, and both
-	// agents' QoS cgroups under it are then this node's only.
-	if _, err := testbed.MakeCgroup(root); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, h := range testbed.CgroupHierarchies() {
-			testbed.RemoveCgroupTree(filepath.Join(h, root))
-		}
-	})
-	var (
-		k   *testbed.Kubelet
-		err error
-	)
-	if upstream {
-		k, err = bed.StartUpstreamKubeletWith("cg", testbed.UpstreamOptions{CgroupRoot: root, Flags: []string{"--pod-max-pids=64"}})
-	} else {
-		k, err = bed.StartMinikubelet("cg", "--cgroup-root="+root, "--pod-max-pids=64")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := startCgroupNode(t, "cg", root, "--pod-max-pids=64")
 	stopWhenDone(t, k)
 	node := watchNode(ctx, t, k.NodeName, isReady)
 

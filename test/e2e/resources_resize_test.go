@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // resizeRes is requests and limits of cpu and memory ("" leaves one out).
@@ -197,26 +194,7 @@ func patchResize(ctx context.Context, p *v1.Pod, patch string) (*v1.Pod, error) 
 func TestResourcesResize(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	const root = "/mkl-e2e-resize"
-	if _, err := testbed.MakeCgroup(root); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, h := range testbed.CgroupHierarchies() {
-			testbed.RemoveCgroupTree(filepath.Join(h, root))
-		}
-	})
-	var (
-		k   *testbed.Kubelet
-		err error
-	)
-	if upstream {
-		k, err = bed.StartUpstreamKubeletWith("rz", testbed.UpstreamOptions{CgroupRoot: root})
-	} else {
-		k, err = bed.StartMinikubelet("rz", "--cgroup-root="+root)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := startCgroupNode(t, "rz", root)
 	stopWhenDone(t, k)
 	node := watchNode(ctx, t, k.NodeName, isReady)
 	burstable := root + "/kubepods/burstable"
@@ -245,20 +223,14 @@ func TestResourcesResize(t *testing.T) {
 		t.Errorf("container c restarted: restartCount %d, ID %s (was %s)", cs.RestartCount, cs.ContainerID, idA)
 	}
 	podA := burstable + "/pod" + string(a.UID)
-	for _, c := range []struct{ ctrl, cg, file, want string }{
+	checkCgroupFiles(t, []cgroupFileCheck{
 		{"cpu", podA + "/" + containerID(a, "c"), "cpu.cfs_quota_us", "30000"},
 		{"cpu", podA + "/" + containerID(a, "c"), "cpu.shares", "153"},
 		{"memory", podA + "/" + containerID(a, "c"), "memory.limit_in_bytes", "100663296"},
 		{"cpu", podA, "cpu.cfs_quota_us", "30000"},
 		{"cpu", podA, "cpu.shares", "153"},
 		{"memory", podA, "memory.limit_in_bytes", "100663296"},
-	} {
-		got := cgroupFile(t, c.ctrl, c.cg, c.file)
-		t.Logf("cgroup %s/%s = %s", c.cg, c.file, got)
-		if got != c.want {
-			t.Errorf("%s/%s = %s, want %s", c.cg, c.file, got, c.want)
-		}
-	}
+	})
 	started := resizeEvent(ctx, t, a, "", v1.EventTypeNormal, "ResizeStarted", "Pod resize started: ")
 	completed := resizeEvent(ctx, t, a, "", v1.EventTypeNormal, "ResizeCompleted", "Pod resize completed: ")
 	// The message is the resized spec's resources as JSON, and the pod's generation.
@@ -302,7 +274,7 @@ func TestResourcesResize(t *testing.T) {
 		t.Errorf("container restart: restartCount %d, want 1", cs.RestartCount)
 	}
 	podB := burstable + "/pod" + string(b.UID)
-	for _, c := range []struct{ ctrl, cg, file, want string }{
+	checkCgroupFiles(t, []cgroupFileCheck{
 		{"memory", podB + "/" + containerID(b, "keep"), "memory.limit_in_bytes", "100663296"},
 		{"cpu", podB + "/" + containerID(b, "keep"), "cpu.cfs_quota_us", "30000"},
 		{"memory", podB + "/" + containerID(b, "restart"), "memory.limit_in_bytes", "100663296"},
@@ -310,13 +282,7 @@ func TestResourcesResize(t *testing.T) {
 		{"cpu", podB, "cpu.cfs_quota_us", "50000"},
 		{"cpu", podB, "cpu.shares", "256"},
 		{"memory", podB, "memory.limit_in_bytes", "201326592"},
-	} {
-		got := cgroupFile(t, c.ctrl, c.cg, c.file)
-		t.Logf("cgroup %s/%s = %s", c.cg, c.file, got)
-		if got != c.want {
-			t.Errorf("%s/%s = %s, want %s", c.cg, c.file, got, c.want)
-		}
-	}
+	})
 	resizeEvent(ctx, t, b, "spec.containers{restart}", v1.EventTypeNormal, "Killing", "Container restart resize requires restart")
 	summaryB := `{"containers":[{"name":"keep","resources":{"limits":{"cpu":"300m","memory":"96Mi"},"requests":{"cpu":"150m","memory":"48Mi"}}},` +
 		`{"name":"restart","resources":{"limits":{"cpu":"200m","memory":"96Mi"},"requests":{"cpu":"100m","memory":"48Mi"}}}],"generation":2}`
