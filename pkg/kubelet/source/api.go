@@ -54,7 +54,7 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 		}))
 	inf := factory.Core().V1().Pods().Informer()
-	a := &API{factory: factory, store: inf.GetStore(), HasSynced: inf.HasSynced}
+	a := &API{factory: factory, store: inf.GetStore()}
 	mine := func(obj any) (*v1.Pod, bool) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -76,7 +76,7 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 			a.Changed(p)
 		}
 	}
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if p, ok := mine(obj); ok {
 				h.Update(p)
@@ -98,6 +98,10 @@ func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Synced once the handler (not just the informer's store) has been given every pod of
+	// the first list: before that a pod still running would count as an orphan and be
+	// killed (seen after an agent restart).
+	a.HasSynced = reg.HasSynced
 	return a, nil
 }
 
