@@ -78,15 +78,24 @@ func InfoFor(pod *v1.Pod) PodInfo {
 	if pod.Spec.Resources != nil {
 		info.Pod = pod.Spec.Resources.DeepCopy()
 	}
+	for _, c := range ResizableContainers(pod) {
+		info.Containers[c.Name] = *c.Resources.DeepCopy()
+	}
+	return info
+}
+
+// ResizableContainers are pod's sidecars and regular containers, in spec order.
+func ResizableContainers(pod *v1.Pod) []*v1.Container {
+	var out []*v1.Container
 	for i := range pod.Spec.InitContainers {
 		if c := &pod.Spec.InitContainers[i]; Resizable(c, true) {
-			info.Containers[c.Name] = *c.Resources.DeepCopy()
+			out = append(out, c)
 		}
 	}
 	for i := range pod.Spec.Containers {
-		info.Containers[pod.Spec.Containers[i].Name] = *pod.Spec.Containers[i].Resources.DeepCopy()
+		out = append(out, &pod.Spec.Containers[i])
 	}
-	return info
+	return out
 }
 
 // Resizable is upstream's: regular containers and sidecars (init containers with

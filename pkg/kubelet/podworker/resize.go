@@ -28,21 +28,27 @@ import (
 // running containers were given when nothing is known of them yet.
 func (w *Workers) allocate(ctx context.Context, p *pass) {
 	am := w.cfg.Allocation
-	pod := p.pod
 	if p.removed || p.deleting || p.finished {
-		p.pod, _ = am.Allocated(pod)
+		p.pod, _ = am.Allocated(p.pod)
 		return
 	}
-	am.Restore(pod)
+	am.Restore(p.pod)
+	w.allocateResize(ctx, p)
+	w.initActuated(ctx, p)
+}
+
+// allocateResize records a new pod's allocation, or allocates its resize if it fits (else
+// reports it Deferred), leaving p.pod the pod as allocated.
+func (w *Workers) allocateResize(ctx context.Context, p *pass) {
+	am := w.cfg.Allocation
+	pod := p.pod
 	if !am.Has(pod.UID) {
 		w.logAllocErr(ctx, pod, am.Allocate(pod))
-		w.initActuated(ctx, p)
 		return
 	}
 	allocated, resized := am.Allocated(pod)
 	if !resized {
 		am.ClearPending(pod.UID)
-		w.initActuated(ctx, p)
 		return
 	}
 	w.resizeMu.Lock()
@@ -63,7 +69,6 @@ func (w *Workers) allocate(ctx context.Context, p *pass) {
 			w.event(pod, nil, v1.EventTypeWarning, reason, "%s", resizeMessage("Pod resize "+f.reason, pod, pod.Generation, f.message))
 		}
 		p.pod = allocated
-		w.initActuated(ctx, p)
 		return
 	}
 	if err := am.Allocate(pod); err != nil {
@@ -75,7 +80,6 @@ func (w *Workers) allocate(ctx context.Context, p *pass) {
 	am.ClearInProgress(pod.UID)
 	am.SetInProgress(pod.UID, "", "", pod.Generation)
 	w.event(pod, nil, v1.EventTypeNormal, "ResizeStarted", "%s", resizeMessage("Pod resize started", pod, pod.Generation, ""))
-	w.initActuated(ctx, p)
 }
 
 func (w *Workers) logAllocErr(ctx context.Context, pod *v1.Pod, err error) {
@@ -89,7 +93,7 @@ func (w *Workers) logAllocErr(ctx context.Context, pod *v1.Pod, err error) {
 // InitializeActuatedPod).
 func (w *Workers) initActuated(ctx context.Context, p *pass) {
 	am := w.cfg.Allocation
-	for _, c := range resizableContainers(p.pod) {
+	for _, c := range allocation.ResizableContainers(p.pod) {
 		if last, _ := p.state.Latest(c.Name); last == nil || last.State != cri.StateRunning {
 			continue
 		}
@@ -99,19 +103,6 @@ func (w *Workers) initActuated(ctx context.Context, p *pass) {
 	}
 }
 
-func resizableContainers(pod *v1.Pod) []*v1.Container {
-	var out []*v1.Container
-	for i := range pod.Spec.InitContainers {
-		if c := &pod.Spec.InitContainers[i]; allocation.Resizable(c, true) {
-			out = append(out, c)
-		}
-	}
-	for i := range pod.Spec.Containers {
-		out = append(out, &pod.Spec.Containers[i])
-	}
-	return out
-}
-
 func (w *Workers) actuated(pod *v1.Pod) actuatedFunc {
 	return func(name string) (v1.ResourceRequirements, bool) { return w.cfg.Allocation.Actuated(pod.UID, name) }
 }
@@ -119,7 +110,7 @@ func (w *Workers) actuated(pod *v1.Pod) actuatedFunc {
 // resizeInProgress: a running resizable container does not (yet) run with its allocated
 // CPU and memory (upstream's IsPodResizeInProgress).
 func (w *Workers) resizeInProgress(pod *v1.Pod, st *cri.PodState) bool {
-	for _, c := range resizableContainers(pod) {
+	for _, c := range allocation.ResizableContainers(pod) {
 		last, _ := st.Latest(c.Name)
 		if last == nil || last.State != cri.StateRunning {
 			continue
@@ -366,7 +357,7 @@ func resizeMessage(prefix string, pod *v1.Pod, generation int64, errMsg string) 
 // for the status (what a runtime reporting resources would say).
 func (w *Workers) actuatedResources(pod *v1.Pod, st *cri.PodState) map[string]*status.ContainerResources {
 	out := map[string]*status.ContainerResources{}
-	for _, c := range resizableContainers(pod) {
+	for _, c := range allocation.ResizableContainers(pod) {
 		last, _ := st.Latest(c.Name)
 		if last == nil || last.State != cri.StateRunning {
 			continue
