@@ -144,13 +144,19 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 		c.ResolverConfig = ptr(DefaultResolvConf)
 	}
 	logsapi.SetRecommendedLoggingConfiguration(&c.Logging)
+	// Eviction (upstream's defaults_linux.go; an evictionHard given at all replaces them).
 	if c.EvictionHard == nil {
 		c.EvictionHard = map[string]string{
-			"memory.available":  "100Mi",
-			"nodefs.available":  "10%",
-			"nodefs.inodesFree": "5%",
-			"imagefs.available": "15%",
+			"memory.available":   "100Mi",
+			"nodefs.available":   "10%",
+			"nodefs.inodesFree":  "5%",
+			"imagefs.available":  "15%",
+			"imagefs.inodesFree": "5%",
 		}
+	}
+	defDuration(&c.EvictionPressureTransitionPeriod, 5*time.Minute)
+	if c.LocalStorageCapacityIsolation == nil {
+		c.LocalStorageCapacityIsolation = ptr(true)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 
+	"github.com/minikubelet/minikubelet/pkg/kubelet/eviction"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -127,6 +129,13 @@ func Validate(c *Config) error {
 	}
 	for _, msg := range validateImageGC(k) {
 		add("%s", msg)
+	}
+	if _, err := eviction.ParseThresholds(eviction.Settings{Hard: k.EvictionHard, Soft: k.EvictionSoft,
+		SoftGracePeriod: k.EvictionSoftGracePeriod, MinimumReclaim: k.EvictionMinimumReclaim}); err != nil {
+		add("eviction thresholds (evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim): %v", err)
+	}
+	if k.EvictionPressureTransitionPeriod.Duration < 0 {
+		add("evictionPressureTransitionPeriod (--eviction-pressure-transition-period) %v must not be negative", k.EvictionPressureTransitionPeriod.Duration)
 	}
 	if c.ImageGCPeriod <= 0 {
 		add("image GC period (--image-gc-period): %v must be positive", c.ImageGCPeriod)

@@ -98,6 +98,16 @@ func (s *PodState) Latest(name string) (latest, previous *Container) {
 	return latest, previous
 }
 
+// AnyRunning: a container runs, or may (its state is unknown).
+func (s *PodState) AnyRunning() bool {
+	for _, c := range s.Containers {
+		if c.State == StateRunning || c.State == StateUnknown {
+			return true
+		}
+	}
+	return false
+}
+
 // ReadySandbox returns the newest sandbox if it is ready.
 func (s *PodState) ReadySandbox() *Sandbox {
 	if len(s.Sandboxes) > 0 && s.Sandboxes[0].Ready {

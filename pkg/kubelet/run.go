@@ -74,6 +74,8 @@ type parts struct {
 	stats              *stats.Provider
 	csi                *csi.Volumes
 	volumes            *volume.Manager
+	imageGCMgr         *imagegc.Manager
+	evictions          evictionRef
 	// runners run until the context ends; a critical one that fails stops the kubelet.
 	runners []runner
 	// closers release what the build steps opened, last first.
@@ -104,6 +106,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	for _, build := range []func(context.Context) error{
 		p.apiClients, p.tracing, p.runtime, p.machineFacts, p.events, p.csiPlugins, p.nodeController, p.healthz,
 		p.podWorkers, p.podSources, p.logRotation, p.measurement, p.kubeletAPI, p.imageGC,
+		p.evictionManager,
 	} {
 		if err := build(ctx); errors.Is(err, errStopped) {
 			return nil
@@ -240,7 +243,7 @@ func (p *parts) nodeController(context.Context) error {
 		Labels: p.cfg.NodeLabels, Taints: k.RegisterWithTaints,
 		MaxPods: k.MaxPods, Reserved: p.reserved, KubeletPort: k.Port,
 		KubeletVersion: version.KubeletVersion(), Machine: p.machine,
-		PressureFunc:         node.MeasurePressure(p.cfg.RootDir, k.EvictionHard),
+		PressureFunc:         p.evictions.pressure,
 		UpdateFrequency:      k.NodeStatusUpdateFrequency.Duration,
 		ReportFrequency:      k.NodeStatusReportFrequency.Duration,
 		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
@@ -314,7 +317,7 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	p.workers, err = podworker.New(podworker.Config{
 		NodeName: p.nodeName, HostIPs: addressIPs(p.addrs, v1.NodeInternalIP), Allocatable: allocatable, Volumes: volumes,
 		Runtime: p.rt, RuntimeName: p.runtimeName, State: p.state, MaxPods: int(k.MaxPods), AllowedUnsafeSysctls: k.AllowedUnsafeSysctls,
-		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: thisNode,
+		AppArmorEnabled: podworker.HostAppArmorEnabled(), Node: thisNode, Pressure: p.evictions.admit,
 		HugePageSizes: cgroups.HugePageSizes(), MemoryCapacity: p.machine.MemoryBytes,
 		Services: serviceLister, ServicesSynced: servicesSynced, Status: p.statusMgr, Recorder: p.recorder, Client: p.client,
 		Tracer:  p.tracer.Tracer(instrumentationScope),
@@ -518,6 +521,7 @@ func (p *parts) imageGC(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("image garbage collection: %w", err)
 	}
+	p.imageGCMgr = gc
 	p.add("image garbage collection", gc.Run)
 	return nil
 }

@@ -91,6 +91,19 @@ func ByAge(p Policy, imgs []Image, began, now time.Time) []Image {
 	return out
 }
 
+// Unused are the images to remove when the eviction manager reclaims disk (upstream's
+// DeleteUnusedImages): every unused, unpinned image detected at least MinAge ago, least
+// recently used first, whatever the thresholds.
+func Unused(p Policy, imgs []Image, now time.Time) []Image {
+	var out []Image
+	for _, img := range candidates(imgs) {
+		if now.Sub(img.FirstDetected) >= p.MinAge {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
 // Space is the decision for disk usage.
 type Space struct {
 	// UsagePercent is the image filesystem's usage, as upstream rounds it.

@@ -175,6 +175,23 @@ func (m *Manager) freeSpace(ctx context.Context, imgs []Image, now time.Time) er
 	return nil
 }
 
+// DeleteUnusedImages removes every image Unused allows, for the eviction manager under
+// disk pressure; as upstream it goes on past a failed removal and reports them all.
+func (m *Manager) DeleteUnusedImages(ctx context.Context) error {
+	now := time.Now()
+	imgs, err := m.detect(ctx, now)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, img := range Unused(m.cfg.Policy, imgs, now) {
+		if err := m.remove(ctx, img, "space"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
 func (m *Manager) remove(ctx context.Context, img Image, reason string) error {
 	klog.FromContext(ctx).Info("Removing image to free bytes", "imageID", img.ID, "size", img.Size, "reason", reason)
 	if err := m.cfg.Runtime.RemoveImage(ctx, &runtimeapi.ImageSpec{Image: img.ID}); err != nil {

@@ -75,7 +75,18 @@ var imagesCollected = prometheus.NewCounterVec(prometheus.CounterOpts{
 // ImageCollected counts an image garbage collection removed, for reason "age" or "space".
 func ImageCollected(reason string) { imagesCollected.WithLabelValues(reason).Inc() }
 
+// evictions is upstream's kubelet_evictions (same name, help and label): pods evicted by
+// the eviction manager, by signal (a threshold's, or ephemeralcontainerfs.limit,
+// ephemeralpodfs.limit, emptydirfs.limit for local storage limits).
+var evictions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Subsystem: "kubelet", Name: "evictions",
+	Help: "[ALPHA] Cumulative number of pod evictions by eviction signal",
+}, []string{"eviction_signal"})
+
+// Evicted counts a pod evicted for signal.
+func Evicted(signal string) { evictions.WithLabelValues(signal).Inc() }
+
 // Collectors returns this package's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites, imagesCollected}
+	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites, imagesCollected, evictions}
 }

@@ -138,10 +138,15 @@ func insufficient(name v1.ResourceName, requested, used, capacity int64) failure
 }
 
 // admit decides whether the node takes a new pod, as upstream's admit handlers in their
-// order: sysctls; the predicate handler (admitPredicates); AppArmor (refused where the
+// order: node pressure (the eviction manager); sysctls; the predicate handler (admitPredicates); AppArmor (refused where the
 // host cannot enforce it, never run without). It returns upstream's reason and message
 // ("" = admitted).
 func (w *Workers) admit(pod *v1.Pod) (reason, message string) {
+	if w.cfg.Pressure != nil {
+		if reason, msg := w.cfg.Pressure(pod); reason != "" {
+			return reason, msg
+		}
+	}
 	if msg := admitSysctls(pod, w.cfg.AllowedUnsafeSysctls); msg != "" {
 		return "SysctlForbidden", msg
 	}

@@ -48,7 +48,11 @@ func deadToRemove(st *cri.PodState) (containers []cri.Container, sandboxes []cri
 // most every containerGCPeriod; the pod's worker runs it, so it never races the pod's
 // own actions.
 func (w *Workers) collectDead(ctx context.Context, wk *worker, pod *v1.Pod, st *cri.PodState) {
-	if time.Since(wk.collected) < containerGCPeriod {
+	wk.mu.Lock()
+	now := wk.collectNow
+	wk.collectNow = false
+	wk.mu.Unlock()
+	if !now && time.Since(wk.collected) < containerGCPeriod {
 		return
 	}
 	wk.collected = time.Now()
@@ -66,6 +70,25 @@ func (w *Workers) collectDead(ctx context.Context, wk *worker, pod *v1.Pod, st *
 			logger.Error(err, "Failed to remove sandbox", "sandboxID", sb.ID)
 		}
 	}
+}
+
+// DeleteUnusedContainers has every pod's worker collect its dead containers and
+// sandboxes at once (the eviction manager reclaiming disk). The workers do it in their
+// next sync, so a collection never races a pod's own actions; it does not wait for them.
+func (w *Workers) DeleteUnusedContainers(context.Context) error {
+	w.mu.Lock()
+	wks := make([]*worker, 0, len(w.pods))
+	for _, wk := range w.pods {
+		wks = append(wks, wk)
+	}
+	w.mu.Unlock()
+	for _, wk := range wks {
+		wk.mu.Lock()
+		wk.collectNow = true
+		wk.mu.Unlock()
+		wk.kick()
+	}
+	return nil
 }
 
 // removeContainers removes containers and their log symlinks; a failure is logged (the

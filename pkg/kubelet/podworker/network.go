@@ -28,7 +28,7 @@ const networkRetry = 10 * time.Second
 // going away or finished are not held (upstream handles them before the check). It
 // returns whether the pod is held, and when to sync again.
 func (w *Workers) networkGate(ctx context.Context, wk *worker, p *pass) (time.Duration, bool) {
-	if w.cfg.Network == nil || p.pod.Spec.HostNetwork || p.removed || p.deleting || p.finished || p.deadline {
+	if w.cfg.Network == nil || p.pod.Spec.HostNetwork || p.stopping() {
 		return 0, false
 	}
 	err := w.cfg.Network.Err()

@@ -31,11 +31,13 @@ const minGracePeriod = 2
 type pass struct {
 	pod                                   *v1.Pod
 	removed, deleting, finished, deadline bool
-	state                                 *cri.PodState
-	acts                                  actions
-	acting                                bool
-	waiting                               map[string]status.Waiting
-	requeue                               time.Duration
+	// evict is the eviction manager's order, while the pod has not finished.
+	evict   *eviction
+	state   *cri.PodState
+	acts    actions
+	acting  bool
+	waiting map[string]status.Waiting
+	requeue time.Duration
 }
 
 // sync runs one reconcile of a pod: observe, decide (the pure computeActions), act,
@@ -62,11 +64,14 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		w.reobserve(ctx, p)
 	}
 	w.trackResize(p)
-	p.acts = computeActions(p.pod, p.state, p.removed || p.deleting || p.finished || p.deadline, w.inBackOff(p.pod),
+	p.acts = computeActions(p.pod, p.state, p.stopping(), w.inBackOff(p.pod),
 		func(c *v1.Container, id string) bool { return w.cfg.Probes.Started(p.pod.UID, c, id) }, w.actuated(p.pod))
 	p.acting = len(p.acts.Start) > 0 || p.acts.KillPod || len(p.acts.Kill) > 0 || p.acts.CreateSandbox
 	if next, ok := w.act(ctx, wk, p); !ok {
 		return next, false
+	}
+	if p.evict != nil {
+		p.evict.finish() // act's killPod returns once the containers stopped
 	}
 	next, done := w.report(ctx, wk, p)
 	if !done && !p.deleting {
@@ -95,9 +100,20 @@ func (w *Workers) observe(ctx context.Context, wk *worker) (*pass, error) {
 	p := &pass{pod: pod, removed: removed, deleting: pod.DeletionTimestamp != nil,
 		finished: pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed, waiting: map[string]status.Waiting{}}
 	p.deadline = !p.finished && deadlineExceeded(pod, time.Now())
+	if !p.finished {
+		wk.mu.Lock()
+		p.evict = wk.evict
+		wk.mu.Unlock()
+	}
 	var err error
 	p.state, err = w.cfg.State.Get(ctx, pod.UID)
 	return p, err
+}
+
+// stopping: the pod's containers are to stop for good (removed, deleted, finished, past
+// its deadline, evicted).
+func (p *pass) stopping() bool {
+	return p.removed || p.deleting || p.finished || p.deadline || p.evict != nil
 }
 
 // reobserve reads the runtime state again after acting on it (the cache reads our own
@@ -118,10 +134,14 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 		w.cfg.Status.SetStatus(pod, w.podStatus(pod, p.state, w.stillWaiting(wk, p.state), p.deadline, acts.PodFailed))
 	}
 	if acts.KillPod {
-		if p.deadline {
+		grace := gracePeriod(pod)
+		switch {
+		case p.evict != nil:
+			grace = p.evict.grace
+		case p.deadline:
 			w.event(pod, nil, v1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
 		}
-		w.killPod(ctx, pod, p.state, gracePeriod(pod))
+		w.killPod(ctx, pod, p.state, grace)
 	}
 	for _, k := range acts.Kill {
 		spec := containerByName(pod, k.Container.Name)
@@ -227,13 +247,13 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 		w.reobserve(ctx, p)
 	}
 	st := w.podStatus(pod, p.state, p.waiting, p.deadline, p.acts.PodFailed)
-	w.syncProbes(pod, p.state, p.removed || p.deleting || p.finished || p.deadline)
+	w.syncProbes(pod, p.state, p.stopping())
 	if p.removed {
 		w.forget(ctx, pod, p.state)
 		return 0, true
 	}
 	w.cfg.Status.SetStatus(pod, st)
-	if p.deleting && !anyRunning(p.state) {
+	if p.deleting && !p.state.AnyRunning() {
 		// Terminated: write the final status, release the sandbox, then delete the object.
 		if err := w.cfg.Status.Flush(ctx, pod.UID); err != nil {
 			logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))
@@ -249,13 +269,35 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 		}
 		return 0, false // the informer's delete ends the worker
 	}
-	if p.deadline || p.acts.PodFailed {
+	if p.finished && !p.state.AnyRunning() {
+		w.releaseVolumes(ctx, wk, pod)
+	}
+	if p.deadline || p.evict != nil || p.acts.PodFailed {
 		return 0, false
 	}
 	if d := activeDeadlineIn(pod, time.Now()); d > 0 {
 		p.requeueIn(d)
 	}
 	return p.requeue, false
+}
+
+// releaseVolumes tears down the volumes of a pod that finished, once, as upstream's
+// volume manager drops terminated pods: an evicted pod's emptyDir frees its disk. The
+// pod's directory stays until the pod is gone from the API.
+func (w *Workers) releaseVolumes(ctx context.Context, wk *worker, pod *v1.Pod) {
+	wk.mu.Lock()
+	done := wk.volumesReleased
+	wk.mu.Unlock()
+	if done {
+		return
+	}
+	if err := w.cfg.Volumes.TearDown(ctx, pod.UID); err != nil {
+		klog.FromContext(ctx).Error(err, "Tearing down volumes of a finished pod failed", "pod", klog.KObj(pod))
+		return
+	}
+	wk.mu.Lock()
+	wk.volumesReleased = true
+	wk.mu.Unlock()
 }
 
 // forget releases everything of a pod gone from the API: sandboxes, cgroups, status,
@@ -343,6 +385,9 @@ func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string
 		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
 	}
 	in.Failed, in.DeadlineExceeded = podFailed, deadline
+	if ev := w.evictionOf(pod.UID); ev != nil {
+		in.Evicted = &ev.status
+	}
 	in.ResizeConditions = w.cfg.Allocation.Conditions(pod.UID)
 	in.Actuated.Containers = w.actuatedResources(pod, state)
 	return status.Generate(in)
@@ -352,15 +397,6 @@ func (w *Workers) setWaiting(wk *worker, waiting map[string]status.Waiting) {
 	wk.mu.Lock()
 	wk.waiting = waiting
 	wk.mu.Unlock()
-}
-
-func anyRunning(st *cri.PodState) bool {
-	for _, c := range st.Containers {
-		if c.State == cri.StateRunning || c.State == cri.StateUnknown {
-			return true
-		}
-	}
-	return false
 }
 
 // gracePeriod: the deletion's grace period if the pod is being deleted, else the spec's;

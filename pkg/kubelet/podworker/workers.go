@@ -64,6 +64,9 @@ type Config struct {
 	// with the OS label, Allocatable and MaxPods). Admission also GETs the node through
 	// Client when node affinity is a pod's only failure.
 	Node func() (*v1.Node, error)
+	// Pressure is the eviction manager's admission, asked first as upstream's handlers
+	// are (nil: none); it returns the reason and message of a refusal.
+	Pressure func(pod *v1.Pod) (reason, message string)
 	// MaxPods and AllowedUnsafeSysctls drive admission of new pods (0: no limit).
 	MaxPods              int
 	AllowedUnsafeSysctls []string
@@ -189,6 +192,12 @@ type worker struct {
 	// collected is when the pod's dead containers were last collected (the worker's
 	// goroutine alone uses it).
 	collected time.Time
+	// evict is the eviction manager's order to stop the pod (nil: none).
+	evict *eviction
+	// collectNow: collect dead containers in the next sync, whenever the last was.
+	collectNow bool
+	// volumesReleased: the finished pod's volumes are torn down.
+	volumesReleased bool
 }
 
 func (wk *worker) kick() {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -349,6 +350,26 @@ func (p *Provider) ImageFsStats(ctx context.Context) (*statsapi.FsStats, error) 
 		return nil, errors.New("image filesystem: no capacity (its mountpoint cannot be read)")
 	}
 	return rs.ImageFs, nil
+}
+
+// DedicatedImageFs says whether the runtime's image filesystem is another device than
+// the kubelet's root directory (upstream's HasDedicatedImageFs).
+func (p *Provider) DedicatedImageFs(ctx context.Context) (bool, error) {
+	resp, err := p.cfg.Runtime.ImageFsInfo(ctx)
+	if err != nil {
+		return false, fmt.Errorf("image filesystem info: %w", err)
+	}
+	if len(resp.GetImageFilesystems()) == 0 {
+		return false, errors.New("image filesystem info: the runtime reports no image filesystem")
+	}
+	var img, root unix.Stat_t
+	if err := unix.Stat(resp.ImageFilesystems[0].GetFsId().GetMountpoint(), &img); err != nil {
+		return false, fmt.Errorf("image filesystem: %w", err)
+	}
+	if err := unix.Stat(p.cfg.RootDir, &root); err != nil {
+		return false, fmt.Errorf("root directory: %w", err)
+	}
+	return img.Dev != root.Dev, nil
 }
 
 func (p *Provider) runtimeStats(ctx context.Context, now time.Time) (*statsapi.RuntimeStats, error) {

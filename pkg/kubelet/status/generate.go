@@ -42,9 +42,20 @@ type Input struct {
 	// Never); DeadlineExceeded: it ran past activeDeadlineSeconds. Either makes it Failed,
 	// its conditions following.
 	Failed, DeadlineExceeded bool
+	// Evicted: the eviction manager stops the pod. Its condition (DisruptionTarget) is
+	// reported at once; the phase turns Failed with reason Evicted once no container
+	// runs, as upstream's status manager holds a terminal phase back until then.
+	Evicted *Eviction
 	// ResizeConditions are the pod's PodResizePending and PodResizeInProgress conditions
 	// (package allocation), reported after the kubelet's others unless the pod finished.
 	ResizeConditions []v1.PodCondition
+}
+
+// Eviction is why the eviction manager stopped a pod.
+type Eviction struct {
+	Message string
+	// Condition is the DisruptionTarget condition (nil for local storage limits).
+	Condition *v1.PodCondition
 }
 
 // Generate derives the pod's status. Conditions not owned by the kubelet (PodScheduled,
@@ -108,6 +119,9 @@ func Generate(in Input) v1.PodStatus {
 		if in.DeadlineExceeded {
 			st.Phase, st.Reason, st.Message = v1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
 		}
+		if in.Evicted != nil && !in.State.AnyRunning() {
+			st.Phase, st.Reason, st.Message = v1.PodFailed, "Evicted", in.Evicted.Message
+		}
 	}
 	// Upstream's messages for a pod that needs a (new) sandbox.
 	sandboxMsg := "no pod sandbox exists"
@@ -115,6 +129,11 @@ func Generate(in Input) v1.PodStatus {
 		sandboxMsg = "pod sandbox is not ready"
 	}
 	st.Conditions = conditions(pod, st, sb != nil || pod.Spec.HostNetwork && len(in.State.Sandboxes) > 0, sandboxMsg, initDone, old.Conditions, now)
+	if in.Evicted != nil && in.Evicted.Condition != nil && findCondition(st.Conditions, v1.DisruptionTarget) == nil {
+		c := *in.Evicted.Condition
+		c.LastTransitionTime = now
+		st.Conditions = append(st.Conditions, c)
+	}
 	if !isTerminal(st.Phase) {
 		st.Conditions = append(st.Conditions, in.ResizeConditions...)
 	}
@@ -359,7 +378,9 @@ func WithForeignConditions(ours, api []v1.PodCondition) []v1.PodCondition {
 		}
 	}
 	for _, c := range ours {
-		if kubeletOwned[c.Type] {
+		// A DisruptionTarget the kubelet set itself (an eviction) stands until the API has one.
+		byKubelet := c.Type == v1.DisruptionTarget && c.Reason == v1.PodReasonTerminationByKubelet && findCondition(api, c.Type) == nil
+		if kubeletOwned[c.Type] || byKubelet {
 			out = append(out, c)
 		}
 	}

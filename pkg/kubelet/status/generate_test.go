@@ -368,6 +368,36 @@ func TestGenerateDeadlineExceeded(t *testing.T) {
 	}
 }
 
+// TestGenerateEvicted: an evicted pod gets its DisruptionTarget condition at once, but
+// turns Failed (reason Evicted) only once no container runs, as upstream's status manager
+// holds a terminal phase back.
+func TestGenerateEvicted(t *testing.T) {
+	ready := []cri.Sandbox{{ID: "sb", Ready: true, IPs: []string{"10.0.0.5"}}}
+	msg := "The node was low on resource: memory. "
+	ev := &Eviction{Message: msg, Condition: &v1.PodCondition{Type: v1.DisruptionTarget, Status: v1.ConditionTrue,
+		Reason: v1.PodReasonTerminationByKubelet, Message: msg}}
+	p := pod(v1.RestartPolicyAlways, nil, "a")
+	st := Generate(Input{Pod: p, State: &cri.PodState{Sandboxes: ready, Containers: []cri.Container{inst("a", cri.StateRunning, 0, 0)}},
+		Evicted: ev, Now: time.Unix(300, 0)})
+	if st.Phase != v1.PodRunning || st.Reason != "" {
+		t.Errorf("while running: phase %s reason %q", st.Phase, st.Reason)
+	}
+	dt := findCondition(st.Conditions, v1.DisruptionTarget)
+	if dt == nil || dt.Message != msg || !dt.LastTransitionTime.Time.Equal(time.Unix(300, 0)) {
+		t.Fatalf("DisruptionTarget %+v", dt)
+	}
+	p.Status = st
+	st = Generate(Input{Pod: p, State: &cri.PodState{Sandboxes: ready, Containers: []cri.Container{inst("a", cri.StateExited, 137, 0)}},
+		Evicted: ev, Now: time.Unix(303, 0)})
+	if st.Phase != v1.PodFailed || st.Reason != "Evicted" || st.Message != msg {
+		t.Errorf("stopped: phase %s reason %q message %q", st.Phase, st.Reason, st.Message)
+	}
+	// Kept from the previous status (first, as upstream lists conditions others share).
+	if dt := st.Conditions[0]; dt.Type != v1.DisruptionTarget || !dt.LastTransitionTime.Time.Equal(time.Unix(300, 0)) {
+		t.Errorf("conditions %+v", st.Conditions)
+	}
+}
+
 // TestGenerateVolumeMountsAndStartError: container statuses list the volume mounts (a
 // read-only one as not recursively read-only), also while waiting; an instance that never
 // started reports the epoch as startedAt, as upstream converts the runtime's 0.
