@@ -144,14 +144,22 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 		c.ResolverConfig = ptr(DefaultResolvConf)
 	}
 	logsapi.SetRecommendedLoggingConfiguration(&c.Logging)
-	// Eviction (upstream's defaults_linux.go; an evictionHard given at all replaces them).
+	// Eviction (upstream's defaults_linux.go): an evictionHard given at all replaces them,
+	// unless mergeDefaultEvictionSettings fills in the signals it leaves out.
+	defaults := map[string]string{
+		"memory.available":   "100Mi",
+		"nodefs.available":   "10%",
+		"nodefs.inodesFree":  "5%",
+		"imagefs.available":  "15%",
+		"imagefs.inodesFree": "5%",
+	}
 	if c.EvictionHard == nil {
-		c.EvictionHard = map[string]string{
-			"memory.available":   "100Mi",
-			"nodefs.available":   "10%",
-			"nodefs.inodesFree":  "5%",
-			"imagefs.available":  "15%",
-			"imagefs.inodesFree": "5%",
+		c.EvictionHard = defaults
+	} else if c.MergeDefaultEvictionSettings != nil && *c.MergeDefaultEvictionSettings {
+		for k, v := range defaults {
+			if _, ok := c.EvictionHard[k]; !ok {
+				c.EvictionHard[k] = v
+			}
 		}
 	}
 	defDuration(&c.EvictionPressureTransitionPeriod, 5*time.Minute)

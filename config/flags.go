@@ -171,6 +171,8 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.Var(cliflag.NewMapStringString(&k.KubeReserved), "kube-reserved", "Resources reserved for Kubernetes components (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
 	fs.Var(cliflag.NewMapStringString(&k.SystemReserved), "system-reserved", "Resources reserved for the system (cpu=200m,memory=500Mi,ephemeral-storage=1Gi), left out of allocatable.")
 	fs.Var(cliflag.NewLangleSeparatedMapStringString(&k.EvictionHard), "eviction-hard", "Hard eviction thresholds (memory.available<100Mi,nodefs.available<10%,...): pods are evicted at once when one is met; memory and nodefs ones are left out of allocatable.")
+	fs.DurationVar(&k.VolumeStatsAggPeriod.Duration, "volume-stats-agg-period", k.VolumeStatsAggPeriod.Duration, "How long a volume's measured disk usage is reused (stats, local storage limits).")
+	fs.BoolVar(k.LocalStorageCapacityIsolation, "local-storage-capacity-isolation", *k.LocalStorageCapacityIsolation, "Enforce ephemeral-storage limits and emptyDir sizeLimit by evicting pods over them.")
 	fs.Var(cliflag.NewLangleSeparatedMapStringString(&k.EvictionSoft), "eviction-soft", "Soft eviction thresholds (memory.available<1.5Gi): pods are evicted when one is met for its grace period.")
 	fs.Var(cliflag.NewMapStringString(&k.EvictionSoftGracePeriod), "eviction-soft-grace-period", "Grace periods of the soft eviction thresholds (memory.available=1m30s).")
 	fs.Var(cliflag.NewMapStringString(&k.EvictionMinimumReclaim), "eviction-minimum-reclaim", "How much more than a met threshold must be free again before it counts as resolved (memory.available=0Mi,nodefs.available=500Mi).")

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -40,7 +41,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: testapp serve|exit|env|cat|sleep ...")
+		fmt.Fprintln(os.Stderr, "usage: testapp serve|exit|env|cat|get|rate|hog|sleep ...")
 		os.Exit(2)
 	}
 	args := os.Args[2:]
@@ -68,6 +69,8 @@ func main() {
 		os.Exit(get(args))
 	case "rate":
 		os.Exit(rate(args))
+	case "hog":
+		hog(args)
 	case "sleep":
 		d, err := time.ParseDuration(firstOr(args, "1h"))
 		if err != nil {
@@ -312,5 +315,27 @@ func fatal(err error) {
 	if err != nil && err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// hog allocates and touches MiB of memory (args[0]), says so, and keeps it until killed:
+// the memory eviction tests' consumer.
+func hog(args []string) {
+	n, err := strconv.Atoi(firstOr(args, "100"))
+	if err != nil || n <= 0 {
+		fmt.Fprintln(os.Stderr, "hog: MiB must be a positive number")
+		os.Exit(2)
+	}
+	held := make([][]byte, n)
+	for i := range held {
+		held[i] = make([]byte, 1<<20)
+		for j := 0; j < len(held[i]); j += 4096 {
+			held[i][j] = 1
+		}
+	}
+	fmt.Printf("holding %d MiB\n", n)
+	for {
+		time.Sleep(time.Hour)
+		runtime.KeepAlive(held)
 	}
 }
