@@ -95,7 +95,9 @@ func TestEvictionMemory(t *testing.T) {
 	threshold := (memoryAvailable(t) - 600<<20) >> 20
 	k := startKubelet(t, "evict-mem", fmt.Sprintf("--eviction-hard=memory.available<%dMi", threshold),
 		"--eviction-pressure-transition-period=30s")
-	n := watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return isReady(n) && nodeCondition(n, v1.NodeMemoryPressure) == v1.ConditionFalse })
+	n := watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool {
+		return isReady(n) && nodeCondition(n, v1.NodeMemoryPressure) == v1.ConditionFalse
+	})
 	t.Logf("memory.available threshold %dMi; node allocatable memory %s", threshold, n.Status.Allocatable.Memory())
 
 	guaranteed := newPod(k.NodeName, "sleep", "3600")
