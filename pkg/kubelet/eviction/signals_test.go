@@ -104,3 +104,5 @@ func TestByPriority(t *testing.T) {
 		t.Errorf("memory not first: %v", got)
 	}
 }
+
+func metaNow() metav1.Time { return metav1.NewTime(time.Unix(1, 0)) }
