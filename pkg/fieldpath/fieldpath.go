@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Pod is a pod with the addresses the runtime gave it (its status may not have them yet).
@@ -80,6 +81,27 @@ func FormatMap(m map[string]string) string {
 		lines[i] = k + "=" + strconv.Quote(m[k])
 	}
 	return strings.Join(lines, "\n")
+}
+
+// UnsetLimits is what a container's unset limits read as through the downward API
+// (upstream's defaultPodLimitsForDownwardAPI): the node's allocatable amount, or the
+// pod-level limit where the pod sets one (pod-level resources).
+func UnsetLimits(pod *v1.Pod, allocatable v1.ResourceList) v1.ResourceList {
+	if pod.Spec.Resources == nil || len(pod.Spec.Resources.Limits) == 0 {
+		return allocatable
+	}
+	out := allocatable.DeepCopy()
+	for _, res := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
+		if !resourcehelper.IsSupportedPodLevelResource(res) {
+			continue
+		}
+		if q, ok := pod.Spec.Resources.Limits[res]; ok && !q.IsZero() {
+			if _, ok := out[res]; ok {
+				out[res] = q.DeepCopy()
+			}
+		}
+	}
+	return out
 }
 
 // Resource returns a container's request or limit divided by the divisor, rounded up. An

@@ -73,3 +73,25 @@ func TestResource(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsetLimitsPodLevel: a container without its own limit reads the pod-level limit
+// where the pod sets one, else the node's allocatable (upstream's downward API).
+func TestUnsetLimitsPodLevel(t *testing.T) {
+	alloc := v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("8Gi")}
+	pod := &v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c"}}}}
+	sel := func(r string) *v1.ResourceFieldSelector { return &v1.ResourceFieldSelector{Resource: r} }
+	if got, _ := Resource(&pod.Spec.Containers[0], sel("limits.memory"), UnsetLimits(pod, alloc)); got != "8589934592" {
+		t.Errorf("no pod-level limit: memory %s, want the allocatable", got)
+	}
+	pod.Spec.Resources = &v1.ResourceRequirements{Limits: v1.ResourceList{v1.ResourceMemory: resource.MustParse("1Gi")}}
+	lim := UnsetLimits(pod, alloc)
+	if got, _ := Resource(&pod.Spec.Containers[0], sel("limits.memory"), lim); got != "1073741824" {
+		t.Errorf("pod-level memory limit: %s, want 1Gi", got)
+	}
+	if got, _ := Resource(&pod.Spec.Containers[0], sel("limits.cpu"), lim); got != "4" {
+		t.Errorf("cpu without a pod-level limit: %s, want the allocatable", got)
+	}
+	if alloc.Memory().String() != "8Gi" {
+		t.Errorf("allocatable changed: %v", alloc)
+	}
+}

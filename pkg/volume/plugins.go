@@ -300,7 +300,7 @@ func (m *Manager) downwardFiles(pod *v1.Pod, podIPs []string, items []v1.Downwar
 			if c == nil {
 				return nil, fmt.Errorf("container %q not found in pod for resourceFieldRef of %s", it.ResourceFieldRef.ContainerName, it.Path)
 			}
-			val, err = fieldpath.Resource(c, it.ResourceFieldRef, m.cfg.Allocatable)
+			val, err = fieldpath.Resource(c, it.ResourceFieldRef, fieldpath.UnsetLimits(pod, m.cfg.Allocatable))
 		default:
 			return nil, fmt.Errorf("downwardAPI item %s has neither fieldRef nor resourceFieldRef", it.Path)
 		}

@@ -174,7 +174,7 @@ func valueFrom(src envSource, pod *v1.Pod, c *v1.Container, vf *v1.EnvVarSource,
 		v, err := fieldpath.Value(fieldpath.Pod{Pod: pod, PodIPs: podIPs, HostIPs: hostIPs}, vf.FieldRef.FieldPath)
 		return v, err == nil, err
 	case vf.ResourceFieldRef != nil:
-		v, err := fieldpath.Resource(c, vf.ResourceFieldRef, src.allocatable())
+		v, err := fieldpath.Resource(c, vf.ResourceFieldRef, fieldpath.UnsetLimits(pod, src.allocatable()))
 		return v, err == nil, err
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
