@@ -96,11 +96,11 @@ test-long: deps
 	@mkdir -p _output
 	MINIKUBELET_CHURN_DURATION=$${MINIKUBELET_CHURN_DURATION:-10m} $(GO) test -count=1 -timeout 30m -v -run 'TestReliabilityChurnThrottled' ./test/e2e/ 2>&1 | tee _output/e2e-long.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
 
-# The status-transition, DNS, stats, debug, storage and cgroup suites against the pinned upstream kubelet v1.37.2 instead of
+# The status-transition, DNS, stats, debug, storage, cgroup, resize and eviction suites against the pinned upstream kubelet v1.37.2 instead of
 # minikubelet (differences: docs/differences.md).
 test-upstream: deps
 	@mkdir -p _output
-	MINIKUBELET_E2E_AGENT=upstream $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run 'TestStatusTransitions|TestDNS|TestObserveStats|TestObserveDebug|TestStorage|TestResourcesCgroups|TestResourcesResize' ./test/e2e/ 2>&1 | tee _output/e2e-upstream.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
+	MINIKUBELET_E2E_AGENT=upstream $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run 'TestStatusTransitions|TestDNS|TestObserveStats|TestObserveDebug|TestStorage|TestResourcesCgroups|TestResourcesResize|TestEviction' ./test/e2e/ 2>&1 | tee _output/e2e-upstream.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; exit $${PIPESTATUS[0]}
 
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParseTaint -fuzztime 20s

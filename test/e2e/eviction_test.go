@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,9 +15,13 @@ import (
 	"testing"
 	"time"
 
+	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // memoryAvailable is the node's memory.available as the kubelets measure it on cgroup
@@ -139,6 +144,14 @@ func TestEvictionMemory(t *testing.T) {
 	}
 }
 
+// nodeRootDir is the root directory the bed gives node name's agent.
+func nodeRootDir(name string) string {
+	if upstream {
+		return filepath.Join(bed.Dir, "upstream-kubelet-"+name)
+	}
+	return filepath.Join(bed.Dir, "kubelet-"+name)
+}
+
 // mountTmpfs mounts a tmpfs of size at dir (made if missing) until the test ends.
 func mountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
@@ -164,7 +177,7 @@ func mountTmpfs(t *testing.T, dir, size string) {
 func TestEvictionDisk(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	name := "evict-disk"
-	mountTmpfs(t, filepath.Join(bed.Dir, "kubelet-"+name), "96m")
+	mountTmpfs(t, nodeRootDir(name), "96m")
 	k := startKubelet(t, name, "--eviction-hard=nodefs.available<40Mi", "--eviction-pressure-transition-period=20s",
 		"--volume-stats-agg-period=2s")
 	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return isReady(n) && nodeCondition(n, v1.NodeDiskPressure) == v1.ConditionFalse })
@@ -203,5 +216,84 @@ func TestEvictionDisk(t *testing.T) {
 	}
 	if got.Status.Phase != v1.PodRunning {
 		t.Errorf("quiet pod: %s, want it left running", describe(got))
+	}
+}
+
+// TestEvictionDiskImages: unused images are collected before any pod is evicted. The
+// node's root directory and its runtime's share one 300m filesystem (no dedicated image
+// filesystem), which holds an unused 40Mi image; nodefs.available's threshold is 20Mi
+// under what is free at start. A pod writing 40Mi into an emptyDir brings DiskPressure:
+// removing the unused images frees enough, so the pod stays.
+func TestEvictionDiskImages(t *testing.T) {
+	if bed.Runtime() == testbed.RuntimeCRIO {
+		t.Skip("the unused image is imported with ctr: containerd only")
+	}
+	ctx := ctxFor(t, 4*time.Minute)
+	name := "evict-images"
+	fs := nodeRootDir(name)
+	mountTmpfs(t, fs, "300m")
+	// The runtime's folder is a bind mount of a folder of the same filesystem.
+	rtDir := filepath.Join(bed.Dir, "runtimes", name)
+	for _, d := range []string{filepath.Join(fs, "runtime"), rtDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("mount", "--bind", filepath.Join(fs, "runtime"), rtDir).CombinedOutput(); err != nil {
+		t.Fatalf("bind mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", rtDir).Run() })
+	rt, err := bed.StartNodeRuntime(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop() })
+	random := make([]byte, 40<<20)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	img, err := testbed.NewImage([]testbed.File{{Path: "unused", Data: random, Mode: 0o644}}, ggcrv1.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testbed.ImportImages(rt.Socket(), filepath.Join(t.TempDir(), "unused.tar"), map[string]ggcrv1.Image{gcUnusedImage: img}); err != nil {
+		t.Fatal(err)
+	}
+	_, images, closeCRI, err := testbed.CRIClients(rt.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closeCRI() })
+	var st unix.Statfs_t
+	if err := unix.Statfs(fs, &st); err != nil {
+		t.Fatal(err)
+	}
+	threshold := (int64(st.Bavail)*st.Bsize - 20<<20) >> 20
+	t.Logf("free at start %dMi of %dMi; nodefs.available<%dMi", int64(st.Bavail)*st.Bsize>>20, int64(st.Blocks)*st.Bsize>>20, threshold)
+	k := startKubelet(t, name, runtimeEndpointFlag+rt.Endpoint(), fmt.Sprintf("--eviction-hard=nodefs.available<%dMi", threshold),
+		"--minimum-image-ttl-duration=0s", "--eviction-pressure-transition-period=20s")
+	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool {
+		return isReady(n) && nodeCondition(n, v1.NodeDiskPressure) == v1.ConditionFalse
+	})
+	if !imagePresent(ctx, t, images, gcUnusedImage) {
+		t.Fatal("the unused image is gone before any pressure")
+	}
+	p := newPod(k.NodeName, "sh", "-c", "dd if=/dev/zero of=/data/f bs=1M count=40; sleep 3600")
+	p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	p = createPod(ctx, t, p)
+	watchPod(ctx, t, p, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	waitNodeEventReason(ctx, t, k.NodeName, "EvictionThresholdMet", "Attempting to reclaim ephemeral-storage")
+	waitImage(ctx, t, images, gcUnusedImage, false)
+	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return nodeCondition(n, v1.NodeDiskPressure) == v1.ConditionTrue })
+	// The condition clears once the transition period has passed without pressure: the
+	// rounds since then evicted nothing.
+	watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool { return nodeCondition(n, v1.NodeDiskPressure) == v1.ConditionFalse })
+	got, err := bed.Client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != v1.PodRunning {
+		t.Errorf("writer: %s, want it running (the images freed enough)", describe(got))
 	}
 }
