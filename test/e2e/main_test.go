@@ -41,7 +41,7 @@ var upstream = os.Getenv("MINIKUBELET_E2E_AGENT") == "upstream"
 
 // sharedFlags are the extra flags the upstream kubelet is given too under test-upstream
 // (same names, same meaning); it ignores the others a test passes.
-var sharedFlags = []string{"--cluster-dns=", "--cluster-domain=", "--resolv-conf=", "--eviction-", "--volume-stats-agg-period="}
+var sharedFlags = []string{"--cluster-dns=", "--cluster-domain=", "--resolv-conf=", "--eviction-", "--volume-stats-agg-period=", "--minimum-image-ttl-duration="}
 
 // runtimeEndpointFlag points a node at another runtime (both agents).
 const runtimeEndpointFlag = "--container-runtime-endpoint="
