@@ -90,14 +90,15 @@ func checkEvicted(ctx context.Context, t *testing.T, p *v1.Pod, want *regexp.Reg
 	waitEvent(ctx, t, p, "Evicted", p.Status.Message)
 }
 
-// TestEvictionMemory: with memory.available's hard threshold 600Mi under what the node
-// has free, a BestEffort pod that takes 1Gi is evicted with upstream's status, condition,
+// TestEvictionMemory: with memory.available's hard threshold 1Gi under what the node has
+// free, a BestEffort pod that takes 2Gi is evicted with upstream's status, condition,
 // event and node condition and taint; a BestEffort pod is refused while the node is
 // under memory pressure; the Guaranteed pod and the idle BestEffort pod stay; the
 // condition and taint clear after the transition period.
 func TestEvictionMemory(t *testing.T) {
+	t.Parallel() // with TestEvictionDiskImages, on its own runtime; the margins allow for it
 	ctx := ctxFor(t, 4*time.Minute)
-	threshold := (memoryAvailable(t) - 600<<20) >> 20
+	threshold := (memoryAvailable(t) - 1<<30) >> 20
 	k := startKubelet(t, "evict-mem", fmt.Sprintf("--eviction-hard=memory.available<%dMi", threshold),
 		"--eviction-pressure-transition-period=30s")
 	n := watchNode(ctx, t, k.NodeName, func(n *v1.Node) bool {
@@ -113,7 +114,7 @@ func TestEvictionMemory(t *testing.T) {
 	for _, p := range []*v1.Pod{guaranteed, idle} {
 		watchPod(ctx, t, createPod(ctx, t, p), "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	}
-	hog := createPod(ctx, t, testAppPod(k.NodeName, "hog", "1024"))
+	hog := createPod(ctx, t, testAppPod(k.NodeName, "hog", "2048"))
 	hog = watchPod(ctx, t, hog, "evicted", evicted)
 	checkEvicted(ctx, t, hog, regexp.MustCompile(fmt.Sprintf(`^The node was low on resource: memory\. Threshold quantity: %dMi, available: \d+Ki\. Container main was using \d+Ki, request is 0, has larger consumption of memory\. $`, threshold)), true)
 	if cs := containerStatus(hog, "main"); cs == nil || cs.State.Terminated == nil {
@@ -228,6 +229,7 @@ func TestEvictionDiskImages(t *testing.T) {
 	if bed.Runtime() == testbed.RuntimeCRIO {
 		t.Skip("the unused image is imported with ctr: containerd only")
 	}
+	t.Parallel() // with TestEvictionMemory: a runtime of its own, a filesystem of its own
 	ctx := ctxFor(t, 4*time.Minute)
 	name := "evict-images"
 	fs := nodeRootDir(name)
