@@ -130,8 +130,7 @@ func Validate(c *Config) error {
 	for _, msg := range validateImageGC(k) {
 		add("%s", msg)
 	}
-	if _, err := eviction.ParseThresholds(eviction.Settings{Hard: k.EvictionHard, Soft: k.EvictionSoft,
-		SoftGracePeriod: k.EvictionSoftGracePeriod, MinimumReclaim: k.EvictionMinimumReclaim}); err != nil {
+	if _, err := eviction.ParseThresholds(eviction.SettingsOf(k)); err != nil {
 		add("eviction thresholds (evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim): %v", err)
 	}
 	if k.EvictionPressureTransitionPeriod.Duration < 0 {

@@ -43,8 +43,7 @@ func (r *evictionRef) admit(pod *v1.Pod) (reason, msg string) {
 // enough.
 func (p *parts) evictionManager(context.Context) error {
 	k := &p.cfg.Kubelet
-	ts, err := eviction.ParseThresholds(evictionSettings(k.EvictionHard, k.EvictionSoft, k.EvictionSoftGracePeriod,
-		k.EvictionMinimumReclaim, k.EnforceNodeAllocatable))
+	ts, err := eviction.ParseThresholds(eviction.SettingsOf(k))
 	if err != nil {
 		return fmt.Errorf("eviction thresholds: %w", err)
 	}
@@ -66,10 +65,4 @@ func (p *parts) evictionManager(context.Context) error {
 	p.evictions.Store(m)
 	p.add("eviction manager", m.Run)
 	return nil
-}
-
-// evictionSettings gathers the eviction fields of the configuration.
-func evictionSettings(hard, soft, softGrace, minReclaim map[string]string, enforce []string) eviction.Settings {
-	return eviction.Settings{Hard: hard, Soft: soft, SoftGracePeriod: softGrace, MinimumReclaim: minReclaim,
-		EnforcePods: slices.Contains(enforce, "pods")}
 }

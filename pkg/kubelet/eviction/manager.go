@@ -236,11 +236,7 @@ func (m *Manager) reclaimNodeLevel(ctx context.Context, sig Signal) bool {
 		logger.Error(err, "Eviction manager: failed to get summary stats after resource reclaim")
 		return false
 	}
-	all := make([]int, len(m.cfg.Thresholds))
-	for i := range all {
-		all[i] = i
-	}
-	return len(met(m.cfg.Thresholds, all, observe(sum), true)) == 0
+	return len(met(m.cfg.Thresholds, every(m.cfg.Thresholds), observe(sum), true)) == 0
 }
 
 // evict records the Evicted event and stops the pod; false for a critical pod, which is

@@ -76,6 +76,15 @@ func met(ts []Threshold, idx []int, obs observations, minReclaim bool) []int {
 	return out
 }
 
+// every is the indexes of all of ts.
+func every(ts []Threshold) []int {
+	out := make([]int, len(ts))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
 // tracker is what the manager remembers between rounds: when each threshold was first
 // met, when each condition was last observed, the thresholds met last round and the
 // observations they were met on.
@@ -92,11 +101,7 @@ type tracker struct {
 // their grace period, and measured anew since the last round. The node conditions are
 // those of met thresholds, kept for the transition period after they were last met.
 func (t *tracker) step(ts []Threshold, obs observations, now time.Time, transition time.Duration) []int {
-	all := make([]int, len(ts))
-	for i := range ts {
-		all[i] = i
-	}
-	cur := met(ts, all, obs, false)
+	cur := met(ts, every(ts), obs, false)
 	for _, i := range met(ts, t.met, obs, true) {
 		if !slices.Contains(cur, i) {
 			cur = append(cur, i)

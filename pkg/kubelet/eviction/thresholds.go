@@ -6,12 +6,14 @@ package eviction
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
 
 // Signal is an eviction signal, named as in the kubelet's configuration.
@@ -113,6 +115,12 @@ type Settings struct {
 	// EnforcePods: enforceNodeAllocatable includes "pods", which adds an
 	// allocatableMemory.available threshold beside each hard memory.available one.
 	EnforcePods bool
+}
+
+// SettingsOf gathers the eviction fields of the kubelet's configuration.
+func SettingsOf(k *kubeletv1beta1.KubeletConfiguration) Settings {
+	return Settings{Hard: k.EvictionHard, Soft: k.EvictionSoft, SoftGracePeriod: k.EvictionSoftGracePeriod,
+		MinimumReclaim: k.EvictionMinimumReclaim, EnforcePods: slices.Contains(k.EnforceNodeAllocatable, "pods")}
 }
 
 // ParseThresholds turns the settings into thresholds with upstream's rules and errors: a

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/pkg/kubelet/status"
 )
@@ -52,17 +51,4 @@ func (w *Workers) Evict(ctx context.Context, pod *v1.Pod, grace int64, message s
 	case <-timer.C:
 		return fmt.Errorf("pod %s/%s was not stopped within %v", pod.Namespace, pod.Name, evictTimeout)
 	}
-}
-
-// evictionOf is the pod's eviction order, if any.
-func (w *Workers) evictionOf(uid types.UID) *eviction {
-	w.mu.Lock()
-	wk := w.pods[uid]
-	w.mu.Unlock()
-	if wk == nil {
-		return nil
-	}
-	wk.mu.Lock()
-	defer wk.mu.Unlock()
-	return wk.evict
 }

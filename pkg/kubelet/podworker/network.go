@@ -35,7 +35,7 @@ func (w *Workers) networkGate(ctx context.Context, wk *worker, p *pass) (time.Du
 	if err == nil {
 		return 0, false
 	}
-	st := w.podStatus(p.pod, p.state, w.stillWaiting(wk, p.state), false, false)
+	st := w.podStatus(p.pod, p.state, w.stillWaiting(wk, p.state), false, false, nil)
 	if st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed {
 		return 0, false
 	}

@@ -131,7 +131,7 @@ func (w *Workers) act(ctx context.Context, wk *worker, p *pass) (time.Duration, 
 	pod, acts := p.pod, p.acts
 	if p.acting && !p.removed {
 		// As upstream: first report what was observed (an exit, a missing sandbox), then act.
-		w.cfg.Status.SetStatus(pod, w.podStatus(pod, p.state, w.stillWaiting(wk, p.state), p.deadline, acts.PodFailed))
+		w.cfg.Status.SetStatus(pod, w.podStatus(pod, p.state, w.stillWaiting(wk, p.state), p.deadline, acts.PodFailed, p.evict))
 	}
 	if acts.KillPod {
 		grace := gracePeriod(pod)
@@ -246,7 +246,7 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 	if p.acting {
 		w.reobserve(ctx, p)
 	}
-	st := w.podStatus(pod, p.state, p.waiting, p.deadline, p.acts.PodFailed)
+	st := w.podStatus(pod, p.state, p.waiting, p.deadline, p.acts.PodFailed, p.evict)
 	w.syncProbes(pod, p.state, p.stopping())
 	if p.removed {
 		w.forget(ctx, pod, p.state)
@@ -371,12 +371,13 @@ func (w *Workers) stillCreating(wk *worker, pod *v1.Pod, state *cri.PodState, de
 		waiting[pod.Spec.Containers[i].Name] = status.Waiting{Reason: "ContainerCreating"}
 	}
 	w.setWaiting(wk, waiting)
-	w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false))
+	w.cfg.Status.SetStatus(pod, w.podStatus(pod, state, waiting, deadline, false, nil))
 	return 2 * time.Second
 }
 
-// podStatus derives the pod's status from the runtime state and the waiting reasons.
-func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string]status.Waiting, deadline, podFailed bool) v1.PodStatus {
+// podStatus derives the pod's status from the runtime state and the waiting reasons (ev:
+// the pass's eviction order, nil for none).
+func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string]status.Waiting, deadline, podFailed bool, ev *eviction) v1.PodStatus {
 	readTerminationMessages(state)
 	in := status.Input{Pod: pod, State: state, Waiting: waiting, HostIPs: w.cfg.HostIPs, Now: time.Now(),
 		Terminal: pod.DeletionTimestamp != nil, RuntimeName: w.cfg.RuntimeName}
@@ -385,7 +386,7 @@ func (w *Workers) podStatus(pod *v1.Pod, state *cri.PodState, waiting map[string
 		in.Ready = func(c *v1.Container, id string) bool { return p.Ready(pod.UID, c, id) }
 	}
 	in.Failed, in.DeadlineExceeded = podFailed, deadline
-	if ev := w.evictionOf(pod.UID); ev != nil {
+	if ev != nil {
 		in.Evicted = &ev.status
 	}
 	in.ResizeConditions = w.cfg.Allocation.Conditions(pod.UID)

@@ -355,12 +355,9 @@ func (p *Provider) ImageFsStats(ctx context.Context) (*statsapi.FsStats, error) 
 // DedicatedImageFs says whether the runtime's image filesystem is another device than
 // the kubelet's root directory (upstream's HasDedicatedImageFs).
 func (p *Provider) DedicatedImageFs(ctx context.Context) (bool, error) {
-	resp, err := p.cfg.Runtime.ImageFsInfo(ctx)
+	resp, err := p.imageFsInfo(ctx)
 	if err != nil {
-		return false, fmt.Errorf("image filesystem info: %w", err)
-	}
-	if len(resp.GetImageFilesystems()) == 0 {
-		return false, errors.New("image filesystem info: the runtime reports no image filesystem")
+		return false, err
 	}
 	var img, root unix.Stat_t
 	if err := unix.Stat(resp.ImageFilesystems[0].GetFsId().GetMountpoint(), &img); err != nil {
@@ -372,13 +369,23 @@ func (p *Provider) DedicatedImageFs(ctx context.Context) (bool, error) {
 	return img.Dev != root.Dev, nil
 }
 
-func (p *Provider) runtimeStats(ctx context.Context, now time.Time) (*statsapi.RuntimeStats, error) {
+// imageFsInfo asks the runtime for its filesystems; it fails when it names no image
+// filesystem.
+func (p *Provider) imageFsInfo(ctx context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
 	resp, err := p.cfg.Runtime.ImageFsInfo(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("image filesystem info: %w", err)
 	}
 	if len(resp.GetImageFilesystems()) == 0 {
 		return nil, errors.New("image filesystem info: the runtime reports no image filesystem")
+	}
+	return resp, nil
+}
+
+func (p *Provider) runtimeStats(ctx context.Context, now time.Time) (*statsapi.RuntimeStats, error) {
+	resp, err := p.imageFsInfo(ctx)
+	if err != nil {
+		return nil, err
 	}
 	conv := func(u *runtimeapi.FilesystemUsage) *statsapi.FsStats {
 		fs := &statsapi.FsStats{Time: stamp(u.Timestamp, now), UsedBytes: u64(u.UsedBytes), InodesUsed: u64(u.InodesUsed)}
