@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -100,13 +101,11 @@ func (s *PodState) Latest(name string) (latest, previous *Container) {
 
 // AnyRunning: a container runs, or may (its state is unknown).
 func (s *PodState) AnyRunning() bool {
-	for _, c := range s.Containers {
-		if c.State == StateRunning || c.State == StateUnknown {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.Containers, Container.MayRun)
 }
+
+// MayRun: the container runs, or may (its state is unknown), so stopping it is due.
+func (c Container) MayRun() bool { return c.State == StateRunning || c.State == StateUnknown }
 
 // ReadySandbox returns the newest sandbox if it is ready.
 func (s *PodState) ReadySandbox() *Sandbox {

@@ -201,7 +201,7 @@ func initActions(pod *v1.Pod, st *cri.PodState, sb *cri.Sandbox, inBackOff inBac
 		switch {
 		case last == nil:
 			return startInit(c, nextRestartCount(st, c.Name))
-		case last.State == cri.StateRunning || last.State == cri.StateUnknown:
+		case last.MayRun():
 			return wait() // for it to finish
 		case last.State == cri.StateExited && last.ExitCode == 0:
 			continue

@@ -27,7 +27,7 @@ func deadToRemove(st *cri.PodState) (containers []cri.Container, sandboxes []cri
 	inSandbox := map[string]bool{}
 	for _, c := range st.Containers {
 		switch {
-		case c.State == cri.StateRunning || c.State == cri.StateUnknown:
+		case c.MayRun():
 			inSandbox[c.SandboxID] = true
 		case !keptDead[c.Name]:
 			keptDead[c.Name] = true

@@ -436,7 +436,6 @@ func (w *Workers) killPod(ctx context.Context, pod *v1.Pod, st *cri.PodState, gr
 	if sb := st.ReadySandbox(); sb != nil && len(sb.IPs) > 0 {
 		podIP = sb.IPs[0]
 	}
-	running := func(c cri.Container) bool { return c.State == cri.StateRunning || c.State == cri.StateUnknown }
 	stop := func(c cri.Container) {
 		spec := containerByName(pod, c.Name)
 		g := grace
@@ -449,7 +448,7 @@ func (w *Workers) killPod(ctx context.Context, pod *v1.Pod, st *cri.PodState, gr
 	var wg sync.WaitGroup
 	var sidecars []cri.Container
 	for _, c := range st.Containers {
-		if !running(c) {
+		if !c.MayRun() {
 			continue
 		}
 		if c.Init {
