@@ -175,6 +175,11 @@ func (m *Manager) synchronize(ctx context.Context) error {
 	}
 	rankFor(t.Signal, *m.dedicated)(pods, stats)
 	logger.Info("Eviction manager: pods ranked for eviction", "pods", klog.KObjSlice(pods))
+	for _, i := range act { // how old the stats behind this round's decision are
+		if at := obs[ts[i].Signal].time; !at.IsZero() {
+			metrics.EvictionStatsAge(string(ts[i].Signal), m.cfg.Clock.Since(at))
+		}
+	}
 	for _, pod := range pods {
 		grace := int64(1) // upstream's immediate eviction
 		if !t.hard() {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
 )
 
 // podSpec is a pod and its usage for the fake summary.
@@ -168,8 +171,14 @@ func TestMemoryEvictionOrder(t *testing.T) {
 		t.Fatalf("evicted %v without pressure", b.evictedNames())
 	}
 	b.memAvail = 500 << 20
+	agesBefore := statsAgeCount(t, "memory.available")
 	for range 5 {
 		b.round(t)
+	}
+	// Each round that ranked pods recorded how old its stats were (as upstream, the last
+	// one too, which found only the critical pod left).
+	if got := statsAgeCount(t, "memory.available") - agesBefore; got != 5 {
+		t.Errorf("kubelet_eviction_stats_age_seconds{memory.available} got %d observations, want 5", got)
 	}
 	// The static pod is critical: never evicted. Over their requests first (by priority,
 	// then usage above request), then the Guaranteed pod within its request.
@@ -202,6 +211,28 @@ func TestMemoryEvictionOrder(t *testing.T) {
 	if len(b.reclaims) != 0 {
 		t.Errorf("memory pressure reclaimed disk: %v", b.reclaims)
 	}
+}
+
+// statsAgeCount is the number of kubelet_eviction_stats_age_seconds observations for
+// signal so far.
+func statsAgeCount(t *testing.T, signal string) uint64 {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "kubelet_eviction_stats_age_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == signal {
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return 0
 }
 
 func drain(r *record.FakeRecorder) []string {

@@ -86,7 +86,20 @@ var evictions = prometheus.NewCounterVec(prometheus.CounterOpts{
 // Evicted counts a pod evicted for signal.
 func Evicted(signal string) { evictions.WithLabelValues(signal).Inc() }
 
+// evictionStatsAge is upstream's kubelet_eviction_stats_age_seconds: how old the stats
+// were that a round which went on to evict acted on, per met threshold's signal.
+var evictionStatsAge = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Subsystem: "kubelet", Name: "eviction_stats_age_seconds",
+	Help:    "[ALPHA] Time between when stats are collected, and when pod is evicted based on those stats by eviction signal",
+	Buckets: prometheus.DefBuckets,
+}, []string{"eviction_signal"})
+
+// EvictionStatsAge records the age of the stats behind an eviction for signal.
+func EvictionStatsAge(signal string, age time.Duration) {
+	evictionStatsAge.WithLabelValues(signal).Observe(age.Seconds())
+}
+
 // Collectors returns this package's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites, imagesCollected, evictions}
+	return []prometheus.Collector{podStartDuration, timeToRunning, timeToReady, statusChanges, statusWrites, imagesCollected, evictions, evictionStatsAge}
 }
