@@ -213,9 +213,9 @@ func names(cfg *config.Config) (string, string, error) {
 	return name, name, nil
 }
 
-// reservedResources sums what allocatable leaves out: kubeReserved, systemReserved and the
-// hard eviction thresholds (memory.available, nodefs.available), as upstream computes it.
-func reservedResources(kube, system, eviction map[string]string, m node.Machine) (v1.ResourceList, error) {
+// reservedResources is what allocatable leaves out of capacity: kubeReserved,
+// systemReserved and hard, what the hard eviction thresholds hold back.
+func reservedResources(kube, system map[string]string, hard v1.ResourceList) (v1.ResourceList, error) {
 	out := v1.ResourceList{}
 	add := func(field string, list map[string]string) error {
 		for name, val := range list {
@@ -235,21 +235,10 @@ func reservedResources(kube, system, eviction map[string]string, m node.Machine)
 	if err := add("systemReserved (--system-reserved)", system); err != nil {
 		return nil, err
 	}
-	for signal, res := range map[string]struct {
-		name  v1.ResourceName
-		total int64
-	}{"memory.available": {v1.ResourceMemory, m.MemoryBytes}, "nodefs.available": {v1.ResourceEphemeralStorage, m.EphemeralBytes}} {
-		val, ok := eviction[signal]
-		if !ok {
-			continue
-		}
-		bytes, err := node.ThresholdBytes(val, res.total)
-		if err != nil {
-			return nil, fmt.Errorf("evictionHard (--eviction-hard) %s: %w", signal, err)
-		}
-		cur := out[res.name]
-		cur.Add(*resource.NewQuantity(bytes, resource.BinarySI))
-		out[res.name] = cur
+	for name, q := range hard {
+		cur := out[name]
+		cur.Add(q)
+		out[name] = cur
 	}
 	return out, nil
 }

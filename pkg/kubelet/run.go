@@ -33,6 +33,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/allocation"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/eviction"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/imagegc"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/logs"
@@ -207,7 +208,13 @@ func (p *parts) machineFacts(context.Context) error {
 	if p.machine, err = node.ReadMachine(p.cfg.RootDir); err != nil {
 		return fmt.Errorf("reading machine facts: %w", err)
 	}
-	p.reserved, err = reservedResources(k.KubeReserved, k.SystemReserved, k.EvictionHard, p.machine)
+	thresholds, err := eviction.ParseThresholds(eviction.SettingsOf(k))
+	if err != nil {
+		return err // config validation has refused these already
+	}
+	capacity := v1.ResourceList{v1.ResourceMemory: *resource.NewQuantity(p.machine.MemoryBytes, resource.BinarySI),
+		v1.ResourceEphemeralStorage: *resource.NewQuantity(p.machine.EphemeralBytes, resource.BinarySI)}
+	p.reserved, err = reservedResources(k.KubeReserved, k.SystemReserved, eviction.HardReservation(thresholds, capacity))
 	return err
 }
 
@@ -344,7 +351,7 @@ func (p *parts) podCgroups(capacity v1.ResourceList) (podworker.PodCgroups, erro
 	if !*k.CgroupsPerQOS || k.CgroupDriver == cri.SystemdDriver {
 		return nil, nil
 	}
-	reserved, err := reservedResources(k.KubeReserved, k.SystemReserved, nil, p.machine)
+	reserved, err := reservedResources(k.KubeReserved, k.SystemReserved, nil)
 	if err != nil {
 		return nil, err
 	}

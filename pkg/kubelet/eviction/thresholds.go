@@ -123,6 +123,21 @@ func SettingsOf(k *kubeletv1beta1.KubeletConfiguration) Settings {
 		MinimumReclaim: k.EvictionMinimumReclaim, EnforcePods: slices.Contains(k.EnforceNodeAllocatable, "pods")}
 }
 
+// HardReservation is what the hard memory.available and nodefs.available thresholds hold
+// back from the node's allocatable, of capacity (upstream's hardEvictionReservation).
+func HardReservation(ts []Threshold, capacity v1.ResourceList) v1.ResourceList {
+	out := v1.ResourceList{}
+	for _, t := range ts {
+		name, ok := map[Signal]v1.ResourceName{SignalMemoryAvailable: v1.ResourceMemory, SignalNodeFsAvailable: v1.ResourceEphemeralStorage}[t.Signal]
+		if !ok || !t.hard() {
+			continue
+		}
+		c := capacity[name]
+		out[name] = *t.Value.Of(&c)
+	}
+	return out
+}
+
 // ParseThresholds turns the settings into thresholds with upstream's rules and errors: a
 // known signal, a positive quantity or a percentage within 0..100 (0% and 100% turn the
 // threshold off), a grace period for every soft threshold, a non-negative minimum

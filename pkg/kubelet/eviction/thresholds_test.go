@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -85,5 +86,34 @@ func TestValueOf(t *testing.T) {
 	}
 	if got := (Value{Quantity: q("100Mi")}).Of(q("10Gi")); got.String() != "100Mi" {
 		t.Errorf("100Mi of 10Gi = %v", got)
+	}
+}
+
+// TestHardReservation: the hard memory.available and nodefs.available thresholds hold
+// their value back from allocatable (a percentage of capacity, with upstream's float32
+// percentage); soft thresholds, other signals and thresholds turned off do not.
+func TestHardReservation(t *testing.T) {
+	ts, err := ParseThresholds(Settings{
+		Hard:            map[string]string{"memory.available": "100Mi", "nodefs.available": "10%", "imagefs.available": "15%", "pid.available": "0%"},
+		Soft:            map[string]string{"memory.available": "1Gi"},
+		SoftGracePeriod: map[string]string{"memory.available": "1m"},
+		EnforcePods:     true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity := v1.ResourceList{v1.ResourceMemory: resource.MustParse("8Gi"), v1.ResourceEphemeralStorage: resource.MustParse("1000")}
+	got := HardReservation(ts, capacity)
+	want := v1.ResourceList{v1.ResourceMemory: resource.MustParse("100Mi"), v1.ResourceEphemeralStorage: *resource.NewQuantity(100, resource.BinarySI)}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for name, q := range want {
+		if g := got[name]; g.Cmp(q) != 0 {
+			t.Errorf("%s: %s, want %s", name, g.String(), q.String())
+		}
+	}
+	if got := HardReservation(nil, capacity); len(got) != 0 {
+		t.Errorf("no thresholds: %v", got)
 	}
 }

@@ -143,20 +143,6 @@ func TestConditionEvents(t *testing.T) {
 	}
 }
 
-func TestThresholdBytes(t *testing.T) {
-	for _, tc := range []struct {
-		in    string
-		total int64
-		want  int64
-		err   bool
-	}{{"100Mi", 0, 100 << 20, false}, {"10%", 1000, 100, false}, {"150%", 1000, 0, true}, {"x%", 1, 0, true}, {"bogus", 1, 0, true}} {
-		got, err := ThresholdBytes(tc.in, tc.total)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ThresholdBytes(%q,%d) = %d,%v; want %d, err=%v", tc.in, tc.total, got, err, tc.want, tc.err)
-		}
-	}
-}
-
 // status.runtimeHandlers as upstream's RuntimeHandlers setter: each handler with both
 // features stated, none for a runtime listing none, and what the node had until the
 // runtime's handlers are known.
