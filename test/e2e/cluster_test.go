@@ -68,6 +68,7 @@ func runClusterSuite(t *testing.T, opts cluster.Options) {
 		{"Top", ct.top},
 		{"Service", ct.service},
 		{"Scheduling", ct.scheduling},
+		{"Cgroups", ct.cgroups},
 		{"Workloads", ct.workloads},
 		{"Drain", ct.drain},
 		{"NodeLost", ct.nodeLost},

@@ -17,8 +17,9 @@ import (
 // kubeadm-flags.env (split as systemd's EnvironmentFile does) — becomes a Ready node that
 // runs API pods and the static pods of staticPodPath. The only edits to kubeadm's file are
 // the machine's paths and ports. Its cgroupDriver: systemd is kept: the node uses the
-// bed's containerd with systemd cgroups (under a systemd of the bed's own), its pods run
-// in upstream's slices, and a deleted pod's slice is stopped.
+// bed's containerd with systemd cgroups and runs beside a systemd of the bed's own (in
+// its namespaces, as in a kind node); the QoS slices carry upstream's limits, its pods
+// run in upstream's slices, and a deleted pod's slice is stopped.
 func TestBootstrapKubeadmStyleNode(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	sd, err := bed.StartSystemdRuntime()
@@ -62,8 +63,19 @@ func TestBootstrapKubeadmStyleNode(t *testing.T) {
 	value := strings.Trim(strings.TrimPrefix(strings.TrimSpace(env), "KUBELET_KUBEADM_ARGS="), `"`)
 	args := append([]string{"--config=" + cfgFile}, strings.Fields(value)...)
 
-	k := startKubelet(t, "kubeadm-style", args...)
-	watchNode(ctx, t, k.NodeName, isReady)
+	k, err := bed.StartMinikubeletInSystemd("kubeadm-style", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopWhenDone(t, k)
+	node := watchNode(ctx, t, k.NodeName, isReady)
+	// The node allocatable slice holds the node's CPUs as shares (nothing reserved), as
+	// upstream's; the QoS slices are under it.
+	kubepods := filepath.Base(sd.CgroupDir) + "/kubepods.slice"
+	checkCgroupFiles(t, []cgroupFileCheck{
+		{"cpu", kubepods, "cpu.shares", strconv.FormatInt(node.Status.Capacity.Cpu().MilliValue()*1024/1000, 10)},
+		{"cpu", kubepods + "/kubepods-besteffort.slice", "cpu.shares", "2"},
+	})
 	running := func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
 	p := watchPod(ctx, t, createPod(ctx, t, newPod(k.NodeName, "sh", "-c", "cat /proc/self/cgroup; sleep 3600")), "API pod Running", running)
 	// The container's cgroup: a systemd scope in the pod's slice, named as upstream's.

@@ -2,9 +2,11 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -25,6 +27,9 @@ type Kubelet struct {
 	// one, so several can run at once.
 	Port     int
 	upstream bool
+	// enter is the PID whose mount, cgroup and PID namespaces the agent runs in (0: the
+	// machine's), as a kubelet runs inside a kind node beside its systemd.
+	enter int
 }
 
 // StartMinikubelet starts minikubelet as node name with the bed's containerd. extra flags
@@ -55,8 +60,36 @@ func (b *Bed) StartMinikubeletStandalone(name, manifestDir string) (*Kubelet, er
 		"--anonymous-auth=true", "--authentication-token-webhook=false", "--authorization-mode=AlwaysAllow"})
 }
 
+// StartMinikubeletInSystemd starts minikubelet as StartMinikubelet does, but inside the
+// mount, cgroup and PID namespaces of the bed's systemd (StartSystemdRuntime), so that
+// the systemd cgroup driver talks to that systemd as a node's kubelet talks to the node's.
+func (b *Bed) StartMinikubeletInSystemd(name string, extra ...string) (*Kubelet, error) {
+	if b.Systemd == nil {
+		return nil, errors.New("the bed's systemd is not running (StartSystemdRuntime)")
+	}
+	kc, err := b.NodeKubeconfig(name)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.newMinikubelet(name, kc, "", extra)
+	if err != nil {
+		return nil, err
+	}
+	k.enter = b.Systemd.Pid1
+	return b.RestartKubelet(k)
+}
+
 // startMinikubelet starts minikubelet with the kubeconfig path kc ("" for none).
 func (b *Bed) startMinikubelet(name, kc, extraConfig string, extra []string) (*Kubelet, error) {
+	k, err := b.newMinikubelet(name, kc, extraConfig, extra)
+	if err != nil {
+		return nil, err
+	}
+	return b.RestartKubelet(k)
+}
+
+// newMinikubelet writes the node's files and returns its (not started) agent.
+func (b *Bed) newMinikubelet(name, kc, extraConfig string, extra []string) (*Kubelet, error) {
 	root := filepath.Join(b.Dir, "kubelet-"+name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
@@ -101,7 +134,7 @@ authorization: {mode: Webhook}
 		"--healthz-port=0",
 		"--v=2",
 	), extra...)
-	return b.RestartKubelet(&Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, Port: port})
+	return &Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, Port: port}, nil
 }
 
 // RestartKubelet starts k again with the same arguments (after Kill or Stop).
@@ -110,10 +143,16 @@ func (b *Bed) RestartKubelet(k *Kubelet) (*Kubelet, error) {
 	if k.upstream {
 		name, bin = "kubelet-"+k.NodeName, filepath.Join(b.ToolsBin, "kubelet")
 	}
-	p, err := b.start(name, bin, k.Args, nil)
+	args := k.Args
+	if k.enter != 0 {
+		args = append([]string{"-t", strconv.Itoa(k.enter), "--mount", "--cgroup", "--pid", "--", bin}, args...)
+		bin = "nsenter"
+	}
+	p, err := b.start(name, bin, args, nil)
 	if err != nil {
 		return nil, err
 	}
+	p.group = k.enter != 0
 	k.Proc = p
 	return k, nil
 }

@@ -24,6 +24,10 @@ type Proc struct {
 	pidFile string
 	done    chan struct{}
 	err     error
+	// group: the process is a launcher (nsenter into a PID namespace) whose child is the
+	// program and does not pass signals on; they go to the whole process group, and Stop
+	// and Kill wait for the group to be gone.
+	group bool
 }
 
 // start launches bin with args, output to logs/<name>.log.
@@ -66,20 +70,33 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Signal sends sig to the process.
-func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+// Signal sends sig to the process (to its group for a launcher).
+func (p *Proc) Signal(sig syscall.Signal) error {
+	if p.group {
+		return syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
+	return p.cmd.Process.Signal(sig)
+}
 
 // Stop sends SIGTERM, waits up to grace, then SIGKILLs the whole process group.
 func (p *Proc) Stop(grace time.Duration) error {
 	if p == nil {
 		return nil
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.Signal(syscall.SIGTERM)
+	deadline := time.After(grace)
 	select {
 	case <-p.done:
-	case <-time.After(grace):
+		if p.group && !p.groupGone(deadline) {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			p.groupGone(time.After(5 * time.Second))
+		}
+	case <-deadline:
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
+		if p.group {
+			p.groupGone(time.After(5 * time.Second))
+		}
 	}
 	_ = os.Remove(p.pidFile)
 	return nil
@@ -87,9 +104,24 @@ func (p *Proc) Stop(grace time.Duration) error {
 
 // Kill SIGKILLs the process (as a crash would) and waits for it.
 func (p *Proc) Kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.Signal(syscall.SIGKILL)
 	<-p.done
+	if p.group {
+		p.groupGone(time.After(5 * time.Second))
+	}
 	_ = os.Remove(p.pidFile)
+}
+
+// groupGone waits until no process of p's group is left, or deadline fires.
+func (p *Proc) groupGone(deadline <-chan time.Time) bool {
+	for syscall.Kill(-p.cmd.Process.Pid, 0) == nil {
+		select {
+		case <-deadline:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 // Wait blocks until the process exits and returns its error.

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
@@ -29,9 +28,10 @@ import (
 //	      systemd's PID, mount and cgroup namespaces (runc hands systemd PIDs and reads
 //	      its cgroups) but the host's network (pods are on the bed's bridge)
 //
-// A proxy to systemd's private D-Bus socket (socket-activated inside) is bind-mounted to
-// /run/systemd/private on the host, where a node agent (go-systemd, as root) finds it to
-// stop pod slices. Killing the unshare ends the whole namespace; the cgroups are removed
+// A node agent with the systemd cgroup driver runs there too (StartMinikubeletInSystemd:
+// nsenter into the same namespaces), so that the cgroup library finds that systemd at
+// /run/systemd/private and its cgroups where a node's kubelet finds its node's. Killing
+// the unshare ends the whole namespace and everything in it; the cgroups are removed
 // after.
 
 // SystemdRuntime is the bed's systemd and the containerd that uses it.
@@ -42,9 +42,9 @@ type SystemdRuntime struct {
 	Endpoint string
 	// CgroupDir is the systemd's cgroup root in the memory hierarchy on the host.
 	CgroupDir string
+	// Pid1 is the systemd's PID as the machine sees it.
+	Pid1 int
 }
-
-const hostSystemdSocket = "/run/systemd/private"
 
 func (b *Bed) systemdDir() string    { return filepath.Join(b.Dir, "systemd") }
 func (b *Bed) systemdCgroup() string { return "mkbed-" + b.opts.Name + "-systemd" }
@@ -69,6 +69,7 @@ func (b *Bed) StartSystemdRuntime() (*SystemdRuntime, error) {
 	}()
 	dir := b.systemdDir()
 	run := filepath.Join(dir, "run")
+	_ = os.RemoveAll(run) // an earlier run's socket would pass for this systemd's
 	for _, d := range []string{run, filepath.Join(dir, "containerd", "root"), filepath.Join(dir, "containerd", "state"), filepath.Join(dir, "containerd", "opt")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -78,22 +79,15 @@ func (b *Bed) StartSystemdRuntime() (*SystemdRuntime, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The unit set: one target wanting one socket-activated proxy to systemd's private
-	// bus. A client outside systemd's PID namespace cannot talk to the bus itself (its
-	// peer credentials carry no PID there, and systemd refuses the EXTERNAL login); the
-	// proxy, inside, can.
+	// The unit set: one empty target. Clients of systemd's private bus run in its PID
+	// namespace: from outside, their peer credentials carry no PID there, and systemd
+	// refuses the EXTERNAL login.
 	units := filepath.Join(dir, "units")
 	if err := os.MkdirAll(units, 0o755); err != nil {
 		return nil, err
 	}
-	for name, text := range map[string]string{
-		"mkbed.target":            "[Unit]\nDescription=minikubelet test bed: nothing but this\nWants=mkbed-bus-proxy.socket\n",
-		"mkbed-bus-proxy.socket":  "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=/run/mkbed/systemd-private\nSocketMode=0600\n",
-		"mkbed-bus-proxy.service": "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/lib/systemd/systemd-socket-proxyd /run/systemd/private\n",
-	} {
-		if err := os.WriteFile(filepath.Join(units, name), []byte(text), 0o644); err != nil {
-			return nil, err
-		}
+	if err := os.WriteFile(filepath.Join(units, "mkbed.target"), []byte("[Unit]\nDescription=minikubelet test bed: nothing but this\n"), 0o644); err != nil {
+		return nil, err
 	}
 	console := filepath.Join(b.Dir, "logs", "systemd-console.log")
 	if err := os.MkdirAll(filepath.Dir(console), 0o755); err != nil {
@@ -128,14 +122,12 @@ exec env container=minikubelet-testbed /lib/systemd/systemd --system --unit=mkbe
 		if pid1 = ChildOf(sd.Pid()); pid1 == 0 {
 			return errors.New("systemd not started")
 		}
-		_, err := os.Stat(filepath.Join(run, "mkbed", "systemd-private"))
+		_, err := os.Stat(filepath.Join(run, "systemd", "private"))
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("systemd: %w\n%s", err, TailFile(console, 20))
 	}
-	if err := bindSystemdSocket(filepath.Join(run, "mkbed", "systemd-private")); err != nil {
-		return nil, err
-	}
+	rtm.Pid1 = pid1
 
 	cd := filepath.Join(dir, "containerd")
 	socket := filepath.Join(cd, "containerd.sock")
@@ -159,19 +151,13 @@ exec env container=minikubelet-testbed /lib/systemd/systemd --system --unit=mkbe
 }
 
 // stopSystemdRuntime tears down the systemd runtime of this bed (or of a dead earlier
-// run): pods through CRI, then the namespace, the host's socket mount and the cgroups.
+// run): pods through CRI, then the namespace (with the agents in it) and the cgroups.
 func (b *Bed) stopSystemdRuntime() {
 	socket := filepath.Join(b.systemdDir(), "containerd", "containerd.sock")
 	if b.Systemd != nil && b.Systemd.Containerd != nil && !b.Systemd.Containerd.Exited() {
 		removeAllSandboxes("unix://" + socket)
 	}
 	killRecorded(b.Dir, "containerd-systemd", "systemd")
-	if isMountPoint(hostSystemdSocket) {
-		_ = syscall.Unmount(hostSystemdSocket, syscall.MNT_DETACH)
-	}
-	if fi, err := os.Stat(hostSystemdSocket); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-		_ = os.Remove(hostSystemdSocket) // the mount point made above
-	}
 	for _, h := range CgroupHierarchies() {
 		RemoveCgroupTree(filepath.Join(h, b.systemdCgroup()))
 	}
@@ -237,27 +223,6 @@ func RemoveCgroupTree(root string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-}
-
-// bindSystemdSocket makes the namespace's systemd answer at /run/systemd/private on the
-// host (no systemd runs there, so the path is free).
-func bindSystemdSocket(src string) error {
-	if err := os.MkdirAll(filepath.Dir(hostSystemdSocket), 0o755); err != nil {
-		return err
-	}
-	if isMountPoint(hostSystemdSocket) {
-		_ = syscall.Unmount(hostSystemdSocket, syscall.MNT_DETACH)
-	}
-	if fi, err := os.Stat(hostSystemdSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		return fmt.Errorf("%s is a socket: a systemd runs on this machine", hostSystemdSocket)
-	}
-	if err := os.WriteFile(hostSystemdSocket, nil, 0o600); err != nil { // the mount point
-		return err
-	}
-	if err := syscall.Mount(src, hostSystemdSocket, "", syscall.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s to %s: %w", src, hostSystemdSocket, err)
-	}
-	return nil
 }
 
 // isMountPoint says whether path is a mount point.

@@ -35,8 +35,28 @@ type ManagerConfig struct {
 // Manager keeps the node's QoS cgroups and makes the pods' cgroups, through the cgroup
 // library upstream uses (opencontainers/cgroups: cgroupfs v1 and v2, systemd slices).
 type Manager struct {
-	cfg ManagerConfig
-	mu  sync.Mutex // serialises QoS updates
+	cfg  ManagerConfig
+	tree tree
+	mu   sync.Mutex // serialises QoS updates
+}
+
+// tree is the machine's cgroup hierarchy as the manager uses it; unit tests give a fake
+// one (a cgroup v2 tree in a directory) to check what is written where on either version.
+type tree struct {
+	unified bool // cgroup v2
+	hugetlb bool // the hugetlb controller can be set
+	// open gives the library's manager for the cgroup at name (a cgroupfs path or an
+	// expanded systemd slice path) as c describes it.
+	open func(name string, c *cgroups.Cgroup) (cgroups.Manager, error)
+}
+
+// machineTree is this machine's hierarchy, the library choosing the driver.
+func machineTree() tree {
+	return tree{
+		unified: cgroups.IsCgroup2UnifiedMode(),
+		hugetlb: hugetlbSupported(),
+		open:    func(_ string, c *cgroups.Cgroup) (cgroups.Manager, error) { return manager.New(c) },
+	}
 }
 
 // NewManager returns a manager; Start makes the QoS cgroups.
@@ -44,7 +64,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.ActivePods == nil {
 		cfg.ActivePods = func() []*v1.Pod { return nil }
 	}
-	return &Manager{cfg: cfg}
+	return &Manager{cfg: cfg, tree: machineTree()}
 }
 
 // Start makes (or updates) the node allocatable cgroup and the burstable and besteffort
@@ -91,7 +111,7 @@ func (m *Manager) UpdateQOS() error {
 // for the pod's requests. Upstream's error wording.
 func (m *Manager) EnsurePod(pod *v1.Pod) error {
 	name := cri.PodCgroupParent(m.cfg.Driver, m.cfg.Root, pod)
-	mgr, err := manager.New(m.libConfig(name, nil))
+	mgr, err := m.tree.open(name, m.libConfig(name, nil))
 	if err != nil {
 		return fmt.Errorf("failed to create container for %s : %v", name, err)
 	}
@@ -99,6 +119,23 @@ func (m *Manager) EnsurePod(pod *v1.Pod) error {
 		if err := m.set(name, ForPod(pod, m.cfg.Pod)); err != nil {
 			return fmt.Errorf("failed to create container for %s : %v", name, err)
 		}
+	}
+	return m.UpdateQOS()
+}
+
+// RemovePod removes the pod's cgroup once its containers are gone (upstream's pod
+// container manager Destroy): the library removes its directories in every hierarchy,
+// sub-cgroups first (CRI-O leaves conmon cgroups there), or, with systemd, stops the
+// pod's slice, which systemd keeps after its last scope ended. Then the QoS cgroups are
+// updated without the pod's requests. Upstream's error wording.
+func (m *Manager) RemovePod(pod *v1.Pod) error {
+	name := cri.PodCgroupParent(m.cfg.Driver, m.cfg.Root, pod)
+	mgr, err := m.tree.open(name, m.libConfig(name, nil))
+	if err == nil {
+		err = mgr.Destroy()
+	}
+	if err != nil {
+		return fmt.Errorf("unable to destroy cgroup paths for cgroup %s : %v", name, err)
 	}
 	return m.UpdateQOS()
 }
@@ -121,8 +158,8 @@ func exists(mgr cgroups.Manager) bool {
 // set makes the cgroup at name (a cgroupfs path or an expanded systemd slice path) and
 // writes c into it.
 func (m *Manager) set(name string, c Config) error {
-	lc := m.libConfig(name, toResources(c))
-	mgr, err := manager.New(lc)
+	lc := m.libConfig(name, m.toResources(c))
+	mgr, err := m.tree.open(name, lc)
 	if err != nil {
 		return err
 	}
@@ -155,14 +192,14 @@ func (m *Manager) libConfig(name string, r *cgroups.Resources) *cgroups.Cgroup {
 
 // toResources is c in the library's terms, shares as cpu.weight on cgroup v2, devices
 // left alone (the runtime sets each container's).
-func toResources(c Config) *cgroups.Resources {
+func (m *Manager) toResources(c Config) *cgroups.Resources {
 	r := &cgroups.Resources{SkipDevices: true, SkipFreezeOnSet: true}
 	if c.Memory != nil {
 		r.Memory = *c.Memory
 	}
 	if c.CPUShares != nil {
-		if cgroups.IsCgroup2UnifiedMode() {
-			r.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(*c.CPUShares)
+		if m.tree.unified {
+			r.CpuWeight = CPUWeight(*c.CPUShares)
 		} else {
 			r.CpuShares = *c.CPUShares
 		}
@@ -177,12 +214,26 @@ func toResources(c Config) *cgroups.Resources {
 		p := *c.PidsLimit
 		r.PidsLimit = &p
 	}
-	if hugetlbSupported() {
+	if m.tree.hugetlb {
 		for size, limit := range c.HugePageLimit {
 			r.HugetlbLimit = append(r.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: size, Limit: uint64(limit)})
 		}
 	}
 	return r
+}
+
+// CPUWeight is the cgroup v2 cpu.weight for CFS shares as upstream's kubelet converts
+// them for pod and QoS cgroups: linear from [2, 262144] onto [1, 10000] (1024 shares:
+// 39). The library's own conversion (runc's, for containers) is a different curve
+// (1024: 100), so it is not used here.
+func CPUWeight(shares uint64) uint64 {
+	if shares >= maxShares {
+		return 10000
+	}
+	if shares < MinShares {
+		shares = MinShares
+	}
+	return 1 + (shares-MinShares)*9999/(maxShares-MinShares)
 }
 
 // hugetlbSupported: the hugetlb controller is there to set (mounted on cgroup v1, enabled
@@ -235,8 +286,8 @@ func (m *Manager) ResizePod(pod *v1.Pod, name v1.ResourceName) error {
 		return fmt.Errorf("resource %s cannot be resized", name)
 	}
 	cgName := cri.PodCgroupParent(m.cfg.Driver, m.cfg.Root, pod)
-	lc := m.libConfig(cgName, toResources(only))
-	mgr, err := manager.New(lc)
+	lc := m.libConfig(cgName, m.toResources(only))
+	mgr, err := m.tree.open(cgName, lc)
 	if err != nil {
 		return fmt.Errorf("failed to set %s of pod cgroup %s: %w", name, cgName, err)
 	}

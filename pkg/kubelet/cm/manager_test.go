@@ -22,9 +22,10 @@ func TestManagerCgroupfs(t *testing.T) {
 	}
 	root := fmt.Sprintf("/mkl-unit-cm-%d", os.Getpid())
 	t.Cleanup(func() {
-		for _, ctrl := range []string{"cpu", "memory", "pids"} {
+		hier, _ := os.ReadDir("/sys/fs/cgroup") // the library makes the cgroups in every hierarchy
+		for _, h := range hier {
 			dirs := []string{}
-			_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup", ctrl, root), func(p string, d os.DirEntry, err error) error {
+			_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup", h.Name(), root), func(p string, d os.DirEntry, err error) error {
 				if err == nil && d.IsDir() {
 					dirs = append(dirs, p)
 				}
@@ -89,5 +90,20 @@ func TestManagerCgroupfs(t *testing.T) {
 	}
 	if got := read("cpu", "kubepods/burstable", "cpu.shares"); got != "2" {
 		t.Errorf("burstable shares after the Burstable pod left: %s, want 2", got)
+	}
+	// The pod's cgroup goes in every hierarchy, with the empty cgroups left in it (CRI-O's
+	// crio-conmon-<id>); a second removal is no error.
+	if err := os.MkdirAll(filepath.Join("/sys/fs/cgroup/memory", root, "kubepods/burstable/podb1/crio-conmon-a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := m.RemovePod(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ctrl := range []string{"cpu", "memory", "pids", "systemd"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctrl, root, "kubepods/burstable/podb1")); !os.IsNotExist(err) {
+			t.Errorf("%s: pod cgroup left after RemovePod: %v", ctrl, err)
+		}
 	}
 }

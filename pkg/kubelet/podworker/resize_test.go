@@ -125,14 +125,23 @@ func TestResizeMessage(t *testing.T) {
 	}
 }
 
-// recordedCgroups logs pod cgroup changes with the number of runtime calls made before.
+// recordedCgroups logs pod cgroup changes with the number of runtime calls made before,
+// and pod cgroups made and removed.
 type recordedCgroups struct {
-	rt  *critest.FakeRuntimeService
-	log []string
+	rt   *critest.FakeRuntimeService
+	log  []string
+	pods []string
 }
 
-func (r *recordedCgroups) EnsurePod(*v1.Pod) error { return nil }
-func (r *recordedCgroups) UpdateQOS() error        { return nil }
+func (r *recordedCgroups) EnsurePod(p *v1.Pod) error {
+	r.pods = append(r.pods, "ensure "+string(p.UID))
+	return nil
+}
+func (r *recordedCgroups) RemovePod(p *v1.Pod) error {
+	r.pods = append(r.pods, "remove "+string(p.UID))
+	return nil
+}
+func (r *recordedCgroups) UpdateQOS() error { return nil }
 func (r *recordedCgroups) ResizePod(_ *v1.Pod, name v1.ResourceName) error {
 	r.log = append(r.log, fmt.Sprintf("pod %s after %d runtime updates", name, strings.Count(strings.Join(r.rt.GetCalls(), ","), "UpdateContainerResources")))
 	return nil

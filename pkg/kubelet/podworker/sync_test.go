@@ -148,24 +148,18 @@ func drain(r *record.FakeRecorder) []string {
 	}
 }
 
-type recordedSlices struct{ stopped []string }
-
-func (r *recordedSlices) StopSlice(_ context.Context, unit string) error {
-	r.stopped = append(r.stopped, unit)
-	return nil
-}
-
-// With the systemd cgroup driver the sandbox's cgroup parent is the pod's slice path, and
-// removing the pod stops its slice (systemd keeps an empty slice active otherwise).
+// With the systemd cgroup driver the sandbox's cgroup parent is the pod's slice path; the
+// pod's cgroup is made before the sandbox and removed with the pod (the cgroup manager
+// stops the slice, which systemd keeps active otherwise).
 func TestSyncSystemdCgroupDriver(t *testing.T) {
 	ctx := context.Background()
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "ab-cd"}, Spec: v1.PodSpec{
 		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
 		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
 	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
-	slices := &recordedSlices{}
+	cg := &recordedCgroups{}
 	w, rt, _ := newSyncFixture(t, pod, func(c *Config) {
-		c.CgroupsPerQOS, c.CgroupDriver, c.Slices = true, "systemd", slices
+		c.CgroupsPerQOS, c.CgroupDriver, c.Cgroups = true, "systemd", cg
 	})
 	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
 	w.sync(ctx, wk)
@@ -176,13 +170,13 @@ func TestSyncSystemdCgroupDriver(t *testing.T) {
 		cfg.Linux.CgroupParent != "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podab_cd.slice" {
 		t.Errorf("cgroup parent %q, %v", cfg.GetLinux().GetCgroupParent(), err)
 	}
-	if len(slices.stopped) != 0 {
-		t.Errorf("slices stopped while the pod runs: %v", slices.stopped)
+	if strings.Join(cg.pods, ",") != "ensure ab-cd" {
+		t.Errorf("pod cgroup calls while the pod runs: %v", cg.pods)
 	}
 	wk.removed = true
 	w.sync(ctx, wk)
-	if strings.Join(slices.stopped, ",") != "kubepods-besteffort-podab_cd.slice" {
-		t.Errorf("stopped %v, want the pod's slice", slices.stopped)
+	if strings.Join(cg.pods, ",") != "ensure ab-cd,remove ab-cd" {
+		t.Errorf("pod cgroup calls %v, want the pod's removed", cg.pods)
 	}
 }
 

@@ -54,8 +54,6 @@ type Config struct {
 	CgroupsPerQOS bool
 	CgroupRoot    string
 	CgroupDriver  string
-	// Slices stops pod slices (systemd driver; nil: the system's systemd over D-Bus).
-	Slices SliceStopper
 	// Cgroups makes a pod's cgroup with its limits before its sandbox and keeps the QoS
 	// cgroups in step (nil: the runtime makes the pod cgroups, without limits).
 	Cgroups PodCgroups
@@ -135,9 +133,6 @@ func New(cfg Config) (*Workers, error) {
 	}
 	if cfg.CgroupDriver == "" {
 		cfg.CgroupDriver = cri.CgroupfsDriver
-	}
-	if cfg.Slices == nil {
-		cfg.Slices = &SystemdSlices{}
 	}
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"

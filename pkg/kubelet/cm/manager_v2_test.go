@@ -1,0 +1,129 @@
+package cm
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/fs2"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/pkg/cri"
+)
+
+// fakeV2 is a cgroup v2 tree in dir: the library's v2 manager writes its files there
+// (cgroups.TestMode lets it write plain files); Apply makes the directory with the
+// controllers a v2 cgroup lists, as the kernel would.
+func fakeV2(t *testing.T, dir string) tree {
+	cgroups.TestMode = true
+	t.Cleanup(func() { cgroups.TestMode = false })
+	return tree{unified: true, hugetlb: true, open: func(name string, c *cgroups.Cgroup) (cgroups.Manager, error) {
+		p := filepath.Join(dir, name)
+		m, err := fs2.NewManager(c, p)
+		return fakeApply{m, p}, err
+	}}
+}
+
+type fakeApply struct {
+	cgroups.Manager
+	dir string
+}
+
+func (f fakeApply) Apply(int) error {
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(f.dir, "cgroup.controllers"), []byte("cpuset cpu io memory hugetlb pids\n"), 0o644)
+}
+
+// Destroy: a fake cgroup's files are plain files, which the kernel would drop with it.
+func (f fakeApply) Destroy() error { return os.RemoveAll(f.dir) }
+
+// TestManagerCgroupV2 checks the files and values of the QoS and pod cgroups on cgroup v2
+// for both drivers' layouts: cpu.weight by upstream's linear conversion, cpu.max,
+// memory.max, pids.max and a zero limit for huge pages not asked for.
+func TestManagerCgroupV2(t *testing.T) {
+	for _, c := range []struct {
+		driver                      string
+		node, burstable, besteffort string
+		guaranteed, burstablePod    string
+	}{
+		{cri.CgroupfsDriver, "kubepods", "kubepods/burstable", "kubepods/besteffort", "kubepods/podg1", "kubepods/burstable/podb1"},
+		{cri.SystemdDriver, "kubepods.slice", "kubepods.slice/kubepods-burstable.slice", "kubepods.slice/kubepods-besteffort.slice",
+			"kubepods.slice/kubepods-podg1.slice", "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podb1.slice"},
+	} {
+		t.Run(c.driver, func(t *testing.T) {
+			dir := t.TempDir()
+			var active []*v1.Pod
+			m := NewManager(ManagerConfig{Driver: c.driver, Allocatable: rl("cpu", "1500m", "memory", "1Gi", "pid", "1000"),
+				Pod: PodOptions{EnforceCPULimits: true, PidsLimit: 32, HugePageSizes: []string{"2MB"}}, ActivePods: func() []*v1.Pod { return active }})
+			m.tree = fakeV2(t, dir)
+			if err := m.Start(); err != nil {
+				t.Fatal(err)
+			}
+			g := pod(ctr(rl("cpu", "200m", "memory", "64Mi"), rl("cpu", "200m", "memory", "64Mi")))
+			g.UID, g.Status.QOSClass = "g1", v1.PodQOSGuaranteed
+			b := pod(ctr(rl("cpu", "300m"), nil))
+			b.UID, b.Status.QOSClass = "b1", v1.PodQOSBurstable
+			active = []*v1.Pod{g, b}
+			for _, p := range active {
+				if err := m.EnsurePod(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read := func(cg, file string) string {
+				bs, err := os.ReadFile(filepath.Join(dir, cg, file))
+				if err != nil {
+					return err.Error()
+				}
+				return strings.TrimSpace(string(bs))
+			}
+			for _, w := range []struct{ cg, file, want string }{
+				{c.node, "cpu.weight", "59"}, // 1536 shares
+				{c.node, "memory.max", "1073741824"},
+				{c.node, "pids.max", "1000"},
+				{c.burstable, "cpu.weight", "12"}, // 307 shares
+				{c.besteffort, "cpu.weight", "1"}, // 2 shares
+				{c.guaranteed, "cpu.weight", "8"}, // 204 shares
+				{c.guaranteed, "cpu.max", "20000 100000"},
+				{c.guaranteed, "memory.max", "67108864"},
+				{c.guaranteed, "pids.max", "32"},
+				{c.guaranteed, "hugetlb.2MB.max", "0"},
+				{c.burstablePod, "cpu.weight", "12"},
+			} {
+				if got := read(w.cg, w.file); got != w.want {
+					t.Errorf("%s/%s = %s, want %s", w.cg, w.file, got, w.want)
+				}
+			}
+			// A resize rewrites the pod's cpu.max only.
+			g.Spec.Containers[0].Resources = v1.ResourceRequirements{Requests: rl("cpu", "500m", "memory", "64Mi"), Limits: rl("cpu", "500m", "memory", "64Mi")}
+			if err := m.ResizePod(g, v1.ResourceCPU); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(c.guaranteed, "cpu.max"); got != "50000 100000" {
+				t.Errorf("cpu.max after a resize to 500m: %s", got)
+			}
+			// The pod's cgroup goes with the pod; the burstable class drops its requests.
+			active = []*v1.Pod{g}
+			if err := m.RemovePod(b); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, c.burstablePod)); !os.IsNotExist(err) {
+				t.Errorf("pod cgroup left after RemovePod: %v", err)
+			}
+			if got := read(c.burstable, "cpu.weight"); got != "1" {
+				t.Errorf("burstable cpu.weight after the pod left: %s, want 1", got)
+			}
+		})
+	}
+}
+
+func TestCPUWeight(t *testing.T) {
+	for shares, want := range map[uint64]uint64{0: 1, 2: 1, 1024: 39, 1536: 59, 262144: 10000, 1 << 20: 10000} {
+		if got := CPUWeight(shares); got != want {
+			t.Errorf("CPUWeight(%d) = %d, want %d", shares, got, want)
+		}
+	}
+}
