@@ -38,21 +38,8 @@ func TestManagerCgroupfs(t *testing.T) {
 		}
 	})
 	var active []*v1.Pod
-	m := NewManager(ManagerConfig{Driver: cri.CgroupfsDriver, Root: root, Allocatable: rl("cpu", "1500m", "memory", "1Gi", "pid", "1000"),
-		Pod: PodOptions{EnforceCPULimits: true, PidsLimit: 32, HugePageSizes: cgroups.HugePageSizes()}, ActivePods: func() []*v1.Pod { return active }})
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g := pod(ctr(rl("cpu", "200m", "memory", "64Mi"), rl("cpu", "200m", "memory", "64Mi")))
-	g.UID, g.Status.QOSClass = "g1", v1.PodQOSGuaranteed
-	b := pod(ctr(rl("cpu", "300m"), nil))
-	b.UID, b.Status.QOSClass = "b1", v1.PodQOSBurstable
-	active = []*v1.Pod{g, b}
-	for _, p := range active {
-		if err := m.EnsurePod(p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m := NewManager(testConfig(cri.CgroupfsDriver, root, cgroups.HugePageSizes(), &active))
+	g, b := startTwoPods(t, m, &active)
 	read := func(ctrl, cg, file string) string {
 		bs, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, root, cg, file))
 		if err != nil {
@@ -106,4 +93,32 @@ func TestManagerCgroupfs(t *testing.T) {
 			t.Errorf("%s: pod cgroup left after RemovePod: %v", ctrl, err)
 		}
 	}
+}
+
+// testConfig is the tests' manager config: 1.5 CPUs, 1Gi and 1000 PIDs allocatable,
+// CPU limits enforced, podPidsLimit 32; the active pods are *active.
+func testConfig(driver, root string, hugePageSizes []string, active *[]*v1.Pod) ManagerConfig {
+	return ManagerConfig{Driver: driver, Root: root, Allocatable: rl("cpu", "1500m", "memory", "1Gi", "pid", "1000"),
+		Pod:        PodOptions{EnforceCPULimits: true, PidsLimit: 32, HugePageSizes: hugePageSizes},
+		ActivePods: func() []*v1.Pod { return *active }}
+}
+
+// startTwoPods starts m and makes the cgroups of a Guaranteed pod (200m, 64Mi; UID g1) and
+// a Burstable one (300m requested; b1), which become *active.
+func startTwoPods(t *testing.T, m *Manager, active *[]*v1.Pod) (g, b *v1.Pod) {
+	t.Helper()
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g = pod(ctr(rl("cpu", "200m", "memory", "64Mi"), rl("cpu", "200m", "memory", "64Mi")))
+	g.UID, g.Status.QOSClass = "g1", v1.PodQOSGuaranteed
+	b = pod(ctr(rl("cpu", "300m"), nil))
+	b.UID, b.Status.QOSClass = "b1", v1.PodQOSBurstable
+	*active = []*v1.Pod{g, b}
+	for _, p := range *active {
+		if err := m.EnsurePod(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g, b
 }

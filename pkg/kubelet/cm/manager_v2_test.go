@@ -57,22 +57,9 @@ func TestManagerCgroupV2(t *testing.T) {
 		t.Run(c.driver, func(t *testing.T) {
 			dir := t.TempDir()
 			var active []*v1.Pod
-			m := NewManager(ManagerConfig{Driver: c.driver, Allocatable: rl("cpu", "1500m", "memory", "1Gi", "pid", "1000"),
-				Pod: PodOptions{EnforceCPULimits: true, PidsLimit: 32, HugePageSizes: []string{"2MB"}}, ActivePods: func() []*v1.Pod { return active }})
+			m := NewManager(testConfig(c.driver, "", []string{"2MB"}, &active))
 			m.tree = fakeV2(t, dir)
-			if err := m.Start(); err != nil {
-				t.Fatal(err)
-			}
-			g := pod(ctr(rl("cpu", "200m", "memory", "64Mi"), rl("cpu", "200m", "memory", "64Mi")))
-			g.UID, g.Status.QOSClass = "g1", v1.PodQOSGuaranteed
-			b := pod(ctr(rl("cpu", "300m"), nil))
-			b.UID, b.Status.QOSClass = "b1", v1.PodQOSBurstable
-			active = []*v1.Pod{g, b}
-			for _, p := range active {
-				if err := m.EnsurePod(p); err != nil {
-					t.Fatal(err)
-				}
-			}
+			g, b := startTwoPods(t, m, &active)
 			read := func(cg, file string) string {
 				bs, err := os.ReadFile(filepath.Join(dir, cg, file))
 				if err != nil {
