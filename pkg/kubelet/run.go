@@ -344,11 +344,11 @@ func (p *parts) podWorkers(ctx context.Context) error {
 }
 
 // podCgroups: the QoS cgroups, made now, and the pod cgroups' maker (nil, an untyped
-// nil interface, without cgroupsPerQOS). With the systemd driver the runtime still makes
-// the pod slices, without pod-level limits (docs/differences.md).
+// nil interface, without cgroupsPerQOS). With the systemd driver they are slices that
+// the node's systemd makes and limits (through the cgroup library, as upstream).
 func (p *parts) podCgroups(capacity v1.ResourceList) (podworker.PodCgroups, error) {
 	k := &p.cfg.Kubelet
-	if !*k.CgroupsPerQOS || k.CgroupDriver == cri.SystemdDriver {
+	if !*k.CgroupsPerQOS {
 		return nil, nil
 	}
 	reserved, err := reservedResources(k.KubeReserved, k.SystemReserved, nil)
