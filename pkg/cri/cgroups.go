@@ -70,12 +70,6 @@ func cgroupPath(driver string, name []string) string {
 	return b.String()
 }
 
-// PodSlice is the pod's systemd slice unit (systemd driver), e.g.
-// kubepods-besteffort-pod<uid>.slice.
-func PodSlice(root string, pod *v1.Pod) string {
-	return systemdSlice(podCgroupName(SystemdDriver, root, pod))
-}
-
 func systemdSlice(name []string) string {
 	parts := make([]string, len(name))
 	for i, p := range name {
