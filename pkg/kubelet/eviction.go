@@ -2,7 +2,6 @@ package kubelet
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync/atomic"
 
@@ -43,12 +42,8 @@ func (r *evictionRef) admit(pod *v1.Pod) (reason, msg string) {
 // enough.
 func (p *parts) evictionManager(context.Context) error {
 	k := &p.cfg.Kubelet
-	ts, err := eviction.ParseThresholds(eviction.SettingsOf(k))
-	if err != nil {
-		return fmt.Errorf("eviction thresholds: %w", err)
-	}
 	m, err := eviction.New(eviction.Config{
-		Thresholds: ts, PressureTransitionPeriod: k.EvictionPressureTransitionPeriod.Duration,
+		Thresholds: p.thresholds, PressureTransitionPeriod: k.EvictionPressureTransitionPeriod.Duration,
 		MaxPodGracePeriodSeconds: int64(k.EvictionMaxPodGracePeriod),
 		LocalStorageIsolation:    k.LocalStorageCapacityIsolation == nil || *k.LocalStorageCapacityIsolation,
 		Summary:                  func(ctx context.Context) (*statsapi.Summary, error) { return p.stats.Summary(ctx, false) },

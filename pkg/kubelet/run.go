@@ -67,6 +67,7 @@ type parts struct {
 	addrs              []v1.NodeAddress
 	machine            node.Machine
 	reserved           v1.ResourceList
+	thresholds         []eviction.Threshold // the eviction thresholds, parsed once
 	statusMgr          *status.Manager
 	workers            *podworker.Workers
 	pods               *source.API
@@ -195,7 +196,8 @@ func (p *parts) runtime(ctx context.Context) error {
 	return nil
 }
 
-// machineFacts: the root directory, the node's addresses, machine and reserved resources.
+// machineFacts: the root directory, the node's addresses, machine, eviction thresholds and
+// reserved resources.
 func (p *parts) machineFacts(context.Context) error {
 	k := &p.cfg.Kubelet
 	if err := os.MkdirAll(p.cfg.RootDir, 0o750); err != nil {
@@ -208,13 +210,12 @@ func (p *parts) machineFacts(context.Context) error {
 	if p.machine, err = node.ReadMachine(p.cfg.RootDir); err != nil {
 		return fmt.Errorf("reading machine facts: %w", err)
 	}
-	thresholds, err := eviction.ParseThresholds(eviction.SettingsOf(k))
-	if err != nil {
-		return err // config validation has refused these already
+	if p.thresholds, err = eviction.ParseThresholds(eviction.SettingsOf(k)); err != nil {
+		return fmt.Errorf("eviction thresholds: %w", err)
 	}
 	capacity := v1.ResourceList{v1.ResourceMemory: *resource.NewQuantity(p.machine.MemoryBytes, resource.BinarySI),
 		v1.ResourceEphemeralStorage: *resource.NewQuantity(p.machine.EphemeralBytes, resource.BinarySI)}
-	p.reserved, err = reservedResources(k.KubeReserved, k.SystemReserved, eviction.HardReservation(thresholds, capacity))
+	p.reserved, err = reservedResources(k.KubeReserved, k.SystemReserved, eviction.HardReservation(p.thresholds, capacity))
 	return err
 }
 

@@ -123,12 +123,16 @@ func SettingsOf(k *kubeletv1beta1.KubeletConfiguration) Settings {
 		MinimumReclaim: k.EvictionMinimumReclaim, EnforcePods: slices.Contains(k.EnforceNodeAllocatable, "pods")}
 }
 
+// reserving are the signals whose hard thresholds allocatable leaves out, and the
+// resource each holds back.
+var reserving = map[Signal]v1.ResourceName{SignalMemoryAvailable: v1.ResourceMemory, SignalNodeFsAvailable: v1.ResourceEphemeralStorage}
+
 // HardReservation is what the hard memory.available and nodefs.available thresholds hold
 // back from the node's allocatable, of capacity (upstream's hardEvictionReservation).
 func HardReservation(ts []Threshold, capacity v1.ResourceList) v1.ResourceList {
 	out := v1.ResourceList{}
 	for _, t := range ts {
-		name, ok := map[Signal]v1.ResourceName{SignalMemoryAvailable: v1.ResourceMemory, SignalNodeFsAvailable: v1.ResourceEphemeralStorage}[t.Signal]
+		name, ok := reserving[t.Signal]
 		if !ok || !t.hard() {
 			continue
 		}

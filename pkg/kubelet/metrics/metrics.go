@@ -87,14 +87,14 @@ var evictions = prometheus.NewCounterVec(prometheus.CounterOpts{
 func Evicted(signal string) { evictions.WithLabelValues(signal).Inc() }
 
 // evictionStatsAge is upstream's kubelet_eviction_stats_age_seconds: how old the stats
-// were that a round which went on to evict acted on, per met threshold's signal.
+// were that an eviction round acted on when it ranked pods, per met threshold's signal.
 var evictionStatsAge = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 	Subsystem: "kubelet", Name: "eviction_stats_age_seconds",
 	Help:    "[ALPHA] Time between when stats are collected, and when pod is evicted based on those stats by eviction signal",
 	Buckets: prometheus.DefBuckets,
 }, []string{"eviction_signal"})
 
-// EvictionStatsAge records the age of the stats behind an eviction for signal.
+// EvictionStatsAge records the age of the stats a ranking for signal's threshold used.
 func EvictionStatsAge(signal string, age time.Duration) {
 	evictionStatsAge.WithLabelValues(signal).Observe(age.Seconds())
 }
