@@ -9,7 +9,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
 
@@ -28,17 +27,10 @@ func (ct *clusterTest) cgroups(ctx context.Context, t *testing.T) {
 }
 
 func (ct *clusterTest) nodeCgroups(ctx context.Context, t *testing.T, n *cluster.Node) {
-	list := func(kv ...string) v1.ResourceList {
-		out := v1.ResourceList{}
-		for i := 0; i < len(kv); i += 2 {
-			out[v1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
-		}
-		return out
-	}
 	g, b := sleeper("cg-guaranteed-"+n.Name), sleeper("cg-burstable-"+n.Name)
 	g.Spec.NodeName, b.Spec.NodeName = n.Name, n.Name
-	g.Spec.Containers[0].Resources = v1.ResourceRequirements{Requests: list("cpu", "200m", "memory", "64Mi"), Limits: list("cpu", "200m", "memory", "64Mi")}
-	b.Spec.Containers[0].Resources = v1.ResourceRequirements{Requests: list("cpu", "100m", "memory", "32Mi"), Limits: list("memory", "64Mi")}
+	g.Spec.Containers[0].Resources = cpuMemResources("200m", "64Mi", "200m", "64Mi")
+	b.Spec.Containers[0].Resources = cpuMemResources("100m", "32Mi", "", "64Mi")
 	var pods []*v1.Pod
 	for _, p := range []*v1.Pod{g, b} {
 		created, err := ct.cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/test/testbed"
@@ -101,16 +100,10 @@ func TestResourcesCgroups(t *testing.T) {
 	stopWhenDone(t, k)
 	node := watchNode(ctx, t, k.NodeName, isReady)
 
-	res := func(req, lim v1.ResourceList) v1.ResourceRequirements {
-		return v1.ResourceRequirements{Requests: req, Limits: lim}
-	}
-	list := func(cpu, mem string) v1.ResourceList {
-		return v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse(mem)}
-	}
 	guaranteed := newPod(k.NodeName, "sleep", "3600")
-	guaranteed.Spec.Containers[0].Resources = res(list("200m", "64Mi"), list("200m", "64Mi"))
+	guaranteed.Spec.Containers[0].Resources = cpuMemResources("200m", "64Mi", "200m", "64Mi")
 	burstable := newPod(k.NodeName, "sleep", "3600")
-	burstable.Spec.Containers[0].Resources = res(list("100m", "32Mi"), v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")})
+	burstable.Spec.Containers[0].Resources = cpuMemResources("100m", "32Mi", "", "64Mi")
 	// BestEffort, and a fork bomb: 200 sleeps against a limit of 64 processes. The inner
 	// shell gives up at its first failed fork; its sleeps stay (with the container's init,
 	// which then says so and becomes a sleep itself).

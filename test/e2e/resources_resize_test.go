@@ -11,29 +11,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-// resizeRes is requests and limits of cpu and memory ("" leaves one out).
-func resizeRes(reqCPU, reqMem, limCPU, limMem string) v1.ResourceRequirements {
-	list := func(cpu, mem string) v1.ResourceList {
-		l := v1.ResourceList{}
-		if cpu != "" {
-			l[v1.ResourceCPU] = resource.MustParse(cpu)
-		}
-		if mem != "" {
-			l[v1.ResourceMemory] = resource.MustParse(mem)
-		}
-		if len(l) == 0 {
-			return nil
-		}
-		return l
-	}
-	return v1.ResourceRequirements{Requests: list(reqCPU, reqMem), Limits: list(limCPU, limMem)}
-}
 
 // resizeSameList: both lists hold the same quantities (by value, not spelling).
 func resizeSameList(a, b v1.ResourceList) bool {
@@ -202,7 +183,7 @@ func TestResourcesResize(t *testing.T) {
 	// 1. One container, resize policy NotRequired (the default): resized in place.
 	a := newPod(k.NodeName, "sleep", "3600")
 	a.Spec.Containers[0].Name = "c"
-	a.Spec.Containers[0].Resources = resizeRes("100m", "32Mi", "200m", "64Mi")
+	a.Spec.Containers[0].Resources = cpuMemResources("100m", "32Mi", "200m", "64Mi")
 	a = watchPod(ctx, t, createPod(ctx, t, a), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	if a.Status.QOSClass != v1.PodQOSBurstable {
 		t.Fatalf("QoS class %s", a.Status.QOSClass)
@@ -215,7 +196,7 @@ func TestResourcesResize(t *testing.T) {
 		t.Fatalf("resize: %v", err)
 	}
 	t.Logf("pod A: generation %d after the resize patch", patched.Generation)
-	wantA := resizeRes("150m", "48Mi", "300m", "96Mi")
+	wantA := cpuMemResources("150m", "48Mi", "300m", "96Mi")
 	start := time.Now()
 	a = watchPod(resizeWait(ctx, t, 45*time.Second), t, a, "resized", func(p *v1.Pod) bool { return resizeDone(p, "c", wantA) })
 	t.Logf("pod A resized in %s; status.observedGeneration %d; %s", time.Since(start).Round(time.Millisecond), a.Status.ObservedGeneration, resizeContainerLine(a, "c"))
@@ -243,7 +224,7 @@ func TestResourcesResize(t *testing.T) {
 	// 2. Two containers; "restart" restarts for a memory resize, "keep" does not.
 	b := newPod(k.NodeName, "sleep", "3600")
 	b.Spec.Containers[0].Name = "keep"
-	b.Spec.Containers[0].Resources = resizeRes("100m", "32Mi", "200m", "64Mi")
+	b.Spec.Containers[0].Resources = cpuMemResources("100m", "32Mi", "200m", "64Mi")
 	r := b.Spec.Containers[0]
 	r.Name = "restart"
 	r.ResizePolicy = []v1.ContainerResizePolicy{
@@ -260,7 +241,7 @@ func TestResourcesResize(t *testing.T) {
 		`{"name":"restart","resources":{"requests":{"memory":"48Mi"},"limits":{"memory":"96Mi"}}}]}}`); err != nil {
 		t.Fatalf("resize: %v", err)
 	}
-	wantKeep, wantRestart := resizeRes("150m", "48Mi", "300m", "96Mi"), resizeRes("100m", "48Mi", "200m", "96Mi")
+	wantKeep, wantRestart := cpuMemResources("150m", "48Mi", "300m", "96Mi"), cpuMemResources("100m", "48Mi", "200m", "96Mi")
 	start = time.Now()
 	b = watchPod(resizeWait(ctx, t, 45*time.Second), t, b, "both containers resized, restart restarted", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "restart")
@@ -314,10 +295,10 @@ func TestResourcesResize(t *testing.T) {
 	}
 	c := newPod(k.NodeName, "sleep", "3600")
 	c.Spec.Containers[0].Name = "c"
-	c.Spec.Containers[0].Resources = resizeRes(fmt.Sprintf("%dm", reqC), "", "", "")
+	c.Spec.Containers[0].Resources = cpuMemResources(fmt.Sprintf("%dm", reqC), "", "", "")
 	c = watchPod(ctx, t, createPod(ctx, t, c), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	d := newPod(k.NodeName, "sleep", "3600")
-	d.Spec.Containers[0].Resources = resizeRes(fmt.Sprintf("%dm", blocker), "", "", "")
+	d.Spec.Containers[0].Resources = cpuMemResources(fmt.Sprintf("%dm", blocker), "", "", "")
 	d = watchPod(ctx, t, createPod(ctx, t, d), "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	stopC := recordResizeConditions(ctx, c)
 	t.Cleanup(func() { stopC() })
@@ -348,7 +329,7 @@ func TestResourcesResize(t *testing.T) {
 	if err := bed.Client.CoreV1().Pods(d.Namespace).Delete(ctx, d.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wantC := resizeRes(fmt.Sprintf("%dm", newC), "", "", "")
+	wantC := cpuMemResources(fmt.Sprintf("%dm", newC), "", "", "")
 	c = watchPod(resizeWait(ctx, t, 60*time.Second), t, c, "deferred resize done after the blocker's deletion", func(p *v1.Pod) bool { return resizeDone(p, "c", wantC) })
 	t.Logf("pod C: deferred resize completed %s after deleting D; %s", time.Since(start).Round(time.Millisecond), resizeContainerLine(c, "c"))
 	summaryC := fmt.Sprintf(`{"containers":[{"name":"c","resources":{"requests":{"cpu":"%dm"}}}],"generation":2}`, newC)
@@ -368,7 +349,7 @@ func TestResourcesResize(t *testing.T) {
 	// running with its limit.
 	e := newPod(k.NodeName, "sh", "-c", "head -c 41943040 /dev/zero > /dev/shm/fill && touch /tmp/filled && exec sleep 3600")
 	e.Spec.Containers[0].Name = "c"
-	e.Spec.Containers[0].Resources = resizeRes("", "32Mi", "", "96Mi")
+	e.Spec.Containers[0].Resources = cpuMemResources("", "32Mi", "", "96Mi")
 	e.Spec.Containers[0].ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"cat", "/tmp/filled"}}}, PeriodSeconds: 1}
 	e = watchPod(ctx, t, createPod(ctx, t, e), "Ready (40 MB in its /dev/shm)", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "c")
