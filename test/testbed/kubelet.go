@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -145,8 +144,7 @@ func (b *Bed) RestartKubelet(k *Kubelet) (*Kubelet, error) {
 	}
 	args := k.Args
 	if k.enter != 0 {
-		args = append([]string{"-t", strconv.Itoa(k.enter), "--mount", "--cgroup", "--pid", "--", bin}, args...)
-		bin = "nsenter"
+		args, bin = enterSystemd(k.enter, append([]string{bin}, args...)...), "nsenter"
 	}
 	p, err := b.start(name, bin, args, nil)
 	if err != nil {

@@ -34,6 +34,12 @@ import (
 // the unshare ends the whole namespace and everything in it; the cgroups are removed
 // after.
 
+// enterSystemd is nsenter's arguments to run argv in the mount, cgroup and PID namespaces
+// of the systemd with PID pid1 (the host's network stays).
+func enterSystemd(pid1 int, argv ...string) []string {
+	return append([]string{"-t", strconv.Itoa(pid1), "--mount", "--cgroup", "--pid", "--"}, argv...)
+}
+
 // SystemdRuntime is the bed's systemd and the containerd that uses it.
 type SystemdRuntime struct {
 	Systemd    *Proc
@@ -134,8 +140,7 @@ exec env container=minikubelet-testbed /lib/systemd/systemd --system --unit=mkbe
 	if err := b.writeContainerdConfigFile(cd, socket, true); err != nil {
 		return nil, err
 	}
-	c, err := b.start("containerd-systemd", "nsenter", []string{"-t", strconv.Itoa(pid1), "--mount", "--cgroup", "--pid", "--",
-		"containerd", "--config", filepath.Join(cd, "config.toml")}, nil)
+	c, err := b.start("containerd-systemd", "nsenter", enterSystemd(pid1, "containerd", "--config", filepath.Join(cd, "config.toml")), nil)
 	if err != nil {
 		return nil, err
 	}
