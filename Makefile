@@ -3,6 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
 LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
+# Build tags of the agent (test/testbed.MinikubeletTags says why).
+GOTAGS := grpcnotrace
 APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl libseccomp-dev conmon
 E2E_TIMEOUT ?= 40m
 # The test bed's container runtime (`make up`, `make test`, `make bench`): containerd
@@ -21,7 +23,7 @@ E2E_OTHER_SKIP ?= TestReliabilityChurnThrottled|TestReliabilityAPIServerOutage
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/minikubelet ./cmd/minikubelet
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(GOTAGS)" -ldflags "$(LDFLAGS)" -o bin/minikubelet ./cmd/minikubelet
 
 # Installs what the test bed needs (Debian packages, as root) and builds the pinned upstream
 # components once into ~/.cache/minikubelet (rebuilt only when test/tools/go.mod changes).

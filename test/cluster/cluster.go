@@ -123,7 +123,7 @@ func Up(ctx context.Context, opts Options) (*Cluster, error) {
 		}},
 		{"minikubelet", func() error {
 			agent = filepath.Join(c.Dir, "bin", "minikubelet")
-			return testbed.BuildGo("./cmd/minikubelet", agent, "-X github.com/minikubelet/minikubelet/pkg/version.Version=v0.1.0-cluster")
+			return testbed.BuildMinikubelet(agent, "v0.1.0-cluster")
 		}},
 		{"images", func() (err error) { workerImages, cpImages, err = c.archives(toolsBin); return }},
 		{"bridge", c.setUpBridge},

@@ -180,7 +180,7 @@ func runScript(name string) (string, error) {
 
 func (b *Bed) buildMinikubelet() error {
 	b.MinikubeletBin = filepath.Join(b.Dir, "bin", "minikubelet")
-	return BuildGo("./cmd/minikubelet", b.MinikubeletBin, "-X github.com/minikubelet/minikubelet/pkg/version.Version=v0.1.0-testbed")
+	return BuildMinikubelet(b.MinikubeletBin, "v0.1.0-testbed")
 }
 
 func (b *Bed) startRegistry() error {
