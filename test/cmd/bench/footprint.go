@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"strconv"
@@ -19,6 +20,10 @@ type Footprint struct {
 	RSSMiB     float64   `json:"rss_mib"` // mean of the samples
 	RSSMaxMiB  float64   `json:"rss_max_mib"`
 	RSSSamples []float64 `json:"rss_samples_mib"` // one a second
+	// The two parts of RSS (means): anonymous pages (Go heap, stacks, runtime) and file
+	// pages, almost all of them the agent's own binary as the kernel mapped it in.
+	AnonMiB float64 `json:"rss_anon_mib"`
+	FileMiB float64 `json:"rss_file_mib"`
 }
 
 // CPUPercent is CPU time over the window as a percentage of one core.
@@ -48,11 +53,13 @@ func measureFootprint(ctx context.Context, pid int, window time.Duration, alive 
 		if err := alive(); err != nil {
 			return f, err
 		}
-		rss, err := rssMiB(pid)
+		rss, err := readRSS(pid)
 		if err != nil {
 			return f, err
 		}
-		f.RSSSamples = append(f.RSSSamples, rss)
+		f.RSSSamples = append(f.RSSSamples, rss.total)
+		f.AnonMiB += rss.anon
+		f.FileMiB += rss.file
 	}
 	c1, err := cpuTicks(pid)
 	if err != nil {
@@ -67,25 +74,63 @@ func measureFootprint(ctx context.Context, pid int, window time.Duration, alive 
 			f.RSSMaxMiB = s
 		}
 	}
-	if len(f.RSSSamples) > 0 {
-		f.RSSMiB = sum / float64(len(f.RSSSamples))
+	if n := float64(len(f.RSSSamples)); n > 0 {
+		f.RSSMiB = sum / n
+		f.AnonMiB /= n
+		f.FileMiB /= n
 	}
 	return f, nil
 }
 
-// rssMiB reads VmRSS from /proc/<pid>/status.
-func rssMiB(pid int) (float64, error) {
+// rss is one reading of /proc/<pid>/status, in MiB.
+type rss struct{ total, anon, file float64 }
+
+// readRSS reads VmRSS, RssAnon and RssFile from /proc/<pid>/status.
+func readRSS(pid int) (rss, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return rss{}, err
+	}
+	return parseRSS(string(b))
+}
+
+func parseRSS(status string) (rss, error) {
+	var r rss
+	fields := map[string]*float64{"VmRSS:": &r.total, "RssAnon:": &r.anon, "RssFile:": &r.file}
+	seen := 0
+	for _, line := range strings.Split(status, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || fields[f[0]] == nil {
+			continue
+		}
+		kb, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return rss{}, fmt.Errorf("%s %q: %v", f[0], f[1], err)
+		}
+		*fields[f[0]] = kb / 1024
+		seen++
+	}
+	if seen != len(fields) {
+		return rss{}, fmt.Errorf("status lacks one of VmRSS, RssAnon, RssFile")
+	}
+	return r, nil
+}
+
+// imageMiB is the size of the read-only segments (code, read-only data, the Go function
+// tables) of the program pid runs: what its RssFile can grow to.
+func imageMiB(pid int) (float64, error) {
+	f, err := elf.Open(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, err
+	defer f.Close()
+	var n uint64
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_W == 0 {
+			n += p.Filesz
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return float64(n) / (1 << 20), nil
 }
 
 // cpuTicks is utime+stime of pid (all its threads) from /proc/<pid>/stat.

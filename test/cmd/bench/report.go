@@ -222,6 +222,8 @@ func goStat(name string, scale float64, which func(RunResult) map[string]float64
 func idleOf(r RunResult) *Footprint   { return r.Idle }
 func loadedOf(r RunResult) *Footprint { return r.Loaded }
 func rssOf(f *Footprint) float64      { return f.RSSMiB }
+func anonOf(f *Footprint) float64     { return nanIfZero(f.AnonMiB) } // zero: results from before the split
+func fileOf(f *Footprint) float64     { return nanIfZero(f.FileMiB) }
 func cpuOf(f *Footprint) float64      { return f.CPUPercent() }
 
 func (pr *ProfileResult) floorP50() float64 { return percentile(floorTotals(pr.Floor), 50) }
@@ -276,6 +278,9 @@ func (pr *ProfileResult) rows(c config) []row {
 	med("(5) crash loop: restart 1 → restart 2 (schedule row: upstream's 10 s back-off)", seconds, crashGap(1)).schedule = true
 	med("(5) crash loop: restart 2 → restart 3 (schedule row: upstream's 20 s back-off)", seconds, crashGap(2)).schedule = true
 	med("(6) idle: RSS (mean over the window)", mib, footprintValue(rssOf, idleOf))
+	med("(6) idle: RSS, anonymous pages (RssAnon: Go heap, stacks, runtime)", mib, footprintValue(anonOf, idleOf))
+	med("(6) idle: RSS, file pages (RssFile: the agent's binary as mapped in)", mib, footprintValue(fileOf, idleOf))
+	med("(6) the agent binary's read-only segments (code, read-only data, Go function tables)", mib, func(r RunResult) float64 { return nanIfZero(r.ImageMiB) })
 	med("(6) idle: CPU (% of one core)", percent, footprintValue(cpuOf, idleOf))
 	idleGo := func(r RunResult) map[string]float64 { return r.IdleGo }
 	med("(6) idle: Go heap in use (go_memstats_heap_inuse_bytes)", mib, goStat("go_memstats_heap_inuse_bytes", mibBytes, idleGo))
@@ -289,6 +294,8 @@ func (pr *ProfileResult) rows(c config) []row {
 		return r.AllRunning
 	})
 	med(fp+": RSS", mib, footprintValue(rssOf, loadedOf))
+	med(fp+": RSS, anonymous pages", mib, footprintValue(anonOf, loadedOf))
+	med(fp+": RSS, file pages", mib, footprintValue(fileOf, loadedOf))
 	med(fp+": CPU (% of one core)", percent, footprintValue(cpuOf, loadedOf))
 	loadedGo := func(r RunResult) map[string]float64 { return r.LoadedGo }
 	med(fp+": Go heap in use", mib, goStat("go_memstats_heap_inuse_bytes", mibBytes, loadedGo))
@@ -305,6 +312,13 @@ func (pr *ProfileResult) rows(c config) []row {
 }
 
 // nanIfNil is the total of a CRI call count map, NaN when it was not measured.
+func nanIfZero(v float64) float64 {
+	if v == 0 {
+		return math.NaN()
+	}
+	return v
+}
+
 func nanIfNil(m map[string]float64) float64 {
 	if m == nil {
 		return math.NaN()
@@ -593,7 +607,8 @@ func method(res *Results) string {
    [0, %v) (upstream's relist period), so that neither agent's periodic work is in phase with the samples; the app answers
    and exits 50 ms later. Mean and percentiles over all samples.
 5. In the last profile, alongside 4, a busybox pod `+"`sh -c 'exit 1'`"+` with restartPolicy Always; restartCount 1, 2, 3 as the watch saw them.
-6. In the last profile: the agent's VmRSS (sampled every second, mean) and utime+stime over %v with no pods, then its go_memstats_*
+6. In the last profile: the agent's VmRSS (sampled every second, mean; with its parts RssAnon and RssFile) and utime+stime over %v
+   with no pods, and the size of its binary's read-only ELF segments, which bounds RssFile; then its go_memstats_*
    and (minikubelet) /debug/pprof/heap; then, in %s, %d busybox sleep pods created at once on the node (maxPods %d): first create
    → all Running, and the same window once all were Ready.
 7. Once per profile, with no agent running: RunPodSandbox + CreateContainer + StartContainer of busybox sleep with minikubelet's CRI

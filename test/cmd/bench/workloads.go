@@ -45,6 +45,7 @@ type RunResult struct {
 	// (6) the agent process with no pods and its Go memory statistics then; and with
 	// FootprintPods sleeping pods: first create -> all Running, the process, Go statistics.
 	Idle          *Footprint         `json:"idle,omitempty"`
+	ImageMiB      float64            `json:"image_mib,omitempty"` // the agent binary's read-only segments
 	IdleGo        map[string]float64 `json:"idle_go,omitempty"`
 	FootprintPods int                `json:"footprint_pods,omitempty"`
 	AllRunning    float64            `json:"footprint_all_running_s,omitempty"`
@@ -446,6 +447,9 @@ func (r *agentRun) footprint(ctx context.Context) error {
 		return fmt.Errorf("idle footprint: %w", err)
 	}
 	r.res.Idle = &idle
+	if r.res.ImageMiB, err = imageMiB(r.k.Pid()); err != nil {
+		return fmt.Errorf("agent binary: %w", err)
+	}
 	m, err := r.api.scrape(ctx)
 	if err != nil {
 		return err
