@@ -431,70 +431,100 @@ func (pr *ProfileResult) perRunTable() string {
 
 // criTable has a row per operation_type either agent called: the median over runs of the
 // calls for one pod start and, per pod, for each batch created and deleted.
+// mapCol is one column of a table whose rows are the keys of a map each run gives.
+type mapCol struct {
+	name string
+	get  func(RunResult) map[string]float64
+}
+
 func (pr *ProfileResult) criTable(c config) string {
-	type col struct {
-		name string
-		get  func(RunResult) map[string]float64
-	}
-	cols := []col{{"one pod", func(r RunResult) map[string]float64 { return r.CRISingle }}}
+	cols := []mapCol{{"one pod", func(r RunResult) map[string]float64 { return r.CRISingle }}}
 	for _, n := range c.Batches {
-		cols = append(cols, col{fmt.Sprintf("batch of %d, per pod", n), func(r RunResult) map[string]float64 {
+		cols = append(cols, mapCol{fmt.Sprintf("batch of %d, per pod", n), func(r RunResult) map[string]float64 {
 			if b := batchOf(r, n); b != nil && b.CRICalls != nil {
 				return scaled(b.CRICalls, n)
 			}
 			return nil
 		}})
 	}
-	ops := map[string]bool{}
+	return pr.mapTable("operation_type", cols, formatCount)
+}
+
+// cpuTable: CPU seconds by process group while each batch was created and deleted.
+func (pr *ProfileResult) cpuTable(c config) string {
+	var cols []mapCol
+	for _, n := range c.Batches {
+		for _, phase := range []struct {
+			name string
+			get  func(*BatchResult) map[string]float64
+		}{{"create", func(b *BatchResult) map[string]float64 { return b.CPUCreate }}, {"delete", func(b *BatchResult) map[string]float64 { return b.CPUDelete }}} {
+			cols = append(cols, mapCol{fmt.Sprintf("batch of %d, %s", n, phase.name), func(r RunResult) map[string]float64 {
+				if b := batchOf(r, n); b != nil {
+					return phase.get(b)
+				}
+				return nil
+			}})
+		}
+	}
+	return pr.mapTable("process", cols, func(v float64) string { return fmt.Sprintf("%.2f", v) })
+}
+
+// mapTable has a row per key any run gave and a last row of the totals, and per column
+// the median over each agent's runs that measured it (a key missing from a measured run
+// counts 0; "total" sums each run's column first); "·" marks a zero; "" if no run measured
+// any column.
+func (pr *ProfileResult) mapTable(head string, cols []mapCol, format func(float64) string) string {
+	keys := map[string]bool{}
 	for _, r := range pr.Runs {
 		for _, c := range cols {
-			for op := range c.get(r) {
-				ops[op] = true
+			for k := range c.get(r) {
+				keys[k] = true
 			}
 		}
 	}
-	names := make([]string, 0, len(ops))
-	for op := range ops {
-		names = append(names, op)
+	if len(keys) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
 	}
 	sort.Strings(names)
 	agents := []string{"minikubelet", "upstream"}
-	// value is the median over the agent's runs that measured this column (an operation
-	// missing from a measured run counts 0); "total" sums each run's column first.
-	value := func(a string, c col, op string) float64 {
+	value := func(a string, c mapCol, key string) float64 {
 		var xs []float64
 		for _, r := range pr.runsOf(a) {
 			m := c.get(r)
 			if m == nil {
 				continue
 			}
-			if op == "" {
+			if key == "" {
 				xs = append(xs, total(m))
 			} else {
-				xs = append(xs, m[op])
+				xs = append(xs, m[key])
 			}
 		}
 		return median(xs)
 	}
 	var b strings.Builder
-	b.WriteString("| operation_type |")
+	fmt.Fprintf(&b, "| %s |", head)
 	sep := "|---|"
 	for _, c := range cols {
 		fmt.Fprintf(&b, " %s: mk | %s: up |", c.name, c.name)
 		sep += "---:|---:|"
 	}
 	b.WriteString("\n" + sep + "\n")
-	for _, op := range append(names, "") {
-		label := op
-		if op == "" {
+	for _, key := range append(names, "") {
+		label := key
+		if key == "" {
 			label = "**total**"
 		}
 		fmt.Fprintf(&b, "| %s |", label)
 		for _, c := range cols {
 			for _, a := range agents {
-				v := value(a, c, op)
-				s := formatCount(v)
-				if op != "" && v == 0 {
+				v := value(a, c, key)
+				s := format(v)
+				if key != "" && v == 0 {
 					s = "·"
 				}
 				fmt.Fprintf(&b, " %s |", s)
@@ -569,6 +599,10 @@ func markdown(res *Results) string {
 		b.WriteString(pr.perRunTable())
 		fmt.Fprintf(&b, "\n#### %s: CRI calls by operation_type (each agent's kubelet_runtime_operations_duration_seconds counts; the agents name operations alike only in part; · none)\n\n", pr.Profile.Name)
 		b.WriteString(pr.criTable(c))
+		if t := pr.cpuTable(c); t != "" {
+			fmt.Fprintf(&b, "\n#### %s: CPU seconds by process while a batch was created (first create → all Ready) and deleted (first delete → no sandbox ready); median of runs\n\n", pr.Profile.Name)
+			b.WriteString(t)
+		}
 		fmt.Fprintf(&b, "\n#### %s: (7) floor, sandbox + container start straight through CRI, no kubelet (%d samples)\n\n", pr.Profile.Name, len(pr.Floor))
 		b.WriteString(pr.floorTable())
 		b.WriteString("\n")
@@ -603,6 +637,8 @@ func method(res *Results) string {
 2. Batches of %s such pods created at once (one goroutine each, client QPS not limiting); the batches after the first run in %s.
 3. Each batch deleted at once with gracePeriodSeconds 0 (the API object goes at once; the runtime time shows the agent's
    teardown). The CRI calls of 2 and 3 are counted from before the first create to when no sandbox of the batch was ready.
+   CPU by process: utime+stime+cutime+cstime of the agent, containerd, the shims, kube-apiserver, etcd, the scheduler and
+   controller-manager and the bench from /proc/<pid>/stat, and the rest of /proc/stat's busy time as "other".
 4. %d test-app pods (restartPolicy Never) asked in turn to exit with GET /exit?code=3, each after a random delay uniform over
    [0, %v) (upstream's relist period), so that neither agent's periodic work is in phase with the samples; the app answers
    and exits 50 ms later. Mean and percentiles over all samples.

@@ -69,6 +69,10 @@ type BatchResult struct {
 	// The agent's CRI calls per operation_type from before the first create until the
 	// batch's sandboxes were all stopped and its pods gone from the API.
 	CRICalls map[string]float64 `json:"cri_calls"`
+	// CPU seconds by process group (cpuGroups) from the first create until all were
+	// Ready, and from the first delete until no sandbox of the batch was ready.
+	CPUCreate map[string]float64 `json:"cpu_create_s,omitempty"`
+	CPUDelete map[string]float64 `json:"cpu_delete_s,omitempty"`
 }
 
 // agentRun runs the workloads against one node agent that is already Ready.
@@ -290,6 +294,10 @@ func (r *agentRun) batch(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
+	cpu0, err := snapshotCPU()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	created, err := r.createAll(ctx, pods)
 	if err != nil {
@@ -298,6 +306,11 @@ func (r *agentRun) batch(ctx context.Context, n int) error {
 	if err := r.tr.waitPods(ctx, 3*time.Minute, "batch Ready", names, isReady); err != nil {
 		return err
 	}
+	cpu1, err := snapshotCPU()
+	if err != nil {
+		return err
+	}
+	b.CPUCreate = cpuSince(cpu0, cpu1)
 	var last time.Time
 	uids := map[string]bool{}
 	for _, name := range names {
@@ -316,6 +329,9 @@ func (r *agentRun) batch(ctx context.Context, n int) error {
 	var wg sync.WaitGroup
 	deleted := map[string]time.Time{}
 	var firstErr error
+	if cpu0, err = snapshotCPU(); err != nil {
+		return err
+	}
 	delStart := time.Now()
 	for _, name := range names {
 		wg.Add(1)
@@ -340,6 +356,10 @@ func (r *agentRun) batch(ctx context.Context, n int) error {
 		return fmt.Errorf("batch sandboxes stopped after deletion: %w", err)
 	}
 	b.DeleteRuntimeStopped = secs(stopped.Sub(delStart))
+	if cpu1, err = snapshotCPU(); err != nil {
+		return err
+	}
+	b.CPUDelete = cpuSince(cpu0, cpu1)
 	if err := r.tr.waitPods(ctx, time.Minute, "batch DELETED", names, isDeleted); err != nil {
 		return err
 	}
