@@ -262,6 +262,13 @@ type Environment struct {
 const cgroupRoot = "/mkbed-bench-pods"
 
 func main() {
+	if js := os.Getenv("BENCH_REPORT"); js != "" {
+		if err := rewriteReport(js); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg := loadConfig()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -527,6 +534,27 @@ func reportName(date string) string {
 		return date + "-" + r
 	}
 	return date
+}
+
+// rewriteReport writes the report of the raw results in js (BENCH_REPORT=<file>.json) anew,
+// as <file>.md: for a report whose format changed after the run.
+func rewriteReport(js string) error {
+	b, err := os.ReadFile(js)
+	if err != nil {
+		return err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", js, err)
+	}
+	c := &res.Config // the durations are kept as seconds only
+	c.Idle, c.ExitDelayMax = time.Duration(c.IdleSeconds*float64(time.Second)), time.Duration(c.ExitDelayMaxS*float64(time.Second))
+	md := strings.TrimSuffix(js, ".json") + ".md"
+	if err := os.WriteFile(md, []byte(markdown(&res)), 0o644); err != nil {
+		return err
+	}
+	logf("bench: wrote %s from %s", md, js)
+	return nil
 }
 
 func writeReport(cfg config, res *Results) error {

@@ -349,6 +349,8 @@ type goal struct {
 	mk, up float64
 	u      unit
 	limit  float64
+	// where says, for a goal not met, where the time or memory goes ("" for nothing measured).
+	where func() string
 }
 
 func (g goal) met() bool {
@@ -368,20 +370,66 @@ func (pr *ProfileResult) goalList(c config) []goal {
 		f := func(a string) float64 {
 			return median(pr.perRun(a, batchValue(n, func(b *BatchResult) float64 { return b.AllReady })))
 		}
-		gs = append(gs, goal{fmt.Sprintf("batch of %d, first create → all Ready", n), f("minikubelet"), f("upstream"), seconds, 0.7})
+		gs = append(gs, goal{fmt.Sprintf("batch of %d, first create → all Ready", n), f("minikubelet"), f("upstream"), seconds, 0.7,
+			func() string { return pr.cpuWhere(n) }})
 	}
 	gs = append(gs, goal{"agent's share of create → Running (p50 minus the CRI floor p50)",
-		pr.agentShare("minikubelet"), pr.agentShare("upstream"), seconds, 0.5})
+		pr.agentShare("minikubelet"), pr.agentShare("upstream"), seconds, 0.5, nil})
 	ex := func(a string) float64 { return mean(pr.pooled(a, exitAdjusted)) }
-	gs = append(gs, goal{"container exit → terminated state seen, mean", ex("minikubelet"), ex("upstream"), seconds, 0.2})
+	gs = append(gs, goal{"container exit → terminated state seen, mean", ex("minikubelet"), ex("upstream"), seconds, 0.2, nil})
 	if pr.Profile.Footprint {
 		rss := func(which func(RunResult) *Footprint) func(string) float64 {
 			return func(a string) float64 { return median(pr.perRun(a, footprintValue(rssOf, which))) }
 		}
-		gs = append(gs, goal{"idle RSS", rss(idleOf)("minikubelet"), rss(idleOf)("upstream"), mib, 0.35})
-		gs = append(gs, goal{fmt.Sprintf("RSS with %d pods", c.FootprintPods), rss(loadedOf)("minikubelet"), rss(loadedOf)("upstream"), mib, 0.5})
+		gs = append(gs, goal{"idle RSS", rss(idleOf)("minikubelet"), rss(idleOf)("upstream"), mib, 0.35,
+			func() string { return pr.rssWhere(idleOf) }})
+		gs = append(gs, goal{fmt.Sprintf("RSS with %d pods", c.FootprintPods), rss(loadedOf)("minikubelet"), rss(loadedOf)("upstream"), mib, 0.5,
+			func() string { return pr.rssWhere(loadedOf) }})
 	}
 	return gs
+}
+
+// cpuWhere: how the machine's busy time while batches of n were created split between the
+// agent, the runtime and the API server (medians of runs).
+func (pr *ProfileResult) cpuWhere(n int) string {
+	var parts []string
+	for _, a := range []string{"minikubelet", "upstream"} {
+		var busy, agent, runtime, api []float64
+		for _, r := range pr.runsOf(a) {
+			b := batchOf(r, n)
+			if b == nil || b.CPUCreate == nil {
+				continue
+			}
+			m := b.CPUCreate
+			busy = append(busy, total(m))
+			agent = append(agent, m["agent"])
+			runtime = append(runtime, m["containerd (with CNI plugins)"]+m["shims (with runc)"])
+			api = append(api, m["kube-apiserver"]+m["etcd"])
+		}
+		if len(busy) == 0 {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("with %s the machine was busy %.1f CPU-s, of which the agent %.1f, containerd and its shims %.1f, kube-apiserver and etcd %.1f",
+			a, median(busy), median(agent), median(runtime), median(api)))
+	}
+	return strings.Join(parts, "; ") + " (medians of runs; table: CPU seconds by process)"
+}
+
+// rssWhere splits both agents' RSS in a footprint window into anonymous and file pages.
+func (pr *ProfileResult) rssWhere(which func(RunResult) *Footprint) string {
+	v := func(a string, f func(*Footprint) float64) float64 {
+		return median(pr.perRun(a, footprintValue(f, which)))
+	}
+	img := func(a string) float64 {
+		return median(pr.perRun(a, func(r RunResult) float64 { return nanIfZero(r.ImageMiB) }))
+	}
+	if math.IsNaN(v("minikubelet", anonOf)) {
+		return ""
+	}
+	return fmt.Sprintf("anonymous pages (heap, stacks) %s vs %s, ratio %s; file pages (the binary as mapped in) %s vs %s, ratio %s, of read-only segments of %s vs %s",
+		format(v("minikubelet", anonOf), mib), format(v("upstream", anonOf), mib), ratio(v("minikubelet", anonOf), v("upstream", anonOf)),
+		format(v("minikubelet", fileOf), mib), format(v("upstream", fileOf), mib), ratio(v("minikubelet", fileOf), v("upstream", fileOf)),
+		format(img("minikubelet"), mib), format(img("upstream"), mib))
 }
 
 func (pr *ProfileResult) goals(c config) string {
@@ -389,6 +437,11 @@ func (pr *ProfileResult) goals(c config) string {
 	for _, g := range pr.goalList(c) {
 		fmt.Fprintf(&b, "- %s ≤ %.2f × upstream's: %s vs %s, ratio %s — %s\n",
 			g.name, g.limit, format(g.mk, g.u), format(g.up, g.u), ratio(g.mk, g.up), verdict(g.met()))
+		if g.where != nil && !g.met() {
+			if w := g.where(); w != "" {
+				fmt.Fprintf(&b, "  - where it goes: %s\n", w)
+			}
+		}
 	}
 	var over []string
 	for _, r := range pr.rows(c) {
@@ -429,14 +482,14 @@ func (pr *ProfileResult) perRunTable() string {
 	return b.String()
 }
 
-// criTable has a row per operation_type either agent called: the median over runs of the
-// calls for one pod start and, per pod, for each batch created and deleted.
 // mapCol is one column of a table whose rows are the keys of a map each run gives.
 type mapCol struct {
 	name string
 	get  func(RunResult) map[string]float64
 }
 
+// criTable has a row per operation_type either agent called: the median over runs of the
+// calls for one pod start and, per pod, for each batch created and deleted.
 func (pr *ProfileResult) criTable(c config) string {
 	cols := []mapCol{{"one pod", func(r RunResult) map[string]float64 { return r.CRISingle }}}
 	for _, n := range c.Batches {

@@ -149,3 +149,30 @@ func TestReportRowsSkipUnmeasured(t *testing.T) {
 		}
 	}
 }
+
+// A goal not met says where the time or memory went; a met one does not.
+func TestGoalsWhereItGoes(t *testing.T) {
+	c := config{SeqPods: 1, Batches: []int{30}, FootprintPods: 3, MaxPods: 10}
+	run := func(agent string, ready, anon, file float64) RunResult {
+		return RunResult{Agent: agent, SeqRunning: []float64{0.3},
+			Batches: []BatchResult{{Pods: 30, AllReady: ready, CPUCreate: map[string]float64{
+				"agent": 0.5, "containerd (with CNI plugins)": 6, "shims (with runc)": 2, "kube-apiserver": 1.5, "etcd": 0.5, otherCPU: 1}}},
+			Idle: &Footprint{RSSMiB: anon + file, AnonMiB: anon, FileMiB: file}, ImageMiB: 2 * file}
+	}
+	pr := &ProfileResult{Profile: profile{Name: "ordinary", Footprint: true}, Floor: []FloorSample{{Total: 0.1}},
+		Runs: []RunResult{run("minikubelet", 9, 10, 30), run("upstream", 10, 40, 50)}}
+	md := pr.goals(c)
+	for _, want := range []string{
+		"batch of 30, first create → all Ready ≤ 0.70 × upstream's: 9000 ms vs 10.0 s, ratio 0.90 — **not met**",
+		"with minikubelet the machine was busy 11.5 CPU-s, of which the agent 0.5, containerd and its shims 8.0, kube-apiserver and etcd 2.0",
+		"anonymous pages (heap, stacks) 10.0 MiB vs 40.0 MiB, ratio 0.25; file pages (the binary as mapped in) 30.0 MiB vs 50.0 MiB, ratio 0.60, of read-only segments of 60.0 MiB vs 100.0 MiB",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("goals lack %q:\n%s", want, md)
+		}
+	}
+	pr.Runs[0].Batches[0].AllReady = 5
+	if md := pr.goals(c); strings.Count(md, "where it goes") != 1 { // the idle RSS goal only
+		t.Errorf("a met goal says where it goes:\n%s", md)
+	}
+}
