@@ -148,11 +148,19 @@ func TestWatchEventsUnimplementedFallsBack(t *testing.T) {
 		}
 		return &eventsapi.Envelope{Topic: "/tasks/exit", Event: &anypb.Any{TypeUrl: "containerd.events.TaskExit", Value: b}}
 	}
+	del := func(id, execID string) *eventsapi.Envelope {
+		b, err := proto.Marshal(&apievents.TaskDelete{ContainerID: id, ID: execID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &eventsapi.Envelope{Topic: "/tasks/delete", Event: &anypb.Any{TypeUrl: "containerd.events.TaskDelete", Value: b}}
+	}
 	c, got := watch(t, &eventsRuntime{}, &containerdEvents{envs: []*eventsapi.Envelope{
-		exit("c1", "c1"), exit("c1", "exec1"), {Topic: "/tasks/start"},
+		exit("c1", "c1"), exit("c1", "exec1"), {Topic: "/tasks/start"}, del("c1", ""), del("c1", "exec1"),
+		{Topic: "/tasks/delete", Event: &anypb.Any{Value: []byte{0xff}}},
 	}})
 	expectEvents(t, got, Event{Kind: EventSubscribed}, Event{Kind: EventExit, ID: "c1"}, Event{Kind: EventOther, ID: "c1"},
-		Event{Kind: EventOther})
+		Event{Kind: EventOther}, Event{Kind: EventExitRecorded, ID: "c1"}, Event{Kind: EventOther, ID: "c1"}, Event{Kind: EventOther})
 	if s := c.EventSource(); s != EventSourceContainerd {
 		t.Errorf("EventSource = %q, want %q", s, EventSourceContainerd)
 	}

@@ -29,6 +29,11 @@ const (
 	EventSubscribed EventKind = iota
 	// EventExit: a container's (or sandbox's) main process exited.
 	EventExit
+	// EventExitRecorded: the runtime has dealt with an exit and its CRI state shows it now
+	// (or a moment later): containerd 1.6's CRI plugin deletes an exited task and then
+	// records the exit, so the task's delete event follows the exit by the runc call's
+	// tens of milliseconds.
+	EventExitRecorded
 	// EventOther: any other task event (create, start, OOM, delete, exec processes).
 	EventOther
 	// EventUnavailable: the runtime serves no event stream; WatchEvents has returned and
@@ -213,17 +218,32 @@ func (c *Client) watchContainerd(ctx context.Context, notify func(Event), receiv
 }
 
 // decodeEvent keeps what the kubelet needs of a containerd envelope: exits of a task's
-// main process (an exec process's exit has its own ID, and says nothing of the container).
+// main process and the deletes of such tasks (an exec process's exit has its own ID, and
+// says nothing of the container).
 func decodeEvent(env *eventsapi.Envelope) Event {
-	if env.GetTopic() != "/tasks/exit" {
+	var container, process string
+	var kind EventKind
+	switch env.GetTopic() {
+	case "/tasks/exit":
+		var ex apievents.TaskExit
+		if proto.Unmarshal(env.GetEvent().GetValue(), &ex) != nil {
+			return Event{Kind: EventOther}
+		}
+		container, process, kind = ex.ContainerID, ex.ID, EventExit
+	case "/tasks/delete":
+		var del apievents.TaskDelete
+		if proto.Unmarshal(env.GetEvent().GetValue(), &del) != nil {
+			return Event{Kind: EventOther}
+		}
+		container, process, kind = del.ContainerID, del.ID, EventExitRecorded
+	default:
 		return Event{Kind: EventOther}
 	}
-	var ex apievents.TaskExit
-	if err := proto.Unmarshal(env.GetEvent().GetValue(), &ex); err != nil || ex.ContainerID == "" {
+	if container == "" {
 		return Event{Kind: EventOther}
 	}
-	if ex.ID != "" && ex.ID != ex.ContainerID {
-		return Event{Kind: EventOther, ID: ex.ContainerID}
+	if process != "" && process != container {
+		return Event{Kind: EventOther, ID: container}
 	}
-	return Event{Kind: EventExit, ID: ex.ContainerID}
+	return Event{Kind: kind, ID: container}
 }

@@ -233,6 +233,61 @@ func TestCacheExitAnnouncedBeforeVisible(t *testing.T) {
 	}
 }
 
+// containerd 1.6 records an exit in its CRI state only after deleting the task: the
+// task's delete event makes the next look due at once, however far the delays between
+// looks have grown; alone (its exit event lost) it starts the looks; once the exit is
+// known it costs no call.
+func TestCacheExitRecordedLooksAtOnce(t *testing.T) {
+	f := newFixture(t)
+	_, id := f.startPod("u1")
+	f.get("u1")
+	f.cache.Event(cri.Event{Kind: cri.EventExit, ID: id})
+	for _, d := range exitRetries[:3] {
+		f.cache.HandleExits(f.ctx)
+		f.clock.Step(d)
+	}
+	f.cache.HandleExits(f.ctx) // the fourth look: the next is exitRetries[3] away
+	if d, _ := f.cache.nextRetry(); d != exitRetries[3] {
+		t.Fatalf("next look in %v, want %v", d, exitRetries[3])
+	}
+	f.cache.Event(cri.Event{Kind: cri.EventExit, ID: id}) // a repeated exit changes nothing
+	if d, _ := f.cache.nextRetry(); d != exitRetries[3] {
+		t.Fatalf("after a repeated exit: next look in %v, want %v", d, exitRetries[3])
+	}
+	f.calls()
+	f.exitBehindOurBack(id, 2)
+	f.cache.Event(cri.Event{Kind: cri.EventExitRecorded, ID: id})
+	if d, ok := f.cache.nextRetry(); !ok || d > 0 {
+		t.Fatalf("after the record: next look in %v (%v), want now", d, ok)
+	}
+	f.cache.HandleExits(f.ctx)
+	if c := f.calls(); !slices.Equal(c, []string{"ContainerStatus"}) {
+		t.Fatalf("calls %v, want one ContainerStatus", c)
+	}
+	if ch := f.takeChanged(); !slices.Equal(ch, []types.UID{"u1"}) {
+		t.Fatalf("changed %v, want u1", ch)
+	}
+	f.cache.Event(cri.Event{Kind: cri.EventExitRecorded, ID: id})
+	f.cache.HandleExits(f.ctx)
+	if c := f.calls(); len(c) != 0 {
+		t.Fatalf("a record of a known exit made calls %v", c)
+	}
+
+	// The exit event lost: the record alone finds the exit.
+	_, id2 := f.startPod("u2")
+	f.get("u2")
+	f.calls()
+	f.exitBehindOurBack(id2, 1)
+	f.cache.Event(cri.Event{Kind: cri.EventExitRecorded, ID: id2})
+	f.cache.HandleExits(f.ctx)
+	if ch := f.takeChanged(); !slices.Equal(ch, []types.UID{"u2"}) {
+		t.Fatalf("changed %v, want u2", ch)
+	}
+	if st := f.get("u2"); containerState(st, id2) != cri.StateExited {
+		t.Fatalf("u2 state %+v", st.Containers)
+	}
+}
+
 // Lost events, events for objects the cache has not seen yet, NotFound for an object an
 // event named, and a runtime that fails mid-way: one full relist brings the cache to the
 // runtime's truth and reports every pod that moved.

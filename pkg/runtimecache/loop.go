@@ -26,21 +26,24 @@ func (c *Cache) Event(ev cri.Event) {
 	case cri.EventUnavailable:
 		c.noEvents = true
 		c.kickLocked() // Run takes up the shorter period
-	case cri.EventExit:
+	case cri.EventExit, cri.EventExitRecorded:
 		if c.objs[ev.ID] == nil {
 			c.kickLocked() // an object we have not seen yet: only a list can place it
 			return
 		}
 		o := c.objs[ev.ID]
-		if o.stopping > 0 {
-			return // our own stop: read when the call returns
+		if o.stopping > 0 || o.final() {
+			return // our own stop (read when the call returns), or the exit is known
 		}
-		if _, ok := c.looks[ev.ID]; !ok && !o.final() {
-			c.looks[ev.ID] = look{at: c.cfg.Clock.Now()}
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
+		// An exit starts the looks; its record (which may come first, or alone if the
+		// exit was lost) makes the next look due now, with the short delays again after it.
+		if _, ok := c.looks[ev.ID]; ok && ev.Kind == cri.EventExit {
+			return
+		}
+		c.looks[ev.ID] = look{at: c.cfg.Clock.Now()}
+		select {
+		case c.kick <- struct{}{}:
+		default:
 		}
 	}
 }
