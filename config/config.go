@@ -119,6 +119,12 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	if c.KubeAPIBurst == 0 {
 		c.KubeAPIBurst = 100
 	}
+	if c.EventRecordQPS == nil {
+		c.EventRecordQPS = ptr(int32(50))
+	}
+	if c.EventBurst == 0 {
+		c.EventBurst = 100
+	}
 	if c.RegisterNode == nil {
 		c.RegisterNode = ptr(true)
 	}

@@ -20,7 +20,8 @@ func TestParseDefaultsAndFlags(t *testing.T) {
 	}
 	k := c.Kubelet
 	if k.MaxPods != 50 || k.ContainerRuntimeEndpoint != DefaultRuntimeEndpoint || k.NodeStatusUpdateFrequency.Duration != 10*time.Second ||
-		k.NodeStatusReportFrequency.Duration != 5*time.Minute || k.NodeLeaseDurationSeconds != 40 || k.Port != 10250 || *k.HealthzPort != 10248 {
+		k.NodeStatusReportFrequency.Duration != 5*time.Minute || k.NodeLeaseDurationSeconds != 40 || k.Port != 10250 || *k.HealthzPort != 10248 ||
+		*k.EventRecordQPS != 50 || k.EventBurst != 100 {
 		t.Errorf("defaults/flags wrong: %+v", k)
 	}
 	if c.NodeLabels["a"] != "b" || c.NodeLabels["c.io/d"] != "e" {
@@ -89,7 +90,8 @@ func TestConfigFileThenFlagsOverride(t *testing.T) {
 
 func TestValidateCollectsEveryError(t *testing.T) {
 	c, _, err := Parse([]string{"--max-pods=0", "--node-ip=nope", "--container-runtime-endpoint=tcp://x", "--node-labels=bad key=v",
-		"--register-with-taints=k:Sometimes", "--cgroup-driver=cgroupv3", "--healthz-port=70000", "--hostname-override=UPPER_case!"}, io.Discard)
+		"--register-with-taints=k:Sometimes", "--cgroup-driver=cgroupv3", "--healthz-port=70000", "--hostname-override=UPPER_case!",
+		"--event-qps=-1", "--event-burst=-2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,8 @@ func TestValidateCollectsEveryError(t *testing.T) {
 		t.Fatal("invalid config accepted")
 	}
 	for _, want := range []string{"kubeconfig (--kubeconfig)", "maxPods (--max-pods)", "node IP (--node-ip)", "containerRuntimeEndpoint (--container-runtime-endpoint)",
-		"node labels (--node-labels)", "registerWithTaints (--register-with-taints)", "cgroupDriver (--cgroup-driver)", "healthzPort (--healthz-port)", "hostname override (--hostname-override)"} {
+		"node labels (--node-labels)", "registerWithTaints (--register-with-taints)", "cgroupDriver (--cgroup-driver)", "healthzPort (--healthz-port)", "hostname override (--hostname-override)",
+		"eventRecordQPS (--event-qps): -1 must not be negative", "eventBurst (--event-burst): -2 must not be negative"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %q: %v", want, err)
 		}

@@ -163,6 +163,8 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&k.HealthzBindAddress, "healthz-bind-address", k.HealthzBindAddress, "Address of the /healthz endpoint.")
 	fs.Int32Var(k.KubeAPIQPS, "kube-api-qps", *k.KubeAPIQPS, "Queries per second to the API server.")
 	fs.Int32Var(&k.KubeAPIBurst, "kube-api-burst", k.KubeAPIBurst, "Burst of queries to the API server.")
+	fs.Int32Var(k.EventRecordQPS, "event-qps", *k.EventRecordQPS, "Events sent per second to the API server, on a client of their own (0: no limit).")
+	fs.Int32Var(&k.EventBurst, "event-burst", k.EventBurst, "Burst of events sent to the API server.")
 	fs.StringVar(k.ResolverConfig, "resolv-conf", *k.ResolverConfig, "Resolver file pods with dnsPolicy Default get (and ClusterFirst ones its search domains); empty gives them the node's loopback.")
 	fs.StringSliceVar(&k.ClusterDNS, "cluster-dns", k.ClusterDNS, "Comma-separated IP addresses (IPv4/IPv6) of the cluster DNS: the nameservers of pods with dnsPolicy ClusterFirst. Without it those pods fall back to Default.")
 	fs.StringVar(&k.ClusterDomain, "cluster-domain", k.ClusterDomain, "Cluster domain: ClusterFirst pods search <ns>.svc.<domain>, svc.<domain> and <domain> before the node's search domains; pods' FQDNs end in it.")

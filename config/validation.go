@@ -89,6 +89,12 @@ func Validate(c *Config) error {
 	if k.KubeAPIBurst < 0 {
 		add("kubeAPIBurst (--kube-api-burst): %d must not be negative", k.KubeAPIBurst)
 	}
+	if *k.EventRecordQPS < 0 {
+		add("eventRecordQPS (--event-qps): %d must not be negative", *k.EventRecordQPS)
+	}
+	if k.EventBurst < 0 {
+		add("eventBurst (--event-burst): %d must not be negative", k.EventBurst)
+	}
 	if k.CgroupDriver != "cgroupfs" && k.CgroupDriver != "systemd" {
 		add("cgroupDriver (--cgroup-driver): %q must be cgroupfs or systemd", k.CgroupDriver)
 	}

@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/certificate"
 	"k8s.io/klog/v2"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -116,12 +118,20 @@ func (s serverRuntime) PodState(ctx context.Context, _ string, uid types.UID) (*
 
 func (s serverRuntime) Counts() (int, map[cri.ContainerState]int) { return s.state.Counts() }
 
-// apiClients are the API clients with the node's credentials: TLS bootstrap when
+// clients are the node's API clients, as upstream's: the main one is limited by
+// kubeAPIQPS and kubeAPIBurst; events have their own, limited by eventRecordQPS (0: no
+// limit) and eventBurst, so that a burst of events never delays a status write; node
+// status and the Lease have one that is not rate-limited and times out after
+// nodeStatusUpdateFrequency (at most the Lease's duration).
+type clients struct {
+	api, heartbeat kubernetes.Interface
+	events         typedcorev1.EventsGetter
+}
+
+// apiClients makes the clients with the node's credentials: TLS bootstrap when
 // --kubeconfig is missing or expired (this waits for the CSR to be issued), client
-// certificate rotation (node/bootstrap.go). The first is limited by kubeAPIQPS and
-// kubeAPIBurst; the second, for node status and the Lease, is not rate-limited and times
-// out after nodeStatusUpdateFrequency, as upstream's heartbeat client.
-func apiClients(ctx context.Context, cfg *config.Config, nodeName string) (kubernetes.Interface, kubernetes.Interface, error) {
+// certificate rotation (node/bootstrap.go).
+func apiClients(ctx context.Context, cfg *config.Config, nodeName string) (clients, error) {
 	k := &cfg.Kubelet
 	restCfg, err := node.ClientConfig(ctx, node.ClientCertConfig{
 		KubeconfigPath: cfg.KubeconfigPath, BootstrapKubeconfigPath: cfg.BootstrapKubeconfigPath,
@@ -129,25 +139,35 @@ func apiClients(ctx context.Context, cfg *config.Config, nodeName string) (kuber
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, ctx.Err() // stopped while waiting for the certificate
+			return clients{}, ctx.Err() // stopped while waiting for the certificate
 		}
-		return nil, nil, oneLine(err)
+		return clients{}, oneLine(err)
 	}
 	restCfg.UserAgent = "minikubelet/" + version.Version
-	heartbeatCfg := *restCfg
-	heartbeatCfg.QPS = -1
-	heartbeatCfg.Timeout = k.NodeStatusUpdateFrequency.Duration
-	restCfg.QPS = float32(*k.KubeAPIQPS)
-	restCfg.Burst = int(k.KubeAPIBurst)
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+	apiCfg, heartbeatCfg, eventCfg := clientConfigs(restCfg, k)
+	var c clients
+	if c.api, err = kubernetes.NewForConfig(apiCfg); err == nil {
+		if c.heartbeat, err = kubernetes.NewForConfig(heartbeatCfg); err == nil {
+			c.events, err = typedcorev1.NewForConfig(eventCfg)
+		}
 	}
-	heartbeat, err := kubernetes.NewForConfig(&heartbeatCfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
+		return clients{}, fmt.Errorf("--kubeconfig %s: %w", cfg.KubeconfigPath, oneLine(err))
 	}
-	return client, heartbeat, nil
+	return c, nil
+}
+
+// clientConfigs derives the three clients' settings (see clients) from the node's.
+func clientConfigs(base *rest.Config, k *kubeletv1beta1.KubeletConfiguration) (api, heartbeat, events *rest.Config) {
+	api, heartbeat, events = rest.CopyConfig(base), rest.CopyConfig(base), rest.CopyConfig(base)
+	api.QPS, api.Burst = float32(*k.KubeAPIQPS), int(k.KubeAPIBurst)
+	heartbeat.QPS = -1
+	heartbeat.Timeout = min(k.NodeStatusUpdateFrequency.Duration, time.Duration(k.NodeLeaseDurationSeconds)*time.Second)
+	events.QPS, events.Burst = float32(*k.EventRecordQPS), int(k.EventBurst)
+	if events.QPS == 0 {
+		events.QPS = -1 // as upstream: 0 is no limit (client-go would take its default of 5)
+	}
+	return api, heartbeat, events
 }
 
 // servingCertificate starts the manager of the kubelet API's serving certificate when

@@ -7,6 +7,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/minikubelet/minikubelet/config"
 )
@@ -39,5 +41,44 @@ func TestServingCertificateWiring(t *testing.T) {
 			t.Fatal("no CSR")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// As upstream's: events have a client of their own (eventRecordQPS 0: no limit), so they
+// never take the status writes' kubeAPIQPS; the heartbeat client is not limited and times
+// out after nodeStatusUpdateFrequency, at most the Lease's duration.
+func TestClientConfigs(t *testing.T) {
+	base := &rest.Config{Host: "https://api", UserAgent: "minikubelet/test"}
+	for _, tc := range []struct {
+		name                 string
+		eventQPS             int32
+		freq                 time.Duration
+		wantEvents           float32
+		wantHeartbeatTimeout time.Duration
+	}{
+		{"defaults", 50, 10 * time.Second, 50, 10 * time.Second},
+		{"events unlimited", 0, 10 * time.Second, -1, 10 * time.Second},
+		{"status updates slower than the Lease", 5, time.Minute, 5, 40 * time.Second},
+	} {
+		k := &kubeletv1beta1.KubeletConfiguration{KubeAPIQPS: new(int32(7)), KubeAPIBurst: 9, EventRecordQPS: new(tc.eventQPS), EventBurst: 11,
+			NodeStatusUpdateFrequency: metav1.Duration{Duration: tc.freq}, NodeLeaseDurationSeconds: 40}
+		api, hb, ev := clientConfigs(base, k)
+		if api.QPS != 7 || api.Burst != 9 {
+			t.Errorf("%s: API client %v/%d, want 7/9", tc.name, api.QPS, api.Burst)
+		}
+		if ev.QPS != tc.wantEvents || ev.Burst != 11 {
+			t.Errorf("%s: event client %v/%d, want %v/11", tc.name, ev.QPS, ev.Burst, tc.wantEvents)
+		}
+		if hb.QPS != -1 || hb.Timeout != tc.wantHeartbeatTimeout {
+			t.Errorf("%s: heartbeat client QPS %v timeout %v, want -1 and %v", tc.name, hb.QPS, hb.Timeout, tc.wantHeartbeatTimeout)
+		}
+		for _, c := range []*rest.Config{api, hb, ev} {
+			if c.Host != base.Host || c.UserAgent != base.UserAgent || c == base {
+				t.Errorf("%s: %+v is not a copy of the node's config", tc.name, c)
+			}
+		}
+	}
+	if base.QPS != 0 || base.Timeout != 0 {
+		t.Errorf("the node's config changed: %+v", base)
 	}
 }

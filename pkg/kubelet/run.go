@@ -60,6 +60,7 @@ type parts struct {
 	logger             klog.Logger
 	nodeName, hostname string
 	client, heartbeat  kubernetes.Interface // nil: standalone
+	eventClient        typedcorev1.EventsGetter
 	rt                 *cri.Client
 	runtimeName        string // the runtime's name (CRI Version), the scheme of container IDs
 	state              *runtimecache.Cache
@@ -151,9 +152,11 @@ func (p *parts) apiClients(ctx context.Context) error {
 		p.logger.Info("Standalone mode: no API server; running static pods only", "staticPodPath", p.cfg.Kubelet.StaticPodPath)
 		return nil
 	}
-	if p.client, p.heartbeat, err = apiClients(ctx, p.cfg, p.nodeName); err != nil && ctx.Err() != nil {
+	c, err := apiClients(ctx, p.cfg, p.nodeName)
+	if err != nil && ctx.Err() != nil {
 		return errStopped
 	}
+	p.client, p.heartbeat, p.eventClient = c.api, c.heartbeat, c.events
 	return err
 }
 
@@ -223,8 +226,8 @@ func (p *parts) machineFacts(context.Context) error {
 func (p *parts) events(ctx context.Context) error {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartStructuredLogging(3)
-	if p.client != nil {
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: p.client.CoreV1().Events("")})
+	if p.eventClient != nil {
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: p.eventClient.Events("")})
 	}
 	p.closers = append(p.closers, b.Shutdown)
 	p.recorder = b.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: p.nodeName})
