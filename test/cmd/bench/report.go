@@ -423,12 +423,14 @@ func (pr *ProfileResult) rssWhere(which func(RunResult) *Footprint) string {
 	img := func(a string) float64 {
 		return median(pr.perRun(a, func(r RunResult) float64 { return nanIfZero(r.ImageMiB) }))
 	}
-	if math.IsNaN(v("minikubelet", anonOf)) {
+	mkAnon, upAnon := v("minikubelet", anonOf), v("upstream", anonOf)
+	if math.IsNaN(mkAnon) {
 		return ""
 	}
+	mkFile, upFile := v("minikubelet", fileOf), v("upstream", fileOf)
 	return fmt.Sprintf("anonymous pages (heap, stacks) %s vs %s, ratio %s; file pages (the binary as mapped in) %s vs %s, ratio %s, of read-only segments of %s vs %s",
-		format(v("minikubelet", anonOf), mib), format(v("upstream", anonOf), mib), ratio(v("minikubelet", anonOf), v("upstream", anonOf)),
-		format(v("minikubelet", fileOf), mib), format(v("upstream", fileOf), mib), ratio(v("minikubelet", fileOf), v("upstream", fileOf)),
+		format(mkAnon, mib), format(upAnon, mib), ratio(mkAnon, upAnon),
+		format(mkFile, mib), format(upFile, mib), ratio(mkFile, upFile),
 		format(img("minikubelet"), mib), format(img("upstream"), mib))
 }
 
