@@ -27,6 +27,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
@@ -86,6 +87,22 @@ func removeOrphans(logger klog.Logger, sourcesSynced func() bool, workers *podwo
 			logger.Info("Removing orphaned pod from the runtime", "podUID", uid, "pod", ref.Namespace+"/"+ref.Name)
 			workers.Remove(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid, Namespace: ref.Namespace, Name: ref.Name}})
 		}
+	}
+}
+
+// podCgroupUse tells the cgroup manager's orphan sweep what a pod found in the cgroup
+// tree is to the node, as upstream's housekeeping decides: in use until every source
+// has delivered its pods, while a worker holds it, or while the runtime still has it (it
+// is removed through the runtime first); otherwise gone, unless its volumes are left.
+func podCgroupUse(sourcesSynced func() bool, workers, runtime, volumes func(types.UID) bool) func(types.UID) cm.PodUse {
+	return func(uid types.UID) cm.PodUse {
+		switch {
+		case !sourcesSynced() || workers(uid) || runtime(uid):
+			return cm.PodInUse
+		case volumes(uid):
+			return cm.PodVolumesLeft
+		}
+		return cm.PodGone
 	}
 }
 

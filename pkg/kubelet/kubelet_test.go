@@ -6,11 +6,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/minikubelet/minikubelet/config"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 )
 
 // serverTLSBootstrap starts a serving certificate manager only with an API client: off, or
@@ -80,5 +82,29 @@ func TestClientConfigs(t *testing.T) {
 	}
 	if base.QPS != 0 || base.Timeout != 0 {
 		t.Errorf("the node's config changed: %+v", base)
+	}
+}
+
+// The orphan sweep removes a pod's cgroup only once every source has delivered its pods
+// and neither a worker nor the runtime has the pod; volumes left keep it.
+func TestPodCgroupUse(t *testing.T) {
+	yes := func(types.UID) bool { return true }
+	no := func(types.UID) bool { return false }
+	for _, c := range []struct {
+		name                      string
+		synced                    bool
+		workers, runtime, volumes func(types.UID) bool
+		want                      cm.PodUse
+	}{
+		{"sources not synced", false, no, no, no, cm.PodInUse},
+		{"a worker holds it", true, yes, no, no, cm.PodInUse},
+		{"the runtime still has it", true, no, yes, yes, cm.PodInUse},
+		{"volumes left", true, no, no, yes, cm.PodVolumesLeft},
+		{"gone", true, no, no, no, cm.PodGone},
+	} {
+		use := podCgroupUse(func() bool { return c.synced }, c.workers, c.runtime, c.volumes)
+		if got := use("u1"); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -194,6 +194,13 @@ func (c *Cache) RunningLogs(context.Context) (map[string]string, error) {
 	return out, nil
 }
 
+// Has reports whether the runtime has any sandbox or container of the pod, as last seen.
+func (c *Cache) Has(uid types.UID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pods[uid]) > 0
+}
+
 // Counts are the pods with a ready sandbox and the containers by state, as last seen
 // (upstream's kubelet_running_pods and kubelet_running_containers come from its PLEG
 // cache too).

@@ -112,6 +112,19 @@ func (m *Manager) PodDir(uid types.UID) string {
 	return filepath.Join(m.cfg.RootDir, "pods", string(uid))
 }
 
+// Exist reports whether the pod has volumes on the node: set up and not torn down, or a
+// folder of them left on disk (upstream's podVolumesExist).
+func (m *Manager) Exist(uid types.UID) bool {
+	m.mu.Lock()
+	_, ok := m.pods[uid]
+	m.mu.Unlock()
+	if ok {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(m.PodDir(uid), "volumes"))
+	return err == nil
+}
+
 // SetUp makes every volume of pod ready and returns them by name. The first call does
 // the work; later calls return the same mounts (and remember the newest pod spec for
 // refreshes) until TearDown. An error names the first volume that failed; volumes set up

@@ -209,6 +209,9 @@ func TestContentVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
+	if !m.Exist(pod.UID) {
+		t.Errorf("Exist after set-up: false")
+	}
 	all := mounts["all"]
 	if !all.ReadOnly || !strings.HasSuffix(all.HostPath, "pods/uid-1/volumes/kubernetes.io~configmap/all") {
 		t.Fatalf("all = %+v", all)
@@ -248,6 +251,16 @@ func TestContentVolumes(t *testing.T) {
 	}
 	if _, err := os.Stat(all.HostPath); !os.IsNotExist(err) {
 		t.Errorf("volume left after tear-down: %v", err)
+	}
+	if m.Exist(pod.UID) {
+		t.Errorf("Exist after tear-down")
+	}
+	// Folders left by an earlier run count as volumes (the orphan cgroup sweep waits).
+	if err := os.MkdirAll(filepath.Join(m.PodDir(pod.UID), "volumes", "kubernetes.io~empty-dir", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Exist(pod.UID) {
+		t.Errorf("Exist with a volume folder on disk: false")
 	}
 }
 

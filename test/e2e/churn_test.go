@@ -291,6 +291,15 @@ func TestReliabilityChurnThrottled(t *testing.T) {
 			idle["go_goroutines"], after["go_goroutines"], goroutineDump(t, k))
 	}
 
+	// Every pod's cgroup goes with the pod (its worker removes it; the orphan sweep
+	// repairs a removal that failed).
+	poll(ctx, t, time.Minute, "no pod cgroup left after every churn pod was gone", func(context.Context) error {
+		if left := podCgroupsUnder(bed.NodeCgroupRoot(k.NodeName) + "/kubepods"); len(left) > 0 {
+			return fmt.Errorf("%d left, e.g. %s", len(left), left[0])
+		}
+		return nil
+	})
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(notReady) > 0 {

@@ -78,8 +78,10 @@ func (b *Bed) StartMinikubeletInSystemd(name string, extra ...string) (*Kubelet,
 	return b.RestartKubelet(k)
 }
 
-// startMinikubelet starts minikubelet with the kubeconfig path kc ("" for none).
+// startMinikubelet starts minikubelet with the kubeconfig path kc ("" for none), its pod
+// cgroups under a cgroup root of its own (NodeCgroupRoot; a --cgroup-root flag wins).
 func (b *Bed) startMinikubelet(name, kc, extraConfig string, extra []string) (*Kubelet, error) {
+	extraConfig = "cgroupRoot: " + b.NodeCgroupRoot(name) + "\n" + extraConfig
 	k, err := b.newMinikubelet(name, kc, extraConfig, extra)
 	if err != nil {
 		return nil, err
@@ -135,6 +137,13 @@ authorization: {mode: Webhook}
 	), extra...)
 	return &Kubelet{NodeName: name, Kubeconfig: kc, RootDir: root, Args: args, Port: port}, nil
 }
+
+// NodeCgroupRoot is the cgroup root the bed gives node agent name: the bed's nodes share
+// the machine's cgroup tree, and a node agent removes the pod cgroups under its root that
+// are no pod of its own (upstream's orphan sweep). The bed removes the roots when it stops.
+func (b *Bed) NodeCgroupRoot(name string) string { return "/" + b.cgroupRootBase() + "/" + name }
+
+func (b *Bed) cgroupRootBase() string { return "mkbed-" + b.opts.Name }
 
 // RestartKubelet starts k again with the same arguments (after Kill or Stop).
 func (b *Bed) RestartKubelet(k *Kubelet) (*Kubelet, error) {

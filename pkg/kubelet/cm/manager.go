@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
@@ -30,6 +31,9 @@ type ManagerConfig struct {
 	Pod         PodOptions
 	// ActivePods are the pods the node runs, for the burstable cgroup's shares.
 	ActivePods func() []*v1.Pod
+	// PodUse tells Run's orphan sweep what a pod found in the cgroup tree is to the node
+	// (nil: no sweep).
+	PodUse func(types.UID) PodUse
 }
 
 // Manager keeps the node's QoS cgroups and makes the pods' cgroups, through the cgroup
@@ -48,6 +52,8 @@ type tree struct {
 	// open gives the library's manager for the cgroup at name (a cgroupfs path or an
 	// expanded systemd slice path) as c describes it.
 	open func(name string, c *cgroups.Cgroup) (cgroups.Manager, error)
+	// roots are the hierarchies' mount points, where the cgroups at name are found.
+	roots func() ([]string, error)
 }
 
 // machineTree is this machine's hierarchy, the library choosing the driver.
@@ -56,7 +62,24 @@ func machineTree() tree {
 		unified: cgroups.IsCgroup2UnifiedMode(),
 		hugetlb: hugetlbSupported(),
 		open:    func(_ string, c *cgroups.Cgroup) (cgroups.Manager, error) { return manager.New(c) },
+		roots:   mountPoints,
 	}
+}
+
+// mountPoints are the machine's cgroup hierarchies: the unified one, or each v1
+// hierarchy once (several controllers may share one).
+func mountPoints() ([]string, error) {
+	mounts, err := cgroups.GetCgroupMounts(false)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, mt := range mounts {
+		if !slices.Contains(out, mt.Mountpoint) {
+			out = append(out, mt.Mountpoint)
+		}
+	}
+	return out, nil
 }
 
 // NewManager returns a manager; Start makes the QoS cgroups.
@@ -76,18 +99,26 @@ func (m *Manager) Start() error {
 	return m.UpdateQOS()
 }
 
-// Run updates the QoS cgroups every minute (upstream's periodic update) until ctx ends.
+// Run updates the QoS cgroups every minute (upstream's periodic update) and sweeps the
+// orphaned pod cgroups every housekeeping period until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
+	qos := time.NewTicker(time.Minute)
+	defer qos.Stop()
+	sweep := time.NewTicker(housekeepingPeriod)
+	defer sweep.Stop()
+	if m.cfg.PodUse == nil {
+		sweep.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-qos.C:
 			if err := m.UpdateQOS(); err != nil {
 				klog.FromContext(ctx).Error(err, "Updating the QoS cgroups failed")
 			}
+		case <-sweep.C:
+			m.SweepOrphans(ctx, m.cfg.PodUse)
 		}
 	}
 }

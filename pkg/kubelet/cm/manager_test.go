@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -21,22 +20,7 @@ func TestManagerCgroupfs(t *testing.T) {
 		t.Skip("needs root and cgroup v1")
 	}
 	root := fmt.Sprintf("/mkl-unit-cm-%d", os.Getpid())
-	t.Cleanup(func() {
-		hier, _ := os.ReadDir("/sys/fs/cgroup") // the library makes the cgroups in every hierarchy
-		for _, h := range hier {
-			dirs := []string{}
-			_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup", h.Name(), root), func(p string, d os.DirEntry, err error) error {
-				if err == nil && d.IsDir() {
-					dirs = append(dirs, p)
-				}
-				return nil
-			})
-			slices.Reverse(dirs)
-			for _, d := range dirs {
-				_ = os.Remove(d)
-			}
-		}
-	})
+	t.Cleanup(func() { removeTree(root) }) // the library makes the cgroups in every hierarchy
 	var active []*v1.Pod
 	m := NewManager(testConfig(cri.CgroupfsDriver, root, cgroups.HugePageSizes(), &active))
 	g, b := startTwoPods(t, m, &active)

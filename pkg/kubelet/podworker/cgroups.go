@@ -48,7 +48,7 @@ func (w *Workers) ActivePods() []*v1.Pod {
 
 // removePodCgroups releases the pod's cgroup once its containers are gone (the cgroup
 // manager removes its directories, or stops its systemd slice) and updates the QoS
-// cgroups. Failures are logged.
+// cgroups. Failures are logged: the cgroup manager's orphan sweep tries again.
 func (w *Workers) removePodCgroups(ctx context.Context, pod *v1.Pod) {
 	if !w.cfg.CgroupsPerQOS || w.cfg.Cgroups == nil {
 		return

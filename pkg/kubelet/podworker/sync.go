@@ -269,8 +269,8 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 		}
 		return 0, false // the informer's delete ends the worker
 	}
-	if p.finished && !p.state.AnyRunning() {
-		w.releaseVolumes(ctx, wk, pod)
+	if p.finished && !p.state.AnyRunning() && p.state.ReadySandbox() == nil {
+		w.release(ctx, wk, pod)
 	}
 	if p.deadline || p.evict != nil || p.acts.PodFailed {
 		return 0, false
@@ -281,12 +281,14 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 	return p.requeue, false
 }
 
-// releaseVolumes tears down the volumes of a pod that finished, once, as upstream's
-// volume manager drops terminated pods: an evicted pod's emptyDir frees its disk. The
-// pod's directory stays until the pod is gone from the API.
-func (w *Workers) releaseVolumes(ctx context.Context, wk *worker, pod *v1.Pod) {
+// release frees what a finished pod holds, once its containers and sandbox stopped, as
+// upstream's syncTerminatedPod: its volumes are torn down (an evicted pod's emptyDir
+// frees its disk), then its cgroup is removed. The pod's directory stays until the pod
+// is gone from the API. A failed tear-down is tried again in the next sync; a cgroup
+// that could not be removed is left to the orphan sweep.
+func (w *Workers) release(ctx context.Context, wk *worker, pod *v1.Pod) {
 	wk.mu.Lock()
-	done := wk.volumesReleased
+	done := wk.released
 	wk.mu.Unlock()
 	if done {
 		return
@@ -295,8 +297,9 @@ func (w *Workers) releaseVolumes(ctx context.Context, wk *worker, pod *v1.Pod) {
 		klog.FromContext(ctx).Error(err, "Tearing down volumes of a finished pod failed", "pod", klog.KObj(pod))
 		return
 	}
+	w.removePodCgroups(ctx, pod)
 	wk.mu.Lock()
-	wk.volumesReleased = true
+	wk.released = true
 	wk.mu.Unlock()
 }
 
@@ -305,18 +308,20 @@ func (w *Workers) releaseVolumes(ctx context.Context, wk *worker, pod *v1.Pod) {
 func (w *Workers) forget(ctx context.Context, pod *v1.Pod, state *cri.PodState) {
 	w.removeSandboxes(ctx, pod, state)
 	w.removePodLogs(ctx, pod)
-	w.removePodCgroups(ctx, pod)
 	w.cfg.Status.Forget(pod.UID)
 	w.crashBack.Reset(string(pod.UID))
 	w.cfg.Userns.Release(ctx, pod.UID)
 	w.cfg.Allocation.Remove(pod.UID)
 	w.wakeDeferred() // its allocation is free
-	// Unmount before removing: RemoveAll must never walk into a live mount.
+	// Unmount before removing: RemoveAll must never walk into a live mount. The cgroup
+	// goes after the volumes, as upstream's (memory-backed volumes are charged to it); if
+	// they stay, the orphan sweep removes it once they are gone.
 	if err := w.cfg.Volumes.TearDown(ctx, pod.UID); err != nil {
 		klog.FromContext(ctx).Error(err, "Tearing down volumes failed", "pod", klog.KObj(pod))
-	} else {
-		_ = os.RemoveAll(w.podDir(pod))
+		return
 	}
+	_ = os.RemoveAll(w.podDir(pod))
+	w.removePodCgroups(ctx, pod)
 }
 
 // admission admits a pod the first time its worker sees it, unless it is already running

@@ -261,3 +261,41 @@ func TestSyncObservedGeneration(t *testing.T) {
 		observed("after finishing", 1, v1.PodSucceeded)
 	}
 }
+
+// A pod that finished releases its cgroup once its sandbox is stopped, as upstream's
+// syncTerminatedPod: the worker no longer holds it, while it still holds a running pod's.
+func TestSyncFinishedPodReleasesCgroup(t *testing.T) {
+	ctx := context.Background()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
+		NodeName: "n", RestartPolicy: v1.RestartPolicyNever, TerminationGracePeriodSeconds: new(int64(2)),
+		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
+	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
+	cg := &recordedCgroups{}
+	w, rt, st := newSyncFixture(t, pod, func(c *Config) { c.CgroupsPerQOS, c.Cgroups = true, cg })
+	w.startedOnce.Do(func() { close(w.started) }) // HoldsCgroup looks the worker up
+	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+	w.pods[pod.UID] = wk
+	w.sync(ctx, wk)
+	if !w.HoldsCgroup(pod.UID) || strings.Join(cg.pods, ",") != "ensure uid-1" {
+		t.Fatalf("running pod: holds %v, cgroup calls %v", w.HoldsCgroup(pod.UID), cg.pods)
+	}
+	cache := w.cfg.State.(*runtimecache.Cache)
+	for id, c := range rt.Containers {
+		c.State, c.ExitCode, c.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, 0, time.Now().UnixNano()
+		cache.Event(cri.Event{Kind: cri.EventExit, ID: id})
+	}
+	cache.HandleExits(ctx)
+	for range 2 { // the exit, then the stopped sandbox
+		w.sync(ctx, wk)
+	}
+	if ps, _ := st.Status(pod.UID); ps.Phase != v1.PodSucceeded {
+		t.Fatalf("phase %s", ps.Phase)
+	}
+	if w.HoldsCgroup(pod.UID) || strings.Join(cg.pods, ",") != "ensure uid-1,remove uid-1" {
+		t.Errorf("finished pod: holds %v, cgroup calls %v; want released and removed once", w.HoldsCgroup(pod.UID), cg.pods)
+	}
+	w.sync(ctx, wk)
+	if strings.Join(cg.pods, ",") != "ensure uid-1,remove uid-1" {
+		t.Errorf("cgroup calls after another sync: %v", cg.pods)
+	}
+}

@@ -191,8 +191,8 @@ type worker struct {
 	evict *eviction
 	// collectNow: collect dead containers in the next sync, whenever the last was.
 	collectNow bool
-	// volumesReleased: the finished pod's volumes are torn down.
-	volumesReleased bool
+	// released: the finished pod's volumes are torn down and its cgroup removed.
+	released bool
 }
 
 func (wk *worker) kick() {
@@ -232,6 +232,18 @@ func (w *Workers) Wake(uid types.UID) {
 
 // Known reports whether a worker exists for uid.
 func (w *Workers) Known(uid types.UID) bool { return w.get(uid, false) != nil }
+
+// HoldsCgroup reports whether a worker has the pod and may still need its cgroup: not
+// once it finished and released it.
+func (w *Workers) HoldsCgroup(uid types.UID) bool {
+	wk := w.get(uid, false)
+	if wk == nil {
+		return false
+	}
+	wk.mu.Lock()
+	defer wk.mu.Unlock()
+	return !wk.released
+}
 
 func (w *Workers) get(uid types.UID, create bool) *worker {
 	<-w.started
