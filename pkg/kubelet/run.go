@@ -367,12 +367,18 @@ func (p *parts) podCgroups(capacity v1.ResourceList) (podworker.PodCgroups, erro
 				return nil
 			}
 			return p.workers.ActivePods()
-		}})
+		},
+		PodUse: podCgroupUse(p.sourcesSynced, p.holdsCgroup, p.state.Has, p.volumes.Exist)})
 	if err := mgr.Start(); err != nil {
 		return nil, fmt.Errorf("making the QoS cgroups: %w", err)
 	}
 	p.add("qos cgroups", mgr.Run)
 	return mgr, nil
+}
+
+// holdsCgroup: a pod worker may still need the pod's cgroup (none before the workers exist).
+func (p *parts) holdsCgroup(uid types.UID) bool {
+	return p.workers != nil && p.workers.HoldsCgroup(uid)
 }
 
 // usernsManager: the user namespaces of `hostUsers: false` pods, their blocks read back
@@ -454,6 +460,7 @@ func (p *parts) podSources(context.Context) error {
 			return err
 		}
 		p.pods.Changed = p.statusMgr.Reconcile
+		p.statusMgr.Cached = p.pods.Pod
 		p.add("API pods", p.pods.Run)
 	}
 	if k.StaticPodPath == "" {

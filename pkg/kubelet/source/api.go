@@ -47,6 +47,17 @@ func (a *API) Mirrors() []*v1.Pod {
 	return out
 }
 
+// Pod is the node's pod namespace/name as the informer holds it (nil: not there). It is
+// the informer's own object: callers must not change it.
+func (a *API) Pod(namespace, name string) *v1.Pod {
+	obj, ok, err := a.store.GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	p, _ := obj.(*v1.Pod)
+	return p
+}
+
 // NewAPI sets up the informer; Start runs it.
 func NewAPI(client kubernetes.Interface, node string, h Handler) (*API, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(informer.StripManagedFields),

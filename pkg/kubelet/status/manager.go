@@ -45,6 +45,13 @@ type Manager struct {
 	mu      sync.Mutex
 	pending map[types.UID]*versioned // newest status per pod
 	written map[types.UID]uint64     // version last written
+	// known is the resourceVersion of the pod as last read or written: the API held
+	// exactly that object then.
+	known map[types.UID]string
+	// Cached, if set, gives the pod as the node's informer holds it (nil: not there).
+	// When it holds the version last read or written, the next write is computed against
+	// it instead of reading the pod again.
+	Cached func(namespace, name string) *v1.Pod
 	// OnWritten, if set, is called after each successful write (for metrics/tests).
 	OnWritten func(pod *v1.Pod)
 	// Trace records every transition (served by the kubelet API's debug endpoint).
@@ -54,7 +61,7 @@ type Manager struct {
 // NewManager returns a Manager writing through client.
 func NewManager(client kubernetes.Interface) *Manager {
 	return &Manager{client: client, wake: make(chan struct{}, 1), Trace: NewTrace(),
-		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}}
+		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}, known: map[types.UID]string{}}
 }
 
 // SetStatus records the newest status of pod and wakes the writer. As upstream's
@@ -103,6 +110,7 @@ func (m *Manager) Forget(uid types.UID) {
 	defer m.mu.Unlock()
 	delete(m.pending, uid)
 	delete(m.written, uid)
+	delete(m.known, uid)
 	m.Trace.Forget(uid)
 }
 
@@ -187,10 +195,11 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// syncOne writes uid's newest status. As upstream, it reads the pod first: the patch is
-// computed against what the API really holds (so removed fields are removed), conditions
-// other writers own are taken from there, and a pod that is gone or was replaced by a new
-// one of the same name is dropped.
+// syncOne writes uid's newest status. As upstream, the patch is computed against what the
+// API really holds (so removed fields are removed), conditions other writers own are taken
+// from there, and a pod that is gone or was replaced by a new one of the same name is
+// dropped. What the API holds is read (a GET), unless the informer holds the very version
+// this manager last read or wrote (see current).
 func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	if m.client == nil {
 		return nil
@@ -205,7 +214,7 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	m.mu.Unlock()
 
 	pods := m.client.CoreV1().Pods(v.namespace)
-	cur, err := pods.Get(ctx, v.name, metav1.GetOptions{})
+	cur, err := m.current(ctx, v)
 	// A static pod's status goes to its mirror pod (which names the static pod's UID);
 	// until that mirror exists, the status waits.
 	mirror := v.static && err == nil && cur.Annotations[annotationConfigMirror] == string(uid)
@@ -248,10 +257,40 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 		return fmt.Errorf("patch status of %s/%s: %w", v.namespace, v.name, err)
 	}
 	m.markWritten(uid, v.version)
+	m.setKnown(uid, out.ResourceVersion)
 	if m.OnWritten != nil {
 		m.OnWritten(out)
 	}
 	return nil
+}
+
+// current is the pod as the API holds it. The informer's copy serves when it is the
+// version last read or written here: the API held exactly that then, and a change by
+// another writer since is a newer version, which reaches Reconcile and so a rewrite
+// against a fresh read. Otherwise (the informer is behind or ahead, a static pod's
+// mirror, no informer) the pod is read.
+func (m *Manager) current(ctx context.Context, v *versioned) (*v1.Pod, error) {
+	if m.Cached != nil && !v.static {
+		m.mu.Lock()
+		known := m.known[v.uid]
+		m.mu.Unlock()
+		if p := m.Cached(v.namespace, v.name); p != nil && known != "" && p.UID == v.uid && p.ResourceVersion == known {
+			return p, nil
+		}
+	}
+	cur, err := m.client.CoreV1().Pods(v.namespace).Get(ctx, v.name, metav1.GetOptions{})
+	if err == nil && cur.UID == v.uid {
+		m.setKnown(v.uid, cur.ResourceVersion)
+	}
+	return cur, err
+}
+
+func (m *Manager) setKnown(uid types.UID, rv string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending[uid] != nil { // not forgotten meanwhile
+		m.known[uid] = rv
+	}
 }
 
 func (m *Manager) markWritten(uid types.UID, version uint64) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -333,4 +334,71 @@ func TestManagerRewriteDuringWriteToReplacedMirror(t *testing.T) {
 	if ps := patches(c); len(ps) != 2 {
 		t.Errorf("%d patches; want the refused one and a second for the new mirror", len(ps))
 	}
+}
+
+// A write is computed against the informer's copy instead of a GET only while that copy
+// is the version this manager last read or wrote; a copy behind it or ahead of it (another
+// writer's change) makes the manager read the pod. A field removed from the status is
+// removed in the API either way.
+func TestManagerReadsItsLastVersionFromTheInformer(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u", ResourceVersion: "1"}}
+	c := fake.NewSimpleClientset(p)
+	gvr := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	// The fake keeps no resource versions: each write's answer gets the next one, and the
+	// stored pod too.
+	rv := 1
+	react := k8stesting.ObjectReaction(c.Tracker())
+	c.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		_, obj, err := react(a)
+		if err != nil {
+			return true, nil, err
+		}
+		rv++
+		out := obj.(*v1.Pod).DeepCopy()
+		out.ResourceVersion = strconv.Itoa(rv)
+		return true, out, c.Tracker().Update(gvr, out, "ns")
+	})
+	informerRV := ""
+	m := NewManager(c)
+	m.Cached = func(ns, name string) *v1.Pod {
+		obj, err := c.Tracker().Get(gvr, ns, name)
+		if err != nil || informerRV == "" {
+			return nil
+		}
+		cp := obj.(*v1.Pod).DeepCopy()
+		cp.ResourceVersion = informerRV
+		return cp
+	}
+	ctx := context.Background()
+	gets := func() int {
+		n := 0
+		for _, a := range c.Actions() {
+			if a.GetVerb() == "get" {
+				n++
+			}
+		}
+		return n
+	}
+	write := func(step string, st v1.PodStatus, wantGets int) {
+		t.Helper()
+		m.SetStatus(p, st)
+		if err := m.Flush(ctx, p.UID); err != nil {
+			t.Fatal(err)
+		}
+		if got := gets(); got != wantGets {
+			t.Errorf("%s: %d GETs in all, want %d", step, got, wantGets)
+		}
+	}
+	msg := running(false)
+	msg.Message = "starting"
+	write("first write, nothing in the informer", msg, 1)
+	informerRV = "2" // the informer has our write
+	write("the informer holds our write", running(true), 1)
+	if got, _ := c.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{}); got.Status.Message != "" || got.Status.Conditions[0].Status != v1.ConditionTrue {
+		t.Errorf("after a write against the informer's copy: %+v; want the message removed, Ready", got.Status)
+	}
+	// informerRV is 2, the last write 3: behind. (The check above made a GET too.)
+	write("the informer behind our last write", running(false), 3)
+	informerRV = "9" // another writer's change after ours
+	write("the informer ahead of our last write", running(true), 4)
 }
