@@ -254,6 +254,11 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 	}
 	w.cfg.Status.SetStatus(pod, st)
 	if p.deleting && !p.state.AnyRunning() {
+		if wk.goneFromAPI() {
+			// The API server removed the pod meanwhile (a deletion with grace 0 does so at
+			// once): nothing to write or delete; the next sync forgets it.
+			return 0, false
+		}
 		// Terminated: write the final status, release the sandbox, then delete the object.
 		if err := w.cfg.Status.Flush(ctx, pod.UID); err != nil {
 			logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))

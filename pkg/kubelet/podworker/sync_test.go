@@ -299,3 +299,37 @@ func TestSyncFinishedPodReleasesCgroup(t *testing.T) {
 		t.Errorf("cgroup calls after another sync: %v", cg.pods)
 	}
 }
+
+// A pod deleted with grace 0 is removed by the API server itself: when the removal
+// arrives while the worker stops the pod, the worker neither writes a final status nor
+// deletes the pod (upstream's status manager finds it gone first, too).
+func TestSyncDeletedWithGraceZeroIsNotDeletedAgain(t *testing.T) {
+	ctx := context.Background()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
+		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
+		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}}}}
+	w, _, _ := newSyncFixture(t, pod, nil)
+	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+	w.sync(ctx, wk)
+	deleting := pod.DeepCopy()
+	deleting.DeletionTimestamp, deleting.DeletionGracePeriodSeconds = &metav1.Time{Time: time.Now()}, new(int64)
+	wk.pod = deleting
+	// The API server's removal is delivered while the container is being stopped.
+	cache := w.cfg.State.(*runtimecache.Cache)
+	w.cfg.Runtime.OnChange(func(ch cri.Change) {
+		cache.Observe(ch)
+		if ch.Op == cri.ContainerStopped {
+			wk.mu.Lock()
+			wk.removed = true
+			wk.mu.Unlock()
+		}
+	})
+	client := w.cfg.Client.(*fake.Clientset)
+	client.ClearActions()
+	w.sync(ctx, wk)
+	for _, a := range client.Actions() {
+		if a.GetResource().Resource == "pods" {
+			t.Errorf("API call on the removed pod: %s %s", a.GetVerb(), a.GetSubresource())
+		}
+	}
+}

@@ -195,6 +195,13 @@ type worker struct {
 	released bool
 }
 
+// goneFromAPI: the pod's removal from the API has been delivered.
+func (wk *worker) goneFromAPI() bool {
+	wk.mu.Lock()
+	defer wk.mu.Unlock()
+	return wk.removed
+}
+
 func (wk *worker) kick() {
 	select {
 	case wk.wake <- struct{}{}:
