@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -229,48 +228,9 @@ func removeAllSandboxes(endpoint string) {
 	if err != nil {
 		return
 	}
-	uids := map[string]bool{}
 	for _, s := range resp.Items {
 		_, _ = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id})
 		_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id})
-		if uid := s.GetMetadata().GetUid(); uid != "" {
-			uids[uid] = true
-		}
-	}
-	removePodCgroups("/sys/fs/cgroup", uids)
-}
-
-// removePodCgroups removes the cgroupfs pod cgroups (<...>/kubepods[/<qos>]/pod<uid>) of
-// the given pods in every hierarchy under root: the node agent that made them was stopped
-// before it could. rmdir refuses a cgroup with a process in it, so nothing alive goes.
-func removePodCgroups(root string, uids map[string]bool) {
-	if len(uids) == 0 {
-		return
-	}
-	var found []string
-	_ = filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
-		if err != nil || !e.IsDir() {
-			return nil
-		}
-		if strings.HasPrefix(e.Name(), "pod") && uids[strings.TrimPrefix(e.Name(), "pod")] &&
-			slices.Contains(strings.Split(p, string(filepath.Separator)), "kubepods") {
-			found = append(found, p)
-			return filepath.SkipDir
-		}
-		return nil
-	})
-	for _, p := range found {
-		// Sub-cgroups first (the runtime's container cgroups, if it left any).
-		var dirs []string
-		_ = filepath.WalkDir(p, func(d string, e os.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				dirs = append(dirs, d)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			_ = os.Remove(dirs[i])
-		}
 	}
 }
 
