@@ -170,7 +170,5 @@ func killNode(dir, cgroup string) {
 		}
 		_ = os.Remove(filepath.Join(dir, "pid"))
 	}
-	for _, h := range testbed.CgroupHierarchies() {
-		testbed.RemoveCgroupTree(filepath.Join(h, cgroup))
-	}
+	testbed.RemoveCgroupEverywhere(cgroup)
 }

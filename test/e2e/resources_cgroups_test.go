@@ -35,11 +35,7 @@ func startCgroupNode(t *testing.T, name, root string, flags ...string) *testbed.
 	if _, err := testbed.MakeCgroup(root); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, h := range testbed.CgroupHierarchies() {
-			testbed.RemoveCgroupTree(filepath.Join(h, root))
-		}
-	})
+	t.Cleanup(func() { testbed.RemoveCgroupEverywhere(root) })
 	var (
 		k   *testbed.Kubelet
 		err error

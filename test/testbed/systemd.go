@@ -163,9 +163,7 @@ func (b *Bed) stopSystemdRuntime() {
 		removeAllSandboxes("unix://" + socket)
 	}
 	killRecorded(b.Dir, "containerd-systemd", "systemd")
-	for _, h := range CgroupHierarchies() {
-		RemoveCgroupTree(filepath.Join(h, b.systemdCgroup()))
-	}
+	RemoveCgroupEverywhere(b.systemdCgroup())
 	b.Systemd = nil
 }
 
@@ -207,6 +205,13 @@ func CgroupHierarchies() []string {
 		}
 	}
 	return out
+}
+
+// RemoveCgroupEverywhere removes the cgroup name and its descendants in every hierarchy.
+func RemoveCgroupEverywhere(name string) {
+	for _, h := range CgroupHierarchies() {
+		RemoveCgroupTree(filepath.Join(h, name))
+	}
 }
 
 // RemoveCgroupTree removes a cgroup and its descendants, deepest first; a cgroup whose

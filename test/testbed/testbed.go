@@ -252,9 +252,7 @@ func (b *Bed) cleanup() {
 	// this bed's socket, so they are this bed's to stop.
 	killShimsOf(filepath.Join(b.containerdDir(), "containerd.sock"))
 	killRecorded(b.Dir)
-	for _, h := range CgroupHierarchies() {
-		RemoveCgroupTree(filepath.Join(h, b.cgroupRootBase()))
-	}
+	RemoveCgroupEverywhere(b.cgroupRootBase())
 	unmountUnder(b.Dir)
 	b.releaseNodeIP()
 	_ = os.RemoveAll(b.Dir)
