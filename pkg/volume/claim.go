@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -190,7 +189,7 @@ func (m *Manager) setUpCSI(ctx context.Context, pod *v1.Pod, vol csi.Volume) (Mo
 	if m.cfg.CSI == nil {
 		return Mount{}, stepFailed("SetUp", vol.SpecName, errors.New("CSI volumes are not supported on this node"))
 	}
-	target := csi.TargetPath(filepath.Join(m.PodDir(pod.UID), "volumes"), vol.SpecName)
+	target := csi.TargetPath(m.podVolumesDir(pod.UID), vol.SpecName)
 	fsGroup, err := m.cfg.CSI.Publish(ctx, pod, vol, target)
 	if errors.Is(err, csi.ErrNotAttached) {
 		return Mount{}, fmt.Errorf("%w: volume %q", errWaiting, vol.SpecName)

@@ -112,6 +112,11 @@ func (m *Manager) PodDir(uid types.UID) string {
 	return filepath.Join(m.cfg.RootDir, "pods", string(uid))
 }
 
+// podVolumesDir holds the pod's volumes, one folder per plugin.
+func (m *Manager) podVolumesDir(uid types.UID) string {
+	return filepath.Join(m.PodDir(uid), "volumes")
+}
+
 // Exist reports whether the pod has volumes on the node: set up and not torn down, or a
 // folder of them left on disk (upstream's podVolumesExist).
 func (m *Manager) Exist(uid types.UID) bool {
@@ -121,7 +126,7 @@ func (m *Manager) Exist(uid types.UID) bool {
 	if ok {
 		return true
 	}
-	_, err := os.Lstat(filepath.Join(m.PodDir(uid), "volumes"))
+	_, err := os.Lstat(m.podVolumesDir(uid))
 	return err == nil
 }
 
@@ -246,7 +251,7 @@ func (m *Manager) tearDownDir(ctx context.Context, uid types.UID) error {
 	if err := m.unmapAll(ctx, uid); err != nil {
 		return err
 	}
-	dir := filepath.Join(m.PodDir(uid), "volumes")
+	dir := m.podVolumesDir(uid)
 	if m.cfg.CSI != nil {
 		// Unmounting a CSI target under the driver would leave it staged and
 		// attached: the driver unpublishes, and an error waits for the next try.

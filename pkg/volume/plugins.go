@@ -29,7 +29,7 @@ const (
 const defaultMode = 0o644
 
 func (m *Manager) volumeDir(pod *v1.Pod, plugin, name string) string {
-	return filepath.Join(m.PodDir(pod.UID), "volumes", plugin, name)
+	return filepath.Join(m.podVolumesDir(pod.UID), plugin, name)
 }
 
 // setUpOne prepares one volume; it is idempotent and rewrites content only on change.
