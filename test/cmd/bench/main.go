@@ -30,7 +30,9 @@
 // 5 and 6 run in the last profile only. Batches after the first and the full node run in
 // the first BENCH_LARGE_ROUNDS rounds only. Once per profile, with no agent running: 7. the
 // floor, sandbox + container start straight through CRI, in the cgroup a BestEffort pod of
-// the agents gets.
+// the agents gets, one pod after another and each batch size at once; 8. in the last
+// profile, the memory floor of client-go (test/cmd/clientfloor: a clientset and one pod
+// informer). The agents' shares are reported above the floors.
 //
 // Environment: BENCH_ROUNDS (3), BENCH_LARGE_ROUNDS (1), BENCH_PROFILES
 // (bound,ordinary), BENCH_IDLE (60s), BENCH_MAXPODS (250), BENCH_PODS (BENCH_MAXPODS),
@@ -83,6 +85,8 @@ type config struct {
 	FloorSamples  int           `json:"floor_samples"`
 	Out           string        `json:"-"`
 	Timeout       time.Duration `json:"-"`
+	// cores is the machine's (set for the report), to say how busy a batch kept it.
+	cores int
 }
 
 func envInt(name string, def int) int {
@@ -238,8 +242,12 @@ type ProfileResult struct {
 	Profile  profile       `json:"profile"`
 	BedStart float64       `json:"bed_start_s"`
 	Floor    []FloorSample `json:"cri_floor"`
-	Runs     []RunResult   `json:"runs"`
-	Elapsed  float64       `json:"elapsed_s"`
+	// BatchFloors: each batch size started at once straight through CRI.
+	BatchFloors []BatchFloor `json:"cri_batch_floor,omitempty"`
+	// ClientFloor: a client-go program with one pod informer (the footprint profile only).
+	ClientFloor *ClientFloor `json:"client_floor,omitempty"`
+	Runs        []RunResult  `json:"runs"`
+	Elapsed     float64      `json:"elapsed_s"`
 }
 
 // Environment describes the machine and the versions measured.
@@ -345,12 +353,19 @@ func runProfile(ctx context.Context, cfg config, res *Results, p profile) (*Prof
 	if err := makeCgroupRoot(cgroupRoot); err != nil {
 		return nil, err
 	}
-	pr.Floor, err = floor(ctx, bed, rt, cfg.FloorSamples, cgroupRoot)
+	err = pr.measureFloors(ctx, cfg, bed, rt)
 	if cerr := removeCgroupTree(cgroupRoot); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p.Footprint {
+		window := min(cfg.Idle, clientFloorWindow)
+		logf("bench: client-go floor, %v", window)
+		if pr.ClientFloor, err = clientFloor(ctx, bed, window); err != nil {
+			return nil, err
+		}
 	}
 
 	agents := []string{"minikubelet", "upstream"}
@@ -365,6 +380,27 @@ func runProfile(ctx context.Context, cfg config, res *Results, p profile) (*Prof
 	}
 	pr.Elapsed = time.Since(began).Seconds()
 	return pr, nil
+}
+
+// clientFloorWindow bounds the client-go floor's window: its RSS is flat once synced.
+const clientFloorWindow = 20 * time.Second
+
+// measureFloors runs the CRI floors with no agent: single pods one after another, then
+// each batch size at once.
+func (pr *ProfileResult) measureFloors(ctx context.Context, cfg config, bed *testbed.Bed, rt *cri.Client) error {
+	var err error
+	if pr.Floor, err = floor(ctx, bed, rt, cfg.FloorSamples, cgroupRoot); err != nil {
+		return err
+	}
+	for _, n := range cfg.Batches {
+		logf("bench: CRI floor, batch of %d", n)
+		b, err := batchFloor(ctx, bed, rt, n, cgroupRoot)
+		if err != nil {
+			return err
+		}
+		pr.BatchFloors = append(pr.BatchFloors, b)
+	}
+	return nil
 }
 
 func short(agent string) string {

@@ -235,6 +235,31 @@ func (pr *ProfileResult) agentShare(agent string) float64 {
 	return percentile(pr.pooled(agent, seqRunning), 50) - pr.floorP50()
 }
 
+// batchFloor is the CRI floor of a batch of n started at once (NaN if not measured).
+func (pr *ProfileResult) batchFloor(n int) *BatchFloor {
+	for i := range pr.BatchFloors {
+		if pr.BatchFloors[i].Pods == n {
+			return &pr.BatchFloors[i]
+		}
+	}
+	return nil
+}
+
+// batchAllReady is the median over agent's runs of the batch of n's first create → all
+// Ready.
+func (pr *ProfileResult) batchAllReady(agent string, n int) float64 {
+	return median(pr.perRun(agent, batchValue(n, func(b *BatchResult) float64 { return b.AllReady })))
+}
+
+// batchShare is the agent's share of a batch: all Ready less the CRI batch floor.
+func (pr *ProfileResult) batchShare(agent string, n int) float64 {
+	f := pr.batchFloor(n)
+	if f == nil {
+		return math.NaN()
+	}
+	return pr.batchAllReady(agent, n) - f.AllStarted
+}
+
 const mibBytes = 1 << 20
 
 func (pr *ProfileResult) rows(c config) []row {
@@ -261,6 +286,7 @@ func (pr *ProfileResult) rows(c config) []row {
 	med("(1) CRI calls for one pod, create → Running seen", calls, func(r RunResult) float64 { return nanIfNil(r.CRISingle) })
 	for _, n := range c.Batches {
 		med(fmt.Sprintf("(2) batch of %d: first create → all Ready", n), seconds, batchValue(n, func(b *BatchResult) float64 { return b.AllReady }))
+		add(fmt.Sprintf("(2) batch of %d: all Ready minus the CRI batch floor (the agent's share)", n), seconds, func(a string) float64 { return pr.batchShare(a, n) })
 		med(fmt.Sprintf("(2) batch of %d: throughput", n), rate, batchValue(n, func(b *BatchResult) float64 { return b.PodsPerSec })).higherBetter = true
 		pct(fmt.Sprintf("(2) batch of %d: create → Ready per pod", n), batchSamples(n, func(b *BatchResult) []float64 { return b.Ready }), 50, 99)
 		pct(fmt.Sprintf("(3) batch of %d: delete (grace 0) → DELETED event", n), batchSamples(n, func(b *BatchResult) []float64 { return b.DeleteGone }), 50, 99)
@@ -367,11 +393,9 @@ func verdict(ok bool) string {
 func (pr *ProfileResult) goalList(c config) []goal {
 	var gs []goal
 	for _, n := range c.Batches {
-		f := func(a string) float64 {
-			return median(pr.perRun(a, batchValue(n, func(b *BatchResult) float64 { return b.AllReady })))
-		}
-		gs = append(gs, goal{fmt.Sprintf("batch of %d, first create → all Ready", n), f("minikubelet"), f("upstream"), seconds, 0.7,
-			func() string { return pr.cpuWhere(n) }})
+		mk, up := pr.batchAllReady("minikubelet", n), pr.batchAllReady("upstream", n)
+		gs = append(gs, goal{fmt.Sprintf("batch of %d, first create → all Ready", n), mk, up, seconds, 0.7,
+			func() string { return joinWhere(pr.batchFloorWhere(n, 0.7*up), pr.cpuWhere(n, c.cores)) }})
 	}
 	gs = append(gs, goal{"agent's share of create → Running (p50 minus the CRI floor p50)",
 		pr.agentShare("minikubelet"), pr.agentShare("upstream"), seconds, 0.5, nil})
@@ -381,8 +405,9 @@ func (pr *ProfileResult) goalList(c config) []goal {
 		rss := func(which func(RunResult) *Footprint) func(string) float64 {
 			return func(a string) float64 { return median(pr.perRun(a, footprintValue(rssOf, which))) }
 		}
-		gs = append(gs, goal{"idle RSS", rss(idleOf)("minikubelet"), rss(idleOf)("upstream"), mib, 0.35,
-			func() string { return pr.rssWhere(idleOf) }})
+		idleUp := rss(idleOf)("upstream")
+		gs = append(gs, goal{"idle RSS", rss(idleOf)("minikubelet"), idleUp, mib, 0.35,
+			func() string { return joinWhere(pr.rssWhere(idleOf), pr.clientFloorWhere(0.35*idleUp)) }})
 		gs = append(gs, goal{fmt.Sprintf("RSS with %d pods", c.FootprintPods), rss(loadedOf)("minikubelet"), rss(loadedOf)("upstream"), mib, 0.5,
 			func() string { return pr.rssWhere(loadedOf) }})
 	}
@@ -391,10 +416,10 @@ func (pr *ProfileResult) goalList(c config) []goal {
 
 // cpuWhere: how the machine's busy time while batches of n were created split between the
 // agent, the runtime and the API server (medians of runs).
-func (pr *ProfileResult) cpuWhere(n int) string {
+func (pr *ProfileResult) cpuWhere(n, cores int) string {
 	var parts []string
 	for _, a := range []string{"minikubelet", "upstream"} {
-		var busy, agent, runtime, api []float64
+		var busy, share, agent, runtime, api []float64
 		for _, r := range pr.runsOf(a) {
 			b := batchOf(r, n)
 			if b == nil || b.CPUCreate == nil {
@@ -402,6 +427,9 @@ func (pr *ProfileResult) cpuWhere(n int) string {
 			}
 			m := b.CPUCreate
 			busy = append(busy, total(m))
+			if cores > 0 && b.AllReady > 0 {
+				share = append(share, 100*total(m)/(b.AllReady*float64(cores)))
+			}
 			agent = append(agent, m["agent"])
 			runtime = append(runtime, m["containerd (with CNI plugins)"]+m["shims (with runc)"])
 			api = append(api, m["kube-apiserver"]+m["etcd"])
@@ -409,10 +437,79 @@ func (pr *ProfileResult) cpuWhere(n int) string {
 		if len(busy) == 0 {
 			return ""
 		}
-		parts = append(parts, fmt.Sprintf("with %s the machine was busy %.1f CPU-s, of which the agent %.1f, containerd and its shims %.1f, kube-apiserver and etcd %.1f",
-			a, median(busy), median(agent), median(runtime), median(api)))
+		kept := ""
+		if len(share) > 0 {
+			kept = fmt.Sprintf(" (%.0f %% of its %d cores)", median(share), cores)
+		}
+		parts = append(parts, fmt.Sprintf("with %s the machine was busy %.1f CPU-s%s, of which the agent %.1f, containerd and its shims %.1f, kube-apiserver and etcd %.1f",
+			a, median(busy), kept, median(agent), median(runtime), median(api)))
 	}
 	return strings.Join(parts, "; ") + " (medians of runs; table: CPU seconds by process)"
+}
+
+// joinWhere joins the where-it-goes parts that have something to say.
+func joinWhere(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// batchFloorWhere compares a batch goal with the runtime's own time for the batch: below
+// it no agent can go.
+func (pr *ProfileResult) batchFloorWhere(n int, target float64) string {
+	f := pr.batchFloor(n)
+	if f == nil || math.IsNaN(target) {
+		return ""
+	}
+	reach := fmt.Sprintf("the goal (%s) leaves %s above it for the API and the agent", format(target, seconds), format(target-f.AllStarted, seconds))
+	if target <= f.AllStarted {
+		reach = fmt.Sprintf("the goal (%s) is below it, out of any agent's reach", format(target, seconds))
+	}
+	mk, up := pr.batchShare("minikubelet", n), pr.batchShare("upstream", n)
+	return fmt.Sprintf("the runtime alone, with no agent, starts the batch in %s (CRI batch floor); %s; above the floor minikubelet takes %s, upstream %s, ratio %s",
+		format(f.AllStarted, seconds), reach, format(mk, seconds), format(up, seconds), ratio(mk, up))
+}
+
+// clientFloorWhere compares an RSS goal with a client-go program that does nothing but
+// watch the node's pods.
+func (pr *ProfileResult) clientFloorWhere(target float64) string {
+	f := pr.ClientFloor
+	if f == nil || math.IsNaN(target) {
+		return ""
+	}
+	reach := fmt.Sprintf("the goal (%s) leaves %s for all the rest of an agent", format(target, mib), format(target-f.RSSMiB, mib))
+	if target <= f.RSSMiB {
+		reach = fmt.Sprintf("the goal (%s) is below it, out of reach of any agent built on client-go", format(target, mib))
+	}
+	return fmt.Sprintf("a client-go program with one informer on the node's pods and nothing else (test/cmd/clientfloor) has an RSS of %s (anonymous %s, file %s, of read-only segments of %s); %s",
+		format(f.RSSMiB, mib), format(f.AnonMiB, mib), format(f.FileMiB, mib), format(f.ImageMiB, mib), reach)
+}
+
+// deleteWhere: the machine's CPU time, by process group, while the API server removed a
+// batch (first delete → last DELETED event), for the delete rows.
+func (pr *ProfileResult) deleteWhere(n int) string {
+	var parts []string
+	for _, a := range []string{"minikubelet", "upstream"} {
+		var busy, runtime, api []float64
+		for _, r := range pr.runsOf(a) {
+			if b := batchOf(r, n); b != nil && b.CPURemoved != nil {
+				m := b.CPURemoved
+				busy = append(busy, total(m))
+				runtime = append(runtime, m["containerd (with CNI plugins)"]+m["shims (with runc)"])
+				api = append(api, m["kube-apiserver"]+m["etcd"])
+			}
+		}
+		if len(busy) == 0 {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("with %s %.2f CPU-s, of which containerd and its shims (the agent's kill signals run runc) %.2f, kube-apiserver and etcd %.2f",
+			a, median(busy), median(runtime), median(api)))
+	}
+	return fmt.Sprintf("batch of %d: while the API server removed the batch (first delete → last DELETED event) the machine was busy %s (medians of runs)", n, strings.Join(parts, "; "))
 }
 
 // rssWhere splits both agents' RSS in a footprint window into anonymous and file pages.
@@ -432,6 +529,17 @@ func (pr *ProfileResult) rssWhere(which func(RunResult) *Footprint) string {
 		format(mkAnon, mib), format(upAnon, mib), ratio(mkAnon, upAnon),
 		format(mkFile, mib), format(upFile, mib), ratio(mkFile, upFile),
 		format(img("minikubelet"), mib), format(img("upstream"), mib))
+}
+
+// deleteRowOver says whether a delete → DELETED row of the batch of n is over 1.05.
+func (pr *ProfileResult) deleteRowOver(c config, n int) bool {
+	prefix := fmt.Sprintf("(3) batch of %d: delete (grace 0) → DELETED event", n)
+	for _, r := range pr.rows(c) {
+		if strings.HasPrefix(r.name, prefix) && r.worse() > 1.05 {
+			return true
+		}
+	}
+	return false
 }
 
 func (pr *ProfileResult) goals(c config) string {
@@ -457,6 +565,14 @@ func (pr *ProfileResult) goals(c config) string {
 		fmt.Fprintf(&b, ": %s", strings.Join(over, "; "))
 	}
 	b.WriteString("\n")
+	for _, n := range c.Batches {
+		if !pr.deleteRowOver(c, n) {
+			continue
+		}
+		if w := pr.deleteWhere(n); w != "" {
+			fmt.Fprintf(&b, "  - where it goes: %s\n", w)
+		}
+	}
 	return b.String()
 }
 
@@ -512,7 +628,9 @@ func (pr *ProfileResult) cpuTable(c config) string {
 		for _, phase := range []struct {
 			name string
 			get  func(*BatchResult) map[string]float64
-		}{{"create", func(b *BatchResult) map[string]float64 { return b.CPUCreate }}, {"delete", func(b *BatchResult) map[string]float64 { return b.CPUDelete }}} {
+		}{{"create", func(b *BatchResult) map[string]float64 { return b.CPUCreate }},
+			{"delete, until DELETED", func(b *BatchResult) map[string]float64 { return b.CPURemoved }},
+			{"delete", func(b *BatchResult) map[string]float64 { return b.CPUDelete }}} {
 			cols = append(cols, mapCol{fmt.Sprintf("batch of %d, %s", n, phase.name), func(r RunResult) map[string]float64 {
 				if b := batchOf(r, n); b != nil {
 					return phase.get(b)
@@ -615,8 +733,28 @@ func (pr *ProfileResult) floorTable() string {
 	return b.String()
 }
 
+// batchFloorTable: per batch size, the time to start it straight through CRI and the CPU
+// seconds by process group meanwhile ("" if none was measured).
+func (pr *ProfileResult) batchFloorTable() string {
+	if len(pr.BatchFloors) == 0 {
+		return ""
+	}
+	groups := []string{"containerd (with CNI plugins)", "shims (with runc)", otherCPU}
+	var b strings.Builder
+	b.WriteString("| batch | first call → all started | CPU-s: " + strings.Join(groups, " | CPU-s: ") + " | CPU-s: total |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range pr.BatchFloors {
+		fmt.Fprintf(&b, "| %d | %s |", f.Pods, format(f.AllStarted, seconds))
+		for _, g := range groups {
+			fmt.Fprintf(&b, " %.2f |", f.CPU[g])
+		}
+		fmt.Fprintf(&b, " %.2f |\n", total(f.CPU))
+	}
+	return b.String()
+}
+
 func markdown(res *Results) string {
 	e, c := res.Env, res.Config
+	c.cores = e.Cores
 	var b strings.Builder
 	fmt.Fprintf(&b, "# minikubelet vs upstream kubelet — %s\n\n", res.Date)
 	var names []string
@@ -655,11 +793,20 @@ func markdown(res *Results) string {
 		fmt.Fprintf(&b, "\n#### %s: CRI calls by operation_type (each agent's kubelet_runtime_operations_duration_seconds counts; the agents name operations alike only in part; · none)\n\n", pr.Profile.Name)
 		b.WriteString(pr.criTable(c))
 		if t := pr.cpuTable(c); t != "" {
-			fmt.Fprintf(&b, "\n#### %s: CPU seconds by process while a batch was created (first create → all Ready) and deleted (first delete → no sandbox ready); median of runs\n\n", pr.Profile.Name)
+			fmt.Fprintf(&b, "\n#### %s: CPU seconds by process while a batch was created (first create → all Ready) and deleted (first delete → the last DELETED event, and → no sandbox ready); median of runs\n\n", pr.Profile.Name)
 			b.WriteString(t)
 		}
 		fmt.Fprintf(&b, "\n#### %s: (7) floor, sandbox + container start straight through CRI, no kubelet (%d samples)\n\n", pr.Profile.Name, len(pr.Floor))
 		b.WriteString(pr.floorTable())
+		if t := pr.batchFloorTable(); t != "" {
+			fmt.Fprintf(&b, "\n#### %s: (7) floor, batches started at once straight through CRI, no kubelet\n\n", pr.Profile.Name)
+			b.WriteString(t)
+		}
+		if f := pr.ClientFloor; f != nil {
+			fmt.Fprintf(&b, "\n#### %s: (8) floor, a client-go program with one pod informer and nothing else\n\n", pr.Profile.Name)
+			fmt.Fprintf(&b, "RSS %s (anonymous %s, file %s; read-only segments %s), CPU %s of one core, over %.0f s.\n",
+				format(f.RSSMiB, mib), format(f.AnonMiB, mib), format(f.FileMiB, mib), format(f.ImageMiB, mib), format(f.CPUPercent(), percent), f.Window)
+		}
 		b.WriteString("\n")
 	}
 	if len(res.HeapTop) > 0 {
@@ -703,12 +850,16 @@ func method(res *Results) string {
    and (minikubelet) /debug/pprof/heap; then, in %s, %d busybox sleep pods created at once on the node (maxPods %d): first create
    → all Running, and the same window once all were Ready.
 7. Once per profile, with no agent running: RunPodSandbox + CreateContainer + StartContainer of busybox sleep with minikubelet's CRI
-   configs and the cgroup parent a BestEffort pod gets from both agents (%s/kubepods/besteffort/pod<uid>), one warm-up then %d samples.
+   configs and the cgroup parent a BestEffort pod gets from both agents (%s/kubepods/besteffort/pod<uid>), one warm-up then %d samples;
+   then each batch size started at once (one goroutine per pod, as the agents' pod workers): first call → the last
+   StartContainer returned. An agent's share of a batch is its first create → all Ready less this.
+8. In the last profile, with no agent running: test/cmd/clientfloor, a client-go clientset with one informer on a node's pods
+   and nothing else, measured as in 6 for up to %v once synced: the memory any node agent built on client-go starts from.
 
 Both agents and the floor use the same cgroup layout under a cgroup root of the bench's own (the upstream kubelet kills unknown
 processes in pod cgroups under its root, so it must not share the machine's /kubepods with other test beds); the root is created
 before each run and removed after. Between workloads all pods are deleted, their sandboxes waited for until stopped and then removed,
 so every workload starts from an empty runtime. Between runs the agent is stopped, its Node deleted and the runtime emptied through CRI.
-`, c.SeqPods, strings.Join(batches, " and "), large, c.ExitSamples, c.ExitDelayMax, c.Idle, large, c.FootprintPods, c.MaxPods, cgroupRoot, c.FloorSamples)
+`, c.SeqPods, strings.Join(batches, " and "), large, c.ExitSamples, c.ExitDelayMax, c.Idle, large, c.FootprintPods, c.MaxPods, cgroupRoot, c.FloorSamples, clientFloorWindow)
 	return b.String()
 }

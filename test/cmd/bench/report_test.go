@@ -152,7 +152,7 @@ func TestReportRowsSkipUnmeasured(t *testing.T) {
 
 // A goal not met says where the time or memory went; a met one does not.
 func TestGoalsWhereItGoes(t *testing.T) {
-	c := config{SeqPods: 1, Batches: []int{30}, FootprintPods: 3, MaxPods: 10}
+	c := config{SeqPods: 1, Batches: []int{30}, FootprintPods: 3, MaxPods: 10, cores: 2}
 	run := func(agent string, ready, anon, file float64) RunResult {
 		return RunResult{Agent: agent, SeqRunning: []float64{0.3},
 			Batches: []BatchResult{{Pods: 30, AllReady: ready, CPUCreate: map[string]float64{
@@ -164,7 +164,7 @@ func TestGoalsWhereItGoes(t *testing.T) {
 	md := pr.goals(c)
 	for _, want := range []string{
 		"batch of 30, first create → all Ready ≤ 0.70 × upstream's: 9000 ms vs 10.0 s, ratio 0.90 — **not met**",
-		"with minikubelet the machine was busy 11.5 CPU-s, of which the agent 0.5, containerd and its shims 8.0, kube-apiserver and etcd 2.0",
+		"with minikubelet the machine was busy 11.5 CPU-s (64 % of its 2 cores), of which the agent 0.5, containerd and its shims 8.0, kube-apiserver and etcd 2.0",
 		"anonymous pages (heap, stacks) 10.0 MiB vs 40.0 MiB, ratio 0.25; file pages (the binary as mapped in) 30.0 MiB vs 50.0 MiB, ratio 0.60, of read-only segments of 60.0 MiB vs 100.0 MiB",
 	} {
 		if !strings.Contains(md, want) {
@@ -174,5 +174,47 @@ func TestGoalsWhereItGoes(t *testing.T) {
 	pr.Runs[0].Batches[0].AllReady = 5
 	if md := pr.goals(c); strings.Count(md, "where it goes") != 1 { // the idle RSS goal only
 		t.Errorf("a met goal says where it goes:\n%s", md)
+	}
+}
+
+// The floors say how far a goal is from what the runtime alone, or client-go alone, takes.
+func TestGoalsAgainstTheFloors(t *testing.T) {
+	c := config{SeqPods: 1, Batches: []int{30}, FootprintPods: 3, MaxPods: 10}
+	run := func(agent string, ready, gone float64, removed map[string]float64) RunResult {
+		return RunResult{Agent: agent, SeqRunning: []float64{0.3},
+			Batches: []BatchResult{{Pods: 30, AllReady: ready, DeleteGone: []float64{gone}, CPURemoved: removed}},
+			Idle:    &Footprint{RSSMiB: 50, AnonMiB: 20, FileMiB: 30}}
+	}
+	pr := &ProfileResult{Profile: profile{Name: "ordinary", Footprint: true}, Floor: []FloorSample{{Total: 0.1}},
+		BatchFloors: []BatchFloor{{Pods: 30, AllStarted: 8, CPU: map[string]float64{"containerd (with CNI plugins)": 3, "shims (with runc)": 4, otherCPU: 1}}},
+		ClientFloor: &ClientFloor{Footprint: Footprint{RSSMiB: 20, AnonMiB: 4, FileMiB: 16}, ImageMiB: 30},
+		Runs: []RunResult{
+			run("minikubelet", 9, 0.2, map[string]float64{"shims (with runc)": 1, "containerd (with CNI plugins)": 0.25, "kube-apiserver": 0.25}),
+			run("upstream", 10, 0.05, map[string]float64{"kube-apiserver": 0.25, "etcd": 0.05}),
+		}}
+	md := pr.goals(c) + pr.table(c) + pr.batchFloorTable()
+	for _, want := range []string{
+		"batch of 30: all Ready minus the CRI batch floor (the agent's share) | 1000 ms | 2000 ms | 0.50",
+		"the runtime alone, with no agent, starts the batch in 8000 ms (CRI batch floor); the goal (7000 ms) is below it, out of any agent's reach; above the floor minikubelet takes 1000 ms, upstream 2000 ms, ratio 0.50",
+		"(test/cmd/clientfloor) has an RSS of 20.0 MiB (anonymous 4.0 MiB, file 16.0 MiB, of read-only segments of 30.0 MiB); the goal (17.5 MiB) is below it, out of reach of any agent built on client-go",
+		"batch of 30: while the API server removed the batch (first delete → last DELETED event) the machine was busy with minikubelet 1.50 CPU-s, of which containerd and its shims (the agent's kill signals run runc) 1.25, kube-apiserver and etcd 0.25; with upstream 0.30 CPU-s, of which containerd and its shims (the agent's kill signals run runc) 0.00, kube-apiserver and etcd 0.30",
+		"| 30 | 8000 ms | 3.00 | 4.00 | 1.00 | 8.00 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	// A floor below the goal leaves room; the delete rows within 1.05 say nothing more.
+	pr.BatchFloors[0].AllStarted = 5
+	pr.Runs[0].Batches[0].DeleteGone = []float64{0.05}
+	pr.ClientFloor.RSSMiB = 15
+	md = pr.goals(c)
+	for _, want := range []string{"the goal (7000 ms) leaves 2000 ms above it for the API and the agent", "the goal (17.5 MiB) leaves 2.5 MiB for all the rest of an agent"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("goals lack %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "while the API server removed the batch") {
+		t.Errorf("delete rows within 1.05 got a where line:\n%s", md)
 	}
 }
