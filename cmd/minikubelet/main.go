@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"k8s.io/klog/v2"
@@ -17,7 +18,21 @@ import (
 )
 
 func main() {
+	setGCPercent()
 	os.Exit(run(os.Args[1:]))
+}
+
+// gcPercent is the Go GC's target unless GOGC is set: the heap may grow half over what is
+// live between collections, not the whole (Go's default, 100). Measured in make bench
+// (2026-12-05): the idle heap in use 13.6 -> 9.2 MiB, RSS 3 MiB less, with the agent's CPU
+// time in a batch of 30 within the noise (0.53 -> 0.58 CPU-s of 7.5).
+const gcPercent = 50
+
+// setGCPercent applies gcPercent; GOGC in the environment, as for any Go program, wins.
+func setGCPercent() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 func run(args []string) int {
