@@ -35,15 +35,29 @@ func cgroupHierarchies() ([]string, error) {
 }
 
 // makeCgroupRoot creates root (e.g. /mkbed-bench-pods) in every hierarchy: the upstream
-// kubelet refuses a cgroupRoot that does not exist. A new cpuset cgroup starts with no
-// CPUs or memory nodes, so those are copied from the parent.
-func makeCgroupRoot(root string) error {
+// kubelet refuses a cgroupRoot that does not exist.
+func makeCgroupRoot(root string) error { return makeCgroup(root, 0) }
+
+// makeCgroup creates rel and its missing parents in every hierarchy, as a kubelet makes its
+// QoS and pod cgroups: a new cpuset cgroup starts with no CPUs or memory nodes, so those
+// are copied from the parent; shares > 0 sets rel's cpu.shares.
+func makeCgroup(rel string, shares uint64) error {
 	hs, err := cgroupHierarchies()
 	if err != nil {
 		return err
 	}
 	for _, h := range hs {
-		dir := filepath.Join(h, root)
+		if err := makeCgroupIn(h, rel, shares); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func makeCgroupIn(h, rel string, shares uint64) error {
+	dir := h
+	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
+		dir = filepath.Join(dir, part)
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
@@ -62,6 +76,12 @@ func makeCgroupRoot(root string) error {
 			if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
 				return fmt.Errorf("%s/%s: %w", dir, f, err)
 			}
+		}
+	}
+	// The v1 cpu controller's hierarchy is "cpu" or "cpu,cpuacct".
+	if shares > 0 && slices.Contains(strings.Split(filepath.Base(h), ","), "cpu") {
+		if err := os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte(fmt.Sprint(shares)), 0o644); err != nil {
+			return fmt.Errorf("%s/cpu.shares: %w", dir, err)
 		}
 	}
 	return nil

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,14 +23,17 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
 // The CRI floor: what the runtime alone takes to start busybox `sleep 3600` pods, with the
-// configs minikubelet's translation (pkg/cri) makes and no kubelet running. Each pod gets
-// the cgroup parent both agents give a BestEffort pod under cgroupRoot
-// (<root>/kubepods/besteffort/pod<uid>; runc creates it). No agent can start pods faster,
-// so the floor is what the agents' shares are measured above.
+// configs minikubelet's translation (pkg/cri) makes and no kubelet running. Each pod is
+// what both agents ask of the runtime for such a pod: the cgroup they give a BestEffort
+// pod under cgroupRoot (<root>/kubepods/besteffort/pod<uid>, made beforehand with the
+// minimum CPU shares there and on the QoS cgroup), and the container's /etc/hosts and
+// /dev/termination-log bind mounts. No agent can start pods faster, so the floor is what
+// the agents' shares are measured above.
 
 // FloorSample is one sandbox + container start straight through CRI (seconds).
 type FloorSample struct {
@@ -52,8 +57,12 @@ type floorRun struct {
 	rs         runtimeapi.RuntimeServiceClient
 	imageRef   string
 	logsDir    string
+	podsDir    string // the pods' hosts and termination-log files
 	cgroupRoot string
 }
+
+// besteffort is the QoS cgroup of BestEffort pods under root.
+func besteffort(root string) string { return path.Join(root, "kubepods", "besteffort") }
 
 func newFloorRun(ctx context.Context, bed *testbed.Bed, rt *cri.Client, cgroupRoot string) (*floorRun, func() error, error) {
 	imageRef, err := rt.ImageRef(ctx, testbed.BusyboxImage)
@@ -64,8 +73,41 @@ func newFloorRun(ctx context.Context, bed *testbed.Bed, rt *cri.Client, cgroupRo
 	if err != nil {
 		return nil, nil, err
 	}
-	fr := &floorRun{rs: rs, imageRef: imageRef, logsDir: filepath.Join(bed.Dir, "bench-floor", "pod-logs"), cgroupRoot: cgroupRoot}
-	return fr, func() error { _ = os.RemoveAll(filepath.Dir(fr.logsDir)); return closeCRI() }, nil
+	// The node-level cgroup with the node's CPU as its shares (no reservations on the bed),
+	// the BestEffort QoS cgroup with the least.
+	if err := makeCgroup(path.Join(cgroupRoot, "kubepods"), cm.MilliCPUToShares(int64(runtime.NumCPU())*1000)); err != nil {
+		_ = closeCRI()
+		return nil, nil, err
+	}
+	if err := makeCgroup(besteffort(cgroupRoot), cm.MinShares); err != nil {
+		_ = closeCRI()
+		return nil, nil, err
+	}
+	dir := filepath.Join(bed.Dir, "bench-floor")
+	fr := &floorRun{rs: rs, imageRef: imageRef, logsDir: filepath.Join(dir, "pod-logs"), podsDir: filepath.Join(dir, "pods"), cgroupRoot: cgroupRoot}
+	return fr, func() error { _ = os.RemoveAll(dir); return closeCRI() }, nil
+}
+
+// prepare makes what an agent makes for the pod before its sandbox: the pod cgroup and
+// the files the container's bind mounts show.
+func (fr *floorRun) prepare(pod *v1.Pod, c *runtimeapi.ContainerConfig) error {
+	if err := makeCgroup(path.Join(besteffort(fr.cgroupRoot), "pod"+string(pod.UID)), cm.MinShares); err != nil {
+		return err
+	}
+	dir := filepath.Join(fr.podsDir, string(pod.UID))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	hosts, term := filepath.Join(dir, "etc-hosts"), filepath.Join(dir, "0-termination-log")
+	if err := os.WriteFile(hosts, []byte("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(term, nil, 0o666); err != nil {
+		return err
+	}
+	c.Mounts = append(c.Mounts, &runtimeapi.Mount{ContainerPath: "/dev/termination-log", HostPath: term},
+		&runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hosts})
+	return nil
 }
 
 // start starts pod floor-<name>: RunPodSandbox, CreateContainer, StartContainer.
@@ -89,6 +131,9 @@ func (fr *floorRun) start(ctx context.Context, name string) (FloorSample, error)
 		return FloorSample{}, err
 	}
 	if err := os.MkdirAll(filepath.Join(sbCfg.LogDirectory, "main"), 0o755); err != nil {
+		return FloorSample{}, err
+	}
+	if err := fr.prepare(pod, cCfg); err != nil {
 		return FloorSample{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
