@@ -17,9 +17,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -60,6 +60,7 @@ type parts struct {
 	logger             klog.Logger
 	nodeName, hostname string
 	client, heartbeat  kubernetes.Interface // nil: standalone
+	nodes              coreinformers.NodeInformer
 	eventClient        typedcorev1.EventsGetter
 	rt                 *cri.Client
 	runtimeName        string // the runtime's name (CRI Version), the scheme of container IDs
@@ -260,6 +261,7 @@ func (p *parts) nodeController(context.Context) error {
 		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
 		Handlers:             p.rt.Handlers(), // kept by its runtime poll (Ready)
 		VolumesInUse:         p.csi.InUse,
+		Nodes:                p.nodeInformer(),
 	})
 	if err != nil {
 		return err
@@ -421,17 +423,8 @@ func (p *parts) admissionNode(st v1.NodeStatus) func() (*v1.Node, error) {
 	if p.client == nil {
 		return func() (*v1.Node, error) { return local.DeepCopy(), nil }
 	}
-	f := informers.NewSharedInformerFactoryWithOptions(p.client, 0, informers.WithTransform(informer.StripManagedFields),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", p.nodeName).String()
-		}))
-	nodes := f.Core().V1().Nodes()
+	nodes := p.nodeInformer()
 	lister, synced := nodes.Lister(), nodes.Informer().HasSynced
-	p.add("node informer", func(ctx context.Context) {
-		f.Start(ctx.Done())
-		<-ctx.Done()
-		informer.ShutdownWithin(f, time.Second)
-	})
 	return func() (*v1.Node, error) {
 		if synced() {
 			if n, err := lister.Get(p.nodeName); err == nil {
@@ -440,6 +433,23 @@ func (p *parts) admissionNode(st v1.NodeStatus) func() (*v1.Node, error) {
 		}
 		return local.DeepCopy(), nil
 	}
+}
+
+// nodeInformer is the one informer on this node's Node, shared by admission and the node
+// controller; made at the first call.
+func (p *parts) nodeInformer() coreinformers.NodeInformer {
+	if p.nodes != nil {
+		return p.nodes
+	}
+	f := node.NodeInformerFactory(p.client, p.nodeName)
+	p.nodes = f.Core().V1().Nodes()
+	p.nodes.Informer() // registered before the start
+	p.add("node informer", func(ctx context.Context) {
+		f.Start(ctx.Done())
+		<-ctx.Done()
+		informer.ShutdownWithin(f, time.Second)
+	})
+	return p.nodes
 }
 
 // localNode is the Node object this kubelet registers, as the node controller builds it,

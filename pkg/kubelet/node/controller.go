@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -74,6 +75,9 @@ type Config struct {
 	// VolumesInUse lists the attachable volumes mounted on the node, for
 	// status.volumesInUse (nil: the API's value is kept).
 	VolumesInUse func() []v1.UniqueVolumeName
+	// Nodes is an informer on this node only, which its owner starts (nil: the controller
+	// watches its node with an informer of its own).
+	Nodes coreinformers.NodeInformer
 
 	UpdateFrequency      time.Duration // compute status (default 10s)
 	ReportFrequency      time.Duration // post even if unchanged (default 5m)
@@ -158,25 +162,25 @@ func (c *Controller) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	c.cfg.Recorder.Eventf(c.ref(), v1.EventTypeNormal, "Starting", "Starting kubelet.")
 
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// Our own Node, watched so that a deletion is noticed (and repaired) at once.
-	factory := informers.NewSharedInformerFactoryWithOptions(c.cfg.Client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.cfg.NodeName).String()
-		}))
-	inf := factory.Core().V1().Nodes()
+	inf := c.cfg.Nodes
+	if inf == nil {
+		factory := NodeInformerFactory(c.cfg.Client, c.cfg.NodeName)
+		inf = factory.Core().V1().Nodes()
+		inf.Informer() // registered before the start
+		factory.Start(ctx.Done())
+		defer informer.ShutdownWithin(factory, time.Second)
+	}
 	c.lister = inf.Lister()
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(any) { c.kick() },
 	}); err != nil {
 		return err
 	}
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	factory.Start(ctx.Done())
-	defer informer.ShutdownWithin(factory, time.Second)
 
 	renew := time.Duration(c.cfg.LeaseDurationSeconds) * time.Second / 4
 	lc := lease.NewController(c.cfg.Clock, c.cfg.HeartbeatClient, c.cfg.NodeName, c.cfg.LeaseDurationSeconds,
@@ -419,6 +423,15 @@ func twoWayPatch(old, new *v1.Node) ([]byte, error) {
 		return nil, nil
 	}
 	return p, nil
+}
+
+// NodeInformerFactory makes informers that see only the Node named name, without
+// managedFields.
+func NodeInformerFactory(client kubernetes.Interface, name string) informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(informer.StripManagedFields),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}))
 }
 
 // setLeaseOwner makes the Node own its Lease, so deleting the Node collects the Lease.
