@@ -173,24 +173,47 @@ func (b *Bed) stopSystemdRuntime() {
 func MakeCgroup(name string) ([]string, error) {
 	var procs []string
 	for _, h := range CgroupHierarchies() {
-		cg := filepath.Join(h, name)
-		if err := os.MkdirAll(cg, 0o755); err != nil {
+		if err := MakeCgroupIn(h, name, 0); err != nil {
 			return nil, err
 		}
-		if filepath.Base(h) == "cpuset" {
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				v, err := os.ReadFile(filepath.Join(h, f))
-				if err != nil {
-					return nil, err
-				}
-				if err := os.WriteFile(filepath.Join(cg, f), v, 0o644); err != nil {
-					return nil, err
-				}
-			}
-		}
-		procs = append(procs, filepath.Join(cg, "cgroup.procs"))
+		procs = append(procs, filepath.Join(h, name, "cgroup.procs"))
 	}
 	return procs, nil
+}
+
+// MakeCgroupIn creates the cgroup path rel and its missing parents in hierarchy h: a new
+// cpuset level gets its parent's CPUs and memory nodes (it starts with none); shares > 0
+// sets rel's cpu.shares where h is the v1 cpu controller's ("cpu" or "cpu,cpuacct").
+func MakeCgroupIn(h, rel string, shares uint64) error {
+	dir := h
+	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
+		dir = filepath.Join(dir, part)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		if filepath.Base(h) != "cpuset" {
+			continue
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, _ := os.ReadFile(filepath.Join(dir, f))
+			if strings.TrimSpace(string(cur)) != "" {
+				continue
+			}
+			v, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+				return fmt.Errorf("%s/%s: %w", dir, f, err)
+			}
+		}
+	}
+	if shares > 0 && slices.Contains(strings.Split(filepath.Base(h), ","), "cpu") {
+		if err := os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte(strconv.FormatUint(shares, 10)), 0o644); err != nil {
+			return fmt.Errorf("%s/cpu.shares: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // CgroupHierarchies are the mounted cgroup hierarchies (v1 controllers, name=systemd,

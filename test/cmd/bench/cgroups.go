@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/minikubelet/minikubelet/test/testbed"
 	"github.com/moby/sys/mountinfo"
 )
 
@@ -39,49 +40,15 @@ func cgroupHierarchies() ([]string, error) {
 func makeCgroupRoot(root string) error { return makeCgroup(root, 0) }
 
 // makeCgroup creates rel and its missing parents in every hierarchy, as a kubelet makes its
-// QoS and pod cgroups: a new cpuset cgroup starts with no CPUs or memory nodes, so those
-// are copied from the parent; shares > 0 sets rel's cpu.shares.
+// QoS and pod cgroups (testbed.MakeCgroupIn: cpusets filled, shares > 0 set).
 func makeCgroup(rel string, shares uint64) error {
 	hs, err := cgroupHierarchies()
 	if err != nil {
 		return err
 	}
 	for _, h := range hs {
-		if err := makeCgroupIn(h, rel, shares); err != nil {
+		if err := testbed.MakeCgroupIn(h, rel, shares); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-func makeCgroupIn(h, rel string, shares uint64) error {
-	dir := h
-	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
-		dir = filepath.Join(dir, part)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create cgroup %s: %w", dir, err)
-		}
-		if filepath.Base(h) != "cpuset" {
-			continue
-		}
-		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			cur, _ := os.ReadFile(filepath.Join(dir, f))
-			if strings.TrimSpace(string(cur)) != "" {
-				continue
-			}
-			v, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
-				return fmt.Errorf("%s/%s: %w", dir, f, err)
-			}
-		}
-	}
-	// The v1 cpu controller's hierarchy is "cpu" or "cpu,cpuacct".
-	if shares > 0 && slices.Contains(strings.Split(filepath.Base(h), ","), "cpu") {
-		if err := os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte(fmt.Sprint(shares)), 0o644); err != nil {
-			return fmt.Errorf("%s/cpu.shares: %w", dir, err)
 		}
 	}
 	return nil
