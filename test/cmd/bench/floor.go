@@ -69,18 +69,16 @@ func newFloorRun(ctx context.Context, bed *testbed.Bed, rt *cri.Client, cgroupRo
 	if err != nil || imageRef == "" {
 		return nil, nil, fmt.Errorf("busybox image in the runtime: %q %v", imageRef, err)
 	}
-	rs, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
-	if err != nil {
-		return nil, nil, err
-	}
 	// The node-level cgroup with the node's CPU as its shares (no reservations on the bed),
 	// the BestEffort QoS cgroup with the least.
 	if err := makeCgroup(path.Join(cgroupRoot, "kubepods"), cm.MilliCPUToShares(int64(runtime.NumCPU())*1000)); err != nil {
-		_ = closeCRI()
 		return nil, nil, err
 	}
 	if err := makeCgroup(besteffort(cgroupRoot), cm.MinShares); err != nil {
-		_ = closeCRI()
+		return nil, nil, err
+	}
+	rs, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
+	if err != nil {
 		return nil, nil, err
 	}
 	dir := filepath.Join(bed.Dir, "bench-floor")
