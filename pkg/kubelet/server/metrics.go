@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/component-base/metrics/legacyregistry"
+	// client-go's request metrics (rest_client_*), registered in the legacy registry as
+	// upstream's kubelet does.
+	_ "k8s.io/component-base/metrics/prometheus/restclient"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	kmetrics "github.com/minikubelet/minikubelet/pkg/kubelet/metrics"
@@ -17,11 +20,10 @@ import (
 )
 
 // metricsHandler serves /metrics: the runtime-operation metrics, pod start durations, the
-// running pods and containers (from the runtime state cache), and the process
-// and Go runtime metrics.
+// running pods and containers (from the runtime state cache), and, from component-base's
+// legacy registry as upstream, the process and Go runtime metrics and client-go's.
 func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	reg.MustRegister(cri.Collectors()...)
 	reg.MustRegister(runtimecache.Collectors()...)
 	reg.MustRegister(kmetrics.Collectors()...)
@@ -32,7 +34,7 @@ func (s *Server) metricsHandler() http.Handler {
 	if s.cfg.Stats != nil {
 		reg.MustRegister(volumeStatsCollector{s.cfg.Stats})
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return promhttp.HandlerFor(prometheus.Gatherers{legacyregistry.DefaultGatherer, reg}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // probeMetricsHandler serves /metrics/probes: the prober's results and durations.

@@ -15,7 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -198,9 +200,20 @@ func TestMetrics(t *testing.T) {
 	}
 	rv := &reviews{tokens: map[string]authnv1.UserInfo{"t": {Username: "alice"}}, allow: func(authzv1.SubjectAccessReviewSpec) bool { return true }}
 	s := newTestServer(t, testKubeletConfig(t), rv, rt)
+	// One request through client-go, whose metrics /metrics serves as upstream's does.
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"major":"1","minor":"37"}`))
+	}))
+	defer api.Close()
+	if _, err := kubernetes.NewForConfigOrDie(&rest.Config{Host: api.URL}).Discovery().ServerVersion(); err != nil {
+		t.Fatal(err)
+	}
 	w := do(t, s.Handler(), "GET", "/metrics", "t")
+	host := strings.TrimPrefix(api.URL, "http://")
 	for _, want := range []string{"kubelet_running_pods 2", `kubelet_running_containers{container_state="running"} 2`,
-		`kubelet_running_containers{container_state="exited"} 1`, "kubelet_pod_start_duration_seconds_bucket", "go_goroutines", "process_start_time_seconds"} {
+		`kubelet_running_containers{container_state="exited"} 1`, "kubelet_pod_start_duration_seconds_bucket", "go_goroutines", "process_start_time_seconds",
+		`rest_client_requests_total{code="200",host="` + host + `",method="GET"} 1`, `rest_client_request_duration_seconds_bucket{host="` + host + `",verb="GET",le="0.005"}`} {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
