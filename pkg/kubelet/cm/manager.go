@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,8 @@ type Manager struct {
 	cfg  ManagerConfig
 	tree tree
 	mu   sync.Mutex // serialises QoS updates
+	// qosWritten: the settings last written to each QoS cgroup, by its name (mu held).
+	qosWritten map[string]Config
 }
 
 // tree is the machine's cgroup hierarchy as the manager uses it; unit tests give a fake
@@ -87,7 +90,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.ActivePods == nil {
 		cfg.ActivePods = func() []*v1.Pod { return nil }
 	}
-	return &Manager{cfg: cfg, tree: machineTree()}
+	return &Manager{cfg: cfg, tree: machineTree(), qosWritten: map[string]Config{}}
 }
 
 // Start makes (or updates) the node allocatable cgroup and the burstable and besteffort
@@ -96,7 +99,7 @@ func (m *Manager) Start() error {
 	if err := m.set(cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, ""), ForNode(m.cfg.Allocatable)); err != nil {
 		return fmt.Errorf("node allocatable cgroup: %w", err)
 	}
-	return m.UpdateQOS()
+	return m.updateQOS(true)
 }
 
 // Run updates the QoS cgroups every minute (upstream's periodic update) and sweeps the
@@ -114,7 +117,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-qos.C:
-			if err := m.UpdateQOS(); err != nil {
+			if err := m.updateQOS(true); err != nil {
 				klog.FromContext(ctx).Error(err, "Updating the QoS cgroups failed")
 			}
 		case <-sweep.C:
@@ -123,16 +126,30 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// UpdateQOS sets the burstable and besteffort cgroups from the active pods.
-func (m *Manager) UpdateQOS() error {
+// UpdateQOS sets the burstable and besteffort cgroups from the active pods, leaving one
+// whose settings are what this manager last wrote there: a pod's start or removal
+// changes them only for its own QoS class, and rarely (a BestEffort pod never), while
+// writing both costs two cgroups in every hierarchy on the pod's start path. Start and
+// the periodic update write them regardless, repairing changes from outside.
+func (m *Manager) UpdateQOS() error { return m.updateQOS(false) }
+
+func (m *Manager) updateQOS(force bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	burstable, bestEffort := ForQOS(m.cfg.ActivePods(), m.cfg.Pod.HugePageSizes)
-	if err := m.set(cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, v1.PodQOSBurstable), burstable); err != nil {
-		return fmt.Errorf("burstable cgroup: %w", err)
-	}
-	if err := m.set(cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, v1.PodQOSBestEffort), bestEffort); err != nil {
-		return fmt.Errorf("besteffort cgroup: %w", err)
+	for _, q := range []struct {
+		class v1.PodQOSClass
+		c     Config
+	}{{v1.PodQOSBurstable, burstable}, {v1.PodQOSBestEffort, bestEffort}} {
+		name := cri.QOSCgroupPath(m.cfg.Driver, m.cfg.Root, q.class)
+		if last, ok := m.qosWritten[name]; ok && !force && reflect.DeepEqual(last, q.c) {
+			continue
+		}
+		delete(m.qosWritten, name) // unknown until written
+		if err := m.set(name, q.c); err != nil {
+			return fmt.Errorf("%s cgroup: %w", strings.ToLower(string(q.class)), err)
+		}
+		m.qosWritten[name] = q.c
 	}
 	return nil
 }

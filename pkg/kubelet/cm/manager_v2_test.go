@@ -114,3 +114,54 @@ func TestCPUWeight(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateQOSWritesChangesOnly: a pod's start writes a QoS cgroup only when its
+// settings change (a BestEffort pod changes neither), and the periodic update writes
+// both regardless, repairing a change from outside.
+func TestUpdateQOSWritesChangesOnly(t *testing.T) {
+	dir := t.TempDir()
+	var active []*v1.Pod
+	m := NewManager(testConfig(cri.CgroupfsDriver, "", nil, &active))
+	m.tree = fakeV2(t, dir)
+	startTwoPods(t, m, &active)
+	file := func(cg string) string { return filepath.Join(dir, cg, "cpu.weight") }
+	read := func(cg string) string {
+		b, err := os.ReadFile(file(cg))
+		if err != nil {
+			return err.Error()
+		}
+		return strings.TrimSpace(string(b))
+	}
+	// Changed from outside: the next pod's start leaves both alone if it changes neither.
+	for _, cg := range []string{"kubepods/burstable", "kubepods/besteffort"} {
+		if err := os.WriteFile(file(cg), []byte("77"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be := pod(ctr(nil, nil))
+	be.UID, be.Status.QOSClass = "e1", v1.PodQOSBestEffort
+	active = append(active, be)
+	if err := m.EnsurePod(be); err != nil {
+		t.Fatal(err)
+	}
+	if b, e := read("kubepods/burstable"), read("kubepods/besteffort"); b != "77" || e != "77" {
+		t.Errorf("a BestEffort pod's start rewrote the QoS cgroups: burstable %s, besteffort %s", b, e)
+	}
+	// A Burstable pod changes the burstable class's shares (300m + 100m = 409): written.
+	b2 := pod(ctr(rl("cpu", "100m"), nil))
+	b2.UID, b2.Status.QOSClass = "b2", v1.PodQOSBurstable
+	active = append(active, b2)
+	if err := m.EnsurePod(b2); err != nil {
+		t.Fatal(err)
+	}
+	if b, e := read("kubepods/burstable"), read("kubepods/besteffort"); b != "16" || e != "77" {
+		t.Errorf("after a Burstable pod's start: burstable %s (want 16), besteffort %s (want 77, unchanged settings)", b, e)
+	}
+	// The periodic update writes both.
+	if err := m.updateQOS(true); err != nil {
+		t.Fatal(err)
+	}
+	if b, e := read("kubepods/burstable"), read("kubepods/besteffort"); b != "16" || e != "1" {
+		t.Errorf("after the periodic update: burstable %s (want 16), besteffort %s (want 1)", b, e)
+	}
+}
