@@ -47,9 +47,12 @@ func podsWithStatus(w *podworker.Workers, st *status.Manager) func() []*v1.Pod {
 		pods := w.Pods()
 		for i, p := range pods {
 			if s, ok := st.Status(p.UID); ok {
-				p = p.DeepCopy()
-				p.Status = s
-				pods[i] = p
+				// A shallow copy: the spec and metadata are shared, read-only as the
+				// informer's objects are; only the status is the node's own. The eviction
+				// manager's stats ask for every pod each 10 s.
+				c := *p
+				c.Status = s
+				pods[i] = &c
 			}
 		}
 		return pods

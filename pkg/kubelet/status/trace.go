@@ -26,10 +26,11 @@ type Transition struct {
 	// outside the summary changed.
 	From string `json:"from"`
 	To   string `json:"to"`
-	// Status is the whole status, on the first entry only; every later entry has Diff
-	// instead, the strategic merge patch (as the API server applies to a pod's status)
-	// from the previous entry's status to this one's.
-	Status *v1.PodStatus   `json:"status,omitempty"`
+	// Status is the whole status (a v1.PodStatus as JSON, kept encoded: a node's traces
+	// are read rarely), on the first entry only; every later entry has Diff instead, the
+	// strategic merge patch (as the API server applies to a pod's status) from the previous
+	// entry's status to this one's.
+	Status json.RawMessage `json:"status,omitempty"`
 	Diff   json.RawMessage `json:"diff,omitempty"`
 }
 
@@ -92,7 +93,7 @@ func (t *Trace) Record(pod *v1.Pod, st v1.PodStatus) {
 	}
 	tr := Transition{At: now, Since: now.Sub(pt.first), From: pt.last, To: Summary(st)}
 	if pt.lastJSON == nil {
-		tr.Status = st.DeepCopy()
+		tr.Status = cur
 	} else {
 		diff, err := strategicpatch.CreateTwoWayMergePatch(pt.lastJSON, cur, v1.PodStatus{})
 		if err != nil || string(diff) == "{}" {
@@ -113,15 +114,8 @@ func (t *Trace) Record(pod *v1.Pod, st v1.PodStatus) {
 func (pt *podTrace) dropOldest() {
 	if len(pt.entries) > 1 && pt.entries[0].Status != nil {
 		next := &pt.entries[1]
-		base, err := json.Marshal(pt.entries[0].Status)
-		if err == nil {
-			var full []byte
-			if full, err = strategicpatch.StrategicMergePatch(base, next.Diff, v1.PodStatus{}); err == nil {
-				var st v1.PodStatus
-				if json.Unmarshal(full, &st) == nil {
-					next.Status, next.Diff = &st, nil
-				}
-			}
+		if full, err := strategicpatch.StrategicMergePatch(pt.entries[0].Status, next.Diff, v1.PodStatus{}); err == nil {
+			next.Status, next.Diff = full, nil
 		}
 	}
 	pt.entries = append(pt.entries[:0], pt.entries[1:]...)
@@ -163,9 +157,14 @@ func (t *Trace) Forget(uid types.UID) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.pods[uid]; !ok {
+	pt, ok := t.pods[uid]
+	if !ok {
 		return
 	}
+	// A forgotten pod records nothing more: only its entries stay, to be read.
+	pt.mu.Lock()
+	pt.lastJSON = nil
+	pt.mu.Unlock()
 	t.gone = append(t.gone, uid)
 	if len(t.gone) <= keepGone {
 		return

@@ -75,15 +75,17 @@ func replay(t *testing.T, trs []Transition) []v1.PodStatus {
 	if len(trs) == 0 || trs[0].Status == nil || trs[0].Diff != nil {
 		t.Fatalf("first entry has no whole status: %+v", trs)
 	}
-	cur, err := json.Marshal(trs[0].Status)
-	if err != nil {
+	cur := []byte(trs[0].Status)
+	var first v1.PodStatus
+	if err := json.Unmarshal(cur, &first); err != nil {
 		t.Fatal(err)
 	}
-	out := []v1.PodStatus{*trs[0].Status}
+	out := []v1.PodStatus{first}
 	for i, tr := range trs[1:] {
 		if tr.Status != nil || len(tr.Diff) == 0 {
 			t.Fatalf("entry %d: status %v, diff %s; want a diff only", i+1, tr.Status, tr.Diff)
 		}
+		var err error
 		if cur, err = strategicpatch.StrategicMergePatch(cur, tr.Diff, v1.PodStatus{}); err != nil {
 			t.Fatalf("entry %d: %v", i+1, err)
 		}
