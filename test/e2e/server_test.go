@@ -355,8 +355,8 @@ func kubeletGetTLS(ctx context.Context, t *testing.T, k *testbed.Kubelet, tc *tl
 }
 
 // TestServerMetrics scrapes /metrics on the node's port as a cluster admin and finds the
-// running pod and container counted from the runtime; /pods, /healthz and /stats/summary
-// answer too.
+// running pod and container counted from the runtime, and client-go's request metrics of
+// the node's own API requests; /pods, /healthz and /stats/summary answer too.
 func TestServerMetrics(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	k := startKubelet(t, "srv-metrics")
@@ -395,7 +395,8 @@ func TestServerMetrics(t *testing.T) {
 	if n := gauge("kubelet_running_containers", "container_state", "running"); n != 1 {
 		t.Errorf(`kubelet_running_containers{container_state="running"} = %v, want 1`, n)
 	}
-	for _, name := range []string{"kubelet_runtime_operations_duration_seconds", "kubelet_pod_start_duration_seconds", "process_start_time_seconds", "go_goroutines"} {
+	for _, name := range []string{"kubelet_runtime_operations_duration_seconds", "kubelet_pod_start_duration_seconds", "process_start_time_seconds", "go_goroutines",
+		"rest_client_requests_total", "rest_client_request_duration_seconds"} {
 		if families[name] == nil {
 			t.Errorf("/metrics has no %s", name)
 		}
