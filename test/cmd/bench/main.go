@@ -234,7 +234,10 @@ type Results struct {
 	// run; HeapTop its `go tool pprof -top` (inuse_space).
 	HeapFile string   `json:"heap_profile,omitempty"`
 	HeapTop  []string `json:"heap_top,omitempty"`
-	Elapsed  float64  `json:"elapsed_s"`
+	// LoadedHeapFile and LoadedHeapTop: the same with the footprint pods on the node.
+	LoadedHeapFile string   `json:"loaded_heap_profile,omitempty"`
+	LoadedHeapTop  []string `json:"loaded_heap_top,omitempty"`
+	Elapsed        float64  `json:"elapsed_s"`
 }
 
 // ProfileResult is one profile's test bed: its CRI floor and the agent runs.
@@ -308,13 +311,8 @@ func run(ctx context.Context, cfg config) error {
 		}
 		res.Profiles = append(res.Profiles, *pr)
 	}
-	if res.HeapFile != "" {
-		top, err := heapTop(filepath.Join(cfg.Out, res.HeapFile))
-		if err != nil {
-			logf("bench: heap profile: %v", err)
-		}
-		res.HeapTop = top
-	}
+	res.HeapTop = heapTopOf(cfg, res.HeapFile)
+	res.LoadedHeapTop = heapTopOf(cfg, res.LoadedHeapFile)
 	res.Elapsed = time.Since(began).Seconds()
 	return writeReport(cfg, res)
 }
@@ -475,6 +473,9 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 	}
 	if r.heapSaved {
 		res.HeapFile = r.heapFile
+	}
+	if r.loadedHeapSaved {
+		res.LoadedHeapFile = r.loadedHeapFile()
 	}
 	r.res.Wall = time.Since(start).Seconds()
 	logf("  %s done in %.1fs", node, r.res.Wall)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -157,6 +158,18 @@ func (k *kubeletAPI) saveHeap(ctx context.Context, file string) error {
 		return err
 	}
 	return os.WriteFile(file, b, 0o644)
+}
+
+// heapTopOf is heapTop of a profile the report names, nil (and a log line) when there is none.
+func heapTopOf(cfg config, name string) []string {
+	if name == "" {
+		return nil
+	}
+	top, err := heapTop(filepath.Join(cfg.Out, name))
+	if err != nil {
+		logf("bench: heap profile %s: %v", name, err)
+	}
+	return top
 }
 
 // heapTop is `go tool pprof -top` of a saved heap profile, inuse_space, 10 entries.

@@ -814,6 +814,10 @@ func markdown(res *Results) string {
 		fmt.Fprintf(&b, "### minikubelet's heap after the idle window (`%s`, last run; `go tool pprof -top -sample_index=inuse_space`)\n\n```\n%s\n```\n\n",
 			res.HeapFile, strings.Join(res.HeapTop, "\n"))
 	}
+	if len(res.LoadedHeapTop) > 0 {
+		fmt.Fprintf(&b, "### minikubelet's heap with the footprint pods on the node (`%s`)\n\n```\n%s\n```\n\n",
+			res.LoadedHeapFile, strings.Join(res.LoadedHeapTop, "\n"))
+	}
 	b.WriteString(method(res))
 	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,8 @@ type agentRun struct {
 	// heapFile: where minikubelet's heap profile goes after the idle window ("" for none).
 	heapFile  string
 	heapSaved bool
+	// loadedHeapSaved: the heap profile was also saved with the footprint pods on the node.
+	loadedHeapSaved bool
 }
 
 // large says whether this round runs the long workloads (batches after the first, the
@@ -528,5 +531,16 @@ func (r *agentRun) footprint(ctx context.Context) error {
 		return err
 	}
 	r.res.LoadedGo = m.Go
+	if r.heapFile != "" {
+		if err := r.api.saveHeap(ctx, filepath.Join(r.cfg.Out, r.loadedHeapFile())); err != nil {
+			return err
+		}
+		r.loadedHeapSaved = true
+	}
 	return nil
+}
+
+// loadedHeapFile names the heap profile taken with the footprint pods on the node.
+func (r *agentRun) loadedHeapFile() string {
+	return strings.TrimSuffix(r.heapFile, ".pb.gz") + fmt.Sprintf("-%dpods.pb.gz", r.cfg.FootprintPods)
 }
