@@ -318,7 +318,7 @@ func run(ctx context.Context, cfg config) error {
 }
 
 // runProfile starts a test bed for p, measures the CRI floor, and runs the agents in turn.
-func runProfile(ctx context.Context, cfg config, res *Results, p profile) (*ProfileResult, error) {
+func runProfile(ctx context.Context, cfg config, res *Results, p profile) (_ *ProfileResult, err error) {
 	began := time.Now()
 	pr := &ProfileResult{Profile: p}
 	logf("bench: profile %s: %s", p.Name, p.describe())
@@ -327,6 +327,11 @@ func runProfile(ctx context.Context, cfg config, res *Results, p profile) (*Prof
 		return nil, fmt.Errorf("start the test bed: %w", err)
 	}
 	defer bed.Stop()
+	defer func() { // runs before the bed, and its logs, are gone
+		if err != nil {
+			keepLogs(filepath.Join(bed.Dir, "logs"), filepath.Join(cfg.Out, "logs-"+p.Name))
+		}
+	}()
 	pr.BedStart = time.Since(began).Seconds()
 
 	rc, err := clientcmd.BuildConfigFromFlags("", bed.AdminKubeconfig)
@@ -480,6 +485,16 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 	r.res.Wall = time.Since(start).Seconds()
 	logf("  %s done in %.1fs", node, r.res.Wall)
 	return r.res, nil
+}
+
+// keepLogs copies a failed profile's bed logs (the runtime's, the control plane's, the
+// agents') to dst, which the bed's removal would take with it.
+func keepLogs(src, dst string) {
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		logf("bench: keeping the bed's logs in %s: %v", dst, err)
+		return
+	}
+	logf("bench: the bed's logs are kept in %s", dst)
 }
 
 // waitUntainted waits until the node carries no NoSchedule or NoExecute taint.
