@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/fs2"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/pkg/cri"
 )
@@ -132,30 +133,32 @@ func TestUpdateQOSWritesChangesOnly(t *testing.T) {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	// Changed from outside: the next pod's start leaves both alone if it changes neither.
+	// Changed from outside: a pod's start leaves each alone unless it changes its settings.
 	for _, cg := range []string{"kubepods/burstable", "kubepods/besteffort"} {
 		if err := os.WriteFile(file(cg), []byte("77"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	be := pod(ctr(nil, nil))
-	be.UID, be.Status.QOSClass = "e1", v1.PodQOSBestEffort
-	active = append(active, be)
-	if err := m.EnsurePod(be); err != nil {
-		t.Fatal(err)
-	}
-	if b, e := read("kubepods/burstable"), read("kubepods/besteffort"); b != "77" || e != "77" {
-		t.Errorf("a BestEffort pod's start rewrote the QoS cgroups: burstable %s, besteffort %s", b, e)
-	}
-	// A Burstable pod changes the burstable class's shares (300m + 100m = 409): written.
-	b2 := pod(ctr(rl("cpu", "100m"), nil))
-	b2.UID, b2.Status.QOSClass = "b2", v1.PodQOSBurstable
-	active = append(active, b2)
-	if err := m.EnsurePod(b2); err != nil {
-		t.Fatal(err)
-	}
-	if b, e := read("kubepods/burstable"), read("kubepods/besteffort"); b != "16" || e != "77" {
-		t.Errorf("after a Burstable pod's start: burstable %s (want 16), besteffort %s (want 77, unchanged settings)", b, e)
+	// A BestEffort pod changes neither; a Burstable one the burstable class's shares
+	// (300m + 100m = 409, weight 16), so only that is written.
+	for _, step := range []struct {
+		uid                types.UID
+		class              v1.PodQOSClass
+		cpu                string
+		burstable, bestEff string
+	}{{"e1", v1.PodQOSBestEffort, "", "77", "77"}, {"b2", v1.PodQOSBurstable, "100m", "16", "77"}} {
+		p := pod(ctr(nil, nil))
+		if step.cpu != "" {
+			p = pod(ctr(rl("cpu", step.cpu), nil))
+		}
+		p.UID, p.Status.QOSClass = step.uid, step.class
+		active = append(active, p)
+		if err := m.EnsurePod(p); err != nil {
+			t.Fatal(err)
+		}
+		if b, e := read("kubepods/burstable"), read("kubepods/besteffort"); b != step.burstable || e != step.bestEff {
+			t.Errorf("after a %s pod's start: burstable %s, besteffort %s; want %s, %s", step.class, b, e, step.burstable, step.bestEff)
+		}
 	}
 	// The periodic update writes both.
 	if err := m.updateQOS(true); err != nil {
