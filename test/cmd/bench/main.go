@@ -469,18 +469,18 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 	r := &agentRun{cfg: cfg, prof: p, round: round, bed: bed, client: client, api: api, rt: rt, k: k,
 		prefix: fmt.Sprintf("%s%d", short(agent), round), res: &RunResult{Agent: agent, Node: node, Round: round}, log: logf}
 	if agent == "minikubelet" && p.Footprint {
-		r.heapFile = reportName(res.Date) + "-heap-mk.pb.gz"
+		r.heapPrefix = reportName(res.Date) + "-heap-mk"
 	}
 	r.tr = newTracker(client, ns, node, r.alive)
 	go r.tr.run(runCtx)
 	if err := r.run(runCtx); err != nil {
 		return nil, err
 	}
-	if r.heapSaved {
-		res.HeapFile = r.heapFile
+	if r.idleHeap != "" {
+		res.HeapFile = r.idleHeap
 	}
-	if r.loadedHeapSaved {
-		res.LoadedHeapFile = r.loadedHeapFile()
+	if r.loadedHeap != "" {
+		res.LoadedHeapFile = r.loadedHeap
 	}
 	r.res.Wall = time.Since(start).Seconds()
 	logf("  %s done in %.1fs", node, r.res.Wall)

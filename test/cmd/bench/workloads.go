@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -92,11 +91,10 @@ type agentRun struct {
 	prefix string // pod name prefix, unique per run
 	res    *RunResult
 	log    func(format string, args ...any)
-	// heapFile: where minikubelet's heap profile goes after the idle window ("" for none).
-	heapFile  string
-	heapSaved bool
-	// loadedHeapSaved: the heap profile was also saved with the footprint pods on the node.
-	loadedHeapSaved bool
+	// heapPrefix names minikubelet's heap profiles in the output folder ("" for none);
+	// idleHeap and loadedHeap are the ones saved, after the idle window and with the
+	// footprint pods on the node.
+	heapPrefix, idleHeap, loadedHeap string
 }
 
 // large says whether this round runs the long workloads (batches after the first, the
@@ -487,11 +485,8 @@ func (r *agentRun) footprint(ctx context.Context) error {
 		return err
 	}
 	r.res.IdleGo = m.Go
-	if r.heapFile != "" {
-		if err := r.api.saveHeap(ctx, filepath.Join(r.cfg.Out, r.heapFile)); err != nil {
-			return err
-		}
-		r.heapSaved = true
+	if r.idleHeap, err = r.saveHeap(ctx, ""); err != nil {
+		return err
 	}
 	if !r.large() || r.cfg.FootprintPods == 0 {
 		return nil
@@ -531,16 +526,19 @@ func (r *agentRun) footprint(ctx context.Context) error {
 		return err
 	}
 	r.res.LoadedGo = m.Go
-	if r.heapFile != "" {
-		if err := r.api.saveHeap(ctx, filepath.Join(r.cfg.Out, r.loadedHeapFile())); err != nil {
-			return err
-		}
-		r.loadedHeapSaved = true
-	}
-	return nil
+	r.loadedHeap, err = r.saveHeap(ctx, fmt.Sprintf("-%dpods", len(names)))
+	return err
 }
 
-// loadedHeapFile names the heap profile taken with the footprint pods on the node.
-func (r *agentRun) loadedHeapFile() string {
-	return strings.TrimSuffix(r.heapFile, ".pb.gz") + fmt.Sprintf("-%dpods.pb.gz", r.cfg.FootprintPods)
+// saveHeap saves minikubelet's heap profile as heapPrefix+suffix+".pb.gz" in the output
+// folder and returns that name ("" when this run takes none).
+func (r *agentRun) saveHeap(ctx context.Context, suffix string) (string, error) {
+	if r.heapPrefix == "" {
+		return "", nil
+	}
+	name := r.heapPrefix + suffix + ".pb.gz"
+	if err := r.api.saveHeap(ctx, filepath.Join(r.cfg.Out, name)); err != nil {
+		return "", err
+	}
+	return name, nil
 }
