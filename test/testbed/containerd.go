@@ -234,6 +234,19 @@ func removeAllSandboxes(endpoint string) {
 	}
 }
 
+// sharedRuntimeDirs are made by any containerd whatever its state dir: its shims' sockets
+// (/run/containerd/s) and runc's root for the CRI namespace. Deepest first.
+var sharedRuntimeDirs = []string{"/run/containerd/runc/k8s.io", "/run/containerd/runc", "/run/containerd/s", "/run/containerd"}
+
+// removeEmptySharedRuntimeDirs removes those of sharedRuntimeDirs that are empty once a
+// bed's runtime has stopped; another runtime's entries keep theirs, and a runtime that
+// starts later makes them again.
+func removeEmptySharedRuntimeDirs() {
+	for _, d := range sharedRuntimeDirs {
+		_ = os.Remove(d) // fails, and keeps d, unless d is empty
+	}
+}
+
 // unmountUnder lazily unmounts everything mounted below dir, deepest first.
 func unmountUnder(dir string) {
 	b, err := os.ReadFile("/proc/self/mounts")

@@ -6,12 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/moby/sys/mountinfo"
 )
 
 // A node with the systemd cgroup driver needs a containerd whose runc makes systemd
@@ -163,105 +160,10 @@ func (b *Bed) stopSystemdRuntime() {
 		removeAllSandboxes("unix://" + socket)
 	}
 	killRecorded(b.Dir, "containerd-systemd", "systemd")
-	RemoveCgroupEverywhere(b.systemdCgroup())
+	if err := RemoveCgroupEverywhere(b.systemdCgroup()); err != nil {
+		b.opts.Log("testbed: %v", err)
+	}
 	b.Systemd = nil
-}
-
-// MakeCgroup makes the cgroup name in every hierarchy (a cpuset one with its parent's CPUs
-// and memory nodes, without which it takes no task) and returns their cgroup.procs files,
-// for a process to move itself into.
-func MakeCgroup(name string) ([]string, error) {
-	var procs []string
-	for _, h := range CgroupHierarchies() {
-		if err := MakeCgroupIn(h, name, 0); err != nil {
-			return nil, err
-		}
-		procs = append(procs, filepath.Join(h, name, "cgroup.procs"))
-	}
-	return procs, nil
-}
-
-// MakeCgroupIn creates the cgroup path rel and its missing parents in hierarchy h: a new
-// cpuset level gets its parent's CPUs and memory nodes (it starts with none); shares > 0
-// sets rel's cpu.shares where h is the v1 cpu controller's ("cpu" or "cpu,cpuacct").
-func MakeCgroupIn(h, rel string, shares uint64) error {
-	dir := h
-	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
-		dir = filepath.Join(dir, part)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create cgroup %s: %w", dir, err)
-		}
-		if filepath.Base(h) != "cpuset" {
-			continue
-		}
-		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			cur, _ := os.ReadFile(filepath.Join(dir, f))
-			if strings.TrimSpace(string(cur)) != "" {
-				continue
-			}
-			v, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
-				return fmt.Errorf("%s/%s: %w", dir, f, err)
-			}
-		}
-	}
-	if shares > 0 && slices.Contains(strings.Split(filepath.Base(h), ","), "cpu") {
-		if err := os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte(strconv.FormatUint(shares, 10)), 0o644); err != nil {
-			return fmt.Errorf("%s/cpu.shares: %w", dir, err)
-		}
-	}
-	return nil
-}
-
-// CgroupHierarchies are the mounted cgroup hierarchies (v1 controllers, name=systemd,
-// the unified one).
-func CgroupHierarchies() []string {
-	entries, _ := os.ReadDir("/sys/fs/cgroup")
-	var out []string
-	for _, e := range entries {
-		p := filepath.Join("/sys/fs/cgroup", e.Name())
-		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && isMountPoint(p) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// RemoveCgroupEverywhere removes the cgroup name and its descendants in every hierarchy.
-func RemoveCgroupEverywhere(name string) {
-	for _, h := range CgroupHierarchies() {
-		RemoveCgroupTree(filepath.Join(h, name))
-	}
-}
-
-// RemoveCgroupTree removes a cgroup and its descendants, deepest first; a cgroup whose
-// last process is still exiting is retried for a few seconds.
-func RemoveCgroupTree(root string) {
-	var dirs []string
-	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	slices.Reverse(dirs)
-	for _, d := range dirs {
-		for deadline := time.Now().Add(5 * time.Second); os.Remove(d) != nil && time.Now().Before(deadline); {
-			if _, err := os.Stat(d); err != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-}
-
-// isMountPoint says whether path is a mount point.
-func isMountPoint(path string) bool {
-	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(path))
-	return err == nil && len(mounts) > 0
 }
 
 // ChildOf is the first child of pid (0 if none yet).

@@ -252,7 +252,15 @@ func (b *Bed) cleanup() {
 	// this bed's socket, so they are this bed's to stop.
 	killShimsOf(filepath.Join(b.containerdDir(), "containerd.sock"))
 	killRecorded(b.Dir)
-	RemoveCgroupEverywhere(b.cgroupRootBase())
+	removeEmptySharedRuntimeDirs()
+	// Pods the runtime could not stop (it died or hung first) outlive their shims; they
+	// sit in the bed's cgroup root, and only a kill lets those cgroups go.
+	if n := KillCgroupEverywhere(b.cgroupRootBase()); n > 0 {
+		b.opts.Log("testbed: killed %d processes the runtime left in /%s", n, b.cgroupRootBase())
+	}
+	if err := RemoveCgroupEverywhere(b.cgroupRootBase()); err != nil {
+		b.opts.Log("testbed: %v", err)
+	}
 	unmountUnder(b.Dir)
 	b.releaseNodeIP()
 	_ = os.RemoveAll(b.Dir)

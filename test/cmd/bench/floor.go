@@ -71,10 +71,10 @@ func newFloorRun(ctx context.Context, bed *testbed.Bed, rt *cri.Client, cgroupRo
 	}
 	// The node-level cgroup with the node's CPU as its shares (no reservations on the bed),
 	// the BestEffort QoS cgroup with the least.
-	if err := makeCgroup(path.Join(cgroupRoot, "kubepods"), cm.MilliCPUToShares(int64(runtime.NumCPU())*1000)); err != nil {
+	if err := testbed.MakeCgroupEverywhere(path.Join(cgroupRoot, "kubepods"), cm.MilliCPUToShares(int64(runtime.NumCPU())*1000)); err != nil {
 		return nil, nil, err
 	}
-	if err := makeCgroup(besteffort(cgroupRoot), cm.MinShares); err != nil {
+	if err := testbed.MakeCgroupEverywhere(besteffort(cgroupRoot), cm.MinShares); err != nil {
 		return nil, nil, err
 	}
 	rs, _, closeCRI, err := testbed.CRIClients(bed.CRIEndpoint())
@@ -89,7 +89,7 @@ func newFloorRun(ctx context.Context, bed *testbed.Bed, rt *cri.Client, cgroupRo
 // prepare makes what an agent makes for the pod before its sandbox: the pod cgroup and
 // the files the container's bind mounts show.
 func (fr *floorRun) prepare(pod *v1.Pod, c *runtimeapi.ContainerConfig) error {
-	if err := makeCgroup(path.Join(besteffort(fr.cgroupRoot), "pod"+string(pod.UID)), cm.MinShares); err != nil {
+	if err := testbed.MakeCgroupEverywhere(path.Join(besteffort(fr.cgroupRoot), "pod"+string(pod.UID)), cm.MinShares); err != nil {
 		return err
 	}
 	dir := filepath.Join(fr.podsDir, string(pod.UID))

@@ -270,7 +270,9 @@ type Environment struct {
 // cgroupRoot holds both agents' pod cgroups (<root>/kubepods/...). It is the bench's own:
 // the upstream kubelet kills processes in pod cgroups it does not know under its root, so
 // the machine's /kubepods, which other test beds' agents use, must stay out of its reach.
-const cgroupRoot = "/mkbed-bench-pods"
+// It lies in the cgroup root of the bench's bed ("bench"), so that a failed run's pods,
+// which the runtime may no longer stop, go with the bed.
+const cgroupRoot = "/mkbed-bench/pods"
 
 func main() {
 	if js := os.Getenv("BENCH_REPORT"); js != "" {
@@ -333,6 +335,9 @@ func runProfile(ctx context.Context, cfg config, res *Results, p profile) (_ *Pr
 		}
 	}()
 	pr.BedStart = time.Since(began).Seconds()
+	if !strings.HasPrefix(cgroupRoot, bed.NodeCgroupRoot("")) {
+		return nil, fmt.Errorf("cgroup root %s is outside the bed's %s", cgroupRoot, bed.NodeCgroupRoot(""))
+	}
 
 	rc, err := clientcmd.BuildConfigFromFlags("", bed.AdminKubeconfig)
 	if err != nil {
@@ -353,11 +358,11 @@ func runProfile(ctx context.Context, cfg config, res *Results, p profile) (_ *Pr
 	}
 
 	logf("bench: CRI floor, %d samples", cfg.FloorSamples)
-	if err := makeCgroupRoot(cgroupRoot); err != nil {
+	if err := testbed.MakeCgroupEverywhere(cgroupRoot, 0); err != nil {
 		return nil, err
 	}
 	err = pr.measureFloors(ctx, cfg, bed, rt)
-	if cerr := removeCgroupTree(cgroupRoot); cerr != nil && err == nil {
+	if cerr := testbed.RemoveCgroupEverywhere(cgroupRoot); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -419,7 +424,7 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 	node := fmt.Sprintf("bench-%s-%s-%d", p.Name, short(agent), round)
 	start := time.Now()
 	logf("bench: %s round %d, %s as node %s", p.Name, round, agent, node)
-	if err := makeCgroupRoot(cgroupRoot); err != nil {
+	if err := testbed.MakeCgroupEverywhere(cgroupRoot, 0); err != nil {
 		return nil, err
 	}
 	var k *testbed.Kubelet
@@ -429,7 +434,7 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 		k, err = bed.StartMinikubelet(node, "--cgroups-per-qos=true", "--cgroup-root="+cgroupRoot, fmt.Sprintf("--max-pods=%d", cfg.MaxPods))
 	}
 	if err != nil {
-		_ = removeCgroupTree(cgroupRoot)
+		_ = testbed.RemoveCgroupEverywhere(cgroupRoot)
 		return nil, fmt.Errorf("start %s: %w", agent, err)
 	}
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -449,7 +454,7 @@ func runAgent(ctx context.Context, cfg config, bed *testbed.Bed, admin *rest.Con
 		if rerr := removeSandboxes(ctx, rt, false, 2*time.Minute); rerr != nil && err == nil {
 			err = fmt.Errorf("emptying the runtime after %s: %w", node, rerr)
 		}
-		if cerr := removeCgroupTree(cgroupRoot); cerr != nil && err == nil {
+		if cerr := testbed.RemoveCgroupEverywhere(cgroupRoot); cerr != nil && err == nil {
 			err = fmt.Errorf("after %s: %w", node, cerr)
 		}
 	}()
