@@ -4,7 +4,7 @@
 // pinned upstream kubelet on UpstreamNodes workers). kubeadm, built from the pinned
 // module, makes the cluster: init on the first node (the control plane as static pods),
 // join on the others (TLS bootstrap), kube-proxy and CoreDNS as its add-ons. `make
-// cluster` and the TestCluster e2e tests use it.
+// cluster` and the TestClusters e2e tests use it.
 package cluster
 
 import (

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,18 +28,33 @@ import (
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
-// TestCluster: a kubeadm-made 3-node cluster of minikubelet nodes (package test/cluster,
-// what `make cluster` makes) runs what a cluster user runs; then its teardown leaves
-// nothing behind.
-func TestCluster(t *testing.T) {
-	runClusterSuite(t, cluster.Options{Name: "e2e", Subnet: "172.30.1"})
-}
-
-// TestClusterMixed: the same with the last worker on the pinned upstream kubelet, but for
-// NodeLost: losing a minikubelet node is the node lifecycle controller's business and
-// TestCluster's step; here it would only add a minute.
-func TestClusterMixed(t *testing.T) {
-	runClusterSuite(t, cluster.Options{Name: "e2emix", Subnet: "172.30.2", UpstreamNodes: 1})
+// TestClusters runs the suites that bring up clusters of their own beside the e2e bed,
+// side by side: each mostly waits (kubeadm, the node lifecycle controller's grace
+// periods, a 40 s load through a rollout), and one after another they took 11 of CI's
+// minutes on 2 cores. Their names, bridges, subnets and cgroups are their own.
+func TestClusters(t *testing.T) {
+	var suites sync.WaitGroup
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		// A kubeadm-made 3-node cluster of minikubelet nodes (package test/cluster, what
+		// `make cluster` makes) runs what a cluster user runs; then its teardown leaves
+		// nothing behind.
+		{"Cluster", func(t *testing.T) { runClusterSuite(t, cluster.Options{Name: "e2e", Subnet: "172.30.1"}) }},
+		// The same with the last worker on the pinned upstream kubelet, but for NodeLost:
+		// losing a minikubelet node is the node lifecycle controller's business and the
+		// first suite's step; here it would only add a minute.
+		{"ClusterMixed", func(t *testing.T) {
+			runClusterSuite(t, cluster.Options{Name: "e2emix", Subnet: "172.30.2", UpstreamNodes: 1})
+		}},
+		{"Kit", runKitSuite},
+	} {
+		// All at once, whatever -parallel says (it defaults to the 2 cores): the suites
+		// wait far more than they compute.
+		suites.Go(func() { t.Run(s.name, s.run) })
+	}
+	suites.Wait()
 }
 
 func runClusterSuite(t *testing.T, opts cluster.Options) {
@@ -696,7 +712,7 @@ func (ct *clusterTest) teardown(t *testing.T) {
 			t.Errorf("node %s's systemd (pid %d) still runs", c.Nodes[i].Name, pid)
 		}
 	}
-	// Names are matched whole: TestClusterMixed's cluster (e2emix) may be running.
+	// Names are matched whole: the mixed cluster (e2emix) runs alongside.
 	dir := regexp.MustCompile(regexp.QuoteMeta(c.Dir) + `(/|\s|$)`)
 	out, _ := exec.Command("ps", "-eo", "args").Output()
 	if left := matchingLines(dir, out); len(left) > 0 {

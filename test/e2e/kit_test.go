@@ -13,10 +13,11 @@ import (
 	"github.com/minikubelet/minikubelet/kit"
 )
 
-// TestKit runs the test kit (package kit) as another module would: its own cluster of
-// two nodes (a bed of its own name beside the e2e one), each fault on a pod or node, and
-// a wrong expectation whose failure must carry the whole transition trace.
-func TestKit(t *testing.T) {
+// runKitSuite (TestClusters/Kit) runs the test kit (package kit) as another module
+// would: its own cluster of two nodes (a bed of its own name beside the e2e one), each
+// fault on a pod or node, and a wrong expectation whose failure must carry the whole
+// transition trace.
+func runKitSuite(t *testing.T) {
 	ctx := ctxFor(t, 12*time.Minute)
 	start := time.Now()
 	c, err := kit.Start(ctx, kit.Options{Name: "kite2e", Nodes: 2})
