@@ -111,3 +111,23 @@ func TestKillAndRemoveCgroupTree(t *testing.T) {
 		t.Fatalf("%s still there (%v)", root, err)
 	}
 }
+
+// A containerd process (by its command name) keeps the shared runtime dirs.
+func TestContainerdRunning(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "containerd-shim-fake")
+	data, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := exec.Command(bin, "60")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Process.Kill(); _ = p.Wait() }()
+	if !containerdRunning() {
+		t.Fatal("a running containerd-shim-fake was not seen")
+	}
+}

@@ -239,12 +239,27 @@ func removeAllSandboxes(endpoint string) {
 var sharedRuntimeDirs = []string{"/run/containerd/runc/k8s.io", "/run/containerd/runc", "/run/containerd/s", "/run/containerd"}
 
 // removeEmptySharedRuntimeDirs removes those of sharedRuntimeDirs that are empty once a
-// bed's runtime has stopped; another runtime's entries keep theirs, and a runtime that
-// starts later makes them again.
+// bed's runtime has stopped, and only when no containerd runs on the machine (another
+// bed's could be about to bind a shim socket there); a runtime that starts later makes
+// them again.
 func removeEmptySharedRuntimeDirs() {
+	if containerdRunning() {
+		return
+	}
 	for _, d := range sharedRuntimeDirs {
 		_ = os.Remove(d) // fails, and keeps d, unless d is empty
 	}
+}
+
+// containerdRunning says whether any containerd or containerd shim process runs.
+func containerdRunning() bool {
+	comms, _ := filepath.Glob("/proc/[0-9]*/comm")
+	for _, f := range comms {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "containerd") {
+			return true
+		}
+	}
+	return false
 }
 
 // unmountUnder lazily unmounts everything mounted below dir, deepest first.
