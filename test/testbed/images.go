@@ -82,7 +82,9 @@ type File struct {
 	Mode       int64
 }
 
-func Layer(files []File) (v1.Layer, error) {
+// Layer makes an image layer of files (gzip at go-containerregistry's default level
+// unless opts say otherwise).
+func Layer(files []File, opts ...tarball.LayerOption) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
@@ -127,11 +129,11 @@ func Layer(files []File) (v1.Layer, error) {
 		return nil, err
 	}
 	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, opts...)
 }
 
-func NewImage(files []File, cfg v1.Config) (v1.Image, error) {
-	l, err := Layer(files)
+func NewImage(files []File, cfg v1.Config, opts ...tarball.LayerOption) (v1.Image, error) {
+	l, err := Layer(files, opts...)
 	if err != nil {
 		return nil, err
 	}
