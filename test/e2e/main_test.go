@@ -18,7 +18,7 @@ var bed *testbed.Bed
 
 func TestMain(m *testing.M) {
 	start := time.Now()
-	b, err := testbed.Start(testbed.Options{Name: "e2e", Log: func(f string, a ...any) {
+	b, err := testbed.Start(testbed.Options{Name: bedName(testbed.DefaultRuntime()), Log: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, f+"\n", a...)
 	}})
 	if err != nil {
@@ -33,6 +33,19 @@ func TestMain(m *testing.M) {
 	}
 	b.Stop()
 	os.Exit(code)
+}
+
+// bedName names the suite's bed after its runtime, so that `make test` can run the suite
+// on both containerds at once (each bed has its own folder, bridge, subnet and cgroups).
+func bedName(runtime string) string {
+	switch runtime {
+	case testbed.RuntimeContainerd:
+		return "e2e"
+	case testbed.RuntimeContainerd2:
+		return "e2e-c2" // the bridge's name (mkb-<name>) must fit in 15 bytes
+	default:
+		return "e2e-" + runtime
+	}
 }
 
 // upstream is set by `make test-upstream` (MINIKUBELET_E2E_AGENT=upstream): the node agent
