@@ -218,3 +218,40 @@ func TestGoalsAgainstTheFloors(t *testing.T) {
 		t.Errorf("delete rows within 1.05 got a where line:\n%s", md)
 	}
 }
+
+// The exit goal splits its time into the runtime's part (until its CRI status shows the
+// exit) and what came after it; runs without the runtime's part are left out of it.
+func TestExitGoalSplitsTheRuntimesPart(t *testing.T) {
+	c := config{SeqPods: 1, Batches: []int{30}}
+	run := func(agent string, status, runtime []float64) RunResult {
+		return RunResult{Agent: agent, SeqRunning: []float64{0.3}, ExitToStatus: status, ExitToRuntime: runtime}
+	}
+	pr := &ProfileResult{Profile: profile{Name: "bound"}, Floor: []FloorSample{{Total: 0.1}},
+		Runs: []RunResult{
+			run("minikubelet", []float64{0.27, 0.37}, []float64{0.22, 0.22}), // a runtime row at 1.10
+			run("upstream", []float64{0.60, 0.80}, []float64{0.20, 0.20}),
+		}}
+	if got := pr.exitShare("minikubelet"); math.Abs(got-0.1) > 1e-9 {
+		t.Errorf("minikubelet's share = %v, want 0.1", got)
+	}
+	if got := pr.exitShare("upstream"); math.Abs(got-0.5) > 1e-9 {
+		t.Errorf("upstream's share = %v, want 0.5", got)
+	}
+	md := pr.goals(c) + pr.table(c)
+	for _, want := range []string{
+		"the runtime itself showed the exit 170 ms (minikubelet's runs) and 150 ms (upstream's) after the container exited",
+		"took 100 ms against 500 ms (0.20)",
+		"(4) the agent's share: terminated state seen minus the runtime showing it, mean | 100 ms | 500 ms | 0.20",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if !strings.Contains(pr.goals(c), "no row more than 1.05 × worse than upstream's (schedule and runtime rows excepted; for pods/s upstream / minikubelet) — **met**") {
+		t.Errorf("a runtime row counted against the agent:\n%s", pr.goals(c))
+	}
+	pr.Runs = append(pr.Runs, run("upstream", []float64{5}, nil)) // an older run: not in the split
+	if got := pr.exitShare("upstream"); math.Abs(got-0.5) > 1e-9 {
+		t.Errorf("upstream's share with an older run = %v, want 0.5", got)
+	}
+}

@@ -26,9 +26,11 @@ type podTrack struct {
 	exitCode   int32
 	// restarts[i] is when restartCount i+1 was first seen.
 	restarts []time.Time
-	ip       string
-	uid      string
-	last     *v1.Pod
+	// containerID is the main container's runtime ID (its last one), without the scheme.
+	containerID string
+	ip          string
+	uid         string
+	last        *v1.Pod
 }
 
 // tracker watches every pod bound to one node and records when each state was first seen.
@@ -140,6 +142,9 @@ func (t *tracker) observe(now time.Time, typ watch.EventType, p *v1.Pod) {
 	for _, cs := range p.Status.ContainerStatuses {
 		if cs.Name != "main" {
 			continue
+		}
+		if _, id, ok := strings.Cut(cs.ContainerID, "://"); ok && id != "" {
+			pt.containerID = id
 		}
 		if cs.State.Terminated != nil && pt.terminated.IsZero() {
 			pt.terminated, pt.exitCode = now, cs.State.Terminated.ExitCode
