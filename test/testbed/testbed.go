@@ -252,12 +252,16 @@ func (b *Bed) cleanup() {
 	// this bed's socket, so they are this bed's to stop.
 	killShimsOf(filepath.Join(b.containerdDir(), "containerd.sock"))
 	killRecorded(b.Dir)
-	removeEmptySharedRuntimeDirs()
 	// Pods the runtime could not stop (it died or hung first) outlive their shims; they
 	// sit in the bed's cgroup root, and only a kill lets those cgroups go.
 	if n := KillCgroupEverywhere(b.cgroupRootBase()); n > 0 {
 		b.opts.Log("testbed: killed %d processes the runtime left in /%s", n, b.cgroupRootBase())
 	}
+	// Their tasks' sockets, runc state and network namespaces are outside the bed's folder.
+	if n := removeTaskLeftovers(b.taskBundles(), hostDirs); n > 0 {
+		b.opts.Log("testbed: removed %d shim sockets, runc states and network namespaces of tasks the runtime did not delete", n)
+	}
+	removeEmptySharedRuntimeDirs()
 	if err := RemoveCgroupEverywhere(b.cgroupRootBase()); err != nil {
 		b.opts.Log("testbed: %v", err)
 	}
