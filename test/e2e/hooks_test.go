@@ -82,14 +82,26 @@ func (r *hookRecorder) calls() []string {
 
 func eventReasons(ctx context.Context, t *testing.T, p *v1.Pod) map[string]string {
 	t.Helper()
+	out := map[string]string{}
+	for reason, msgs := range eventMessages(ctx, t, p) {
+		out[reason] = msgs[len(msgs)-1]
+	}
+	return out
+}
+
+// eventMessages is every message of p's events by reason, in the API's order. An event
+// repeated with new messages (a sandbox ID in each) is listed once per message until
+// client-go's aggregator combines the later ones ("(combined from similar events): ").
+func eventMessages(ctx context.Context, t *testing.T, p *v1.Pod) map[string][]string {
+	t.Helper()
 	evs, err := bed.Client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("involvedObject.uid", string(p.UID)).String()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
+	out := map[string][]string{}
 	for _, e := range evs.Items {
-		out[e.Reason] = e.Message
+		out[e.Reason] = append(out[e.Reason], e.Message)
 	}
 	return out
 }

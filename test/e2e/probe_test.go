@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,10 +33,12 @@ func poke(t *testing.T, p *v1.Pod, path string) {
 	}
 }
 
+// waitEvent waits for an event of p with reason whose message starts with prefix (any of
+// them: a later one may be an aggregate of similar events).
 func waitEvent(ctx context.Context, t *testing.T, p *v1.Pod, reason, prefix string) {
 	t.Helper()
 	for {
-		if msg, ok := eventReasons(ctx, t, p)[reason]; ok && strings.HasPrefix(msg, prefix) {
+		if slices.ContainsFunc(eventMessages(ctx, t, p)[reason], func(m string) bool { return strings.HasPrefix(m, prefix) }) {
 			return
 		}
 		select {
