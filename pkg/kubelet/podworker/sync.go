@@ -241,7 +241,6 @@ func (p *pass) requeueIn(d time.Duration) {
 // report derives the status from what is now in the runtime (not what was asked for),
 // points the probes at it, and finishes removed or terminated pods.
 func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duration, bool) {
-	logger := klog.FromContext(ctx)
 	pod := p.pod
 	if p.acting {
 		w.reobserve(ctx, p)
@@ -259,20 +258,7 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 			// once): nothing to write or delete; the next sync forgets it.
 			return 0, false
 		}
-		// Terminated: write the final status, release the sandbox, then delete the object.
-		if err := w.cfg.Status.Flush(ctx, pod.UID); err != nil {
-			logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))
-		}
-		w.removeSandboxes(ctx, pod, p.state)
-		w.wakeDeferred() // a terminated pod's allocation no longer counts
-		uid := pod.UID
-		err := w.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-			GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			logger.Error(err, "Deleting terminated pod failed", "pod", klog.KObj(pod))
-			return time.Second, false
-		}
-		return 0, false // the informer's delete ends the worker
+		return w.finishDeleted(ctx, wk, p)
 	}
 	if p.finished && !p.state.AnyRunning() && p.state.ReadySandbox() == nil {
 		w.release(ctx, wk, pod)
@@ -286,26 +272,62 @@ func (w *Workers) report(ctx context.Context, wk *worker, p *pass) (time.Duratio
 	return p.requeue, false
 }
 
+// finishDeleted ends a deleted pod whose containers have stopped, in upstream's order
+// (syncTerminatingPod, syncTerminatedPod, then the status manager's delete): its sandbox
+// stopped, its final status written, its volumes torn down and its cgroup removed, and
+// then the object deleted. The stopped sandbox is removed once the pod is gone (forget),
+// as upstream removes it after the fact: the runtime's removal stays off the path of a
+// deletion the user waits for.
+func (w *Workers) finishDeleted(ctx context.Context, wk *worker, p *pass) (time.Duration, bool) {
+	logger := klog.FromContext(ctx)
+	pod := p.pod
+	if sb := p.state.ReadySandbox(); sb != nil {
+		// Not stopped by this pass's kill: stop it, and report again from what is left.
+		if err := w.cfg.Runtime.StopSandbox(ctx, sb.ID); err != nil {
+			logger.Error(err, "Stopping sandbox failed", "pod", klog.KObj(pod))
+			return time.Second, false
+		}
+		wk.kick()
+		return 0, false
+	}
+	if err := w.cfg.Status.Flush(ctx, pod.UID); err != nil {
+		logger.Error(err, "Writing final status failed", "pod", klog.KObj(pod))
+	}
+	if !w.release(ctx, wk, pod) {
+		return time.Second, false // the object stays until the volumes are unmounted, as upstream's
+	}
+	w.wakeDeferred() // a terminated pod's allocation no longer counts
+	uid := pod.UID
+	err := w.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		logger.Error(err, "Deleting terminated pod failed", "pod", klog.KObj(pod))
+		return time.Second, false
+	}
+	return 0, false // the informer's delete ends the worker
+}
+
 // release frees what a finished pod holds, once its containers and sandbox stopped, as
 // upstream's syncTerminatedPod: its volumes are torn down (an evicted pod's emptyDir
 // frees its disk), then its cgroup is removed. The pod's directory stays until the pod
-// is gone from the API. A failed tear-down is tried again in the next sync; a cgroup
-// that could not be removed is left to the orphan sweep.
-func (w *Workers) release(ctx context.Context, wk *worker, pod *v1.Pod) {
+// is gone from the API. A failed tear-down is tried again in the next sync (false); a
+// cgroup that could not be removed is left to the orphan sweep.
+func (w *Workers) release(ctx context.Context, wk *worker, pod *v1.Pod) bool {
 	wk.mu.Lock()
 	done := wk.released
 	wk.mu.Unlock()
 	if done {
-		return
+		return true
 	}
 	if err := w.cfg.Volumes.TearDown(ctx, pod.UID); err != nil {
 		klog.FromContext(ctx).Error(err, "Tearing down volumes of a finished pod failed", "pod", klog.KObj(pod))
-		return
+		return false
 	}
 	w.removePodCgroups(ctx, pod)
 	wk.mu.Lock()
 	wk.released = true
 	wk.mu.Unlock()
+	return true
 }
 
 // forget releases everything of a pod gone from the API: sandboxes, cgroups, status,

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
@@ -331,5 +334,45 @@ func TestSyncDeletedWithGraceZeroIsNotDeletedAgain(t *testing.T) {
 		if a.GetResource().Resource == "pods" {
 			t.Errorf("API call on the removed pod: %s %s", a.GetVerb(), a.GetSubresource())
 		}
+	}
+}
+
+// A pod deleted with a grace period ends in upstream's order: its containers and sandbox
+// stopped, its cgroup removed, then the object deleted; the stopped sandbox is removed
+// only once the pod is gone from the API, off the path of the deletion.
+func TestSyncGracefulDeletionOrder(t *testing.T) {
+	ctx := context.Background()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
+		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
+		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
+	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
+	cg := &recordedCgroups{}
+	w, rt, _ := newSyncFixture(t, pod, func(c *Config) { c.CgroupsPerQOS, c.Cgroups = true, cg })
+	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
+	w.sync(ctx, wk)
+	deleting := pod.DeepCopy()
+	deleting.DeletionTimestamp, deleting.DeletionGracePeriodSeconds = &metav1.Time{Time: time.Now()}, new(int64(2))
+	wk.pod = deleting
+
+	client := w.cfg.Client.(*fake.Clientset)
+	var atDelete []string // the runtime's calls and cgroup calls when the delete came
+	client.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		atDelete = append(mutations(rt.GetCalls()), cg.pods...)
+		return false, nil, nil
+	})
+	rt.Called = nil
+	for i := 0; i < 3 && atDelete == nil; i++ {
+		w.sync(ctx, wk)
+	}
+	if got := strings.Join(atDelete, ","); got != "StopContainer,StopPodSandbox,ensure uid-1,remove uid-1" {
+		t.Fatalf("at the delete: %q, want the container and sandbox stopped and the cgroup removed, the sandbox not yet removed", got)
+	}
+	wk.mu.Lock()
+	wk.removed = true // the informer's delete
+	wk.mu.Unlock()
+	rt.Called = nil
+	w.sync(ctx, wk)
+	if got := mutations(rt.GetCalls()); !slices.Contains(got, "RemovePodSandbox") {
+		t.Errorf("after the pod is gone: %v, want the sandbox removed", got)
 	}
 }
