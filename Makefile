@@ -75,23 +75,21 @@ e2e: deps
 # volumes (devices through the runtime); about 9 minutes).
 e2e-other: deps
 	@mkdir -p _output
-	MINIKUBELET_RUNTIME=$(OTHER_RUNTIME) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run '$(E2E_OTHER_TESTS)' -skip '$(E2E_OTHER_SKIP)' ./test/e2e/ 2>&1 | tee _output/e2e-$(OTHER_RUNTIME).log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' | sed -u 's/^/[$(OTHER_RUNTIME)] /' ; \
-	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "[$(OTHER_RUNTIME)] --- e2e on $(OTHER_RUNTIME) failed; last lines of _output/e2e-$(OTHER_RUNTIME).log:"; tail -n 300 _output/e2e-$(OTHER_RUNTIME).log | sed 's/^/[$(OTHER_RUNTIME)] /'; fi; exit $$rc
+	MINIKUBELET_RUNTIME=$(OTHER_RUNTIME) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v -run '$(E2E_OTHER_TESTS)' -skip '$(E2E_OTHER_SKIP)' ./test/e2e/ 2>&1 | tee _output/e2e-$(OTHER_RUNTIME).log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:' ; \
+	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- e2e on $(OTHER_RUNTIME) failed; last lines of _output/e2e-$(OTHER_RUNTIME).log:"; tail -n 300 _output/e2e-$(OTHER_RUNTIME).log; fi; exit $$rc
 
-# The suite on the other runtime, then the example, run beside the main suite, each on a
-# bed of its own (their lines prefixed with the runtime's name and [examples]). Measured
-# once on 2 cores: the main suite took 2153 s with the other runtime's 987 s beside it,
-# against 2057 + 607 s one after the other.
 test: deps lint unit
 	@mkdir -p _output
-	$(MAKE) -j2 e2e e2e-other examples
+	$(MAKE) e2e
+	$(MAKE) e2e-other
+	$(MAKE) examples
 
 # The test kit's example (examples/crashwatch: its own module, using package kit of this
 # tree): a controller tested on a kit cluster against a crash loop and a failing probe.
 examples: deps
 	@mkdir -p _output
-	cd examples/crashwatch && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m -v ./... 2>&1 | tee ../../_output/examples.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:|cluster up' | sed -u 's/^/[examples] /' ; \
-	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "[examples] --- examples failed; last lines of _output/examples.log:"; tail -n 200 ../../_output/examples.log | sed 's/^/[examples] /'; fi; exit $$rc
+	cd examples/crashwatch && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m -v ./... 2>&1 | tee ../../_output/examples.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:|cluster up' ; \
+	  rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "--- examples failed; last lines of _output/examples.log:"; tail -n 200 ../../_output/examples.log; fi; exit $$rc
 
 # The long reliability runs: 100 pods churning for 10 minutes on a throttled node
 # (RSS, goroutines, status coalescing; TestReliabilityChurnThrottled runs 60 s in `make
