@@ -31,7 +31,7 @@ func metricsServerImage() (v1.Image, error) {
 		return nil, err
 	}
 	return testbed.NewImage([]testbed.File{{Path: "metrics-server", Data: data, Mode: 0o755}},
-		v1.Config{Entrypoint: []string{"/metrics-server"}, User: "65534"}, stored)
+		v1.Config{Entrypoint: []string{"/metrics-server"}, User: "65534"})
 }
 
 // applyAddOns installs what a kind user adds first: metrics-server (`kubectl top`, HPA).

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"compress/gzip"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
@@ -34,12 +32,6 @@ func componentImage(name string) string {
 
 var pathEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-// stored keeps the layers of the images made from the pinned binaries uncompressed (gzip
-// level 0): they only go to containerds on this machine, and compressing their ~500 MB for
-// each archive, then inflating them again in each node, took most of a cluster's image
-// and node steps.
-var stored = tarball.WithCompressionLevel(gzip.NoCompression)
-
 // buildImages builds the control-plane and add-on images from the tools folder, plus the
 // test bed's images (pause is tagged as kubeadm's too). controlPlane: the images only the
 // control-plane node needs.
@@ -56,7 +48,7 @@ func buildImages(toolsBin, workDir string) (all, controlPlane map[string]v1.Imag
 		if err != nil {
 			return nil, err
 		}
-		return testbed.NewImage(append(extra, testbed.File{Path: dest, Data: data, Mode: 0o755}), cfg, stored)
+		return testbed.NewImage(append(extra, testbed.File{Path: dest, Data: data, Mode: 0o755}), cfg)
 	}
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		if controlPlane[componentImage(c)], err = binImage(c, "usr/local/bin/"+c, nil, v1.Config{Env: pathEnv}); err != nil {

@@ -82,9 +82,7 @@ type File struct {
 	Mode       int64
 }
 
-// Layer makes an image layer of files (gzip at go-containerregistry's default level
-// unless opts say otherwise).
-func Layer(files []File, opts ...tarball.LayerOption) (v1.Layer, error) {
+func Layer(files []File) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
@@ -129,11 +127,11 @@ func Layer(files []File, opts ...tarball.LayerOption) (v1.Layer, error) {
 		return nil, err
 	}
 	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, opts...)
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }
 
-func NewImage(files []File, cfg v1.Config, opts ...tarball.LayerOption) (v1.Image, error) {
-	l, err := Layer(files, opts...)
+func NewImage(files []File, cfg v1.Config) (v1.Image, error) {
+	l, err := Layer(files)
 	if err != nil {
 		return nil, err
 	}
