@@ -428,7 +428,7 @@ func (p *parts) admissionNode(st v1.NodeStatus) func() (*v1.Node, error) {
 	return func() (*v1.Node, error) {
 		if synced() {
 			if n, err := lister.Get(p.nodeName); err == nil {
-				return n, nil
+				return node.WithOwnFeatures(n, p.rt.Handlers()), nil
 			}
 		}
 		return local.DeepCopy(), nil

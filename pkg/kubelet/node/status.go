@@ -102,9 +102,8 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 	if in.RuntimeHandlersKnown {
 		handlers = nodeRuntimeHandlers(in.RuntimeHandlers)
 	}
-	if f := in.RuntimeFeatures; f != nil {
-		// Upstream's NodeFeatures setter: only supplementalGroupsPolicy, from the runtime.
-		features = &v1.NodeFeatures{SupplementalGroupsPolicy: new(f.SupplementalGroupsPolicy)}
+	if f := nodeFeatures(in.RuntimeFeatures); f != nil {
+		features = f
 	}
 	return v1.NodeStatus{
 		Capacity:    capacity,
@@ -216,4 +215,30 @@ func volumesInUse(in StatusInputs, old v1.NodeStatus) []v1.UniqueVolumeName {
 	out := slices.Clone(in.VolumesInUse)
 	slices.Sort(out)
 	return out
+}
+
+// nodeFeatures is upstream's NodeFeatures setter: only supplementalGroupsPolicy, from the
+// runtime's features (nil when the runtime reports none).
+func nodeFeatures(f *cri.RuntimeFeatures) *v1.NodeFeatures {
+	if f == nil {
+		return nil
+	}
+	return &v1.NodeFeatures{SupplementalGroupsPolicy: new(f.SupplementalGroupsPolicy)}
+}
+
+// WithOwnFeatures is n, as an informer holds it, with the features this kubelet reports
+// for its runtime (h's, once known) when n has none yet: the status write that declares
+// them can reach the API, and a pod created after it, before the node informer sees it.
+// Pods are admitted against what the node reports (upstream's getNodeAnyWay).
+func WithOwnFeatures(n *v1.Node, h RuntimeHandlers) *v1.Node {
+	if n.Status.Features != nil || h == nil || !h.Known() {
+		return n
+	}
+	f := nodeFeatures(h.Features())
+	if f == nil {
+		return n
+	}
+	n = n.DeepCopy()
+	n.Status.Features = f
+	return n
 }

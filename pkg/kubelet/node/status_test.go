@@ -197,3 +197,44 @@ func TestBuildStatusFeatures(t *testing.T) {
 		})
 	}
 }
+
+type handlersFake struct {
+	known    bool
+	features *cri.RuntimeFeatures
+}
+
+func (h handlersFake) Known() bool                    { return h.known }
+func (h handlersFake) Handlers() []cri.RuntimeHandler { return nil }
+func (h handlersFake) Features() *cri.RuntimeFeatures { return h.features }
+
+// A node as the informer holds it gets the features this kubelet reports while its own
+// status declaring them has not reached the informer; a node that has features, or a
+// runtime not yet known or without features, leaves it as it is.
+func TestWithOwnFeatures(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		name string
+		have *v1.NodeFeatures
+		h    RuntimeHandlers
+		want *bool // nil: no features
+	}{
+		{"informer behind", nil, handlersFake{known: true, features: &cri.RuntimeFeatures{SupplementalGroupsPolicy: true}}, &yes},
+		{"runtime without the feature", nil, handlersFake{known: true, features: &cri.RuntimeFeatures{}}, &no},
+		{"node has features", &v1.NodeFeatures{SupplementalGroupsPolicy: &no}, handlersFake{known: true, features: &cri.RuntimeFeatures{SupplementalGroupsPolicy: true}}, &no},
+		{"runtime not known yet", nil, handlersFake{features: &cri.RuntimeFeatures{SupplementalGroupsPolicy: true}}, nil},
+		{"runtime reports no features (containerd 1.6)", nil, handlersFake{known: true}, nil},
+		{"no runtime handlers", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &v1.Node{Status: v1.NodeStatus{Features: tc.have}}
+			got := WithOwnFeatures(n, tc.h).Status.Features
+			switch {
+			case tc.want == nil && got != nil, tc.want != nil && (got == nil || got.SupplementalGroupsPolicy == nil || *got.SupplementalGroupsPolicy != *tc.want):
+				t.Errorf("features %+v, want supplementalGroupsPolicy %v", got, tc.want)
+			}
+			if n.Status.Features != tc.have {
+				t.Error("the informer's node was changed")
+			}
+		})
+	}
+}
