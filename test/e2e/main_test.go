@@ -35,9 +35,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bedName names the suite's bed after its runtime, so that `make e2e` and `make e2e-other`
-// can run at once (each bed has its own folder, bridge, subnet and cgroups); `make test`
-// runs them one after the other (the Makefile says why).
+// bedName names the suite's bed after its runtime, so that `make test` can run the suite
+// on both containerds at once (each bed has its own folder, bridge, subnet and cgroups).
 func bedName(runtime string) string {
 	switch runtime {
 	case testbed.RuntimeContainerd:
