@@ -166,11 +166,14 @@ func crashGap(i int) func(RunResult) float64 {
 	}
 }
 
+// appExitDelay is the test app's own time between its /exit answer and its exit (seconds).
+const appExitDelay = 0.050
+
 // exitAdjusted takes away the test app's own 50 ms between its HTTP answer and its exit.
 func exitAdjusted(r RunResult) []float64 {
 	var out []float64
 	for _, v := range r.ExitToStatus {
-		out = append(out, v-0.050)
+		out = append(out, v-appExitDelay)
 	}
 	return out
 }
@@ -482,7 +485,7 @@ func (pr *ProfileResult) exitShare(agent string) float64 {
 // exitWhere splits the exit goal's time into the runtime's part and the agents'.
 func (pr *ProfileResult) exitWhere() string {
 	rt := func(a string) float64 {
-		return mean(pr.pooled(a, func(r RunResult) []float64 { return r.ExitToRuntime })) - 0.050
+		return mean(pr.pooled(a, func(r RunResult) []float64 { return r.ExitToRuntime })) - appExitDelay
 	}
 	mk, up := pr.exitShare("minikubelet"), pr.exitShare("upstream")
 	if math.IsNaN(mk) || math.IsNaN(up) || up <= 0 {
