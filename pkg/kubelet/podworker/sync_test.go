@@ -12,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
@@ -156,10 +157,7 @@ func drain(r *record.FakeRecorder) []string {
 // stops the slice, which systemd keeps active otherwise).
 func TestSyncSystemdCgroupDriver(t *testing.T) {
 	ctx := context.Background()
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "ab-cd"}, Spec: v1.PodSpec{
-		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
-		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
-	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
+	pod := bestEffortPod("ab-cd", "")
 	cg := &recordedCgroups{}
 	w, rt, _ := newSyncFixture(t, pod, func(c *Config) {
 		c.CgroupsPerQOS, c.CgroupDriver, c.Cgroups = true, "systemd", cg
@@ -269,10 +267,7 @@ func TestSyncObservedGeneration(t *testing.T) {
 // syncTerminatedPod: the worker no longer holds it, while it still holds a running pod's.
 func TestSyncFinishedPodReleasesCgroup(t *testing.T) {
 	ctx := context.Background()
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
-		NodeName: "n", RestartPolicy: v1.RestartPolicyNever, TerminationGracePeriodSeconds: new(int64(2)),
-		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
-	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
+	pod := bestEffortPod("uid-1", v1.RestartPolicyNever)
 	cg := &recordedCgroups{}
 	w, rt, st := newSyncFixture(t, pod, func(c *Config) { c.CgroupsPerQOS, c.Cgroups = true, cg })
 	w.startedOnce.Do(func() { close(w.started) }) // HoldsCgroup looks the worker up
@@ -342,10 +337,7 @@ func TestSyncDeletedWithGraceZeroIsNotDeletedAgain(t *testing.T) {
 // only once the pod is gone from the API, off the path of the deletion.
 func TestSyncGracefulDeletionOrder(t *testing.T) {
 	ctx := context.Background()
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid-1"}, Spec: v1.PodSpec{
-		NodeName: "n", TerminationGracePeriodSeconds: new(int64(2)),
-		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
-	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
+	pod := bestEffortPod("uid-1", "")
 	cg := &recordedCgroups{}
 	w, rt, _ := newSyncFixture(t, pod, func(c *Config) { c.CgroupsPerQOS, c.Cgroups = true, cg })
 	wk := &worker{uid: pod.UID, wake: make(chan struct{}, 1), pod: pod, waiting: map[string]status.Waiting{}}
@@ -375,4 +367,13 @@ func TestSyncGracefulDeletionOrder(t *testing.T) {
 	if got := mutations(rt.GetCalls()); !slices.Contains(got, "RemovePodSandbox") {
 		t.Errorf("after the pod is gone: %v, want the sandbox removed", got)
 	}
+}
+
+// bestEffortPod is pod ns/p on node "n" with one busybox container and no resources, its
+// QoS class set as the API server sets it ("" policy: the default, Always).
+func bestEffortPod(uid types.UID, policy v1.RestartPolicy) *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: uid}, Spec: v1.PodSpec{
+		NodeName: "n", RestartPolicy: policy, TerminationGracePeriodSeconds: new(int64(2)),
+		Containers: []v1.Container{{Name: "main", Image: "busybox:1.35", ImagePullPolicy: v1.PullIfNotPresent}},
+	}, Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort}}
 }
