@@ -112,8 +112,8 @@ func TestKillAndRemoveCgroupTree(t *testing.T) {
 	}
 }
 
-// A containerd process (by its command name) keeps the shared runtime dirs.
-func TestContainerdRunning(t *testing.T) {
+// A containerd process (by its command name) keeps the shared runtime dirs and CNI chains.
+func TestRuntimeRunning(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "containerd-shim-fake")
 	data, err := os.ReadFile("/bin/sleep")
 	if err != nil {
@@ -127,7 +127,7 @@ func TestContainerdRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = p.Process.Kill(); _ = p.Wait() }()
-	if !containerdRunning() {
+	if !runtimeRunning() {
 		t.Fatal("a running containerd-shim-fake was not seen")
 	}
 }

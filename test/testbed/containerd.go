@@ -239,11 +239,11 @@ func removeAllSandboxes(endpoint string) {
 var sharedRuntimeDirs = []string{"/run/containerd/runc/k8s.io", "/run/containerd/runc", "/run/containerd/s", "/run/containerd"}
 
 // removeEmptySharedRuntimeDirs removes those of sharedRuntimeDirs that are empty once a
-// bed's runtime has stopped, and only when no containerd runs on the machine (another
+// bed's runtime has stopped, and only when no runtime runs on the machine (another
 // bed's could be about to bind a shim socket there); a runtime that starts later makes
 // them again.
 func removeEmptySharedRuntimeDirs() {
-	if containerdRunning() {
+	if runtimeRunning() {
 		return
 	}
 	for _, d := range sharedRuntimeDirs {
@@ -251,11 +251,17 @@ func removeEmptySharedRuntimeDirs() {
 	}
 }
 
-// containerdRunning says whether any containerd or containerd shim process runs.
-func containerdRunning() bool {
+// runtimeRunning says whether any runtime process runs on the machine: containerd, its
+// shims, CRI-O or its conmons.
+func runtimeRunning() bool {
 	comms, _ := filepath.Glob("/proc/[0-9]*/comm")
 	for _, f := range comms {
-		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "containerd") {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		comm := strings.TrimSpace(string(b))
+		if strings.HasPrefix(comm, "containerd") || comm == "crio" || comm == "conmon" {
 			return true
 		}
 	}
