@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -252,7 +253,7 @@ func removeEmptySharedRuntimeDirs() {
 }
 
 // runtimeRunning says whether any runtime process runs on the machine: containerd, its
-// shims, CRI-O or its conmons.
+// shims, CRI-O or its conmons (zombies, already dead, do not count).
 func runtimeRunning() bool {
 	comms, _ := filepath.Glob("/proc/[0-9]*/comm")
 	for _, f := range comms {
@@ -261,7 +262,10 @@ func runtimeRunning() bool {
 			continue
 		}
 		comm := strings.TrimSpace(string(b))
-		if strings.HasPrefix(comm, "containerd") || comm == "crio" || comm == "conmon" {
+		if !strings.HasPrefix(comm, "containerd") && comm != "crio" && comm != "conmon" {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil && running(pid) {
 			return true
 		}
 	}

@@ -224,9 +224,11 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // killShimsOf SIGKILLs the containerd shims serving the containerd at socket (their
-// command line names it after -address).
+// command line names it after -address) and waits a little for them to be gone, so that
+// what comes after (the shared runtime folders) does not take them for live.
 func killShimsOf(socket string) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var killed []int
 	for _, f := range procs {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -238,12 +240,30 @@ func killShimsOf(socket string) {
 		}
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == "-address" && args[i+1] == socket {
-				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
+					killed = append(killed, pid)
 				}
 			}
 		}
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range killed {
+		for running(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// running says whether process pid exists and is not a zombie waiting to be reaped.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) state ...": comm may hold anything, the state follows its last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // closeInheritedFiles marks every file this process inherited beyond stdin, stdout and

@@ -1,6 +1,8 @@
 package testbed
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -52,5 +54,37 @@ func TestCloseInheritedFiles(t *testing.T) {
 	closeInheritedFiles()
 	if flags, err = unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
 		t.Errorf("fd %d not close-on-exec: flags %d, %v", fd, flags, err)
+	}
+}
+
+// A zombie (exited, not yet reaped) is not running; a live process is; a gone one is not.
+func TestRunning(t *testing.T) {
+	live := exec.Command("sleep", "60")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = live.Process.Kill(); _ = live.Wait() }()
+	if !running(live.Process.Pid) {
+		t.Errorf("live process %d not running", live.Process.Pid)
+	}
+	dead := exec.Command("true")
+	if err := dead.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := dead.Process.Pid
+	// Not waited for: it stays a zombie until Wait reaps it.
+	deadline := time.Now().Add(5 * time.Second)
+	for running(pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		t.Fatalf("zombie %d already gone: %v", pid, err)
+	}
+	if running(pid) {
+		t.Errorf("zombie %d counted as running", pid)
+	}
+	_ = dead.Wait()
+	if running(pid) {
+		t.Errorf("reaped process %d counted as running", pid)
 	}
 }
