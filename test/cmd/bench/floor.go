@@ -154,28 +154,32 @@ func (fr *floorRun) start(ctx context.Context, name string) (FloorSample, error)
 	return FloorSample{RunSandbox: secs(t1.Sub(t0)), CreateContainer: secs(t2.Sub(t1)), StartContainer: secs(t3.Sub(t2)), Total: secs(t3.Sub(t0))}, nil
 }
 
-// floor starts n pods one after another, each removed before the next starts; one
-// unmeasured warm-up comes first.
+// floor starts n pods one after another, as step (1) has the agents start theirs: each
+// right after the one before it started, all kept until the last one started (the
+// runtime's calls grow slower with each running pod, so a floor of pods removed in
+// between would leave that growth in the agents' shares). One unmeasured warm-up pod,
+// removed again, comes first.
 func floor(ctx context.Context, bed *testbed.Bed, rt *cri.Client, n int, cgroupRoot string) ([]FloorSample, error) {
 	fr, done, err := newFloorRun(ctx, bed, rt, cgroupRoot)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
+	if _, err := fr.start(ctx, "warm-up"); err != nil {
+		return nil, fmt.Errorf("CRI floor warm-up: %w", err)
+	}
+	if err := removeSandboxes(ctx, rt, false, time.Minute); err != nil {
+		return nil, err
+	}
 	var out []FloorSample
-	for i := 0; i <= n; i++ {
+	for i := range n {
 		s, err := fr.start(ctx, fmt.Sprint(i))
 		if err != nil {
 			return nil, fmt.Errorf("CRI floor sample %d: %w", i, err)
 		}
-		if i > 0 {
-			out = append(out, s)
-		}
-		if err := removeSandboxes(ctx, rt, false, time.Minute); err != nil {
-			return nil, err
-		}
+		out = append(out, s)
 	}
-	return out, nil
+	return out, removeSandboxes(ctx, rt, false, time.Minute+time.Duration(n)*time.Second)
 }
 
 // batchFloor starts n pods at once, one goroutine each as the agents' pod workers do, and

@@ -36,8 +36,8 @@
 //
 // Environment: BENCH_ROUNDS (3), BENCH_LARGE_ROUNDS (1), BENCH_PROFILES
 // (bound,ordinary), BENCH_IDLE (60s), BENCH_MAXPODS (250), BENCH_PODS (BENCH_MAXPODS),
-// BENCH_SEQ (20), BENCH_BATCHES (30,100; BENCH_BATCH=n alone means one batch of n),
-// BENCH_EXITS (10), BENCH_FLOOR (10), BENCH_OUT (bench/results), BENCH_TIMEOUT (60m, the
+// BENCH_SEQ (20; also the CRI floor's pods), BENCH_BATCHES (30,100; BENCH_BATCH=n alone means one batch of n),
+// BENCH_EXITS (10), BENCH_OUT (bench/results), BENCH_TIMEOUT (60m, the
 // whole run). MINIKUBELET_RUNTIME (make's RUNTIME) picks the test bed's runtime; a report
 // on one other than Debian's containerd is named <date>-<runtime>.
 package main
@@ -82,7 +82,6 @@ type config struct {
 	// ExitDelayMax bounds the random delay before each /exit: upstream's relist period.
 	ExitDelayMax  time.Duration `json:"-"`
 	ExitDelayMaxS float64       `json:"exit_delay_max_s"`
-	FloorSamples  int           `json:"floor_samples"`
 	Out           string        `json:"-"`
 	Timeout       time.Duration `json:"-"`
 	// cores is the machine's (set for the report), to say how busy a batch kept it.
@@ -130,7 +129,6 @@ func loadConfig() config {
 		SeqPods:      envInt("BENCH_SEQ", 20),
 		ExitSamples:  envInt("BENCH_EXITS", 10),
 		ExitDelayMax: time.Second,
-		FloorSamples: envInt("BENCH_FLOOR", 10),
 		Out:          envOr("BENCH_OUT", filepath.Join(testbed.RepoRoot(), "bench", "results")),
 		Timeout:      envDuration("BENCH_TIMEOUT", 60*time.Minute),
 	}
@@ -357,7 +355,7 @@ func runProfile(ctx context.Context, cfg config, res *Results, p profile) (_ *Pr
 		res.Env = environment(ctx, bed, rt)
 	}
 
-	logf("bench: CRI floor, %d samples", cfg.FloorSamples)
+	logf("bench: CRI floor, %d pods one after another", cfg.SeqPods)
 	if err := testbed.MakeCgroupEverywhere(cgroupRoot, 0); err != nil {
 		return nil, err
 	}
@@ -397,7 +395,7 @@ const clientFloorWindow = 20 * time.Second
 // each batch size at once.
 func (pr *ProfileResult) measureFloors(ctx context.Context, cfg config, bed *testbed.Bed, rt *cri.Client) error {
 	var err error
-	if pr.Floor, err = floor(ctx, bed, rt, cfg.FloorSamples, cgroupRoot); err != nil {
+	if pr.Floor, err = floor(ctx, bed, rt, cfg.SeqPods, cgroupRoot); err != nil {
 		return err
 	}
 	for _, n := range cfg.Batches {

@@ -894,7 +894,9 @@ func method(res *Results) string {
    and (minikubelet) /debug/pprof/heap; then, in %s, %d busybox sleep pods created at once on the node (maxPods %d): first create
    → all Running, and the same window once all were Ready.
 7. Once per profile, with no agent running: RunPodSandbox + CreateContainer + StartContainer of busybox sleep with minikubelet's CRI
-   configs and the cgroup parent a BestEffort pod gets from both agents (%s/kubepods/besteffort/pod<uid>), one warm-up then %d samples;
+   configs and the cgroup parent a BestEffort pod gets from both agents (%s/kubepods/besteffort/pod<uid>): one warm-up, then %d pods
+   one after another as in 1 (each right after the last one started, all kept running until the last one started: the runtime's calls
+   grow slower with each running pod);
    then each batch size started at once (one goroutine per pod, as the agents' pod workers): first call → the last
    StartContainer returned. An agent's share of a batch is its first create → all Ready less this.
 8. In the last profile, with no agent running: test/cmd/clientfloor, a client-go clientset with one informer on a node's pods
@@ -904,6 +906,6 @@ Both agents and the floor use the same cgroup layout under a cgroup root of the 
 processes in pod cgroups under its root, so it must not share the machine's /kubepods with other test beds); the root is created
 before each run and removed after. Between workloads all pods are deleted, their sandboxes waited for until stopped and then removed,
 so every workload starts from an empty runtime. Between runs the agent is stopped, its Node deleted and the runtime emptied through CRI.
-`, c.SeqPods, strings.Join(batches, " and "), large, c.ExitSamples, c.ExitDelayMax, c.Idle, large, c.FootprintPods, c.MaxPods, cgroupRoot, c.FloorSamples, clientFloorWindow)
+`, c.SeqPods, strings.Join(batches, " and "), large, c.ExitSamples, c.ExitDelayMax, c.Idle, large, c.FootprintPods, c.MaxPods, cgroupRoot, c.SeqPods, clientFloorWindow)
 	return b.String()
 }
