@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -162,6 +163,25 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, podIPs []string) (map[
 	defer m.mu.Unlock()
 	pv.mounts, pv.ready = mounts, true
 	return copyMounts(mounts), nil
+}
+
+// Update makes pod the spec its set-up volumes are refreshed from: a running pod's labels
+// and annotations change without any new set-up. When they changed, its content volumes
+// are re-rendered at once (upstream remounts a pod's volumes on its update); other changes
+// wait for the next refresh. A pod whose volumes are not set up is left alone.
+func (m *Manager) Update(ctx context.Context, pod *v1.Pod) {
+	m.mu.Lock()
+	pv := m.pods[pod.UID]
+	if pv == nil || !pv.ready {
+		m.mu.Unlock()
+		return
+	}
+	old := pv.pod
+	pv.pod = pod
+	m.mu.Unlock()
+	if old == nil || !maps.Equal(old.Labels, pod.Labels) || !maps.Equal(old.Annotations, pod.Annotations) {
+		m.refresh(ctx, pv)
+	}
 }
 
 // setUpAll prepares every volume. As upstream, claims that cannot be used yet (unbound,

@@ -414,3 +414,57 @@ func TestRefreshSkipsBusyPod(t *testing.T) {
 		t.Errorf("the other pod's configMap = %q after the refresh, want v2", got)
 	}
 }
+
+// A running pod's new labels and annotations reach its downward API files through Update
+// at once, with no set-up; an Update that changes neither waits for the next refresh (the
+// changed configMap is not read), and an Update of a pod with no volumes set up does nothing.
+func TestUpdateRerendersOnMetadataChange(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns"}, Data: map[string]string{"k": "v1"}}
+	m, client, _ := newTestManager(t, cm)
+	pod := testPod(
+		v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}},
+		v1.Volume{Name: "dapi", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{Items: []v1.DownwardAPIVolumeFile{
+			{Path: "labels", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+			{Path: "annotations", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.annotations"}},
+		}}}},
+	)
+	other := pod.DeepCopy()
+	other.UID = "uid-2"
+	m.Update(context.Background(), other) // nothing set up for it: no volumes appear
+	if m.Exist(other.UID) {
+		t.Fatalf("Update set up volumes of a pod that had none")
+	}
+	mounts, err := m.SetUp(context.Background(), pod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.TearDown(context.Background(), pod.UID) })
+	labels := filepath.Join(mounts["dapi"].HostPath, "labels")
+	annotations := filepath.Join(mounts["dapi"].HostPath, "annotations")
+	cmFile := filepath.Join(mounts["cm"].HostPath, "k")
+
+	cm.Data["k"] = "v2"
+	if _, err := client.CoreV1().ConfigMaps("ns").Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	same := pod.DeepCopy()
+	same.Spec.ActiveDeadlineSeconds = new(int64) // a change that no downward API file shows
+	m.Update(context.Background(), same)
+	if got := read(t, cmFile); got != "v1" {
+		t.Errorf("configMap re-read on an update that changed no labels or annotations: %q", got)
+	}
+
+	updated := pod.DeepCopy()
+	updated.Labels["c"] = "3"
+	updated.Annotations = map[string]string{"note": "new"}
+	m.Update(context.Background(), updated)
+	if got := read(t, labels); !strings.Contains(got, `c="3"`) {
+		t.Errorf("labels after Update = %q", got)
+	}
+	if got := read(t, annotations); got != `note="new"` {
+		t.Errorf("annotations after Update = %q", got)
+	}
+	if got := read(t, cmFile); got != "v2" {
+		t.Errorf("configMap after the re-render = %q", got)
+	}
+}

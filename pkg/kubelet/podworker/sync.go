@@ -55,6 +55,10 @@ func (w *Workers) sync(ctx context.Context, wk *worker) (time.Duration, bool) {
 		return max(next, 0), done
 	}
 	w.allocate(ctx, p)
+	if !p.stopping() {
+		// Labels and annotations change while the pod runs; its downward API files follow.
+		w.cfg.Volumes.Update(ctx, p.pod)
+	}
 	if next, held := w.networkGate(ctx, wk, p); held {
 		return next, false
 	}
