@@ -31,9 +31,10 @@ type Client struct {
 	runtime         runtimeapi.RuntimeServiceClient
 	images          runtimeapi.ImageServiceClient
 	observer        func(Change)
-	network         NetworkState // as Ready last found it
-	handlers        HandlerState // as Ready last found them
-	events          eventState   // which stream WatchEvents reads
+	network         NetworkState  // as Ready last found it
+	handlers        HandlerState  // as Ready last found them
+	events          eventState    // which stream WatchEvents reads
+	stats           chan struct{} // held by the one stats call in flight (statsTurn)
 	// Timeout bounds each call that the caller's context does not already bound.
 	Timeout time.Duration
 }
@@ -60,6 +61,7 @@ func Dial(runtimeEndpoint, imageEndpoint string, options ...DialOption) (*Client
 		rtConn: rt, imgConn: img,
 		runtime: runtimeapi.NewRuntimeServiceClient(rt),
 		images:  runtimeapi.NewImageServiceClient(img),
+		stats:   make(chan struct{}, 1),
 		Timeout: 2 * time.Minute,
 	}, nil
 }
@@ -84,7 +86,7 @@ func dial(endpoint string, extra []grpc.DialOption) (*grpc.ClientConn, error) {
 
 // NewFromServices wraps already-made service clients (tests use cri-api's fakes through this).
 func NewFromServices(rt runtimeapi.RuntimeServiceClient, img runtimeapi.ImageServiceClient) *Client {
-	return &Client{runtime: rt, images: img, Timeout: 2 * time.Minute}
+	return &Client{runtime: rt, images: img, stats: make(chan struct{}, 1), Timeout: 2 * time.Minute}
 }
 
 // Close releases the connections.
