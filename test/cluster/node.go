@@ -159,13 +159,8 @@ func killNode(dir, cgroup string) {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); pid > 1 && err == nil && strings.Contains(string(cmdline), dir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-					break
-				}
-				if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(st), ") Z ") {
-					break
-				}
+			for deadline := time.Now().Add(10 * time.Second); testbed.Running(pid) && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 		_ = os.Remove(filepath.Join(dir, "pid"))

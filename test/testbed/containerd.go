@@ -265,7 +265,7 @@ func runtimeRunning() bool {
 		if !strings.HasPrefix(comm, "containerd") && comm != "crio" && comm != "conmon" {
 			continue
 		}
-		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil && running(pid) {
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil && Running(pid) {
 			return true
 		}
 	}

@@ -248,14 +248,14 @@ func killShimsOf(socket string) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range killed {
-		for running(pid) && time.Now().Before(deadline) {
+		for Running(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
 
-// running says whether process pid exists and is not a zombie waiting to be reaped.
-func running(pid int) bool {
+// Running says whether process pid exists and is not a zombie waiting to be reaped.
+func Running(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false

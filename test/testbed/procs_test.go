@@ -64,7 +64,7 @@ func TestRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = live.Process.Kill(); _ = live.Wait() }()
-	if !running(live.Process.Pid) {
+	if !Running(live.Process.Pid) {
 		t.Errorf("live process %d not running", live.Process.Pid)
 	}
 	dead := exec.Command("true")
@@ -74,17 +74,17 @@ func TestRunning(t *testing.T) {
 	pid := dead.Process.Pid
 	// Not waited for: it stays a zombie until Wait reaps it.
 	deadline := time.Now().Add(5 * time.Second)
-	for running(pid) && time.Now().Before(deadline) {
+	for Running(pid) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
 		t.Fatalf("zombie %d already gone: %v", pid, err)
 	}
-	if running(pid) {
+	if Running(pid) {
 		t.Errorf("zombie %d counted as running", pid)
 	}
 	_ = dead.Wait()
-	if running(pid) {
+	if Running(pid) {
 		t.Errorf("reaped process %d counted as running", pid)
 	}
 }
