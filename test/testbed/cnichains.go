@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -22,18 +23,22 @@ func isCNIChain(name string) bool {
 // removeSharedCNIChains removes the portmap plugin's chains from the nat tables of
 // iptables and ip6tables, and the rules that jump to them, when no runtime runs on the
 // machine (a running one may still have pods with host ports, another bed's too).
-func removeSharedCNIChains() {
+func removeSharedCNIChains() error {
 	if runtimeRunning() {
-		return
+		return nil
 	}
+	var errs []error
 	for _, bin := range []string{"iptables", "ip6tables"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			continue
 		}
-		_ = removeCNIChains(func(args ...string) ([]byte, error) {
+		if err := removeCNIChains(func(args ...string) ([]byte, error) {
 			return exec.Command(bin, append([]string{"-w", "-t", "nat"}, args...)...).CombinedOutput()
-		})
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", bin, err))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // removeCNIChains removes, through nat (one iptables command on the nat table), every

@@ -262,7 +262,9 @@ func (b *Bed) cleanup() {
 		b.opts.Log("testbed: removed %d shim sockets, runc states and network namespaces of tasks the runtime did not delete", n)
 	}
 	removeEmptySharedRuntimeDirs()
-	removeSharedCNIChains()
+	if err := removeSharedCNIChains(); err != nil {
+		b.opts.Log("testbed: %v", err)
+	}
 	if err := RemoveCgroupEverywhere(b.cgroupRootBase()); err != nil {
 		b.opts.Log("testbed: %v", err)
 	}
