@@ -85,6 +85,9 @@ func SetDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 	}
 	defDuration(&c.NodeStatusUpdateFrequency, 10*time.Second)
 	defDuration(&c.NodeStatusReportFrequency, 5*time.Minute)
+	if c.NodeStatusMaxImages == nil {
+		c.NodeStatusMaxImages = ptr(int32(50))
+	}
 	if c.NodeLeaseDurationSeconds == 0 {
 		c.NodeLeaseDurationSeconds = 40
 	}

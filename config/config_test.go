@@ -20,7 +20,7 @@ func TestParseDefaultsAndFlags(t *testing.T) {
 	}
 	k := c.Kubelet
 	if k.MaxPods != 50 || k.ContainerRuntimeEndpoint != DefaultRuntimeEndpoint || k.NodeStatusUpdateFrequency.Duration != 10*time.Second ||
-		k.NodeStatusReportFrequency.Duration != 5*time.Minute || k.NodeLeaseDurationSeconds != 40 || k.Port != 10250 || *k.HealthzPort != 10248 ||
+		k.NodeStatusReportFrequency.Duration != 5*time.Minute || *k.NodeStatusMaxImages != 50 || k.NodeLeaseDurationSeconds != 40 || k.Port != 10250 || *k.HealthzPort != 10248 ||
 		*k.EventRecordQPS != 50 || k.EventBurst != 100 {
 		t.Errorf("defaults/flags wrong: %+v", k)
 	}
@@ -91,7 +91,7 @@ func TestConfigFileThenFlagsOverride(t *testing.T) {
 func TestValidateCollectsEveryError(t *testing.T) {
 	c, _, err := Parse([]string{"--max-pods=0", "--node-ip=nope", "--container-runtime-endpoint=tcp://x", "--node-labels=bad key=v",
 		"--register-with-taints=k:Sometimes", "--cgroup-driver=cgroupv3", "--healthz-port=70000", "--hostname-override=UPPER_case!",
-		"--event-qps=-1", "--event-burst=-2"}, io.Discard)
+		"--event-qps=-1", "--event-burst=-2", "--node-status-max-images=-2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,8 @@ func TestValidateCollectsEveryError(t *testing.T) {
 	}
 	for _, want := range []string{"kubeconfig (--kubeconfig)", "maxPods (--max-pods)", "node IP (--node-ip)", "containerRuntimeEndpoint (--container-runtime-endpoint)",
 		"node labels (--node-labels)", "registerWithTaints (--register-with-taints)", "cgroupDriver (--cgroup-driver)", "healthzPort (--healthz-port)", "hostname override (--hostname-override)",
-		"eventRecordQPS (--event-qps): -1 must not be negative", "eventBurst (--event-burst): -2 must not be negative"} {
+		"eventRecordQPS (--event-qps): -1 must not be negative", "eventBurst (--event-burst): -2 must not be negative",
+		"nodeStatusMaxImages (--node-status-max-images): -2 must be -1 or greater"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %q: %v", want, err)
 		}

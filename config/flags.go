@@ -145,6 +145,7 @@ func (c *Config) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&k.StaticPodPath, "pod-manifest-path", k.StaticPodPath, "Folder of static pod manifests (YAML/JSON), run without the API server and mirrored into it.")
 	fs.StringSliceVar(&k.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", k.AllowedUnsafeSysctls, "Unsafe sysctls (names, or prefixes ending in *) pods may set besides the safe ones.")
 	fs.DurationVar(&k.NodeStatusUpdateFrequency.Duration, "node-status-update-frequency", k.NodeStatusUpdateFrequency.Duration, "How often the node status is computed (and posted when changed).")
+	fs.Int32Var(k.NodeStatusMaxImages, "node-status-max-images", *k.NodeStatusMaxImages, "Images reported in the node status, largest first (-1: all of them).")
 	fs.BoolVar(k.RegisterNode, "register-node", *k.RegisterNode, "Register the Node object with the API server.")
 	fs.StringVar(&k.Address, "address", k.Address, "IP address the kubelet API serves on (0.0.0.0 for all interfaces).")
 	fs.Int32Var(&k.Port, "port", k.Port, "Port of the kubelet API (HTTPS).")

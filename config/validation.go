@@ -60,6 +60,9 @@ func Validate(c *Config) error {
 	if k.NodeStatusReportFrequency.Duration < k.NodeStatusUpdateFrequency.Duration {
 		add("nodeStatusReportFrequency: %v must be at least nodeStatusUpdateFrequency (%v)", k.NodeStatusReportFrequency.Duration, k.NodeStatusUpdateFrequency.Duration)
 	}
+	if k.NodeStatusMaxImages != nil && *k.NodeStatusMaxImages < -1 {
+		add("nodeStatusMaxImages (--node-status-max-images): %d must be -1 or greater", *k.NodeStatusMaxImages)
+	}
 	if k.NodeLeaseDurationSeconds <= 0 {
 		add("nodeLeaseDurationSeconds: %d must be positive", k.NodeLeaseDurationSeconds)
 	}

@@ -261,6 +261,8 @@ func (p *parts) nodeController(context.Context) error {
 		LeaseDurationSeconds: k.NodeLeaseDurationSeconds,
 		Handlers:             p.rt.Handlers(), // kept by its runtime poll (Ready)
 		VolumesInUse:         p.csi.InUse,
+		Images:               p.rt.ListImages,
+		MaxImages:            *k.NodeStatusMaxImages,
 		Nodes:                p.nodeInformer(),
 	})
 	if err != nil {

@@ -139,6 +139,20 @@ func TestNodeRegistration(t *testing.T) {
 	if ni.OperatingSystem != "linux" || ni.KernelVersion == "" || ni.OSImage == "" || ni.BootID == "" {
 		t.Errorf("nodeInfo incomplete: %+v", ni)
 	}
+	// status.images: the runtime's images (the bed's among them), largest first.
+	names := map[string]bool{}
+	for i, im := range st.Images {
+		for _, n := range im.Names {
+			names[n] = true
+		}
+		if im.SizeBytes <= 0 || i > 0 && im.SizeBytes > st.Images[i-1].SizeBytes {
+			t.Errorf("images not largest first with sizes: %+v", st.Images)
+			break
+		}
+	}
+	if !names[testbed.PauseImage] || !names[testbed.TestAppImage] || len(st.Images) > 50 {
+		t.Errorf("status.images %+v: want the bed's %s and %s, at most 50", st.Images, testbed.PauseImage, testbed.TestAppImage)
+	}
 	if int(st.DaemonEndpoints.KubeletEndpoint.Port) != k.Port {
 		t.Errorf("daemonEndpoints port = %d", st.DaemonEndpoints.KubeletEndpoint.Port)
 	}

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/component-helpers/apimachinery/lease"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -75,6 +76,10 @@ type Config struct {
 	// VolumesInUse lists the attachable volumes mounted on the node, for
 	// status.volumesInUse (nil: the API's value is kept).
 	VolumesInUse func() []v1.UniqueVolumeName
+	// Images lists the runtime's images for status.images (nil: the API's value is kept);
+	// MaxImages is nodeStatusMaxImages (-1: all of them).
+	Images    func(context.Context) ([]*runtimeapi.Image, error)
+	MaxImages int32
 	// Nodes is an informer on this node only, which its owner starts (nil: the controller
 	// watches its node with an informer of its own).
 	Nodes coreinformers.NodeInformer
@@ -91,6 +96,7 @@ type Controller struct {
 	cfg    Config
 	wake   chan struct{} // cap 1: run a status round now
 	lister corelisters.NodeLister
+	images imageList // touched by the status rounds only
 
 	mu            sync.Mutex
 	runtimeErrors []string
@@ -146,7 +152,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.PressureFunc == nil {
 		cfg.PressureFunc = func() Pressure { return Pressure{} }
 	}
-	return &Controller{cfg: cfg, wake: make(chan struct{}, 1)}, nil
+	return &Controller{cfg: cfg, wake: make(chan struct{}, 1), images: imageList{list: cfg.Images, max: cfg.MaxImages}}, nil
 }
 
 func (c *Controller) kick() {
@@ -277,7 +283,7 @@ func (c *Controller) sync(ctx context.Context) error {
 	}
 
 	now := c.cfg.Clock.Now()
-	status := BuildStatus(c.inputs(), node.Status, metav1.NewTime(now))
+	status := BuildStatus(c.inputs(ctx, now), node.Status, metav1.NewTime(now))
 	if c.lastPosted != nil && !StatusChanged(*c.lastPosted, status) && now.Sub(c.lastReport) < c.cfg.ReportFrequency {
 		return nil
 	}
@@ -292,7 +298,7 @@ func (c *Controller) sync(ctx context.Context) error {
 	return nil
 }
 
-func (c *Controller) inputs() StatusInputs {
+func (c *Controller) inputs(ctx context.Context, now time.Time) StatusInputs {
 	in := StatusInputs{
 		Machine:        c.cfg.Machine,
 		Addresses:      c.cfg.Addresses,
@@ -307,6 +313,7 @@ func (c *Controller) inputs() StatusInputs {
 	if f := c.cfg.VolumesInUse; f != nil {
 		in.VolumesInUse, in.VolumesInUseKnown = f(), true
 	}
+	in.Images, in.ImagesKnown = c.images.get(ctx, now)
 	if h := c.cfg.Handlers; h != nil && h.Known() {
 		in.RuntimeHandlers, in.RuntimeHandlersKnown = h.Handlers(), true
 		in.RuntimeFeatures = h.Features()

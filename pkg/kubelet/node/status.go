@@ -35,6 +35,10 @@ type StatusInputs struct {
 	// RuntimeFeatures are the runtime's features from the same Status (nil: it reports
 	// none, as containerd 1.6; the node keeps what it had, as upstream's setter).
 	RuntimeFeatures *cri.RuntimeFeatures
+	// Images is status.images, already sorted and cut (NodeImages; ImagesKnown: the
+	// kubelet reports it; otherwise the API's value is kept).
+	Images      []v1.ContainerImage
+	ImagesKnown bool
 }
 
 // Pressure is the node's resource pressure as last measured.
@@ -124,15 +128,22 @@ func BuildStatus(in StatusInputs, old v1.NodeStatus, now metav1.Time) v1.NodeSta
 			OperatingSystem:         in.Machine.OperatingSystem,
 			Architecture:            in.Machine.Architecture,
 		},
-		// Images, VolumesAttached (the attach/detach controller's) and Config are left
-		// to the API's values.
-		Images:          old.Images,
+		// VolumesAttached (the attach/detach controller's) and Config are left to the
+		// API's values.
+		Images:          images(in, old),
 		VolumesInUse:    volumesInUse(in, old),
 		VolumesAttached: old.VolumesAttached,
 		// declaredFeatures are not reported.
 		Features:        features,
 		RuntimeHandlers: handlers,
 	}
+}
+
+func images(in StatusInputs, old v1.NodeStatus) []v1.ContainerImage {
+	if !in.ImagesKnown {
+		return old.Images
+	}
+	return in.Images
 }
 
 // nodeRuntimeHandlers is status.runtimeHandlers as upstream's RuntimeHandlers setter
