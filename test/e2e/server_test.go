@@ -81,6 +81,23 @@ func podLogs(ctx context.Context, p *v1.Pod, o *v1.PodLogOptions) (string, error
 	return string(b), err
 }
 
+// TestServerLogsLastPartWithoutNewline: output that ends without a newline is kept by the
+// runtime as a partial (P) line that no full one follows; the log still shows it, at once,
+// as upstream's does (the container exits right after writing it).
+func TestServerLogsLastPartWithoutNewline(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "srv-logs-part")
+	watchNode(ctx, t, k.NodeName, isReady)
+	pod := newPod(k.NodeName, "sh", "-c", "echo first; printf no-newline")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "succeeded", phaseIs(v1.PodSucceeded))
+	for _, o := range []*v1.PodLogOptions{{}, {Follow: true}} {
+		if got, err := podLogs(ctx, p, o); err != nil || got != "first\nno-newline" {
+			t.Errorf("logs %+v: %q, %v; want %q", o, got, err, "first\nno-newline")
+		}
+	}
+}
+
 // TestServerLogsFollow streams a running container's log through the API server: lines
 // arrive as they are written, and the stream ends when the container exits.
 func TestServerLogsFollow(t *testing.T) {

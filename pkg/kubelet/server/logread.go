@@ -34,27 +34,29 @@ var (
 	statusCheck = time.Second
 )
 
-// logLine is one logical line: partial (P) runtime lines joined up to their full (F) line.
+// logLine is one runtime line: a whole line (F, printed with its newline) or a part of
+// a longer one (P, printed as it is). As upstream's ReadLogs, parts are printed as they
+// come, not held back for the rest: a container whose last output has no newline (the
+// runtime writes it as a P line) still shows it, and lines of two streams may interleave.
 type logLine struct {
 	time    time.Time
 	stream  string
-	content []byte // with its newline
+	content []byte // with its newline unless partial
+	partial bool
 }
 
-// logReader turns a CRI log file into logical lines, keeping a partial runtime line (one
-// the runtime has not finished writing) and a partial logical line per stream until
-// the rest arrives.
+// logReader turns a CRI log file into runtime lines, keeping a line the runtime has not
+// finished writing (no newline yet) until the rest arrives.
 type logReader struct {
 	r       *bufio.Reader
-	rawPart []byte              // a runtime line without its newline yet
-	pending map[string]*logLine // per stream: P lines not yet ended by an F line
+	rawPart []byte // a runtime line without its newline yet
 }
 
 func newLogReader(r io.Reader) *logReader {
-	return &logReader{r: bufio.NewReaderSize(r, 64*1024), pending: map[string]*logLine{}}
+	return &logReader{r: bufio.NewReaderSize(r, 64*1024)}
 }
 
-// next returns the next complete logical line, or io.EOF when the file has no more (yet).
+// next returns the next runtime line, or io.EOF when the file has no more (yet).
 func (lr *logReader) next() (*logLine, error) {
 	for {
 		raw, err := lr.r.ReadBytes('\n')
@@ -72,26 +74,20 @@ func (lr *logReader) next() (*logLine, error) {
 		if err != nil {
 			continue // not a CRI line: skipped, as upstream does
 		}
-		p := lr.pending[l.Stream]
-		if p == nil {
-			p = &logLine{time: l.Time, stream: l.Stream}
+		out := &logLine{time: l.Time, stream: l.Stream, content: l.Content, partial: l.Partial}
+		if !l.Partial {
+			out.content = append(out.content, '\n')
 		}
-		p.content = append(p.content, l.Content...)
-		if l.Partial {
-			lr.pending[l.Stream] = p
-			continue
-		}
-		delete(lr.pending, l.Stream)
-		p.content = append(p.content, '\n')
-		return p, nil
+		return out, nil
 	}
 }
 
-// logWriter prints logical lines as the options say and counts the bytes for limitBytes.
+// logWriter prints runtime lines as the options say and counts the bytes for limitBytes.
 type logWriter struct {
 	w       io.Writer
 	o       logOptions
 	written int64
+	midLine bool // the last line printed was a part: the next one continues it
 }
 
 var errLimitReached = errors.New("limitBytes reached")
@@ -102,9 +98,10 @@ func (lw *logWriter) wants(l *logLine) bool {
 
 func (lw *logWriter) write(l *logLine) error {
 	out := l.content
-	if lw.o.timestamps {
+	if lw.o.timestamps && !lw.midLine { // a timestamp starts each printed line
 		out = append([]byte(l.time.Format(time.RFC3339Nano)+" "), out...)
 	}
+	lw.midLine = l.partial
 	if lw.o.limit > 0 && lw.written+int64(len(out)) >= lw.o.limit {
 		out = out[:lw.o.limit-lw.written]
 		_, err := lw.w.Write(out)
@@ -187,7 +184,7 @@ func writeExisting(lr *logReader, lw *logWriter) error {
 	return nil
 }
 
-// copyLines prints every complete line up to the end of the file.
+// copyLines prints every runtime line up to the end of the file.
 func copyLines(lr *logReader, lw *logWriter) error {
 	for {
 		l, err := lr.next()

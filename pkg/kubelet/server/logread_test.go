@@ -46,22 +46,45 @@ func TestReadLog(t *testing.T) {
 		o    func(o logOptions) logOptions
 		want string
 	}{
-		{"all, partial lines joined", func(o logOptions) logOptions { return o }, "one\nerr-a\ntwo\nthree\nerr-b\n\n"},
+		// As upstream's ReadLogs: a part (P) is printed as it comes, without a newline.
+		{"all, parts as they come", func(o logOptions) logOptions { return o }, "one\ntwerr-a\no\nthree\nerr-b\n\n"},
 		{"tail 2", func(o logOptions) logOptions { o.tail = 2; return o }, "err-b\n\n"},
-		{"tail counts joined lines", func(o logOptions) logOptions { o.tail = 4; return o }, "two\nthree\nerr-b\n\n"},
+		{"tail counts runtime lines", func(o logOptions) logOptions { o.tail = 5; return o }, "err-a\no\nthree\nerr-b\n\n"},
 		{"tail 0", func(o logOptions) logOptions { o.tail = 0; return o }, ""},
-		{"tail more than lines", func(o logOptions) logOptions { o.tail = 100; return o }, "one\nerr-a\ntwo\nthree\nerr-b\n\n"},
-		{"limitBytes", func(o logOptions) logOptions { o.limit = 10; return o }, "one\nerr-a\n"},
-		{"limitBytes cuts a line", func(o logOptions) logOptions { o.limit = 6; return o }, "one\ner"},
-		{"since", func(o logOptions) logOptions { o.since = t0.Add(3 * time.Second); return o }, "three\nerr-b\n\n"},
-		{"stdout only", func(o logOptions) logOptions { o.stream = "stdout"; return o }, "one\ntwo\nthree\n\n"},
+		{"tail more than lines", func(o logOptions) logOptions { o.tail = 100; return o }, "one\ntwerr-a\no\nthree\nerr-b\n\n"},
+		{"limitBytes", func(o logOptions) logOptions { o.limit = 10; return o }, "one\ntwerr-"},
+		{"limitBytes cuts a line", func(o logOptions) logOptions { o.limit = 6; return o }, "one\ntw"},
+		{"since", func(o logOptions) logOptions { o.since = t0.Add(3 * time.Second); return o }, "o\nthree\nerr-b\n\n"},
+		{"stdout only: its parts join up", func(o logOptions) logOptions { o.stream = "stdout"; return o }, "one\ntwo\nthree\n\n"},
 		{"stderr only", func(o logOptions) logOptions { o.stream = "stderr"; return o }, "err-a\nerr-b\n"},
-		{"timestamps of the line's first part", func(o logOptions) logOptions { o.timestamps, o.tail = true, 4; return o },
-			"2026-01-02T03:04:06Z two\n2026-01-02T03:04:09Z three\n2026-01-02T03:04:10Z err-b\n2026-01-02T03:04:11Z \n"},
+		{"timestamps start printed lines", func(o logOptions) logOptions { o.timestamps = true; return o },
+			"2026-01-02T03:04:05Z one\n2026-01-02T03:04:06Z twerr-a\n2026-01-02T03:04:08Z o\n2026-01-02T03:04:09Z three\n2026-01-02T03:04:10Z err-b\n2026-01-02T03:04:11Z \n"},
+		{"timestamps with stdout only", func(o logOptions) logOptions { o.timestamps, o.stream = true, "stdout"; return o },
+			"2026-01-02T03:04:05Z one\n2026-01-02T03:04:06Z two\n2026-01-02T03:04:09Z three\n2026-01-02T03:04:11Z \n"},
 		{"tail, since and limit together", func(o logOptions) logOptions { o.tail, o.since, o.limit = 2, t0.Add(time.Second), 3; return o }, "err"},
 	} {
 		if got := read(t, tc.o(all)); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestReadLogEndsWithAPart: a container whose last output had no newline (cat of a file
+// without one): the runtime writes it as a P line that no F line follows. It is printed,
+// as upstream prints it (conformance: "Projected combined should project all components").
+func TestReadLogEndsWithAPart(t *testing.T) {
+	log := criLine(0, "stdout", "F", "first") + criLine(1, "stdout", "P", "pod-namesecret-value-1configmap-value-1")
+	for _, o := range []logOptions{{tail: -1}, {tail: 1}, {tail: -1, follow: true}} {
+		var out bytes.Buffer
+		if err := readLog(context.Background(), strings.NewReader(log), o, &out, func(context.Context) bool { return false }); err != nil {
+			t.Fatal(err)
+		}
+		want := "first\npod-namesecret-value-1configmap-value-1"
+		if o.tail == 1 {
+			want = "pod-namesecret-value-1configmap-value-1"
+		}
+		if out.String() != want {
+			t.Errorf("%+v: %q, want %q", o, out.String(), want)
 		}
 	}
 }
@@ -139,11 +162,8 @@ func TestReadLogFollow(t *testing.T) {
 	app.WriteString(line[10:])
 	waitOutput(t, out, "old-2\nnew-1\n")
 
-	app.WriteString(criLine(3, "stdout", "P", "lo"))
-	time.Sleep(30 * time.Millisecond)
-	if got := out.String(); got != "old-2\nnew-1\n" {
-		t.Fatalf("partial line printed before its end: %q", got)
-	}
+	app.WriteString(criLine(3, "stdout", "P", "lo")) // a part arrives as it comes
+	waitOutput(t, out, "old-2\nnew-1\nlo")
 	app.WriteString(criLine(3, "stdout", "F", "ng"))
 	waitOutput(t, out, "old-2\nnew-1\nlong\n")
 
