@@ -5,7 +5,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1
 LDFLAGS := -X github.com/minikubelet/minikubelet/pkg/version.Version=$(VERSION)
 # Build tags of the agent (test/testbed.MinikubeletTags says why).
 GOTAGS := grpcnotrace
-APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl libseccomp-dev conmon
+# curl, bind9-dnsutils and netcat-openbsd: the conformance images' agnhost takes them from the machine.
+APT_PACKAGES := containerd runc containernetworking-plugins busybox-static iptables iproute2 systemd dbus curl libseccomp-dev conmon \
+	bind9-dnsutils netcat-openbsd
 E2E_TIMEOUT ?= 40m
 # The test bed's container runtime (`make up`, `make test`, `make bench`): containerd
 # (Debian's 1.6) or containerd2 (2.x, built from test/tools/containerd2). make test runs
@@ -139,3 +141,10 @@ clean:
 .PHONY: bench
 bench: deps build
 	$(GO) run ./test/cmd/bench
+
+# Upstream's conformance suite (the pinned e2e.test) against a kubeadm cluster of
+# minikubelet nodes; not part of `make test` (the first build of e2e.test takes ~30 min).
+# CONFORMANCE_ARGS, e.g. -focus '\[sig-storage\].*\[Conformance\]' -procs 2 -keep.
+.PHONY: conformance
+conformance: deps
+	$(GO) run ./test/cmd/conformance -bin "$$(hack/build-conformance.sh)" $(CONFORMANCE_ARGS)

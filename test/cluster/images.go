@@ -3,10 +3,7 @@ package cluster
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -81,65 +78,13 @@ func buildImages(toolsBin, workDir string) (all, controlPlane map[string]v1.Imag
 // the CNI plugins use; kube-proxy must write to the same tables) with its libraries and
 // extensions, for the kube-proxy image.
 func iptablesFiles() ([]testbed.File, error) {
-	multi := "/usr/sbin/xtables-nft-multi"
-	paths := []string{multi, "/etc/protocols", "/etc/services", "/etc/ethertypes"}
-	libs, err := sharedLibraries(multi)
+	ext, _ := filepath.Glob("/usr/lib/x86_64-linux-gnu/xtables/*.so")
+	files, err := testbed.HostFiles(append([]string{"/usr/sbin/xtables-nft-multi"}, ext...), "/etc/protocols", "/etc/services", "/etc/ethertypes")
 	if err != nil {
 		return nil, err
-	}
-	paths = append(paths, libs...)
-	ext, _ := filepath.Glob("/usr/lib/x86_64-linux-gnu/xtables/*.so")
-	for _, e := range ext {
-		more, err := sharedLibraries(e)
-		if err != nil {
-			return nil, err
-		}
-		paths = append(paths, e)
-		paths = append(paths, more...)
-	}
-	seen := map[string]bool{}
-	var files []testbed.File
-	for _, p := range paths {
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			if os.IsNotExist(err) && strings.HasPrefix(p, "/etc/") {
-				continue
-			}
-			return nil, err
-		}
-		for _, name := range []string{p, real} {
-			if seen[name] {
-				continue
-			}
-			seen[name] = true
-			if name != real {
-				files = append(files, testbed.File{Path: strings.TrimPrefix(name, "/"), Link: real, Mode: 0o777})
-				continue
-			}
-			data, err := os.ReadFile(real)
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, testbed.File{Path: strings.TrimPrefix(real, "/"), Data: data, Mode: 0o755})
-		}
 	}
 	for _, cmd := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
 		files = append(files, testbed.File{Path: "usr/sbin/" + cmd, Link: "xtables-nft-multi", Mode: 0o777})
 	}
 	return files, nil
-}
-
-var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x`)
-
-// sharedLibraries lists the libraries a program loads, as ldd reports them.
-func sharedLibraries(bin string) ([]string, error) {
-	out, err := exec.Command("ldd", bin).Output()
-	if err != nil {
-		return nil, fmt.Errorf("ldd %s: %w", bin, err)
-	}
-	var libs []string
-	for _, m := range lddLine.FindAllStringSubmatch(string(out), -1) {
-		libs = append(libs, m[1])
-	}
-	return libs, nil
 }

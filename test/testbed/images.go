@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -172,19 +174,9 @@ func BuildImages(workDir string) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	bb, err := os.ReadFile("/bin/busybox")
+	bbFiles, err := BusyboxFiles()
 	if err != nil {
-		return nil, fmt.Errorf("busybox (apt-get install busybox-static): %w", err)
-	}
-	out, err := exec.Command("/bin/busybox", "--list-full").Output()
-	if err != nil {
-		return nil, fmt.Errorf("busybox --list-full: %w", err)
-	}
-	bbFiles := []File{{Path: "bin/busybox", Data: bb, Mode: 0o755}}
-	for _, applet := range strings.Fields(string(out)) {
-		if applet != "bin/busybox" {
-			bbFiles = append(bbFiles, File{Path: applet, Link: "/bin/busybox", Mode: 0o777})
-		}
+		return nil, err
 	}
 	etc := []File{
 		{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), Mode: 0o644},
@@ -205,6 +197,82 @@ func BuildImages(workDir string) (map[string]v1.Image, error) {
 		return nil, err
 	}
 	return imgs, nil
+}
+
+// BusyboxFiles are the machine's static busybox and a link for each of its applets,
+// where busybox --list-full puts it.
+func BusyboxFiles() ([]File, error) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return nil, fmt.Errorf("busybox (apt-get install busybox-static): %w", err)
+	}
+	out, err := exec.Command("/bin/busybox", "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("busybox --list-full: %w", err)
+	}
+	files := []File{{Path: "bin/busybox", Data: bb, Mode: 0o755}}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet != "bin/busybox" {
+			files = append(files, File{Path: applet, Link: "/bin/busybox", Mode: 0o777})
+		}
+	}
+	return files, nil
+}
+
+// HostFiles are files of this machine, for an image, at the same paths: each program with
+// the shared libraries ldd says it loads, and each optional file that exists. A symlink
+// stays a symlink, and its target is copied too.
+func HostFiles(programs []string, optional ...string) ([]File, error) {
+	paths := slices.Clone(programs)
+	for _, p := range programs {
+		libs, err := sharedLibraries(p)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, libs...)
+	}
+	seen := map[string]bool{}
+	var files []File
+	for _, p := range append(paths, optional...) {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			if os.IsNotExist(err) && slices.Contains(optional, p) {
+				continue
+			}
+			return nil, err
+		}
+		for _, name := range []string{p, real} {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			if name != real {
+				files = append(files, File{Path: strings.TrimPrefix(name, "/"), Link: real, Mode: 0o777})
+				continue
+			}
+			data, err := os.ReadFile(real)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, File{Path: strings.TrimPrefix(real, "/"), Data: data, Mode: 0o755})
+		}
+	}
+	return files, nil
+}
+
+var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x`)
+
+// sharedLibraries lists the libraries a program loads, as ldd reports them.
+func sharedLibraries(bin string) ([]string, error) {
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		return nil, fmt.Errorf("ldd %s: %w", bin, err)
+	}
+	var libs []string
+	for _, m := range lddLine.FindAllStringSubmatch(string(out), -1) {
+		libs = append(libs, m[1])
+	}
+	return libs, nil
 }
 
 // ImportImages writes the images as one archive and imports it into the test bed's
