@@ -31,6 +31,7 @@ import (
 	"github.com/minikubelet/minikubelet/config"
 	"github.com/minikubelet/minikubelet/pkg/cri"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/allocation"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/clustertrustbundle"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/cm"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/dns"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/eviction"
@@ -296,6 +297,17 @@ func (p *parts) healthz(context.Context) error {
 	return nil
 }
 
+// certificateSources: the managers behind clusterTrustBundle and podCertificate projected
+// sources (none on a standalone node).
+func (p *parts) certificateSources(cfg *volume.Config) {
+	if p.client == nil {
+		return
+	}
+	ctbs := clustertrustbundle.New(p.client)
+	p.add("cluster trust bundles", ctbs.Run)
+	cfg.TrustBundles = ctbs
+}
+
 // podWorkers: the status manager, volumes, services for env vars, probes and the pod
 // workers that use them.
 func (p *parts) podWorkers(ctx context.Context) error {
@@ -307,8 +319,10 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	nodeStatus := node.BuildStatus(node.StatusInputs{Machine: p.machine, MaxPods: k.MaxPods, Reserved: p.reserved}, v1.NodeStatus{}, metav1.Now())
 	allocatable := nodeStatus.Allocatable
 	thisNode := p.admissionNode(nodeStatus)
-	volumes, err := volume.New(volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi,
-		StatsPeriod: k.VolumeStatsAggPeriod.Duration, Event: p.recorder.Event})
+	volCfg := volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi,
+		StatsPeriod: k.VolumeStatsAggPeriod.Duration, Event: p.recorder.Event}
+	p.certificateSources(&volCfg)
+	volumes, err := volume.New(volCfg)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,10 @@ type Config struct {
 	// CSI publishes CSI volumes through the registered drivers; nil: CSI volumes are
 	// refused.
 	CSI *csi.Volumes
+	// TrustBundles and PodCertificates answer the projected sources of those names; nil:
+	// such a source fails, as on a standalone node.
+	TrustBundles    TrustBundles
+	PodCertificates PodCertificates
 }
 
 // Mount is a volume ready on the host.
@@ -255,6 +259,9 @@ func (m *Manager) TearDown(ctx context.Context, uid types.UID) error {
 		pv.gone = true
 	}
 	m.tokens.forget(uid)
+	if m.cfg.PodCertificates != nil {
+		m.cfg.PodCertificates.Forget(uid)
+	}
 	m.forgetStats(uid)
 	err := m.tearDownDir(ctx, uid)
 	m.mu.Lock()

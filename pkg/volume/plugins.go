@@ -59,7 +59,7 @@ func (m *Manager) setUpOne(ctx context.Context, pod *v1.Pod, podIPs []string, vo
 		files, err := m.downwardFiles(pod, podIPs, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode)
 		return writeContent(m.volumeDir(pod, pluginDownward, vol.Name), files, err, false, gid)
 	case src.Projected != nil:
-		files, err := m.projectedFiles(ctx, pod, podIPs, src.Projected)
+		files, err := m.projectedFiles(ctx, pod, podIPs, vol.Name, src.Projected)
 		return writeContent(m.volumeDir(pod, pluginProjected, vol.Name), files, err, true, gid)
 	case src.Image != nil:
 		return imageVolume(), nil
@@ -323,7 +323,7 @@ func findContainer(pod *v1.Pod, name string) *v1.Container {
 	return nil
 }
 
-func (m *Manager) projectedFiles(ctx context.Context, pod *v1.Pod, podIPs []string, p *v1.ProjectedVolumeSource) (map[string]File, error) {
+func (m *Manager) projectedFiles(ctx context.Context, pod *v1.Pod, podIPs []string, volName string, p *v1.ProjectedVolumeSource) (map[string]File, error) {
 	files := map[string]File{}
 	mode := modeOr(p.DefaultMode, defaultMode)
 	add := func(fs map[string]File, err error) error {
@@ -335,7 +335,7 @@ func (m *Manager) projectedFiles(ctx context.Context, pod *v1.Pod, podIPs []stri
 		}
 		return nil
 	}
-	for _, s := range p.Sources {
+	for i, s := range p.Sources {
 		var err error
 		switch {
 		case s.ConfigMap != nil:
@@ -354,6 +354,10 @@ func (m *Manager) projectedFiles(ctx context.Context, pod *v1.Pod, podIPs []stri
 			var tok string
 			tok, err = m.tokens.get(ctx, pod, s.ServiceAccountToken)
 			files[s.ServiceAccountToken.Path] = File{Data: []byte(tok), Mode: mode}
+		case s.ClusterTrustBundle != nil:
+			err = add(m.trustBundleFiles(ctx, s.ClusterTrustBundle, mode))
+		case s.PodCertificate != nil:
+			err = add(m.podCertificateFiles(ctx, pod, volName, i, s.PodCertificate, mode))
 		default:
 			err = fmt.Errorf("projected volume source of this type is not supported by minikubelet")
 		}
