@@ -75,14 +75,16 @@ func TestTrustAnchors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.Run(ctx)
-	for m.runCtxSet() == false {
+	for !m.runCtxSet() {
 		time.Sleep(time.Millisecond)
 	}
 	if n := len(client.Actions()); n != 0 {
 		t.Fatalf("%d API calls before any request: the informer must start on first use", n)
 	}
 
-	match := func(labels map[string]string) *metav1.LabelSelector { return &metav1.LabelSelector{MatchLabels: labels} }
+	match := func(labels map[string]string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: labels}
+	}
 	for _, tc := range []struct {
 		name    string
 		get     func() ([]byte, error)
@@ -95,7 +97,9 @@ func TestTrustAnchors(t *testing.T) {
 		{"signer and labels, deduplicated across bundles", func() ([]byte, error) {
 			return m.BySigner(ctx, "example.com/one", &metav1.LabelSelector{}, false)
 		}, []string{a, c, d}, ""},
-		{"signer and a label", func() ([]byte, error) { return m.BySigner(ctx, "example.com/one", match(map[string]string{"alive": "true"}), false) }, []string{a, c}, ""},
+		{"signer and a label", func() ([]byte, error) {
+			return m.BySigner(ctx, "example.com/one", match(map[string]string{"alive": "true"}), false)
+		}, []string{a, c}, ""},
 		{"nil selector matches nothing", func() ([]byte, error) { return m.BySigner(ctx, "example.com/one", nil, false) }, nil,
 			"combination of signerName and labelSelector matched zero ClusterTrustBundles"},
 		{"nil selector, optional", func() ([]byte, error) { return m.BySigner(ctx, "example.com/one", nil, true) }, []string{}, ""},
