@@ -26,6 +26,11 @@ if [ ! -x "$dir/nnp" ]; then
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/nnp.tmp" k8s.io/kubernetes/test/images/nonewprivs
   mv "$dir/nnp.tmp" "$dir/nnp"
 fi
+if [ ! -f "$dir/localhost.key" ]; then
+  # the serving certificate upstream's agnhost image has at its root (porter, netexec --tls)
+  src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
+  cp "$src/localhost.crt" "$src/localhost.key" "$dir/"
+fi
 if [ ! -x "$dir/e2e.test" ]; then
   echo "building e2e.test (first run only; ~30 min on 2 cores)" >&2
   go test -c -vet=off -ldflags "-s -w" -o "$dir/e2e.test.tmp" k8s.io/kubernetes/test/e2e

@@ -35,19 +35,32 @@ const (
 
 var pathEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-// Images builds the e2e images from the binaries in bin (agnhost and nnp, as
-// hack/build-conformance.sh leaves them). What differs from upstream's images, and why:
+// Images builds the e2e images from the files in bin (agnhost, nnp and agnhost's
+// localhost.crt and .key, as hack/build-conformance.sh leaves them) and the pinned CoreDNS
+// (coredns, agnhost's DNS server for the DNS specs). What differs from upstream's images, and why:
 //   - the base is Debian's busybox 1.35 with every applet also in /bin, as upstream's
 //     busybox image has them; /bin/sh is bash (with its libraries), because 1.35's ash drops
 //     environment variables whose names are no shell names (data-1) and 1.37's keeps them;
 //   - agnhost's curl, dig and nc are this machine's (see agnhostTools);
 //   - nginx, kitten and nautilus are agnhost serving HTTP on port 80 (test-webserver), as
 //     kitten and nautilus are upstream; nginx's page says what nginx's does.
-func Images(bin string) (map[string]v1.Image, error) {
+func Images(bin, coredns string) (map[string]v1.Image, error) {
 	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(bin, name)) }
 	agnhost, err := read("agnhost")
 	if err != nil {
 		return nil, err
+	}
+	agnhostFiles := []testbed.File{{Path: "agnhost", Data: agnhost, Mode: 0o755}, {Path: "agnhost-2", Link: "agnhost", Mode: 0o777}}
+	for _, f := range []string{"localhost.crt", "localhost.key"} {
+		data, err := read(f)
+		if err != nil {
+			return nil, err
+		}
+		agnhostFiles = append(agnhostFiles, testbed.File{Path: f, Data: data, Mode: 0o644})
+	}
+	dns, err := os.ReadFile(coredns)
+	if err != nil {
+		return nil, fmt.Errorf("coredns for agnhost: %w", err)
 	}
 	nnp, err := read("nnp")
 	if err != nil {
@@ -58,7 +71,6 @@ func Images(bin string) (map[string]v1.Image, error) {
 		return nil, err
 	}
 	with := func(extra ...testbed.File) []testbed.File { return append(append([]testbed.File{}, base...), extra...) }
-	agnhostFiles := []testbed.File{{Path: "agnhost", Data: agnhost, Mode: 0o755}, {Path: "agnhost-2", Link: "agnhost", Mode: 0o777}}
 	web := func(page testbed.File) (v1.Image, error) {
 		return testbed.NewImage(with(append(agnhostFiles, page)...),
 			v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"test-webserver"}, Env: pathEnv})
@@ -78,7 +90,7 @@ func Images(bin string) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	ag, err := testbed.NewImage(append(tools, agnhostFiles...), v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, Env: pathEnv})
+	ag, err := testbed.NewImage(append(append(tools, agnhostFiles...), testbed.File{Path: "coredns", Data: dns, Mode: 0o755}), v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, Env: pathEnv})
 	// glibc-dns-testing is Debian with dig: the agnhost image here is that too.
 	if err := add([]string{Agnhost, AgnhostOld, GlibcDNS}, ag, err); err != nil {
 		return nil, err

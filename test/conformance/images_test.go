@@ -43,12 +43,12 @@ func TestImages(t *testing.T) {
 		}
 	}
 	bin := t.TempDir()
-	for _, f := range []string{"agnhost", "nnp"} {
+	for _, f := range []string{"agnhost", "nnp", "localhost.crt", "localhost.key", "coredns"} {
 		if err := os.WriteFile(filepath.Join(bin, f), []byte("#!/bin/sh\necho "+f+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	imgs, err := Images(bin)
+	imgs, err := Images(bin, filepath.Join(bin, "coredns"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +66,12 @@ func TestImages(t *testing.T) {
 		}
 	}
 	link("bin/sh", "/bin/bash")
+	if data["localhost.crt"] != "#!/bin/sh\necho localhost.crt\n" {
+		t.Errorf("agnhost's /localhost.crt: %q", data["localhost.crt"])
+	}
 	link("usr/bin/nc", "nc.openbsd")
 	link("bin/wget", "/bin/busybox")
-	for _, p := range []string{"agnhost", "usr/bin/curl", "usr/bin/dig", "usr/bin/nc.openbsd", "usr/bin/bash"} {
+	for _, p := range []string{"agnhost", "coredns", "usr/bin/curl", "usr/bin/dig", "usr/bin/nc.openbsd", "usr/bin/bash"} {
 		if h := hdrs[p]; h == nil || h.Typeflag != tar.TypeReg || h.Mode&0o111 == 0 {
 			t.Errorf("agnhost %s: %+v, want an executable file", p, h)
 		}

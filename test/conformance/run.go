@@ -40,7 +40,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
-	for _, f := range []string{"e2e.test", "ginkgo", "agnhost", "nnp"} {
+	for _, f := range []string{"e2e.test", "ginkgo", "agnhost", "nnp", "localhost.crt", "localhost.key"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, f)); err != nil {
 			return fmt.Errorf("conformance binaries (hack/build-conformance.sh): %w", err)
 		}
@@ -52,7 +52,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	imgs, err := Images(o.Bin)
+	tools, err := testbed.BuildTools() // cached; cluster.Up needs them too
+	if err != nil {
+		return err
+	}
+	imgs, err := Images(o.Bin, filepath.Join(tools, "coredns"))
 	if err != nil {
 		return err
 	}
