@@ -2,6 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +16,7 @@ import (
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -210,4 +218,80 @@ func TestVolumeUnsupportedAndMissing(t *testing.T) {
 		_ = bed.Client.CoreV1().ConfigMaps("default").Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	watchPod(ctx, t, p2, "Running once the configMap exists", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+}
+
+// TestVolumeClusterTrustBundle projects ClusterTrustBundles into a pod, by name and by
+// signer and labels (each certificate once, even when two bundles hold it); a required
+// bundle that does not exist keeps its pod from starting with upstream's FailedMount event.
+func TestVolumeClusterTrustBundle(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	k := startKubelet(t, "vol-ctb")
+	watchNode(ctx, t, k.NodeName, isReady)
+	suffix := strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	signer := "e2e.example.com/ctb-" + suffix
+	ca := []string{testCA(t, "a"), testCA(t, "b"), testCA(t, "c")}
+	for _, ctb := range []*certificatesv1.ClusterTrustBundle{
+		{ObjectMeta: metav1.ObjectMeta{Name: "vol-ctb-" + suffix}, Spec: certificatesv1.ClusterTrustBundleSpec{TrustBundle: ca[0]}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "e2e.example.com:ctb-" + suffix + ":one", Labels: map[string]string{"pick": "yes"}},
+			Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: signer, TrustBundle: ca[1] + ca[2]}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "e2e.example.com:ctb-" + suffix + ":two", Labels: map[string]string{"pick": "yes"}},
+			Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: signer, TrustBundle: ca[2]}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "e2e.example.com:ctb-" + suffix + ":other", Labels: map[string]string{"pick": "no"}},
+			Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: signer, TrustBundle: ca[0]}},
+	} {
+		if _, err := bed.Client.CertificatesV1().ClusterTrustBundles().Create(ctx, ctb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = bed.Client.CertificatesV1().ClusterTrustBundles().Delete(context.Background(), ctb.Name, metav1.DeleteOptions{})
+		})
+	}
+
+	pod := newPod(k.NodeName, "sh", "-c", "cat /ctb/by-name.pem; echo SEPARATOR; cat /ctb/by-signer.pem")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	pod.Spec.Volumes = []v1.Volume{{Name: "ctb", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Name: ptr("vol-ctb-" + suffix), Path: "by-name.pem"}},
+		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{SignerName: &signer, Path: "by-signer.pem",
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"pick": "yes"}}}},
+	}}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "ctb", MountPath: "/ctb"}}
+	p := watchPod(ctx, t, createPod(ctx, t, pod), "succeeded", phaseIs(v1.PodSucceeded))
+	out, err := podLogs(ctx, p, &v1.PodLogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, bySigner, _ := strings.Cut(out, "SEPARATOR\n")
+	if byName != ca[0] {
+		t.Errorf("by name: %q, want the bundle's certificate %q", byName, ca[0])
+	}
+	if len(bySigner) != len(ca[1])+len(ca[2]) || !strings.Contains(bySigner, ca[1]) || !strings.Contains(bySigner, ca[2]) {
+		t.Errorf("by signer and labels: %q, want the two matching bundles' certificates, each once", bySigner)
+	}
+
+	missing := newPod(k.NodeName, "true")
+	missing.Spec.Volumes = []v1.Volume{{Name: "ctb", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Name: ptr("does-not-exist-" + suffix), Path: "x.pem"}},
+	}}}}}
+	missing.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "ctb", MountPath: "/ctb"}}
+	m := createPod(ctx, t, missing)
+	waitEvent(ctx, t, m, "FailedMount", `MountVolume.SetUp failed for volume "ctb" : while getting ClusterTrustBundle: `)
+	if got, _ := bed.Client.CoreV1().Pods(m.Namespace).Get(ctx, m.Name, metav1.GetOptions{}); got.Status.Phase != v1.PodPending {
+		t.Errorf("a pod whose required bundle is missing is %s, want Pending", got.Status.Phase)
+	}
+}
+
+// testCA is a self-signed CA certificate, PEM.
+func testCA(t *testing.T, cn string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
