@@ -39,6 +39,7 @@ import (
 	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/logs"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/node"
+	"github.com/minikubelet/minikubelet/pkg/kubelet/podcertificate"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/podworker"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/server"
 	"github.com/minikubelet/minikubelet/pkg/kubelet/source"
@@ -299,13 +300,28 @@ func (p *parts) healthz(context.Context) error {
 
 // certificateSources: the managers behind clusterTrustBundle and podCertificate projected
 // sources (none on a standalone node).
-func (p *parts) certificateSources(cfg *volume.Config) {
+func (p *parts) certificateSources(cfg *volume.Config) error {
 	if p.client == nil {
-		return
+		return nil
 	}
 	ctbs := clustertrustbundle.New(p.client)
 	p.add("cluster trust bundles", ctbs.Run)
 	cfg.TrustBundles = ctbs
+	nodes := p.nodeInformer().Lister()
+	certs, err := podcertificate.New(podcertificate.Config{Client: p.client, NodeName: p.nodeName, Recorder: p.recorder,
+		NodeUID: func() (types.UID, error) {
+			n, err := nodes.Get(p.nodeName)
+			if err != nil {
+				return "", err
+			}
+			return n.UID, nil
+		}})
+	if err != nil {
+		return err
+	}
+	p.add("pod certificates", certs.Run)
+	cfg.PodCertificates = certs
+	return nil
 }
 
 // podWorkers: the status manager, volumes, services for env vars, probes and the pod
@@ -321,7 +337,9 @@ func (p *parts) podWorkers(ctx context.Context) error {
 	thisNode := p.admissionNode(nodeStatus)
 	volCfg := volume.Config{Client: p.client, RootDir: p.cfg.RootDir, Allocatable: allocatable, Node: thisNode, CSI: p.csi,
 		StatsPeriod: k.VolumeStatsAggPeriod.Duration, Event: p.recorder.Event}
-	p.certificateSources(&volCfg)
+	if err := p.certificateSources(&volCfg); err != nil {
+		return err
+	}
 	volumes, err := volume.New(volCfg)
 	if err != nil {
 		return err
