@@ -159,15 +159,17 @@ func baseFiles() ([]testbed.File, error) {
 }
 
 // agnhostTools: the base with the tools upstream's agnhost image installs that the
-// specs call, taken from this machine with their libraries: curl, dig, and OpenBSD's nc
-// (busybox's has no -v, -t, -u or -z).
+// specs call, taken from this machine with their libraries: curl, dig, getent (with an
+// nsswitch.conf that reads /etc/hosts, then DNS), and OpenBSD's nc (busybox's has no -v,
+// -t, -u or -z).
 func agnhostTools(base []testbed.File) ([]testbed.File, error) {
-	host, err := testbed.HostFiles([]string{"/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc.openbsd"})
+	host, err := testbed.HostFiles([]string{"/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc.openbsd", "/usr/bin/getent"})
 	if err != nil {
 		return nil, fmt.Errorf("agnhost's tools (apt-get install curl bind9-dnsutils netcat-openbsd): %w", err)
 	}
 	files := append(append(slices.Clone(base), host...),
-		testbed.File{Path: "usr/bin/nc", Link: "nc.openbsd", Mode: 0o777}, testbed.File{Path: "bin/nc", Link: "/usr/bin/nc.openbsd", Mode: 0o777})
+		testbed.File{Path: "usr/bin/nc", Link: "nc.openbsd", Mode: 0o777}, testbed.File{Path: "bin/nc", Link: "/usr/bin/nc.openbsd", Mode: 0o777},
+		testbed.File{Path: "etc/nsswitch.conf", Data: []byte("hosts: files dns\n"), Mode: 0o644})
 	return unique(files), nil
 }
 

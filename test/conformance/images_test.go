@@ -71,7 +71,7 @@ func TestImages(t *testing.T) {
 	}
 	link("usr/bin/nc", "nc.openbsd")
 	link("bin/wget", "/bin/busybox")
-	for _, p := range []string{"agnhost", "coredns", "usr/bin/curl", "usr/bin/dig", "usr/bin/nc.openbsd", "usr/bin/bash"} {
+	for _, p := range []string{"agnhost", "coredns", "usr/bin/curl", "usr/bin/dig", "usr/bin/getent", "usr/bin/nc.openbsd", "usr/bin/bash"} {
 		if h := hdrs[p]; h == nil || h.Typeflag != tar.TypeReg || h.Mode&0o111 == 0 {
 			t.Errorf("agnhost %s: %+v, want an executable file", p, h)
 		}
