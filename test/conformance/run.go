@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/minikubelet/minikubelet/test/cluster"
@@ -90,8 +91,17 @@ func Run(ctx context.Context, o Options) error {
 	cmd.Stdout = io.MultiWriter(os.Stdout, logf)
 	cmd.Stderr = cmd.Stdout
 	cmd.Dir = o.Bin
+	// ginkgo and its e2e.test processes are a group of their own: an interrupt reaches them
+	// all (each ends its specs and cleans up), and none outlives the run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = time.Minute
 	o.Log("conformance: %s (log: %s)", cmd, logf.Name())
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			return fmt.Errorf("specs failed (ginkgo %v); see %s and %s", err, logf.Name(), filepath.Join(out, "junit_01.xml"))
 		}
