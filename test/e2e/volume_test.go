@@ -2,13 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minikubelet/minikubelet/pkg/kubelet/node/csrtesting"
 	"github.com/minikubelet/minikubelet/test/testbed"
 )
 
@@ -229,7 +223,7 @@ func TestVolumeClusterTrustBundle(t *testing.T) {
 	watchNode(ctx, t, k.NodeName, isReady)
 	suffix := strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
 	signer := "e2e.example.com/ctb-" + suffix
-	ca := []string{testCA(t, "a"), testCA(t, "b"), testCA(t, "c")}
+	ca := []string{string(csrtesting.NewCA(t).PEM), string(csrtesting.NewCA(t).PEM), string(csrtesting.NewCA(t).PEM)}
 	for _, ctb := range []*certificatesv1.ClusterTrustBundle{
 		{ObjectMeta: metav1.ObjectMeta{Name: "vol-ctb-" + suffix}, Spec: certificatesv1.ClusterTrustBundleSpec{TrustBundle: ca[0]}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "e2e.example.com:ctb-" + suffix + ":one", Labels: map[string]string{"pick": "yes"}},
@@ -278,20 +272,4 @@ func TestVolumeClusterTrustBundle(t *testing.T) {
 	if got, _ := bed.Client.CoreV1().Pods(m.Namespace).Get(ctx, m.Name, metav1.GetOptions{}); got.Status.Phase != v1.PodPending {
 		t.Errorf("a pod whose required bundle is missing is %s, want Pending", got.Status.Phase)
 	}
-}
-
-// testCA is a self-signed CA certificate, PEM.
-func testCA(t *testing.T, cn string) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -2,13 +2,7 @@ package clustertrustbundle
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -16,22 +10,12 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/node/csrtesting"
 )
 
-func caPEM(t *testing.T, cn string) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, IsCA: true, BasicConstraintsValid: true,
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
+// caPEM is a new CA certificate, PEM (each call a new key, so a different certificate).
+func caPEM(t *testing.T) string { return string(csrtesting.NewCA(t).PEM) }
 
 func ctb(name, signer string, labels map[string]string, pems ...string) *certificatesv1.ClusterTrustBundle {
 	return &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
@@ -64,7 +48,7 @@ func der(t *testing.T, p string) string {
 }
 
 func TestTrustAnchors(t *testing.T) {
-	a, b, c, d := caPEM(t, "a"), caPEM(t, "b"), caPEM(t, "c"), caPEM(t, "d")
+	a, b, c, d := caPEM(t), caPEM(t), caPEM(t), caPEM(t)
 	client := fake.NewClientset(
 		ctb("plain", "", nil, a, "# a comment between blocks\n", b),
 		ctb("one-alive", "example.com/one", map[string]string{"alive": "true"}, a, c),
