@@ -51,6 +51,11 @@ type Manager struct {
 
 	mu          sync.Mutex // covers projections (not their contents)
 	projections map[projectionKey]*projection
+
+	// wanted closes at the first Credentials call: only then does Run start the informer,
+	// so a node whose pods use no pod certificate keeps no watch (nor its memory).
+	wanted     chan struct{}
+	wantedOnce sync.Once
 }
 
 // projectionKey names one podCertificate source of one pod's projected volume.
@@ -108,6 +113,7 @@ func New(cfg Config) (*Manager, error) {
 		pcrs:        pcrs.Informer(), // registered before the factory starts
 		lister:      pcrs.Lister(),
 		projections: map[projectionKey]*projection{},
+		wanted:      make(chan struct{}),
 	}, nil
 }
 
@@ -120,6 +126,7 @@ func (m *Manager) Credentials(ctx context.Context, pod *v1.Pod, volumeName strin
 	if err := checkSource(pod, sourceIndex, src); err != nil {
 		return nil, nil, err
 	}
+	m.wantedOnce.Do(func() { close(m.wanted) })
 	pk := projectionKey{podUID: pod.UID, volume: volumeName, index: sourceIndex}
 	rec := m.projection(pk)
 	rec.mu.Lock()

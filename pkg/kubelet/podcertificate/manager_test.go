@@ -778,6 +778,11 @@ func TestNodeUIDLaterKnown(t *testing.T) {
 func TestWatchesOnlyThisNode(t *testing.T) {
 	e := newEnv(t)
 	e.run()
+	// The informer starts with the first request for credentials.
+	pod, src := testPod("pod-uid-1", "ED25519")
+	if _, _, err := e.creds(pod, src); err == nil || err.Error() != notIssued {
+		t.Fatalf("got error %v, want %q", err, notIssued)
+	}
 	want := "spec.nodeName=" + testNode
 	eventually(t, func() error {
 		var list, watch int

@@ -34,11 +34,16 @@ func jitterDuration() time.Duration {
 	return time.Duration(mathrand.Int64N(int64(maxJitter)))
 }
 
-// Run watches this node's PodCertificateRequests (an informer with field selector
+// Run waits for the first Credentials call, then watches this node's PodCertificateRequests (an informer with field selector
 // spec.nodeName=<NodeName>, as the node authorizer only allows that) and refreshes
 // credentials when due, until ctx ends. It owns every goroutine it starts, and is to be
 // called once.
 func (m *Manager) Run(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-m.wanted:
+	}
 	logger := klog.FromContext(ctx)
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[projectionKey]())
 	// Any change to a pod's request may be the one its projections wait for.
