@@ -113,11 +113,11 @@ func Images(bin, coredns string) (map[string]v1.Image, error) {
 	if err := add([]string{Nginx, NginxNew}, ngx, err); err != nil {
 		return nil, err
 	}
-	kt, err := web(testbed.File{Path: "data.json", Data: []byte(`{"image": "kitten"}` + "\n"), Mode: 0o644})
+	kt, err := web(testbed.File{Path: "data.json", Data: []byte("{\n  \"image\": \"kitten.jpg\"\n}\n"), Mode: 0o644})
 	if err := add([]string{Kitten}, kt, err); err != nil {
 		return nil, err
 	}
-	nt, err := web(testbed.File{Path: "data.json", Data: []byte(`{"image": "nautilus"}` + "\n"), Mode: 0o644})
+	nt, err := web(testbed.File{Path: "data.json", Data: []byte("{\n  \"image\": \"nautilus.jpg\"\n}\n"), Mode: 0o644})
 	if err := add([]string{Nautilus}, nt, err); err != nil {
 		return nil, err
 	}

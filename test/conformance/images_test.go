@@ -94,6 +94,9 @@ func TestImages(t *testing.T) {
 	if !strings.Contains(data["index.html"], "Welcome to nginx!") || hdrs["usr/bin/curl"] != nil {
 		t.Errorf("nginx: index %q, curl %v (only agnhost has the extra tools)", data["index.html"], hdrs["usr/bin/curl"] != nil)
 	}
+	if _, data := contents(t, imgs[Kitten]); data["data.json"] != "{\n  \"image\": \"kitten.jpg\"\n}\n" {
+		t.Errorf("kitten's data.json %q: the Update Demo spec reads its image name from it", data["data.json"])
+	}
 	if cf, _ := imgs[Nginx].ConfigFile(); strings.Join(cf.Config.Cmd, " ") != "test-webserver" {
 		t.Errorf("nginx cmd %v", cf.Config.Cmd)
 	}
