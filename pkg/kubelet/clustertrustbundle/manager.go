@@ -6,6 +6,7 @@
 package clustertrustbundle
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/pem"
@@ -23,6 +24,9 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	certlisters "k8s.io/client-go/listers/certificates/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/minikubelet/minikubelet/pkg/kubelet/informer"
 )
 
 // maxLabelSelectorLength is upstream's bound on a selector's string form.
@@ -60,7 +64,7 @@ func (m *Manager) Run(ctx context.Context) {
 	f := m.factory
 	m.mu.Unlock()
 	if f != nil {
-		f.Shutdown()
+		informer.ShutdownWithin(f, time.Second)
 	}
 }
 
@@ -83,13 +87,7 @@ func (m *Manager) bundles(ctx context.Context) (certlisters.ClusterTrustBundleLi
 	if !synced() {
 		wait, cancel := context.WithTimeout(ctx, syncWait)
 		defer cancel()
-		for !synced() && wait.Err() == nil {
-			select {
-			case <-wait.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		if !synced() {
+		if !cache.WaitForCacheSync(wait.Done(), synced) {
 			return nil, errors.New("ClusterTrustBundle informer has not yet synced")
 		}
 	}
@@ -145,8 +143,12 @@ func (m *Manager) BySigner(ctx context.Context, signerName string, selector *met
 // normalize is the bundles' PEM blocks, each certificate once, re-encoded as
 // CERTIFICATE blocks (headers and text between blocks dropped), in the manager's order.
 func (m *Manager) normalize(ctbs []*certificatesv1.ClusterTrustBundle) []byte {
+	type anchor struct {
+		key uint64
+		der []byte
+	}
 	seen := map[string]bool{}
-	var ders [][]byte
+	var anchors []anchor
 	for _, ctb := range ctbs {
 		rest := []byte(ctb.Spec.TrustBundle)
 		for {
@@ -156,23 +158,19 @@ func (m *Manager) normalize(ctbs []*certificatesv1.ClusterTrustBundle) []byte {
 			}
 			if !seen[string(b.Bytes)] {
 				seen[string(b.Bytes)] = true
-				ders = append(ders, b.Bytes)
+				anchors = append(anchors, anchor{m.orderKey(b.Bytes), b.Bytes})
 			}
 		}
 	}
-	slices.SortFunc(ders, func(a, b []byte) int {
-		ka, kb := m.orderKey(a), m.orderKey(b)
-		switch {
-		case ka < kb:
-			return -1
-		case ka > kb:
-			return 1
+	slices.SortFunc(anchors, func(a, b anchor) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return slices.Compare(a, b)
+		return slices.Compare(a.der, b.der)
 	})
 	out := []byte{}
-	for _, der := range ders {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	for _, a := range anchors {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.der})...)
 	}
 	return out
 }
