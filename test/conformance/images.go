@@ -131,24 +131,18 @@ func baseFiles() ([]testbed.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{"bin/sh": true}
 	var files []testbed.File
 	for _, f := range bb {
-		for _, p := range []string{f.Path, "bin/" + filepath.Base(f.Path)} {
-			if !seen[p] {
-				seen[p] = true
-				g := f
-				g.Path = p
-				files = append(files, g)
-			}
-		}
+		g := f
+		g.Path = "bin/" + filepath.Base(f.Path)
+		files = append(files, f, g)
 	}
-	files = append(files, testbed.File{Path: "bin/sh", Link: "/bin/bash", Mode: 0o777})
 	bash, err := testbed.HostFiles([]string{"/bin/bash"})
 	if err != nil {
 		return nil, fmt.Errorf("bash for the e2e images: %w", err)
 	}
-	files = unique(append(files, bash...))
+	// unique keeps the last of each path: bash's sh over busybox's.
+	files = unique(append(append(files, bash...), testbed.File{Path: "bin/sh", Link: "/bin/bash", Mode: 0o777}))
 	return append(files,
 		testbed.File{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n" +
 			imageUserName + ":x:1000:1000::/home/" + imageUserName + ":/bin/sh\n"), Mode: 0o644},
