@@ -45,6 +45,12 @@ type Manager struct {
 	mu      sync.Mutex
 	pending map[types.UID]*versioned // newest status per pod
 	written map[types.UID]uint64     // version last written
+	// tried is the version last attempted: a wake writes only statuses newer than their
+	// last attempt, so a write that failed (a pod deleted a moment ago, which the node
+	// authorizer forbids reading) waits for the retry tick instead of being tried again
+	// on every other pod's change.
+	tried      map[types.UID]uint64
+	retryEvery time.Duration // how often failed writes are tried again
 	// known is the resourceVersion of the pod as last read or written: the API held
 	// exactly that object then.
 	known map[types.UID]string
@@ -60,8 +66,9 @@ type Manager struct {
 
 // NewManager returns a Manager writing through client.
 func NewManager(client kubernetes.Interface) *Manager {
-	return &Manager{client: client, wake: make(chan struct{}, 1), Trace: NewTrace(),
-		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}, known: map[types.UID]string{}}
+	return &Manager{client: client, wake: make(chan struct{}, 1), Trace: NewTrace(), retryEvery: 5 * time.Second,
+		pending: map[types.UID]*versioned{}, written: map[types.UID]uint64{}, tried: map[types.UID]uint64{},
+		known: map[types.UID]string{}}
 }
 
 // SetStatus records the newest status of pod and wakes the writer. As upstream's
@@ -88,6 +95,12 @@ func (m *Manager) SetStatus(pod *v1.Pod, st v1.PodStatus) {
 	m.mu.Unlock()
 	kmetrics.StatusChanged()
 	m.Trace.Record(pod, st)
+	m.wakeUp()
+}
+
+// wakeUp makes the writer look at the pending statuses (cap 1: any number of calls
+// become one pass).
+func (m *Manager) wakeUp() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -110,6 +123,7 @@ func (m *Manager) Forget(uid types.UID) {
 	defer m.mu.Unlock()
 	delete(m.pending, uid)
 	delete(m.written, uid)
+	delete(m.tried, uid)
 	delete(m.known, uid)
 	m.Trace.Forget(uid)
 }
@@ -127,10 +141,7 @@ func (m *Manager) Rewrite(uid types.UID) {
 		m.pending[uid] = &nv
 	}
 	m.mu.Unlock()
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
+	m.wakeUp()
 }
 
 // Reconcile looks at a pod as the API now holds it (its mirror pod, for a static pod) and
@@ -145,6 +156,14 @@ func (m *Manager) Reconcile(api *v1.Pod) {
 	}
 	m.mu.Lock()
 	v := m.pending[uid]
+	if v != nil && m.written[uid] < v.version && m.tried[uid] >= v.version {
+		// A write that failed: the API's change (the pod readable now) is the moment to
+		// try it again, before the retry tick.
+		delete(m.tried, uid)
+		m.mu.Unlock()
+		m.wakeUp()
+		return
+	}
 	if v == nil || m.written[uid] < v.version { // nothing written yet, or a write is due anyway
 		m.mu.Unlock()
 		return
@@ -170,19 +189,21 @@ func (m *Manager) Run(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
-	retry := time.NewTicker(5 * time.Second)
+	retry := time.NewTicker(m.retryEvery)
 	defer retry.Stop()
 	for {
+		retrying := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.wake:
 		case <-retry.C:
+			retrying = true
 		}
 		m.mu.Lock()
 		var todo []types.UID
 		for uid, v := range m.pending {
-			if m.written[uid] < v.version {
+			if m.written[uid] < v.version && (retrying || m.tried[uid] < v.version) {
 				todo = append(todo, uid)
 			}
 		}
@@ -211,6 +232,7 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 		return nil
 	}
 	v = &versioned{namespace: v.namespace, name: v.name, uid: v.uid, status: *v.status.DeepCopy(), version: v.version, static: v.static}
+	m.tried[uid] = v.version
 	m.mu.Unlock()
 
 	pods := m.client.CoreV1().Pods(v.namespace)
@@ -224,9 +246,15 @@ func (m *Manager) syncOne(ctx context.Context, uid types.UID) error {
 	case apierrors.IsNotFound(err) || err == nil && cur.UID != uid && !mirror:
 		m.Forget(uid)
 		return nil
+	case apierrors.IsForbidden(err) && m.Cached != nil && !m.holds(v):
+		// The Node authorizer's answer for a pod deleted a moment ago, which the
+		// informer has dropped too: gone, as NotFound.
+		m.Forget(uid)
+		return nil
 	case apierrors.IsForbidden(err):
-		// The Node authorizer answers so for a pod deleted a moment ago (and, briefly, for
-		// one just bound): not an error; retried until the worker forgets the pod.
+		// The Node authorizer answers so, briefly, for a pod just bound (and for one
+		// deleted whose removal the informer has not seen yet): not an error; retried
+		// (on the retry tick or the pod's next status) until the worker forgets the pod.
 		klog.FromContext(ctx).V(2).Info("Pod status not writable yet or any more", "pod", klog.KRef(v.namespace, v.name), "err", err)
 		return nil
 	case err != nil:
@@ -283,6 +311,12 @@ func (m *Manager) current(ctx context.Context, v *versioned) (*v1.Pod, error) {
 		m.setKnown(v.uid, cur.ResourceVersion)
 	}
 	return cur, err
+}
+
+// holds reports whether the node's informer holds v's pod (by UID).
+func (m *Manager) holds(v *versioned) bool {
+	p := m.Cached(v.namespace, v.name)
+	return p != nil && p.UID == v.uid
 }
 
 func (m *Manager) setKnown(uid types.UID, rv string) {

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -401,4 +404,116 @@ func TestManagerReadsItsLastVersionFromTheInformer(t *testing.T) {
 	write("the informer behind our last write", running(false), 3)
 	informerRV = "9" // another writer's change after ours
 	write("the informer ahead of our last write", running(true), 4)
+}
+
+// A pod the node may no longer read (the Node authorizer's answer once it is deleted)
+// and which the informer has dropped is gone: forgotten, as on NotFound.
+func TestManagerForgetsForbiddenPodTheInformerDropped(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	c := fake.NewSimpleClientset(p)
+	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "p", errors.New("no relationship found between node 'n' and this object"))
+	})
+	m := NewManager(c)
+	inInformer := true
+	m.Cached = func(ns, name string) *v1.Pod {
+		if !inInformer {
+			return nil
+		}
+		return p // without the known resource version: the manager reads the API
+	}
+	m.SetStatus(p, running(true))
+	if err := m.Flush(context.Background(), p.UID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Status(p.UID); !ok {
+		t.Fatal("forgot a pod the informer still holds (forbidden only briefly, just bound)")
+	}
+	inInformer = false
+	m.Rewrite(p.UID)
+	if err := m.Flush(context.Background(), p.UID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Status(p.UID); ok {
+		t.Fatal("kept the status of a pod that is forbidden and gone from the informer")
+	}
+}
+
+// A write that failed is not tried again on every other pod's change: on the retry tick,
+// or when its own status changes. (A batch of deleted pods otherwise read each other's
+// forbidden pods over and over while the API server was removing them.)
+func TestManagerWakeWritesOnlyNewStatuses(t *testing.T) {
+	stuck := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: "ns", UID: "s"}}
+	busy := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "busy", Namespace: "ns", UID: "b"}}
+	c := fake.NewSimpleClientset(stuck, busy)
+	c.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() == "stuck" {
+			return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "stuck", errors.New("no relationship found"))
+		}
+		return false, nil, nil
+	})
+	m := NewManager(c)
+	m.retryEvery = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	count := func(verb, name string) int {
+		n := 0
+		for _, a := range c.Actions() {
+			if a.GetVerb() == verb && a.(interface{ GetName() string }).GetName() == name {
+				n++
+			}
+		}
+		return n
+	}
+	m.SetStatus(stuck, running(false))
+	waitFor(t, "the stuck pod read once", func() bool { return count("get", "stuck") == 1 })
+	for i := range 3 {
+		st := running(i%2 == 0)
+		st.Message = strconv.Itoa(i)
+		m.SetStatus(busy, st)
+		waitFor(t, "the busy pod's write "+strconv.Itoa(i+1), func() bool { return count("patch", "busy") == i+1 })
+	}
+	if n := count("get", "stuck"); n != 1 {
+		t.Errorf("the stuck pod was read %d times while the other pod changed, want 1", n)
+	}
+	m.SetStatus(stuck, running(true))
+	waitFor(t, "the stuck pod read again for its new status", func() bool { return count("get", "stuck") == 2 })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// A write that failed is tried again as soon as the informer shows the pod changed,
+// without waiting for the retry tick.
+func TestManagerRetriesFailedWriteWhenThePodChanges(t *testing.T) {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	c := fake.NewSimpleClientset(p)
+	var forbid atomic.Bool
+	forbid.Store(true)
+	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if forbid.Load() {
+			return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "p", errors.New("no relationship found"))
+		}
+		return false, nil, nil
+	})
+	m := NewManager(c)
+	m.retryEvery = time.Hour
+	m.Cached = func(string, string) *v1.Pod { return p }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	m.SetStatus(p, running(true))
+	waitFor(t, "the forbidden read", func() bool { return len(c.Actions()) == 1 })
+	forbid.Store(false)
+	m.Reconcile(p)
+	waitFor(t, "the status written after the pod changed", func() bool { return len(patches(c)) == 1 })
 }
