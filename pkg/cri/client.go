@@ -100,16 +100,27 @@ func (c *Client) Close() error {
 	return c.rtConn.Close()
 }
 
-func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok || c.Timeout <= 0 {
+// within bounds a call by d, unless the caller's context is bounded already, d is
+// unbounded (<= 0) or the client has no timeout.
+func (c *Client) within(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || d <= 0 || c.Timeout <= 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, c.Timeout)
+	return context.WithTimeout(ctx, d)
 }
 
 // call runs one CRI call with the default timeout and classes its error.
 func call[Req, Resp any](ctx context.Context, c *Client, op string, fn func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
-	ctx, cancel := c.ctx(ctx)
+	return callWithin(ctx, c, op, c.Timeout, fn, req)
+}
+
+// callWithin is call with a bound of its own, for calls whose runtime work outlasts the
+// default, as upstream's CRI client: RunPodSandbox twice the timeout (a runtime under load
+// can take minutes, and containerd 1.6 leaves the pause process of a cancelled one
+// behind), StopContainer the timeout plus the grace period (a stop cut off sooner never
+// reaches its SIGKILL), PullImage none (a large image takes as long as it takes).
+func callWithin[Req, Resp any](ctx context.Context, c *Client, op string, d time.Duration, fn func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	ctx, cancel := c.within(ctx, d)
 	defer cancel()
 	start := time.Now()
 	resp, err := fn(ctx, req)

@@ -36,7 +36,7 @@ func (c *Client) PullImage(ctx context.Context, image string, auth *runtimeapi.A
 		raw = err
 		return resp, err
 	}
-	resp, err := call(ctx, c, "pull_image", keep, &runtimeapi.PullImageRequest{
+	resp, err := callWithin(ctx, c, "pull_image", 0, keep, &runtimeapi.PullImageRequest{
 		Image: &runtimeapi.ImageSpec{Image: image}, Auth: auth, SandboxConfig: sbCfg})
 	if err != nil {
 		if st, ok := status.FromError(raw); ok && st.Code() != codes.Unknown {

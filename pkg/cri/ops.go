@@ -11,7 +11,7 @@ import (
 // RunSandbox creates and starts a sandbox with the runtime handler ("" = the default); it
 // returns its ID.
 func (c *Client) RunSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
-	resp, err := call(ctx, c, "run_podsandbox", c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	resp, err := callWithin(ctx, c, "run_podsandbox", 2*c.Timeout, c.runtime.RunPodSandbox, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	uid := types.UID(cfg.GetMetadata().GetUid())
 	if err == nil {
 		c.changed(Change{Op: SandboxCreated, ID: resp.GetPodSandboxId(), PodUID: uid})
@@ -63,7 +63,7 @@ func (c *Client) StartContainer(ctx context.Context, id string) error {
 // StopContainer stops a container, giving it timeout seconds after SIGTERM.
 func (c *Client) StopContainer(ctx context.Context, id string, timeout int64) error {
 	c.changed(Change{Op: ContainerStopping, ID: id})
-	_, err := call(ctx, c, "stop_container", c.runtime.StopContainer, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout})
+	_, err := callWithin(ctx, c, "stop_container", c.Timeout+time.Duration(timeout)*time.Second, c.runtime.StopContainer, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout})
 	c.changed(Change{Op: ContainerStopped, ID: id})
 	return ignoreNotFound(err)
 }
