@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/minikubelet/minikubelet/test/cluster"
 	"github.com/minikubelet/minikubelet/test/testbed"
@@ -377,12 +378,17 @@ func (ct *clusterTest) service(ctx context.Context, t *testing.T) {
 		watcher <- out
 	}()
 	time.Sleep(5 * time.Second) // let the watcher start asking before the rollout begins
-	d, err := ct.cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Spec.Template.Spec.Containers[0].Image = cluster.TestAppV2
-	if _, err := ct.cs.AppsV1().Deployments("default").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+	// The deployment controller writes the object's status meanwhile: read and update
+	// again on a conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := ct.cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Image = cluster.TestAppV2
+		_, err = ct.cs.AppsV1().Deployments("default").Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	pods = ct.waitDeployment(ctx, t, name, 1)
@@ -399,12 +405,15 @@ func (ct *clusterTest) service(ctx context.Context, t *testing.T) {
 
 func (ct *clusterTest) scale(ctx context.Context, t *testing.T, name string, n int32) {
 	t.Helper()
-	s, err := ct.cs.AppsV1().Deployments("default").GetScale(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Spec.Replicas = n
-	if _, err := ct.cs.AppsV1().Deployments("default").UpdateScale(ctx, name, s, metav1.UpdateOptions{}); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := ct.cs.AppsV1().Deployments("default").GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Spec.Replicas = n
+		_, err = ct.cs.AppsV1().Deployments("default").UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
