@@ -205,7 +205,7 @@ func TestManagerForbiddenIsRetriedQuietly(t *testing.T) {
 	forbid := true
 	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if forbid {
-			return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "p", errors.New("no relationship found between node 'n' and this object"))
+			return true, nil, nodeForbidden("p")
 		}
 		return false, nil, nil
 	})
@@ -412,7 +412,7 @@ func TestManagerForgetsForbiddenPodTheInformerDropped(t *testing.T) {
 	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
 	c := fake.NewSimpleClientset(p)
 	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "p", errors.New("no relationship found between node 'n' and this object"))
+		return true, nil, nodeForbidden("p")
 	})
 	m := NewManager(c)
 	inInformer := true
@@ -448,17 +448,13 @@ func TestManagerWakeWritesOnlyNewStatuses(t *testing.T) {
 	c := fake.NewSimpleClientset(stuck, busy)
 	c.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.(k8stesting.GetAction).GetName() == "stuck" {
-			return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "stuck", errors.New("no relationship found"))
+			return true, nil, nodeForbidden("stuck")
 		}
 		return false, nil, nil
 	})
 	m := NewManager(c)
 	m.retryEvery = time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runManager(t, m)
 	count := func(verb, name string) int {
 		n := 0
 		for _, a := range c.Actions() {
@@ -483,6 +479,20 @@ func TestManagerWakeWritesOnlyNewStatuses(t *testing.T) {
 	waitFor(t, "the stuck pod read again for its new status", func() bool { return count("get", "stuck") == 2 })
 }
 
+// nodeForbidden is the Node authorizer's answer to reading a pod not bound to the node
+// (deleted a moment ago, or bound a moment ago).
+func nodeForbidden(name string) error {
+	return apierrors.NewForbidden(v1.Resource("pods"), name, errors.New("no relationship found between node 'n' and this object"))
+}
+
+// runManager runs m's writer until the test ends.
+func runManager(t *testing.T, m *Manager) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	if err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true,
@@ -500,17 +510,14 @@ func TestManagerRetriesFailedWriteWhenThePodChanges(t *testing.T) {
 	forbid.Store(true)
 	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if forbid.Load() {
-			return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "p", errors.New("no relationship found"))
+			return true, nil, nodeForbidden("p")
 		}
 		return false, nil, nil
 	})
 	m := NewManager(c)
 	m.retryEvery = time.Hour
 	m.Cached = func(string, string) *v1.Pod { return p }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runManager(t, m)
 	m.SetStatus(p, running(true))
 	waitFor(t, "the forbidden read", func() bool { return len(c.Actions()) == 1 })
 	forbid.Store(false)
